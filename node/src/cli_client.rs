@@ -1,0 +1,197 @@
+//! Client commands: `send`, `status` and `cluster status`, talking to any node's public gRPC API.
+
+use herald_api::v1::cluster_client::ClusterClient;
+use herald_api::v1::messaging_client::MessagingClient;
+use herald_api::v1::{
+    ClusterStatusRequest, GetMessageRequest, MessageState, Priority, SubmitRequest,
+};
+use tonic::transport::Channel;
+
+#[derive(clap::Args)]
+pub struct SendArgs {
+    /// A node's gRPC address, e.g. 127.0.0.1:7101.
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    /// Recipient mobile number; repeatable.
+    #[arg(long = "to", required = true)]
+    to: Vec<String>,
+    #[arg(long)]
+    text: String,
+    /// alarm, notification, customer-service or bulk.
+    #[arg(long, default_value = "notification")]
+    priority: String,
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
+    #[arg(long, default_value = "")]
+    client_ref: String,
+    #[arg(long, default_value = "")]
+    link: String,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    /// The message id `herald send` printed.
+    id: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ClusterStatusArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    #[arg(long)]
+    json: bool,
+}
+
+async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
+    let uri = if endpoint.starts_with("http") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    Channel::from_shared(uri)?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let priority = match args.priority.as_str() {
+        "alarm" => Priority::Alarm,
+        "notification" => Priority::Notification,
+        "customer-service" => Priority::CustomerService,
+        "bulk" => Priority::Bulk,
+        other => anyhow::bail!(
+            "--priority {other:?}: expected alarm, notification, customer-service or bulk"
+        ),
+    };
+    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let resp = client
+        .submit(SubmitRequest {
+            recipients: args.to,
+            text: args.text,
+            priority: priority as i32,
+            idempotency_key: args.idempotency_key,
+            client_ref: args.client_ref,
+            link: args.link,
+            validity_seconds: 0,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("{}", resp.message_id);
+    Ok(())
+}
+
+fn state_name(state: i32) -> &'static str {
+    MessageState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN")
+}
+
+fn time(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let m = client
+        .get_message(GetMessageRequest {
+            message_id: args.id,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.json {
+        let value = serde_json::json!({
+            "message_id": m.message_id,
+            "state": state_name(m.state),
+            "recipients": m.recipients,
+            "text": m.text,
+            "link": m.link,
+            "client_ref": m.client_ref,
+            "attempts": m.attempts,
+            "last_error": m.last_error,
+            "submitted_at_ms": m.submitted_at_ms,
+            "segments": m.segments.iter().map(|s| serde_json::json!({
+                "recipient": s.recipient, "part": s.part, "carrier_id": s.carrier_id,
+                "status": s.status, "report_status": s.report_status,
+            })).collect::<Vec<_>>(),
+            "timeline": m.timeline.iter().map(|e| serde_json::json!({
+                "at_ms": e.at_ms, "kind": e.kind, "detail": e.detail,
+            })).collect::<Vec<_>>(),
+            "answered_by": m.answered_by,
+            "applied_index": m.applied_index,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("message {}: {}", m.message_id, state_name(m.state));
+    println!("  to {} via {} (attempts {})", m.recipients.join(", "), m.link, m.attempts);
+    if !m.last_error.is_empty() {
+        println!("  last error: {}", m.last_error);
+    }
+    for e in &m.timeline {
+        println!("  {}  {:<17} {}", time(e.at_ms), e.kind, e.detail);
+    }
+    Ok(())
+}
+
+pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
+    let mut client = ClusterClient::new(channel(&args.endpoint).await?);
+    let s = client
+        .status(ClusterStatusRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.json {
+        let value = serde_json::json!({
+            "node_id": s.node_id,
+            "state": s.state,
+            "leader": s.leader,
+            "term": s.term,
+            "commit_index": s.commit_index,
+            "applied_index": s.applied_index,
+            "members": s.members.iter().map(|m| serde_json::json!({
+                "id": m.id, "grpc": m.grpc_addr, "raft": m.raft_addr, "voter": m.voter,
+            })).collect::<Vec<_>>(),
+            "links": s.links.iter().map(|l| serde_json::json!({
+                "link": l.link, "node": l.node, "epoch": l.epoch, "connected": l.connected,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "node {} ({}), leader {}, term {}, commit index {}, applied {}",
+        s.node_id,
+        s.state,
+        if s.leader == 0 { "unknown".to_string() } else { s.leader.to_string() },
+        s.term,
+        s.commit_index,
+        s.applied_index
+    );
+    for m in &s.members {
+        println!(
+            "  member {} grpc {} raft {}{}",
+            m.id,
+            m.grpc_addr,
+            m.raft_addr,
+            if m.id == s.leader { " (leader)" } else { "" }
+        );
+    }
+    for l in &s.links {
+        println!("  link {} on node {} (epoch {})", l.link, l.node, l.epoch);
+    }
+    Ok(())
+}

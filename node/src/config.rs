@@ -1,0 +1,181 @@
+//! A node's configuration file (TOML, kebab-case keys). `herald dev` writes working examples of it,
+//! and `examples/node1.toml` is the documented one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id; must appear in `peers`.
+    pub node_id: u64,
+    /// Where clients reach the public gRPC API (Messaging, Cluster).
+    pub grpc_listen: SocketAddr,
+    /// Where peers reach the internal gRPC service (Raft, forwarded writes).
+    pub raft_listen: SocketAddr,
+    /// RocksDB and snapshots live here.
+    pub data_dir: PathBuf,
+    /// Every member of the initial cluster, this node included.
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub links: Vec<LinkConfig>,
+    #[serde(default)]
+    pub raft: RaftTuning,
+    #[serde(default)]
+    pub messages: MessageLimits,
+    #[serde(default)]
+    pub placement: PlacementConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    /// The peer's public gRPC address (what `grpc-listen` is on that node).
+    pub grpc: String,
+    /// The peer's internal gRPC address (what `raft-listen` is on that node).
+    pub raft: String,
+}
+
+/// A carrier connection, configured by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LinkConfig {
+    pub name: String,
+    /// Only `cmpp` (CMPP 3.0) so far.
+    pub protocol: String,
+    pub address: String,
+    pub account: String,
+    pub secret: String,
+    #[serde(default)]
+    pub service_id: String,
+    #[serde(default)]
+    pub src_id: String,
+    #[serde(default = "default_window")]
+    pub max_window: usize,
+    #[serde(default = "default_rate")]
+    pub max_per_second: u32,
+}
+
+fn default_window() -> usize {
+    16
+}
+fn default_rate() -> u32 {
+    100
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    /// Kept well above the append latency of a slow shared disk, so a busy node is not voted out.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries; the log before it is then purged.
+    pub snapshot_logs: u64,
+    /// Log entries kept behind the last snapshot, so slightly lagging followers need no snapshot.
+    pub keep_logs: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            heartbeat_ms: 200,
+            election_timeout_min_ms: 1500,
+            election_timeout_max_ms: 3000,
+            snapshot_logs: 20_000,
+            keep_logs: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MessageLimits {
+    /// Longest accepted text, in characters (the signature included).
+    pub max_text_chars: usize,
+    pub max_recipients: usize,
+    /// Validity applied when a submission gives none.
+    pub default_validity_seconds: u64,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_text_chars: 1000,
+            max_recipients: 100,
+            default_validity_seconds: 48 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PlacementConfig {
+    /// A node the leader has not heard from for this long loses its links.
+    pub node_lost_after_ms: u64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            node_lost_after_ms: 3000,
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        let config: NodeConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cross-field rules.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.peers.iter().any(|p| p.id == self.node_id) {
+            anyhow::bail!(
+                "node-id {} is not among the peers (ids {:?})",
+                self.node_id,
+                self.peers.iter().map(|p| p.id).collect::<Vec<_>>()
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for link in &self.links {
+            if link.protocol != "cmpp" {
+                anyhow::bail!(
+                    "links.{}: protocol {:?} is not supported (supported: cmpp)",
+                    link.name,
+                    link.protocol
+                );
+            }
+            if link.name.is_empty() || link.name.contains('\0') {
+                anyhow::bail!("links: a link name must be non-empty text");
+            }
+            if !names.insert(&link.name) {
+                anyhow::bail!("links: the name {:?} is used twice", link.name);
+            }
+            if link.max_window == 0 || link.max_per_second == 0 {
+                anyhow::bail!(
+                    "links.{}: max-window and max-per-second must be at least 1",
+                    link.name
+                );
+            }
+        }
+        if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms * 2
+            || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
+        {
+            anyhow::bail!("raft: need heartbeat-ms * 2 < election-timeout-min-ms < election-timeout-max-ms");
+        }
+        Ok(())
+    }
+
+    pub fn link(&self, name: &str) -> Option<&LinkConfig> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}

@@ -1,0 +1,180 @@
+//! `herald dev`: a whole local cluster for a newcomer — N nodes and a CMPP carrier simulator as
+//! child processes on loopback, with the configuration files and `cluster.json` written to a folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::config::{LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning};
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Where configs, data, logs and cluster.json go.
+    #[arg(long, default_value = ".herald-dev")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Node i serves gRPC on 127.0.0.1:(port-base + i) and Raft on (port-base + 50 + i); the
+    /// simulator listens on (port-base + 99).
+    #[arg(long, default_value_t = 7100)]
+    port_base: u16,
+    /// Start from empty data directories.
+    #[arg(long)]
+    fresh: bool,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 || args.nodes > 9 {
+        anyhow::bail!("--nodes must be between 1 and 9");
+    }
+    if args.fresh && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)?;
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let exe = std::env::current_exe()?;
+    let base = args.port_base;
+    let sim_addr = format!("127.0.0.1:{}", base + 99);
+
+    let mut children: Vec<(String, Child)> = Vec::new();
+    let sim = Command::new(&exe)
+        .args(["sim", "cmpp", "--listen", &sim_addr, "--account", "900001:dev-secret"])
+        .arg("--record")
+        .arg(dir.join("sim-cmpp.jsonl"))
+        .stdout(log_file(&dir, "sim-cmpp.log")?)
+        .stderr(log_file(&dir, "sim-cmpp.log")?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let sim_pid = sim.id().unwrap_or(0);
+    children.push(("sim-cmpp".into(), sim));
+
+    let peers: Vec<PeerConfig> = (1..=args.nodes)
+        .map(|i| PeerConfig {
+            id: i,
+            grpc: format!("127.0.0.1:{}", base + i as u16),
+            raft: format!("127.0.0.1:{}", base + 50 + i as u16),
+        })
+        .collect();
+    let mut nodes_json = Vec::new();
+    for peer in &peers {
+        let config = NodeConfig {
+            node_id: peer.id,
+            grpc_listen: peer.grpc.parse()?,
+            raft_listen: peer.raft.parse()?,
+            data_dir: dir.join(format!("node{}", peer.id)),
+            peers: peers.clone(),
+            links: vec![LinkConfig {
+                name: "cmpp-sim".into(),
+                protocol: "cmpp".into(),
+                address: sim_addr.clone(),
+                account: "900001".into(),
+                secret: "dev-secret".into(),
+                service_id: "HERALD".into(),
+                src_id: "10690001".into(),
+                max_window: 16,
+                max_per_second: 500,
+            }],
+            raft: RaftTuning::default(),
+            messages: MessageLimits::default(),
+            placement: PlacementConfig::default(),
+        };
+        let path = dir.join(format!("node{}.toml", peer.id));
+        std::fs::write(&path, toml::to_string_pretty(&config)?)?;
+        let log = format!("node{}.log", peer.id);
+        let child = Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(&path)
+            .stdout(log_file(&dir, &log)?)
+            .stderr(log_file(&dir, &log)?)
+            .kill_on_drop(true)
+            .spawn()?;
+        nodes_json.push(serde_json::json!({
+            "id": peer.id, "grpc": peer.grpc, "raft": peer.raft, "pid": child.id().unwrap_or(0),
+            "config": path, "log": dir.join(log),
+        }));
+        children.push((format!("node{}", peer.id), child));
+    }
+    let cluster = serde_json::json!({
+        "nodes": nodes_json,
+        "simulators": [{"protocol": "cmpp", "addr": sim_addr, "pid": sim_pid,
+                        "record": dir.join("sim-cmpp.jsonl")}],
+    });
+    std::fs::write(dir.join("cluster.json"), serde_json::to_string_pretty(&cluster)?)?;
+
+    let first = &peers[0].grpc;
+    match wait_for_leader(first, Duration::from_secs(30)).await {
+        Some(leader) => {
+            println!("Herald dev cluster is up: {} nodes, leader is node {leader}.", args.nodes);
+            println!("  cluster file: {}", dir.join("cluster.json").display());
+            println!("  logs:         {}/*.log", dir.display());
+            println!("Try:");
+            println!("  herald send --endpoint {first} --to 13800138000 --text 'Hello from Herald'");
+            println!("  herald status --endpoint {first} <id printed by send>");
+            println!("  herald cluster status --endpoint {first}");
+            println!("Ctrl-C stops everything.");
+        }
+        None => println!(
+            "The cluster did not elect a leader within 30 s; see the logs in {}",
+            dir.display()
+        ),
+    }
+
+    tokio::select! {
+        _ = crate::server::shutdown_signal() => {}
+        (name, status) = first_exit(&mut children) => {
+            println!("{name} exited ({status}); stopping the others. See {}/{name}.log", dir.display());
+        }
+    }
+    for (_, child) in &mut children {
+        if let Some(pid) = child.id() {
+            // SIGTERM lets each process shut down cleanly; kill_on_drop is the backstop.
+            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+    for (_, child) in &mut children {
+        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+fn log_file(dir: &Path, name: &str) -> std::io::Result<Stdio> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))?;
+    Ok(Stdio::from(file))
+}
+
+async fn first_exit(children: &mut [(String, Child)]) -> (String, String) {
+    loop {
+        for (name, child) in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (name.clone(), status.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn wait_for_leader(endpoint: &str, limit: Duration) -> Option<u64> {
+    use herald_api::v1::cluster_client::ClusterClient;
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(mut client) = ClusterClient::connect(format!("http://{endpoint}")).await {
+            if let Ok(resp) = client
+                .status(herald_api::v1::ClusterStatusRequest {})
+                .await
+            {
+                let s = resp.into_inner();
+                if s.leader != 0 {
+                    return Some(s.leader);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    None
+}

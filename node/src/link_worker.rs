@@ -1,0 +1,403 @@
+//! Runs the carrier links this node holds: takes queued messages off the replicated queue, records
+//! each dispatch in the log *before* sending, sends through the protocol client within the link's
+//! window and rate, and records every carrier answer and delivery report as events.
+//!
+//! Crash points: a message is on the wire only after its `MessageDispatched` committed, so a node
+//! that dies leaves it in the link's in-flight set; the next holder (or this node after a restart)
+//! sends every in-flight message again. Segments already acknowledged by the carrier are skipped,
+//! so duplicates are bounded by the window of segments awaiting an answer when the node died.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use herald_protocols::client::{
+    ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
+};
+use herald_protocols::text::split_text;
+use herald_raft::events::{
+    event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
+    MessageDispatched, MessageExpired,
+};
+use herald_raft::records::{MessageRecord, SegmentStatus};
+use herald_raft::types::EventOutcome;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LinkConfig;
+use crate::context::Ctx;
+
+/// How long an acknowledgement or report is retried before it is given up (and the message is
+/// left to be resent by the next holder).
+const PERSIST_FOR: Duration = Duration::from_secs(120);
+
+/// Starts and stops link workers as the link table assigns links to and away from this node.
+pub async fn run_manager(ctx: Ctx, shutdown: CancellationToken) {
+    let mut running: HashMap<String, (u64, CancellationToken, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    let mut applied = ctx.applied.clone();
+    loop {
+        let table = match ctx.reader.links() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("reading the link table: {e}");
+                Default::default()
+            }
+        };
+        // Stop what is no longer ours (or ours under an older epoch).
+        running.retain(|name, (epoch, stop, _)| {
+            let keep = table
+                .holder(name)
+                .is_some_and(|h| h.node == ctx.id() && h.epoch == *epoch);
+            if !keep {
+                tracing::info!(link = %name, epoch = *epoch, "stopping link: assigned elsewhere");
+                stop.cancel();
+                ctx.set_link_connected(name, false);
+            }
+            keep
+        });
+        for holder in &table.links {
+            if holder.node != ctx.id() || running.contains_key(&holder.link) {
+                continue;
+            }
+            let Some(link) = ctx.config.link(&holder.link).cloned() else {
+                tracing::warn!(link = %holder.link, "assigned a link this node has no configuration for");
+                continue;
+            };
+            tracing::info!(link = %link.name, epoch = holder.epoch, "starting link");
+            let stop = shutdown.child_token();
+            let task = tokio::spawn(run_link(ctx.clone(), link, holder.epoch, stop.clone()));
+            running.insert(holder.link.clone(), (holder.epoch, stop, task));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    for (_, (_, stop, task)) in running {
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    }
+}
+
+fn settings(link: &LinkConfig) -> LinkSettings {
+    LinkSettings {
+        name: link.name.clone(),
+        addr: link.address.clone(),
+        account: link.account.clone(),
+        secret: link.secret.clone(),
+        service_id: link.service_id.clone(),
+        src_id: link.src_id.clone(),
+        window: link.max_window,
+        heartbeat_interval: Duration::from_secs(10),
+        response_timeout: Duration::from_secs(10),
+        reconnect_min: Duration::from_millis(200),
+        reconnect_max: Duration::from_secs(10),
+    }
+}
+
+/// What one link worker shares with its send tasks.
+struct LinkRun {
+    ctx: Ctx,
+    link: LinkConfig,
+    epoch: u64,
+    client: CmppClient,
+    limiter: DefaultDirectRateLimiter,
+    in_progress: Mutex<HashSet<u64>>,
+    stop: CancellationToken,
+}
+
+async fn run_link(ctx: Ctx, link: LinkConfig, epoch: u64, stop: CancellationToken) {
+    let (client, events) = CmppClient::start(settings(&link));
+    let rate = NonZeroU32::new(link.max_per_second).unwrap_or(NonZeroU32::MIN);
+    let run = Arc::new(LinkRun {
+        ctx: ctx.clone(),
+        link: link.clone(),
+        epoch,
+        client: client.clone(),
+        limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)),
+        in_progress: Mutex::new(HashSet::new()),
+        stop: stop.clone(),
+    });
+    let events_task = tokio::spawn(handle_client_events(run.clone(), events));
+    dispatch_loop(run.clone()).await;
+    client.shutdown().await;
+    events_task.abort();
+    ctx.set_link_connected(&link.name, false);
+}
+
+async fn dispatch_loop(run: Arc<LinkRun>) {
+    let ctx = &run.ctx;
+    let window = Arc::new(Semaphore::new(run.link.max_window.max(1)));
+    // Messages a previous holder (or this node before a restart) dispatched and the carrier never
+    // acknowledged: they go first.
+    let mut resend: Vec<u64> = ctx
+        .reader
+        .inflight(&run.link.name, usize::MAX)
+        .unwrap_or_default();
+    if !resend.is_empty() {
+        tracing::info!(link = %run.link.name, count = resend.len(), "resending in-flight messages");
+    }
+    let mut applied = ctx.applied.clone();
+    while !run.stop.is_cancelled() {
+        let free = window.available_permits();
+        if free == 0 || !run.client.is_connected() {
+            tokio::select! {
+                _ = run.stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
+            }
+        }
+        let candidates = next_candidates(&run, &mut resend, free);
+        if candidates.is_empty() {
+            tokio::select! {
+                _ = run.stop.cancelled() => break,
+                _ = applied.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            continue;
+        }
+        let now = now_ms();
+        let mut events = Vec::new();
+        let mut planned = Vec::new();
+        for msg in candidates {
+            if msg.expires_at_ms != 0 && msg.expires_at_ms <= now {
+                events.push(Event::new(
+                    now,
+                    Kind::Expired(MessageExpired { message_id: msg.id }),
+                ));
+                planned.push(None);
+                continue;
+            }
+            let parts = split_text(&msg.text).len() as u32;
+            events.push(Event::new(
+                now,
+                Kind::Dispatched(MessageDispatched {
+                    message_id: msg.id,
+                    link: run.link.name.clone(),
+                    node: ctx.id(),
+                    epoch: run.epoch,
+                    attempt: msg.attempts + 1,
+                    segments: parts * msg.recipients.len() as u32,
+                }),
+            ));
+            planned.push(Some(msg));
+        }
+        let ids: Vec<u64> = planned.iter().flatten().map(|m| m.id).collect();
+        if let Ok(mut set) = run.in_progress.lock() {
+            set.extend(ids.iter().copied());
+        }
+        let outcomes = match ctx.proposer.propose(events).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(link = %run.link.name, "dispatch not committed: {e}");
+                forget(&run, &ids);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        for (msg, outcome) in planned.into_iter().zip(outcomes) {
+            let Some(msg) = msg else { continue };
+            match outcome {
+                EventOutcome::Applied => {
+                    let Ok(permit) = window.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let run = run.clone();
+                    tokio::spawn(async move {
+                        let id = msg.id;
+                        send_message(&run, msg).await;
+                        forget(&run, &[id]);
+                        drop(permit);
+                    });
+                }
+                other => {
+                    tracing::debug!(link = %run.link.name, id = msg.id, "dispatch not applied: {other:?}");
+                    forget(&run, &[msg.id]);
+                }
+            }
+        }
+    }
+}
+
+fn forget(run: &LinkRun, ids: &[u64]) {
+    if let Ok(mut set) = run.in_progress.lock() {
+        for id in ids {
+            set.remove(id);
+        }
+    }
+}
+
+/// Up to `limit` messages to dispatch now: leftovers to resend first, then the queue in order.
+fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<MessageRecord> {
+    let busy = run
+        .in_progress
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut ids: Vec<u64> = Vec::new();
+    while ids.len() < limit {
+        match resend.pop() {
+            Some(id) if !busy.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    if ids.len() < limit {
+        let queued = run
+            .ctx
+            .reader
+            .queued(&run.link.name, limit + busy.len())
+            .unwrap_or_default();
+        let room = limit - ids.len();
+        let fresh: Vec<u64> = queued
+            .into_iter()
+            .filter(|id| !busy.contains(id) && !ids.contains(id))
+            .take(room)
+            .collect();
+        ids.extend(fresh);
+    }
+    ids.into_iter()
+        .filter_map(|id| run.ctx.reader.message(id).ok().flatten())
+        .filter(|m| !m.state().is_terminal())
+        .collect()
+}
+
+/// Sends every segment of `msg` the carrier has not acknowledged yet.
+async fn send_message(run: &LinkRun, msg: MessageRecord) {
+    let parts = split_text(&msg.text);
+    for (r, dest) in msg.recipients.iter().enumerate() {
+        for (p, part) in parts.iter().enumerate() {
+            let index = r * parts.len() + p;
+            let done = msg
+                .segments
+                .get(index)
+                .is_some_and(|s| s.status() != SegmentStatus::Pending);
+            if done {
+                continue;
+            }
+            let segment = OutboundSegment {
+                dest: dest.clone(),
+                segment: part.clone(),
+                registered_delivery: true,
+            };
+            if !send_segment(run, &msg, index as u32, segment).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Returns false when the rest of the message must not be sent (rejected, or the link stopped).
+async fn send_segment(run: &LinkRun, msg: &MessageRecord, index: u32, segment: OutboundSegment) -> bool {
+    let link = &run.link.name;
+    loop {
+        if run.stop.is_cancelled() {
+            return false;
+        }
+        run.limiter.until_ready().await;
+        match run.client.submit(segment.clone()).await {
+            Ok(SubmitOutcome::Accepted { carrier_id }) => {
+                let event = Event::new(
+                    now_ms(),
+                    Kind::CarrierAccepted(CarrierAccepted {
+                        message_id: msg.id,
+                        link: link.clone(),
+                        segment: index,
+                        carrier_id,
+                    }),
+                );
+                if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                    tracing::error!(%link, id = msg.id, "carrier acknowledgement not recorded: {e}");
+                    return false;
+                }
+                return true;
+            }
+            Ok(SubmitOutcome::Rejected {
+                code,
+                retryable,
+                description,
+            }) => {
+                let event = Event::new(
+                    now_ms(),
+                    Kind::CarrierRejected(CarrierRejected {
+                        message_id: msg.id,
+                        link: link.clone(),
+                        segment: index,
+                        code,
+                        retryable,
+                        description,
+                    }),
+                );
+                if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                    tracing::error!(%link, id = msg.id, "carrier rejection not recorded: {e}");
+                }
+                if retryable {
+                    // Flow control or a passing fault: give the carrier room before the message
+                    // is offered again.
+                    let pause = Duration::from_millis(200 * u64::from(msg.attempts.max(1)));
+                    tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
+                }
+                return false;
+            }
+            Err(SendError::Closed) => return false,
+            Err(e) => {
+                // Transport trouble: the segment may or may not have reached the carrier. Send it
+                // again once the link is back (a possible duplicate, bounded by the window).
+                tracing::debug!(%link, id = msg.id, "segment not acknowledged: {e}; retrying");
+                tokio::select! {
+                    _ = run.stop.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn handle_client_events(
+    run: Arc<LinkRun>,
+    mut events: tokio::sync::mpsc::Receiver<ClientEvent>,
+) {
+    let link = run.link.name.clone();
+    let reports_in_flight = Arc::new(Semaphore::new(1024));
+    while let Some(event) = events.recv().await {
+        match event {
+            ClientEvent::Connected => {
+                tracing::info!(%link, "link connected");
+                run.ctx.set_link_connected(&link, true);
+            }
+            ClientEvent::Disconnected { reason } => {
+                tracing::warn!(%link, %reason, "link down");
+                run.ctx.set_link_connected(&link, false);
+            }
+            ClientEvent::Report(report) => {
+                let event = Event::new(
+                    now_ms(),
+                    Kind::DeliveryReported(DeliveryReported {
+                        link: link.clone(),
+                        carrier_id: report.carrier_id,
+                        dest: report.dest,
+                        status: report.stat,
+                        delivered: report.delivered,
+                        carrier_time: report.done_time,
+                    }),
+                );
+                let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let run = run.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                        tracing::error!(link = %run.link.name, "delivery report not recorded: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            ClientEvent::Mo(mo) => {
+                tracing::info!(%link, src = %mo.src, dest = %mo.dest, "mobile-originated message received (MO routing is not built yet)");
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Group commit and leader forwarding for every write this node makes.
+//!
+//! Callers hand in events and wait for their outcomes. One task drains whatever is waiting into a
+//! single `EventBatch`, so concurrent submits share one Raft entry and one fsync; several batches
+//! may be in flight at once. On a follower the batch is forwarded to the leader's internal service.
+//! A batch is retried (on a new leader) only while that is safe: every event Herald proposes is
+//! idempotent under replay — submissions carry an idempotency key, the rest are re-applied as no-ops.
+
+use openraft::async_runtime::WatchReceiver as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_api::v1::internal_client::InternalClient;
+use herald_raft::events::{Event, EventBatch};
+use herald_raft::network::{
+    internal_channel, internal_client, propose_local, propose_remote, ProposeError,
+};
+use herald_raft::types::{EventOutcome, NodeId, Raft};
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
+use tonic::transport::Channel;
+
+/// Most events in one Raft entry.
+const MAX_BATCH_EVENTS: usize = 4096;
+/// Batches being committed at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 16;
+
+struct Pending {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>,
+}
+
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    /// `deadline` bounds how long one batch keeps looking for a leader before failing retryably.
+    pub fn start(raft: Raft, deadline: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(65_536);
+        let forwarder = Arc::new(Forwarder {
+            raft,
+            clients: Mutex::new(HashMap::new()),
+            deadline,
+        });
+        tokio::spawn(batch_loop(rx, forwarder));
+        Proposer { tx }
+    }
+
+    /// Proposes `events` and returns their outcomes, in order, once committed and applied.
+    pub async fn propose(&self, events: Vec<Event>) -> Result<Vec<EventOutcome>, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { events, reply })
+            .await
+            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?;
+        rx.await
+            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?
+    }
+
+    /// Like [`Proposer::propose`], retrying retryable failures until `give_up` passes. For events
+    /// that must not be dropped (carrier acknowledgements, delivery reports).
+    pub async fn propose_persistently(
+        &self,
+        events: Vec<Event>,
+        give_up: Duration,
+    ) -> Result<Vec<EventOutcome>, ProposeError> {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.propose(events.clone()).await {
+                Err(e) if e.is_retryable() && start.elapsed() < give_up => {
+                    tracing::debug!("retrying a proposal: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a free slot first: while all slots are busy, more callers pile up and the next
+        // batch grows, which is exactly the group commit we want under load.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < MAX_BATCH_EVENTS {
+            match rx.try_recv() {
+                Ok(p) => {
+                    count += p.events.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let forwarder = forwarder.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let events: Vec<Event> = batch.iter().flat_map(|p| p.events.clone()).collect();
+            let encoded = EventBatch { events }.encode_to_vec();
+            let result = forwarder.commit(encoded).await;
+            let mut outcomes = match result {
+                Ok(resp) => Ok(resp.outcomes.into_iter()),
+                Err(e) => Err(e),
+            };
+            for pending in batch {
+                let reply = match &mut outcomes {
+                    Ok(iter) => {
+                        let mine: Vec<EventOutcome> = iter.by_ref().take(pending.events.len()).collect();
+                        if mine.len() == pending.events.len() {
+                            Ok(mine)
+                        } else {
+                            Err(ProposeError::Failed("the leader answered too few outcomes".into()))
+                        }
+                    }
+                    Err(e) => Err(clone_err(e)),
+                };
+                let _ = pending.reply.send(reply);
+            }
+        });
+    }
+}
+
+fn clone_err(e: &ProposeError) -> ProposeError {
+    match e {
+        ProposeError::NotLeader { leader } => ProposeError::NotLeader { leader: *leader },
+        ProposeError::NoLeader => ProposeError::NoLeader,
+        ProposeError::Unreachable(s) => ProposeError::Unreachable(s.clone()),
+        ProposeError::Failed(s) => ProposeError::Failed(s.clone()),
+    }
+}
+
+/// Sends a batch to wherever the leader is.
+struct Forwarder {
+    raft: Raft,
+    clients: Mutex<HashMap<NodeId, InternalClient<Channel>>>,
+    deadline: Duration,
+}
+
+impl Forwarder {
+    async fn commit(
+        &self,
+        batch: Vec<u8>,
+    ) -> Result<herald_raft::types::ApplyResponse, ProposeError> {
+        let start = Instant::now();
+        let mut last_err = ProposeError::NoLeader;
+        while start.elapsed() < self.deadline {
+            let leader = self.raft.metrics().borrow_watched().current_leader;
+            let result = match leader {
+                None => Err(ProposeError::NoLeader),
+                Some(id) if id == *self.raft.node_id() => propose_local(&self.raft, batch.clone()).await,
+                Some(id) => match self.client_for(id).await {
+                    Some(mut client) => {
+                        let left = self.deadline.saturating_sub(start.elapsed()).max(Duration::from_millis(100));
+                        propose_remote(&mut client, batch.clone(), left).await
+                    }
+                    None => Err(ProposeError::Unreachable(format!("no address known for node {id}"))),
+                },
+            };
+            match result {
+                Ok(resp) => return Ok(resp),
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!("proposal not committed yet: {e}");
+                    last_err = e;
+                    self.wait_for_leader_change(leader).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err)
+    }
+
+    /// Waits (briefly) until the known leader differs from `seen`, or a short pause passes.
+    async fn wait_for_leader_change(&self, seen: Option<NodeId>) {
+        let mut metrics = self.raft.metrics();
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            loop {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+                let now = metrics.borrow_watched().current_leader;
+                if now.is_some() && now != seen {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn client_for(&self, id: NodeId) -> Option<InternalClient<Channel>> {
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&id) {
+            return Some(c.clone());
+        }
+        let addr = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.raft_addr.clone())?
+        };
+        let client = internal_client(internal_channel(&addr).ok()?);
+        clients.insert(id, client.clone());
+        Some(client)
+    }
+}

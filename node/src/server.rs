@@ -1,0 +1,130 @@
+//! Starts one node: opens its RocksDB, starts Raft, serves the public and internal gRPC services,
+//! joins or initialises the cluster, and runs the leader's placement and this node's links.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_api::v1::cluster_server::ClusterServer;
+use herald_api::v1::internal_server::InternalServer;
+use herald_api::v1::messaging_server::MessagingServer;
+use herald_raft::log_store::LogStore;
+use herald_raft::network::{InternalService, NetworkFactory, MAX_INTERNAL_MESSAGE};
+use herald_raft::reader::ProjectionReader;
+use herald_raft::state_machine::StateMachineStore;
+use herald_raft::types::{Member, Raft};
+use tokio_util::sync::CancellationToken;
+
+use crate::api_service::{ClusterService, MessagingService};
+use crate::config::NodeConfig;
+use crate::context::NodeContext;
+use crate::proposer::Proposer;
+use crate::{link_worker, placement};
+
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = herald_raft::db::open(&config.data_dir.join("db"))
+        .map_err(|e| anyhow::anyhow!("opening RocksDB in {}: {e}", config.data_dir.display()))?;
+    let log_store = LogStore::new(db.clone());
+    let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?;
+    let applied = state_machine.subscribe_applied();
+
+    let raft_config = openraft::Config {
+        cluster_name: "herald".into(),
+        heartbeat_interval: config.raft.heartbeat_ms,
+        election_timeout_min: config.raft.election_timeout_min_ms,
+        election_timeout_max: config.raft.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_logs),
+        max_in_snapshot_log_to_keep: config.raft.keep_logs,
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    let raft_config = Arc::new(raft_config.validate()?);
+    let raft: Raft = openraft::Raft::new(
+        config.node_id,
+        raft_config,
+        NetworkFactory,
+        log_store,
+        state_machine,
+    )
+    .await?;
+
+    let proposer = Proposer::start(raft.clone(), Duration::from_secs(10));
+    let ctx = Arc::new(NodeContext {
+        config: config.clone(),
+        raft: raft.clone(),
+        proposer,
+        reader: ProjectionReader::new(db.clone()),
+        applied,
+        link_connected: Default::default(),
+    });
+    let shutdown = CancellationToken::new();
+
+    let internal = tonic::transport::Server::builder()
+        .add_service(
+            InternalServer::new(InternalService::new(raft.clone()))
+                .max_decoding_message_size(MAX_INTERNAL_MESSAGE)
+                .max_encoding_message_size(MAX_INTERNAL_MESSAGE),
+        )
+        .serve_with_shutdown(config.raft_listen, shutdown.clone().cancelled_owned());
+    let public = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(MessagingServer::new(MessagingService::new(ctx.clone())))
+        .add_service(ClusterServer::new(ClusterService::new(ctx.clone())))
+        .serve_with_shutdown(config.grpc_listen, shutdown.clone().cancelled_owned());
+    let internal_task = tokio::spawn(internal);
+    let public_task = tokio::spawn(public);
+
+    // Every founding member proposes the same initial membership; openraft accepts it once (on an
+    // empty log) and the rest learn it by replication. A restarted node has a log and skips this.
+    if !raft.is_initialized().await? {
+        let members: BTreeMap<u64, Member> = config
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    Member {
+                        raft_addr: p.raft.clone(),
+                        grpc_addr: p.grpc.clone(),
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::info!("cluster initialisation left to another member: {e}");
+        }
+    }
+
+    tokio::spawn(placement::run(ctx.clone()));
+    let links = tokio::spawn(link_worker::run_manager(ctx.clone(), shutdown.clone()));
+    tracing::info!(
+        node = config.node_id,
+        grpc = %config.grpc_listen,
+        raft = %config.raft_listen,
+        "herald node started"
+    );
+
+    tokio::select! {
+        r = internal_task => tracing::error!("internal gRPC server stopped: {r:?}"),
+        r = public_task => tracing::error!("public gRPC server stopped: {r:?}"),
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), links).await;
+    let _ = raft.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

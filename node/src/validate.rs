@@ -1,0 +1,145 @@
+//! Checks a submission before anything is proposed: bad input gets `INVALID_ARGUMENT` naming the
+//! field and the rule, and nothing is written.
+
+use herald_api::v1::{Priority, SubmitRequest};
+use tonic::Status;
+
+use crate::config::NodeConfig;
+
+/// A submission that passed every check, normalised.
+pub struct ValidSubmission {
+    pub recipients: Vec<String>,
+    pub text: String,
+    /// 0 = alarm … 3 = bulk.
+    pub priority: u32,
+    pub link: String,
+    pub validity_seconds: u64,
+}
+
+fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {rule}"))
+}
+
+/// Accepts 11-digit Chinese mobile numbers (1[3-9]…, optionally prefixed +86 or 86) and E.164
+/// numbers (+ then 7 to 15 digits). Returns the number as the carrier expects it.
+pub fn normalise_mobile(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let chinese = |t: &str| {
+        t.len() == 11 && all_digits(t) && t.as_bytes()[0] == b'1' && (b'3'..=b'9').contains(&t.as_bytes()[1])
+    };
+    if let Some(rest) = s.strip_prefix("+86").or_else(|| s.strip_prefix("86").filter(|r| r.len() == 11)) {
+        return chinese(rest).then(|| rest.to_string());
+    }
+    if chinese(s) {
+        return Some(s.to_string());
+    }
+    if let Some(rest) = s.strip_prefix('+') {
+        if (7..=15).contains(&rest.len()) && all_digits(rest) && !rest.starts_with('0') {
+            return Some(s.to_string());
+        }
+    }
+    None
+}
+
+pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmission, Status> {
+    let limits = &config.messages;
+    if req.recipients.is_empty() {
+        return Err(invalid("recipients", "at least one recipient is required"));
+    }
+    if req.recipients.len() > limits.max_recipients {
+        return Err(invalid(
+            "recipients",
+            format!("at most {} recipients per message, got {}", limits.max_recipients, req.recipients.len()),
+        ));
+    }
+    let mut recipients = Vec::with_capacity(req.recipients.len());
+    for (i, raw) in req.recipients.iter().enumerate() {
+        let number = normalise_mobile(raw).ok_or_else(|| {
+            invalid(
+                &format!("recipients[{i}]"),
+                format!("{raw:?} is not a mobile number (11-digit Chinese mobile number, or + and 7-15 digits)"),
+            )
+        })?;
+        recipients.push(number);
+    }
+    if req.text.trim().is_empty() {
+        return Err(invalid("text", "must not be empty"));
+    }
+    let chars = req.text.chars().count();
+    if chars > limits.max_text_chars {
+        return Err(invalid(
+            "text",
+            format!("at most {} characters, got {chars}", limits.max_text_chars),
+        ));
+    }
+    if req.text.contains('\0') {
+        return Err(invalid("text", "must not contain NUL characters"));
+    }
+    let priority = match Priority::try_from(req.priority) {
+        Ok(Priority::Alarm) => 0,
+        Ok(Priority::Notification) | Ok(Priority::Unspecified) => 1,
+        Ok(Priority::CustomerService) => 2,
+        Ok(Priority::Bulk) => 3,
+        Err(_) => return Err(invalid("priority", format!("unknown priority {}", req.priority))),
+    };
+    let link = if req.link.is_empty() {
+        config
+            .links
+            .first()
+            .map(|l| l.name.clone())
+            .ok_or_else(|| Status::failed_precondition("no carrier link is configured on this cluster"))?
+    } else if config.link(&req.link).is_some() {
+        req.link.clone()
+    } else {
+        return Err(invalid(
+            "link",
+            format!(
+                "unknown link {:?} (configured: {})",
+                req.link,
+                config.links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    if req.idempotency_key.len() > 128 {
+        return Err(invalid("idempotency_key", "at most 128 bytes"));
+    }
+    if req.client_ref.len() > 128 {
+        return Err(invalid("client_ref", "at most 128 bytes"));
+    }
+    let validity_seconds = if req.validity_seconds == 0 {
+        limits.default_validity_seconds
+    } else {
+        u64::from(req.validity_seconds)
+    };
+    Ok(ValidSubmission {
+        recipients,
+        text: req.text.clone(),
+        priority,
+        link,
+        validity_seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_mobile;
+
+    #[test]
+    fn mobile_numbers() {
+        for (raw, want) in [
+            ("13800138000", Some("13800138000")),
+            ("+8613800138000", Some("13800138000")),
+            ("8613800138000", Some("13800138000")),
+            ("+447911123456", Some("+447911123456")),
+            ("12800138000", None),
+            ("1380013800", None),
+            ("138001380001", None),
+            ("abc", None),
+            ("", None),
+            ("+0123456789", None),
+        ] {
+            assert_eq!(normalise_mobile(raw).as_deref(), want, "{raw}");
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The CMPP 3.0 SP-side client: one long-lived link to a carrier gateway that submits segments
+//! and hands status reports and mobile-originated messages to the application as events.
+//!
+//! Connection handling (window, heartbeats, reconnects) is the generic [`crate::session`]
+//! engine; this module supplies the CMPP-specific PDUs and maps results. It does not retry:
+//! deciding whether and when to resend a segment is the caller's job, guided by
+//! [`SubmitOutcome::Rejected::retryable`] and [`SendError`].
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+
+use crate::cmpp::{
+    self, auth, Body, CmppCodec, CmppError, Connect, Deliver, DeliverContent, DeliverResp, Pdu,
+    Submit,
+};
+pub use crate::session::SendError;
+use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::text::{self, Segment};
+
+/// Result code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending
+/// (a field does not fit its CMPP width) or answered with an unexpected PDU.
+pub const LOCAL_REJECT: u32 = u32::MAX;
+
+#[derive(Clone)]
+pub struct LinkSettings {
+    /// Link name, for logs.
+    pub name: String,
+    /// "127.0.0.1:7890".
+    pub addr: String,
+    /// Source_Addr (SP id, 6 chars).
+    pub account: String,
+    pub secret: String,
+    /// May be empty.
+    pub service_id: String,
+    /// SP number used as Src_Id; empty means `account`.
+    pub src_id: String,
+    /// Maximum unacknowledged submits.
+    pub window: usize,
+    /// ACTIVE_TEST is sent after this long without inbound traffic.
+    pub heartbeat_interval: Duration,
+    pub response_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl fmt::Debug for LinkSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkSettings")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("account", &self.account)
+            .field("secret", &"<redacted>")
+            .field("service_id", &self.service_id)
+            .field("src_id", &self.src_id)
+            .field("window", &self.window)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("response_timeout", &self.response_timeout)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSegment {
+    pub dest: String,
+    pub segment: Segment,
+    pub registered_delivery: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// `carrier_id` is the CMPP Msg_Id in decimal, as in status reports.
+    Accepted { carrier_id: String },
+    Rejected {
+        code: u32,
+        retryable: bool,
+        description: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Connected,
+    /// The link went down, or an attempt to connect or log in failed (sent after every failed
+    /// attempt, so a link that cannot log in keeps reporting why).
+    Disconnected {
+        reason: String,
+    },
+    Report(DeliveryReport),
+    Mo(MoMessage),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// The Msg_Id in decimal, equal to the `carrier_id` of the accepted submit.
+    pub carrier_id: String,
+    pub dest: String,
+    /// Raw Stat: DELIVRD, UNDELIV, EXPIRED, REJECTD, …
+    pub stat: String,
+    pub delivered: bool,
+    pub submit_time: String,
+    pub done_time: String,
+}
+
+/// One mobile-originated message part (parts of a concatenated MO are not reassembled here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoMessage {
+    pub src: String,
+    pub dest: String,
+    pub text: String,
+    pub carrier_id: String,
+}
+
+/// A CMPP 3.0 client link. Cloning shares the link.
+#[derive(Clone)]
+pub struct CmppClient {
+    engine: Engine<CmppLink>,
+}
+
+impl CmppClient {
+    /// Spawns the connection task (connect + login, reconnect with backoff forever until
+    /// shutdown). Must be called within a Tokio runtime. Dropping every clone also stops the
+    /// link. Read the events promptly: while the queue (1024) is full the link stops reading.
+    pub fn start(settings: LinkSettings) -> (CmppClient, mpsc::Receiver<ClientEvent>) {
+        let engine_settings = EngineSettings {
+            name: settings.name.clone(),
+            addr: settings.addr.clone(),
+            window: settings.window,
+            heartbeat_interval: settings.heartbeat_interval,
+            response_timeout: settings.response_timeout,
+            reconnect_min: settings.reconnect_min,
+            reconnect_max: settings.reconnect_max,
+        };
+        let link = CmppLink {
+            settings,
+            last_authenticator: Mutex::new([0; 16]),
+        };
+        let (engine, events) = Engine::start(engine_settings, link);
+        (CmppClient { engine }, events)
+    }
+
+    /// Waits for a window slot (and for a live connection, up to response_timeout), sends
+    /// SUBMIT, awaits SUBMIT_RESP.
+    pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        let submit = match self.build_submit(&seg) {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(SubmitOutcome::Rejected {
+                    code: LOCAL_REJECT,
+                    retryable: false,
+                    description: format!("not sent: {e}"),
+                })
+            }
+        };
+        let response = self
+            .engine
+            .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
+            .await?;
+        Ok(match response.body {
+            Body::SubmitResp(r) if r.result == 0 => SubmitOutcome::Accepted {
+                carrier_id: r.msg_id.to_string(),
+            },
+            Body::SubmitResp(r) => {
+                let (retryable, description) = cmpp::submit_result(r.result);
+                SubmitOutcome::Rejected {
+                    code: r.result,
+                    retryable,
+                    description: description.to_string(),
+                }
+            }
+            other => SubmitOutcome::Rejected {
+                code: LOCAL_REJECT,
+                retryable: true,
+                description: format!("unexpected response {:#010x} to SUBMIT", other.command_id()),
+            },
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.engine.is_connected()
+    }
+
+    /// Sends TERMINATE, waits briefly for TERMINATE_RESP, stops reconnecting.
+    pub async fn shutdown(&self) {
+        self.engine.shutdown().await;
+    }
+
+    /// Builds the SUBMIT and checks that it encodes, so a field that does not fit is refused
+    /// here instead of breaking the connection when the writer meets it.
+    fn build_submit(&self, seg: &OutboundSegment) -> Result<Submit, CmppError> {
+        let s = &self.engine_link().settings;
+        let src_id = if s.src_id.is_empty() {
+            &s.account
+        } else {
+            &s.src_id
+        };
+        let submit = Submit {
+            msg_id: 0,
+            pk_total: seg.segment.total,
+            pk_number: seg.segment.number,
+            registered_delivery: u8::from(seg.registered_delivery),
+            msg_level: 1,
+            service_id: s.service_id.clone(),
+            // Charge the SP (2), free of charge (FeeType 01): Herald does not bill subscribers.
+            fee_user_type: 2,
+            fee_terminal_id: String::new(),
+            fee_terminal_type: 0,
+            tp_pid: 0,
+            tp_udhi: u8::from(seg.segment.udhi),
+            msg_fmt: seg.segment.data_coding,
+            msg_src: s.account.clone(),
+            fee_type: "01".into(),
+            fee_code: "000000".into(),
+            valid_time: String::new(),
+            at_time: String::new(),
+            src_id: src_id.clone(),
+            dest_terminal_ids: vec![seg.dest.clone()],
+            dest_terminal_type: 0,
+            msg_content: seg.segment.payload.clone(),
+            link_id: String::new(),
+        };
+        let probe = Pdu::new(0, Body::Submit(Box::new(submit)));
+        probe.encode(&mut BytesMut::new())?;
+        match probe.body {
+            Body::Submit(s) => Ok(*s),
+            _ => unreachable!("built as a SUBMIT just above"),
+        }
+    }
+
+    fn engine_link(&self) -> &CmppLink {
+        self.engine.protocol()
+    }
+}
+
+/// The CMPP side of the session engine.
+struct CmppLink {
+    settings: LinkSettings,
+    /// AuthenticatorSource of the last CONNECT, to verify the gateway's AuthenticatorISMG.
+    last_authenticator: Mutex<[u8; 16]>,
+}
+
+impl LinkProtocol for CmppLink {
+    type Pdu = Pdu;
+    type Event = ClientEvent;
+    type Error = CmppError;
+    type Codec = CmppCodec;
+
+    fn codec(&self) -> CmppCodec {
+        CmppCodec
+    }
+
+    fn login_request(&self, sequence: u32) -> Pdu {
+        let timestamp = auth::timestamp(&chrono::Local::now());
+        let authenticator =
+            auth::authenticator_source(&self.settings.account, &self.settings.secret, timestamp);
+        if let Ok(mut last) = self.last_authenticator.lock() {
+            *last = authenticator;
+        }
+        Pdu::new(
+            sequence,
+            Body::Connect(Connect {
+                source_addr: self.settings.account.clone(),
+                authenticator_source: authenticator,
+                version: cmpp::VERSION_3_0,
+                timestamp,
+            }),
+        )
+    }
+
+    fn check_login(&self, response: Pdu) -> Result<(), String> {
+        let Body::ConnectResp(resp) = response.body else {
+            return Err(format!(
+                "expected CONNECT_RESP, got command {:#010x}",
+                response.body.command_id()
+            ));
+        };
+        if resp.status != 0 {
+            let meaning = match resp.status {
+                1 => "message structure error",
+                2 => "illegal source address",
+                3 => "authentication failed",
+                4 => "version too high",
+                _ => "other error",
+            };
+            return Err(format!("CONNECT_RESP Status {} ({meaning})", resp.status));
+        }
+        let expected = self
+            .last_authenticator
+            .lock()
+            .map(|a| auth::authenticator_ismg(0, &a, &self.settings.secret))
+            .ok();
+        if expected != Some(resp.authenticator_ismg) {
+            // Gateways differ in how they compute it (1- or 4-byte Status); not worth a refusal.
+            tracing::debug!(link = %self.settings.name, "AuthenticatorISMG does not match");
+        }
+        Ok(())
+    }
+
+    fn classify(&self, pdu: Pdu) -> Inbound<Pdu, ClientEvent> {
+        let sequence = pdu.sequence_id;
+        match pdu.body {
+            Body::ActiveTest => Inbound::Request {
+                reply: Some(Pdu::new(sequence, Body::ActiveTestResp)),
+                event: None,
+            },
+            Body::Terminate => Inbound::Close {
+                reply: Some(Pdu::new(sequence, Body::TerminateResp)),
+            },
+            Body::Deliver(d) => Inbound::Request {
+                reply: Some(Pdu::new(
+                    sequence,
+                    Body::DeliverResp(DeliverResp {
+                        msg_id: d.msg_id,
+                        result: 0,
+                    }),
+                )),
+                event: Some(deliver_event(*d)),
+            },
+            body if body.is_response() => Inbound::Response {
+                sequence,
+                pdu: Pdu::new(sequence, body),
+            },
+            other => {
+                tracing::warn!(
+                    link = %self.settings.name,
+                    command = other.command_id(),
+                    "ignoring a request the SP side does not serve"
+                );
+                Inbound::Request {
+                    reply: None,
+                    event: None,
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&self, sequence: u32) -> Pdu {
+        Pdu::new(sequence, Body::ActiveTest)
+    }
+
+    fn terminate(&self, sequence: u32) -> Pdu {
+        Pdu::new(sequence, Body::Terminate)
+    }
+
+    fn link_event(&self, state: LinkState) -> ClientEvent {
+        match state {
+            LinkState::Up => ClientEvent::Connected,
+            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
+        }
+    }
+}
+
+fn deliver_event(d: Deliver) -> ClientEvent {
+    match d.content {
+        DeliverContent::Report(r) => ClientEvent::Report(DeliveryReport {
+            carrier_id: r.msg_id.to_string(),
+            dest: r.dest_terminal_id,
+            delivered: r.stat == "DELIVRD",
+            stat: r.stat,
+            submit_time: r.submit_time,
+            done_time: r.done_time,
+        }),
+        DeliverContent::Message(content) => {
+            let (_, text) = text::decode_payload(d.msg_fmt, d.tp_udhi != 0, &content);
+            ClientEvent::Mo(MoMessage {
+                src: d.src_terminal_id,
+                dest: d.dest_id,
+                text,
+                carrier_id: d.msg_id.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmpp::StatusReport;
+
+    fn deliver(content: DeliverContent, udhi: u8, fmt: u8) -> Deliver {
+        Deliver {
+            msg_id: 99,
+            dest_id: "1065901234".into(),
+            service_id: String::new(),
+            tp_pid: 0,
+            tp_udhi: udhi,
+            msg_fmt: fmt,
+            src_terminal_id: "13800138000".into(),
+            src_terminal_type: 0,
+            content,
+            link_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn report_becomes_event_with_decimal_id() {
+        let ev = deliver_event(deliver(
+            DeliverContent::Report(StatusReport {
+                msg_id: 1234567890123,
+                stat: "UNDELIV".into(),
+                submit_time: "2511250701".into(),
+                done_time: "2511250702".into(),
+                dest_terminal_id: "13800138000".into(),
+                smsc_sequence: 1,
+            }),
+            0,
+            0,
+        ));
+        assert_eq!(
+            ev,
+            ClientEvent::Report(DeliveryReport {
+                carrier_id: "1234567890123".into(),
+                dest: "13800138000".into(),
+                stat: "UNDELIV".into(),
+                delivered: false,
+                submit_time: "2511250701".into(),
+                done_time: "2511250702".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn mo_text_is_decoded_without_udh() {
+        let ev = deliver_event(deliver(
+            DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
+            1,
+            8,
+        ));
+        assert_eq!(
+            ev,
+            ClientEvent::Mo(MoMessage {
+                src: "13800138000".into(),
+                dest: "1065901234".into(),
+                text: "你".into(),
+                carrier_id: "99".into(),
+            })
+        );
+    }
+}

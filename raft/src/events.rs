@@ -1,0 +1,197 @@
+//! The event log's vocabulary: every state change of a message or a link is one of these events.
+//!
+//! Events are protobuf messages (prost), written here with explicit field tags instead of generated
+//! from a `.proto` file: the tags are the wire contract, so a field may be added under a new tag and a
+//! node of the next version still reads what this one wrote. Never reuse or renumber a tag.
+
+/// One Raft entry's payload: events proposed together (group commit) and applied in order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventBatch {
+    #[prost(message, repeated, tag = "1")]
+    pub events: Vec<Event>,
+}
+
+/// One event, stamped with the proposer's wall clock.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch, taken where the event was observed.
+    #[prost(uint64, tag = "1")]
+    pub at_ms: u64,
+    #[prost(oneof = "event::Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    pub kind: Option<event::Kind>,
+}
+
+pub mod event {
+    /// What happened.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "2")]
+        Submitted(super::MessageSubmitted),
+        #[prost(message, tag = "3")]
+        Dispatched(super::MessageDispatched),
+        #[prost(message, tag = "4")]
+        CarrierAccepted(super::CarrierAccepted),
+        #[prost(message, tag = "5")]
+        CarrierRejected(super::CarrierRejected),
+        #[prost(message, tag = "6")]
+        DeliveryReported(super::DeliveryReported),
+        #[prost(message, tag = "7")]
+        Expired(super::MessageExpired),
+        #[prost(message, tag = "8")]
+        LinkAssigned(super::LinkAssigned),
+        #[prost(message, tag = "9")]
+        Canceled(super::MessageCanceled),
+    }
+}
+
+/// A client's submission, validated before it was proposed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageSubmitted {
+    /// The submitting system (from its credentials; "anonymous" without).
+    #[prost(string, tag = "1")]
+    pub client_id: String,
+    /// Empty when the client gave none.
+    #[prost(string, tag = "2")]
+    pub idempotency_key: String,
+    #[prost(string, tag = "3")]
+    pub client_ref: String,
+    #[prost(string, repeated, tag = "4")]
+    pub recipients: Vec<String>,
+    #[prost(string, tag = "5")]
+    pub text: String,
+    /// 0 = most urgent (alarm) … 3 = bulk.
+    #[prost(uint32, tag = "6")]
+    pub priority: u32,
+    /// The link chosen for this message.
+    #[prost(string, tag = "7")]
+    pub link: String,
+    /// The message expires at this time (ms since epoch); 0 = never.
+    #[prost(uint64, tag = "8")]
+    pub expires_at_ms: u64,
+}
+
+/// A link holder took a message off the queue and is about to send it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageDispatched {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    #[prost(uint64, tag = "3")]
+    pub node: u64,
+    /// The holder's assignment epoch: a dispatch from an older epoch is fenced (ignored).
+    #[prost(uint64, tag = "4")]
+    pub epoch: u64,
+    #[prost(uint32, tag = "5")]
+    pub attempt: u32,
+    /// How many carrier submissions (recipients × parts) the message takes on this link.
+    #[prost(uint32, tag = "6")]
+    pub segments: u32,
+}
+
+/// The carrier acknowledged one segment and gave it an id.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CarrierAccepted {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    #[prost(uint32, tag = "3")]
+    pub segment: u32,
+    #[prost(string, tag = "4")]
+    pub carrier_id: String,
+}
+
+/// The carrier refused one segment.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CarrierRejected {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    #[prost(uint32, tag = "3")]
+    pub segment: u32,
+    #[prost(uint32, tag = "4")]
+    pub code: u32,
+    #[prost(bool, tag = "5")]
+    pub retryable: bool,
+    #[prost(string, tag = "6")]
+    pub description: String,
+}
+
+/// A delivery report from the carrier, matched to its message by `link` and `carrier_id`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeliveryReported {
+    #[prost(string, tag = "1")]
+    pub link: String,
+    #[prost(string, tag = "2")]
+    pub carrier_id: String,
+    #[prost(string, tag = "3")]
+    pub dest: String,
+    /// The carrier's raw status (DELIVRD, UNDELIV, EXPIRED, …).
+    #[prost(string, tag = "4")]
+    pub status: String,
+    #[prost(bool, tag = "5")]
+    pub delivered: bool,
+    /// The carrier's own completion time, as it wrote it.
+    #[prost(string, tag = "6")]
+    pub carrier_time: String,
+}
+
+/// The message's validity ran out before it reached a terminal state.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageExpired {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+}
+
+/// The message was canceled before it was sent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageCanceled {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+}
+
+/// The leader handed a link to a node; `epoch` grows with every assignment of that link.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkAssigned {
+    #[prost(string, tag = "1")]
+    pub link: String,
+    #[prost(uint64, tag = "2")]
+    pub node: u64,
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+}
+
+impl Event {
+    pub fn new(at_ms: u64, kind: event::Kind) -> Self {
+        Event {
+            at_ms,
+            kind: Some(kind),
+        }
+    }
+
+    /// The event's name as shown in a message's timeline.
+    pub fn name(&self) -> &'static str {
+        use event::Kind::*;
+        match &self.kind {
+            Some(Submitted(_)) => "MessageSubmitted",
+            Some(Dispatched(_)) => "MessageDispatched",
+            Some(CarrierAccepted(_)) => "CarrierAccepted",
+            Some(CarrierRejected(_)) => "CarrierRejected",
+            Some(DeliveryReported(_)) => "DeliveryReported",
+            Some(Expired(_)) => "MessageExpired",
+            Some(LinkAssigned(_)) => "LinkAssigned",
+            Some(Canceled(_)) => "MessageCanceled",
+            None => "Unknown",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for stamping events.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,60 @@
+//! Key layouts of the projection's column families. Big-endian integers keep RocksDB's byte order
+//! equal to numeric order, which is what makes the queue a priority queue.
+
+pub fn message(id: u64) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+pub fn idempotency(client_id: &str, key: &str) -> Vec<u8> {
+    join(&[client_id.as_bytes(), key.as_bytes()])
+}
+
+pub fn carrier_id(link: &str, carrier_id: &str) -> Vec<u8> {
+    join(&[link.as_bytes(), carrier_id.as_bytes()])
+}
+
+/// Prefix of every queue key of `link`.
+pub fn queue_prefix(link: &str) -> Vec<u8> {
+    let mut key = link.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+pub fn queue(link: &str, priority: u32, id: u64) -> Vec<u8> {
+    let mut key = queue_prefix(link);
+    key.push(priority.min(255) as u8);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The message id at the end of a queue or in-flight key.
+pub fn id_suffix(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+pub fn inflight_prefix(link: &str) -> Vec<u8> {
+    queue_prefix(link)
+}
+
+pub fn inflight(link: &str, id: u64) -> Vec<u8> {
+    let mut key = inflight_prefix(link);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+pub const META_LAST_APPLIED: &[u8] = b"last_applied";
+pub const META_MEMBERSHIP: &[u8] = b"membership";
+pub const META_NEXT_ID: &[u8] = b"next_message_id";
+pub const META_LINKS: &[u8] = b"links";
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(0);
+        }
+        key.extend_from_slice(part);
+    }
+    key
+}

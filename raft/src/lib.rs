@@ -1,0 +1,16 @@
+//! Herald's replicated core: the event log (openraft with a RocksDB log store), the state machine
+//! that projects events into RocksDB, and the Raft network over gRPC.
+//!
+//! This crate knows the log and the projection, never a socket to a carrier: sending is the node's
+//! job, which reads the projection and proposes events through [`proposer`]-style callers.
+
+pub mod db;
+pub mod log_store;
+pub mod types;
+pub mod events;
+pub mod keys;
+pub mod projection;
+pub mod records;
+pub mod state_machine;
+pub mod network;
+pub mod reader;

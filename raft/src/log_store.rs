@@ -1,0 +1,405 @@
+//! The Raft log store: openraft's [`RaftLogStorage`] over the node's RocksDB, in the column
+//! families [`CF_LOG`] (entries, keyed by big-endian index) and [`CF_RAFT_META`] (vote, last purged
+//! log id, committed log id).
+//!
+//! Its one hard job is durability at a useful rate. A vote is fsynced before `save_vote` returns;
+//! appended entries are acknowledged to openraft only after the WAL holding them is fsynced. Every
+//! fsync goes through one "syncer" thread that coalesces all requests queued while the previous
+//! fsync ran, so a disk doing a few hundred fsyncs a second still commits thousands of entries a
+//! second (group commit).
+//!
+//! It is not the state machine: the projection lives in other column families of the same database
+//! and is written by `state_machine`. Nothing here interprets an entry's payload.
+//!
+//! On-disk format, version 1: every value is one format byte (`1`) followed by the value encoded
+//! with bincode 1's `DefaultOptions` (varint integers, little-endian, no trailing bytes). A value
+//! with another format byte is refused, not guessed at, so a node never misreads a newer layout.
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use bincode::Options as _;
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::type_config::TypeConfigExt;
+use openraft::OptionalSend;
+use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::db::{self, CF_LOG, CF_RAFT_META};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+/// The leading byte of every value this module writes.
+const FORMAT_V1: u8 = 1;
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_LAST_PURGED: &[u8] = b"last_purged_log_id";
+const KEY_COMMITTED: &[u8] = b"committed_log_id";
+
+/// Sorts after every 8-byte index key, so a range ending here covers index `u64::MAX` too.
+const KEY_PAST_LAST_INDEX: [u8; 9] = [0xff; 9];
+
+/// The Raft log and vote of this node, stored in RocksDB.
+///
+/// Cheap to clone: clones share the database and the syncer thread, and openraft's log readers are
+/// such clones. The syncer thread stops once the last clone is dropped.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    syncer: Arc<Syncer>,
+}
+
+impl fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    /// A log store over `db`, which must have been opened by [`db::open`] (it has the column
+    /// families). Starts the syncer thread.
+    pub fn new(db: Arc<DB>) -> LogStore {
+        let syncer = Syncer::start(db.clone());
+        LogStore {
+            db,
+            syncer: Arc::new(syncer),
+        }
+    }
+
+    /// Applies `batch` without waiting for the disk, on a blocking thread: a write can stall for
+    /// as long as RocksDB throttles writers (memtable or compaction backlog), and that must not
+    /// stall the async runtime.
+    async fn write(&self, batch: WriteBatch) -> io::Result<()> {
+        let db = self.db.clone();
+        TypeConfig::spawn_blocking(move || db.write(batch))
+            .await?
+            .map_err(|e| rocks_err("writing to the raft log", e))
+    }
+
+    /// Returns once every write made before the call is on disk.
+    async fn sync(&self) -> io::Result<()> {
+        let (tx, rx) = TypeConfig::oneshot();
+        self.syncer.request(IOFlushed::signal(tx));
+        rx.await
+            .map_err(|_| io::Error::other("the raft log syncer thread dropped an fsync request"))?
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &'static [u8]) -> io::Result<Option<T>> {
+        let what = || String::from_utf8_lossy(key).into_owned();
+        let cf = db::cf(&self.db, CF_RAFT_META);
+        match self.db.get_pinned_cf(cf, key) {
+            Ok(Some(bytes)) => decode(&bytes).map(Some).map_err(|e| in_context(e, &what())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(rocks_err(&format!("reading {}", what()), e)),
+        }
+    }
+
+    fn put_meta<T: Serialize>(
+        &self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        value: &T,
+    ) -> io::Result<()> {
+        batch.put_cf(db::cf(&self.db, CF_RAFT_META), key, encode(value)?);
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    /// Reads inline: these are memtable or block-cache hits in the common case (replication
+    /// reads the tail it just wrote), and a `spawn_blocking` hop would cost more than the read.
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => match i.checked_add(1) {
+                Some(i) => i,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
+        };
+        let start_key = index_key(start);
+        let iter = self.db.iterator_cf(
+            db::cf(&self.db, CF_LOG),
+            IteratorMode::From(&start_key, Direction::Forward),
+        );
+        let mut entries = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(|e| rocks_err("reading raft log entries", e))?;
+            let index = key_index(&key)?;
+            if !range.contains(&index) {
+                break;
+            }
+            entries.push(decode_entry(index, &value)?);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_meta(KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last = self
+            .db
+            .iterator_cf(db::cf(&self.db, CF_LOG), IteratorMode::End)
+            .next()
+            .transpose()
+            .map_err(|e| rocks_err("reading the last raft log entry", e))?;
+        let last_present = match last {
+            Some((key, value)) => Some(decode_entry(key_index(&key)?, &value)?.log_id()),
+            None => None,
+        };
+        let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
+        // openraft reads "no entries" as "the log ends where it was purged".
+        let last_log_id = last_present.or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    /// Raft's safety rests on a node never voting twice in a term, even across a crash, so the
+    /// vote is fsynced before this returns (sharing the fsync with any appends queued with it).
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::default();
+        self.put_meta(&mut batch, KEY_VOTE, vote)?;
+        self.write(batch).await?;
+        self.sync().await
+    }
+
+    /// Not fsynced: a committed id that is lost in a crash only means the node re-applies from an
+    /// older point, and a later fsync (the next append or vote) makes it durable anyway.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::default();
+        match committed {
+            Some(log_id) => self.put_meta(&mut batch, KEY_COMMITTED, &log_id)?,
+            None => batch.delete_cf(db::cf(&self.db, CF_RAFT_META), KEY_COMMITTED),
+        }
+        self.write(batch).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        self.read_meta(KEY_COMMITTED)
+    }
+
+    /// Writes all the entries in one batch (readable when this returns, as openraft requires)
+    /// and hands the callback to the syncer, which calls it after the fsync that covers them.
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let cf = db::cf(&self.db, CF_LOG);
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(cf, index_key(entry.index()), encode(&entry)?);
+        }
+        self.write(batch).await?;
+        self.syncer.request(callback);
+        Ok(())
+    }
+
+    /// One range delete, so a crash cannot leave a hole. Not fsynced: the entries that replace the
+    /// truncated ones are appended next, and their fsync covers this earlier write; losing the
+    /// truncation before then restores a log openraft had not yet acted on.
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = match &last_log_id {
+            Some(log_id) => key_after(log_id.index()),
+            None => index_key(0).to_vec(),
+        };
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(db::cf(&self.db, CF_LOG), from, KEY_PAST_LAST_INDEX.to_vec());
+        self.write(batch).await
+    }
+
+    /// Records the purge point and deletes the entries up to it in one atomic batch, the record
+    /// first: whatever a crash keeps, the log never lacks entries it claims to have.
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::default();
+        self.put_meta(&mut batch, KEY_LAST_PURGED, &log_id)?;
+        batch.delete_range_cf(
+            db::cf(&self.db, CF_LOG),
+            index_key(0).to_vec(),
+            key_after(log_id.index()),
+        );
+        self.write(batch).await
+    }
+}
+
+/// Owns the thread that fsyncs the WAL on behalf of every [`LogStore`] clone.
+///
+/// Why one thread and a queue: an fsync covers every write that completed before it started, so
+/// all requests that arrive while one fsync runs can share the next one. Under load the queue
+/// fills during each fsync and the number of fsyncs stays near the disk's rate, whatever the
+/// number of appends.
+struct Syncer {
+    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(db: Arc<DB>) -> Syncer {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("raft-log-sync".to_string())
+            .spawn(move || run_syncer(&db, &rx));
+        match spawned {
+            Ok(thread) => Syncer {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                // Every append and vote will then fail with an I/O error, which openraft turns
+                // into a fatal storage error: a node that cannot make its log durable must stop.
+                tracing::error!(error = %e, "cannot start the raft log syncer thread");
+                Syncer {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Queues `callback` for the next fsync. The caller must have finished its write first.
+    fn request(&self, callback: IOFlushed<TypeConfig>) {
+        let Some(tx) = &self.tx else {
+            callback.io_completed(Err(io::Error::other(
+                "the raft log syncer thread is not running",
+            )));
+            return;
+        };
+        if let Err(mpsc::SendError(callback)) = tx.send(callback) {
+            callback.io_completed(Err(io::Error::other(
+                "the raft log syncer thread has stopped",
+            )));
+        }
+    }
+}
+
+impl Drop for Syncer {
+    /// Closes the queue and waits for the thread, so that pending callbacks are answered and the
+    /// thread's handle on the database is gone when the last store is (a reopen needs the lock).
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the raft log syncer thread panicked");
+            }
+        }
+    }
+}
+
+fn run_syncer(db: &DB, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
+    let mut pending = Vec::new();
+    while let Ok(first) = rx.recv() {
+        pending.push(first);
+        pending.extend(rx.try_iter());
+        let result = db.flush_wal(true);
+        tracing::trace!(
+            requests = pending.len(),
+            ok = result.is_ok(),
+            "raft log WAL fsync"
+        );
+        for callback in pending.drain(..) {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(rocks_err("fsyncing the raft log WAL", e.clone())),
+            };
+            callback.io_completed(outcome);
+        }
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// The first key past `index`: the exclusive end of a range that includes `index`.
+fn key_after(index: u64) -> Vec<u8> {
+    match index.checked_add(1) {
+        Some(next) => index_key(next).to_vec(),
+        None => KEY_PAST_LAST_INDEX.to_vec(),
+    }
+}
+
+fn key_index(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| {
+        invalid_data(format!(
+            "raft log key {key:02x?} is {} bytes, expected an 8-byte index",
+            key.len()
+        ))
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn decode_entry(index: u64, value: &[u8]) -> io::Result<Entry> {
+    let entry: Entry =
+        decode(value).map_err(|e| in_context(e, &format!("raft log entry {index}")))?;
+    if entry.index() != index {
+        return Err(invalid_data(format!(
+            "raft log entry stored under index {index} says its index is {}",
+            entry.index()
+        )));
+    }
+    Ok(entry)
+}
+
+fn bincode_options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![FORMAT_V1];
+    bincode_options()
+        .serialize_into(&mut bytes, value)
+        .map_err(|e| io::Error::other(format!("encoding a raft log value: {e}")))?;
+    Ok(bytes)
+}
+
+/// Bounded by the value's own length, so a corrupt length prefix fails instead of allocating.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, body)) => bincode_options()
+            .with_limit(body.len() as u64)
+            .deserialize(body)
+            .map_err(|e| invalid_data(format!("format {FORMAT_V1} value does not decode: {e}"))),
+        Some((version, _)) => Err(invalid_data(format!(
+            "format version {version} is unknown; this node reads version {FORMAT_V1}"
+        ))),
+        None => Err(invalid_data(
+            "the value is empty, expected a format byte".to_string(),
+        )),
+    }
+}
+
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+fn rocks_err(doing: &str, e: rocksdb::Error) -> io::Error {
+    io::Error::other(format!("{doing}: {e}"))
+}
+
+/// Prefixes an error's message with what was being read, keeping its kind.
+fn in_context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}

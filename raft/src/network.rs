@@ -1,0 +1,306 @@
+//! The Raft network over gRPC: a client per peer (openraft's `RaftNetworkV2`) and the node-to-node
+//! `herald.v1.Internal` service that answers it and accepts writes forwarded to the leader.
+//!
+//! openraft's messages travel as bincode inside protobuf `bytes`: they are internal to a cluster and
+//! never seen by clients. Writes forwarded to the leader carry an encoded `EventBatch`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use herald_api::v1::internal_client::InternalClient;
+use herald_api::v1::internal_server::Internal;
+use herald_api::v1::{ProposeReply, ProposeRequest, RaftReply, RaftRequest};
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::OptionalSend;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::types::{ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, TypeConfig, Vote};
+
+/// Largest gRPC message between nodes: snapshots travel whole.
+pub const MAX_INTERNAL_MESSAGE: usize = 1 << 30;
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
+    bincode::serialize(value)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(bytes)
+}
+
+/// Opens a lazily connecting channel to a node's internal service.
+pub fn internal_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+pub fn internal_client(channel: Channel) -> InternalClient<Channel> {
+    InternalClient::new(channel)
+        .max_decoding_message_size(MAX_INTERNAL_MESSAGE)
+        .max_encoding_message_size(MAX_INTERNAL_MESSAGE)
+}
+
+/// Creates one [`PeerClient`] per target node.
+#[derive(Clone, Default)]
+pub struct NetworkFactory;
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
+        PeerClient {
+            target,
+            client: internal_channel(&node.raft_addr)
+                .ok()
+                .map(internal_client),
+            addr: node.raft_addr.clone(),
+        }
+    }
+}
+
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    client: Option<InternalClient<Channel>>,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp>(
+        &mut self,
+        method: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let Some(client) = self.client.as_mut() else {
+            return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {} has an invalid address {:?}",
+                self.target, self.addr
+            ))));
+        };
+        let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = Request::new(RaftRequest {
+            method: method.to_string(),
+            payload,
+        });
+        request.set_timeout(option.hard_ttl());
+        let reply = match client.raft(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&status)));
+            }
+            Err(status) => return Err(RPCError::Network(NetworkError::new(&status))),
+        };
+        let result: Result<Resp, RaftError<TypeConfig>> =
+            decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        // A remote RaftError here means the peer is shutting down or failed: back off from it.
+        result.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = crate::types::SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("append", &req, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        req: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("vote", &req, &option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
+        tokio::pin!(cancel);
+        tokio::select! {
+            closed = &mut cancel => Err(StreamingError::Closed(closed)),
+            res = self.call::<_, SnapshotResponse<TypeConfig>>("snapshot", &req, &option) => {
+                res.map_err(StreamingError::from)
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("transfer-leader", &req, &option).await
+    }
+}
+
+/// The server side of [`PeerClient`] plus write forwarding.
+pub struct InternalService {
+    raft: Raft,
+}
+
+impl InternalService {
+    pub fn new(raft: Raft) -> Self {
+        InternalService { raft }
+    }
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
+    encode(result)
+        .map(|payload| Response::new(RaftReply { payload }))
+        .map_err(|e| Status::internal(format!("encoding a Raft reply: {e}")))
+}
+
+fn bad_payload(e: bincode::Error) -> Status {
+    Status::invalid_argument(format!("payload: undecodable Raft request: {e}"))
+}
+
+#[tonic::async_trait]
+impl Internal for InternalService {
+    async fn raft(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        match req.method.as_str() {
+            "append" => {
+                let rpc = decode(&req.payload).map_err(bad_payload)?;
+                reply(&self.raft.append_entries(rpc).await)
+            }
+            "vote" => {
+                let rpc = decode(&req.payload).map_err(bad_payload)?;
+                reply(&self.raft.vote(rpc).await)
+            }
+            "snapshot" => {
+                let (vote, meta, data): (Vote, crate::types::SnapshotMeta, Vec<u8>) =
+                    decode(&req.payload).map_err(bad_payload)?;
+                let snapshot = Snapshot {
+                    meta,
+                    snapshot: std::io::Cursor::new(data),
+                };
+                let result: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> = self
+                    .raft
+                    .install_full_snapshot(vote, snapshot)
+                    .await
+                    .map_err(RaftError::Fatal);
+                reply(&result)
+            }
+            "transfer-leader" => {
+                let rpc = decode(&req.payload).map_err(bad_payload)?;
+                let result: Result<TransferLeaderResponse<TypeConfig>, RaftError<TypeConfig>> = self
+                    .raft
+                    .handle_transfer_leader(rpc)
+                    .await
+                    .map_err(RaftError::Fatal);
+                reply(&result)
+            }
+            other => Err(Status::invalid_argument(format!(
+                "method: unknown Raft method {other:?}"
+            ))),
+        }
+    }
+
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
+        let batch = request.into_inner().event_batch;
+        let outcome = propose_local(&self.raft, batch).await;
+        Ok(Response::new(match outcome {
+            Ok(response) => ProposeReply {
+                response: encode(&response).map_err(|e| Status::internal(e.to_string()))?,
+                ..Default::default()
+            },
+            Err(ProposeError::NotLeader { leader }) => ProposeReply {
+                leader_hint: leader.unwrap_or(0),
+                error: "not the leader".into(),
+                ..Default::default()
+            },
+            Err(e) => ProposeReply {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        }))
+    }
+}
+
+/// Why a proposal did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("no leader is known; the cluster may be electing one or lack a majority")]
+    NoLeader,
+    #[error("the leader could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the proposal failed: {0}")]
+    Failed(String),
+}
+
+impl ProposeError {
+    /// Whether the same proposal may succeed if tried again (on another node or later).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ProposeError::Failed(_))
+    }
+}
+
+/// Proposes an encoded event batch on this node, which must be the leader. Returns after the entry
+/// is committed on a majority and applied here.
+pub async fn propose_local(raft: &Raft, batch: Vec<u8>) -> Result<ApplyResponse, ProposeError> {
+    use openraft::errors::ClientWriteError;
+    match raft.client_write(EventsPayload(batch)).await {
+        Ok(resp) => Ok(resp.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Err(e) => Err(ProposeError::Failed(e.to_string())),
+    }
+}
+
+/// Forwards an encoded event batch to a remote leader's internal service.
+pub async fn propose_remote(
+    client: &mut InternalClient<Channel>,
+    batch: Vec<u8>,
+    timeout: Duration,
+) -> Result<ApplyResponse, ProposeError> {
+    let mut request = Request::new(ProposeRequest { event_batch: batch });
+    request.set_timeout(timeout);
+    let reply = client
+        .propose(request)
+        .await
+        .map_err(|s| ProposeError::Unreachable(s.message().to_string()))?
+        .into_inner();
+    if reply.error.is_empty() {
+        decode(&reply.response).map_err(|e| ProposeError::Failed(e.to_string()))
+    } else if reply.leader_hint != 0 || reply.error == "not the leader" {
+        Err(ProposeError::NotLeader {
+            leader: (reply.leader_hint != 0).then_some(reply.leader_hint),
+        })
+    } else {
+        Err(ProposeError::Failed(reply.error))
+    }
+}

@@ -1,0 +1,350 @@
+//! The pure heart of the state machine: how one event changes the projection.
+//!
+//! It reads and writes through the [`Kv`] trait only, so it runs the same over RocksDB (in
+//! [`crate::state_machine`]) and over a `BTreeMap` in unit tests. It must be deterministic: every node
+//! applies the same events to the same state and must reach the same bytes.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+
+use crate::db::{
+    CF_CARRIER_IDS, CF_IDEMPOTENCY, CF_INFLIGHT, CF_MESSAGES, CF_ORPHAN_REPORTS, CF_QUEUE,
+    CF_SM_META,
+};
+use crate::events::{event::Kind, DeliveryReported, Event};
+use crate::keys;
+use crate::records::{LinkTable, MessageRecord, MessageState, SegmentRecord, SegmentStatus};
+use crate::types::EventOutcome;
+
+/// How many times a message is offered to a carrier that answers "retry later" before it fails.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Key-value access to the projection's column families.
+pub trait Kv {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError>;
+    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>);
+    fn delete(&mut self, cf: &'static str, key: Vec<u8>);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("storage read failed: {0}")]
+    Storage(String),
+    #[error("stored record {what} is corrupt: {detail}")]
+    Corrupt { what: String, detail: String },
+}
+
+/// An in-memory [`Kv`], for tests and for staging writes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemKv {
+    pub data: BTreeMap<(&'static str, Vec<u8>), Vec<u8>>,
+}
+
+impl Kv for MemKv {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        Ok(self.data.get(&(cf, key.to_vec())).cloned())
+    }
+    fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
+        self.data.insert((cf, key), value);
+    }
+    fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
+        self.data.remove(&(cf, key));
+    }
+}
+
+fn decode<M: prost::Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ProjectionError> {
+    M::decode(bytes).map_err(|e| ProjectionError::Corrupt {
+        what: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+pub fn load_message(kv: &impl Kv, id: u64) -> Result<Option<MessageRecord>, ProjectionError> {
+    kv.get(CF_MESSAGES, &keys::message(id))?
+        .map(|bytes| decode(&format!("message {id}"), &bytes))
+        .transpose()
+}
+
+pub fn load_links(kv: &impl Kv) -> Result<LinkTable, ProjectionError> {
+    match kv.get(CF_SM_META, keys::META_LINKS)? {
+        Some(bytes) => decode("link table", &bytes),
+        None => Ok(LinkTable::default()),
+    }
+}
+
+fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
+    let current = match kv.get(CF_SM_META, keys::META_NEXT_ID)? {
+        Some(bytes) => {
+            let raw: [u8; 8] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ProjectionError::Corrupt {
+                        what: "next message id".into(),
+                        detail: format!("{} bytes, expected 8", bytes.len()),
+                    })?;
+            u64::from_be_bytes(raw)
+        }
+        None => 1,
+    };
+    kv.put(
+        CF_SM_META,
+        keys::META_NEXT_ID.to_vec(),
+        (current + 1).to_be_bytes().to_vec(),
+    );
+    Ok(current)
+}
+
+fn save(kv: &mut impl Kv, msg: &MessageRecord) {
+    kv.put(CF_MESSAGES, keys::message(msg.id), msg.encode_to_vec());
+}
+
+fn ignored(reason: impl Into<String>) -> EventOutcome {
+    EventOutcome::Ignored {
+        reason: reason.into(),
+    }
+}
+
+/// Applies one event. Errors are storage failures only; an event that does not fit the state is
+/// answered with [`EventOutcome::Ignored`] and changes nothing.
+pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, ProjectionError> {
+    let Some(kind) = &event.kind else {
+        return Ok(ignored("event of a kind this node does not know"));
+    };
+    match kind {
+        Kind::Submitted(s) => {
+            let idem_key = (!s.idempotency_key.is_empty())
+                .then(|| keys::idempotency(&s.client_id, &s.idempotency_key));
+            if let Some(key) = &idem_key {
+                if let Some(existing) = kv.get(CF_IDEMPOTENCY, key)? {
+                    let id = keys::id_suffix(&existing).ok_or_else(|| ProjectionError::Corrupt {
+                        what: "idempotency entry".into(),
+                        detail: "shorter than 8 bytes".into(),
+                    })?;
+                    return Ok(EventOutcome::Submitted {
+                        message_id: id,
+                        created: false,
+                    });
+                }
+            }
+            let id = next_message_id(kv)?;
+            let msg = MessageRecord {
+                id,
+                client_id: s.client_id.clone(),
+                idempotency_key: s.idempotency_key.clone(),
+                client_ref: s.client_ref.clone(),
+                recipients: s.recipients.clone(),
+                text: s.text.clone(),
+                priority: s.priority,
+                link: s.link.clone(),
+                state: MessageState::Accepted as u32,
+                submitted_at_ms: event.at_ms,
+                expires_at_ms: s.expires_at_ms,
+                timeline: vec![event.clone()],
+                ..Default::default()
+            };
+            if let Some(key) = idem_key {
+                kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
+            }
+            kv.put(CF_QUEUE, keys::queue(&s.link, s.priority, id), Vec::new());
+            save(kv, &msg);
+            Ok(EventOutcome::Submitted {
+                message_id: id,
+                created: true,
+            })
+        }
+        Kind::Dispatched(d) => {
+            let Some(mut msg) = load_message(kv, d.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            if msg.state().is_terminal() {
+                return Ok(ignored("message is already terminal"));
+            }
+            let links = load_links(kv)?;
+            match links.holder(&d.link) {
+                Some(h) if h.node == d.node && h.epoch == d.epoch => {}
+                _ => return Ok(ignored("dispatch from a node that no longer holds the link")),
+            }
+            if !matches!(msg.state(), MessageState::Accepted | MessageState::Sending) {
+                return Ok(ignored("message is not waiting to be sent"));
+            }
+            kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
+            msg.link = d.link.clone();
+            msg.state = MessageState::Sending as u32;
+            msg.attempts = d.attempt;
+            msg.epoch = d.epoch;
+            msg.node = d.node;
+            if msg.segments.len() != d.segments as usize {
+                msg.segments = vec![SegmentRecord::default(); d.segments as usize];
+            }
+            kv.put(
+                CF_INFLIGHT,
+                keys::inflight(&d.link, msg.id),
+                d.epoch.to_be_bytes().to_vec(),
+            );
+            msg.timeline.push(event.clone());
+            save(kv, &msg);
+            Ok(EventOutcome::Applied)
+        }
+        Kind::CarrierAccepted(a) => {
+            let Some(mut msg) = load_message(kv, a.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            let Some(segment) = msg.segments.get_mut(a.segment as usize) else {
+                return Ok(ignored("no such segment"));
+            };
+            segment.carrier_id = a.carrier_id.clone();
+            if segment.status() == SegmentStatus::Pending {
+                segment.status = SegmentStatus::Accepted as u32;
+            }
+            let mut value = a.message_id.to_be_bytes().to_vec();
+            value.extend_from_slice(&a.segment.to_be_bytes());
+            kv.put(CF_CARRIER_IDS, keys::carrier_id(&a.link, &a.carrier_id), value);
+            msg.timeline.push(event.clone());
+            let orphan_key = keys::carrier_id(&a.link, &a.carrier_id);
+            if let Some(bytes) = kv.get(CF_ORPHAN_REPORTS, &orphan_key)? {
+                let orphan: Event = decode("orphan report", &bytes)?;
+                kv.delete(CF_ORPHAN_REPORTS, orphan_key);
+                if let Some(Kind::DeliveryReported(report)) = &orphan.kind {
+                    record_report(&mut msg, a.segment, report);
+                    msg.timeline.push(orphan.clone());
+                }
+            }
+            settle(kv, &mut msg);
+            save(kv, &msg);
+            Ok(EventOutcome::Applied)
+        }
+        Kind::CarrierRejected(r) => {
+            let Some(mut msg) = load_message(kv, r.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            if msg.state().is_terminal() {
+                return Ok(ignored("message is already terminal"));
+            }
+            msg.last_error = format!("carrier code {}: {}", r.code, r.description);
+            msg.timeline.push(event.clone());
+            kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+            if r.retryable && msg.attempts < MAX_ATTEMPTS {
+                msg.state = MessageState::Accepted as u32;
+                kv.put(
+                    CF_QUEUE,
+                    keys::queue(&msg.link, msg.priority, msg.id),
+                    Vec::new(),
+                );
+            } else {
+                msg.state = MessageState::Failed as u32;
+            }
+            save(kv, &msg);
+            Ok(EventOutcome::Applied)
+        }
+        Kind::DeliveryReported(report) => {
+            let key = keys::carrier_id(&report.link, &report.carrier_id);
+            let Some(target) = kv.get(CF_CARRIER_IDS, &key)? else {
+                // The report overtook the carrier's acknowledgement (or its commit): keep it until the
+                // CarrierAccepted with this id arrives.
+                kv.put(CF_ORPHAN_REPORTS, key, event.encode_to_vec());
+                return Ok(EventOutcome::Applied);
+            };
+            let (Some(id), Some(seg)) = (
+                target
+                    .get(0..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
+                target
+                    .get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes),
+            ) else {
+                return Err(ProjectionError::Corrupt {
+                    what: "carrier id index".into(),
+                    detail: format!("{} bytes, expected 12", target.len()),
+                });
+            };
+            let Some(mut msg) = load_message(kv, id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            record_report(&mut msg, seg, report);
+            msg.timeline.push(event.clone());
+            settle(kv, &mut msg);
+            save(kv, &msg);
+            Ok(EventOutcome::Applied)
+        }
+        Kind::Expired(e) => finish_early(kv, e.message_id, event, MessageState::Expired, false),
+        Kind::Canceled(c) => finish_early(kv, c.message_id, event, MessageState::Canceled, true),
+        Kind::LinkAssigned(l) => {
+            let mut links = load_links(kv)?;
+            match links.links.iter_mut().find(|h| h.link == l.link) {
+                Some(h) if h.epoch >= l.epoch => return Ok(ignored("stale link assignment")),
+                Some(h) => {
+                    h.node = l.node;
+                    h.epoch = l.epoch;
+                }
+                None => links.links.push(crate::records::LinkHolder {
+                    link: l.link.clone(),
+                    node: l.node,
+                    epoch: l.epoch,
+                }),
+            }
+            kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
+            Ok(EventOutcome::Applied)
+        }
+    }
+}
+
+fn record_report(msg: &mut MessageRecord, segment: u32, report: &DeliveryReported) {
+    if let Some(seg) = msg.segments.get_mut(segment as usize) {
+        seg.status = if report.delivered {
+            SegmentStatus::Delivered as u32
+        } else {
+            SegmentStatus::Undelivered as u32
+        };
+        seg.report_status = report.status.clone();
+    }
+}
+
+/// Derives the message's state from its segments once they have moved on.
+fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) {
+    if msg.state().is_terminal() || msg.segments.is_empty() {
+        return;
+    }
+    let statuses: Vec<SegmentStatus> = msg.segments.iter().map(|s| s.status()).collect();
+    if statuses.contains(&SegmentStatus::Pending) {
+        return;
+    }
+    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+    let reported = statuses
+        .iter()
+        .all(|s| matches!(s, SegmentStatus::Delivered | SegmentStatus::Undelivered));
+    msg.state = if !reported {
+        MessageState::Sent as u32
+    } else if statuses.iter().all(|s| *s == SegmentStatus::Delivered) {
+        MessageState::Delivered as u32
+    } else {
+        MessageState::Undelivered as u32
+    };
+}
+
+fn finish_early(
+    kv: &mut impl Kv,
+    id: u64,
+    event: &Event,
+    state: MessageState,
+    only_if_unsent: bool,
+) -> Result<EventOutcome, ProjectionError> {
+    let Some(mut msg) = load_message(kv, id)? else {
+        return Ok(ignored("unknown message"));
+    };
+    if msg.state().is_terminal() {
+        return Ok(ignored("message is already terminal"));
+    }
+    if only_if_unsent && msg.state() != MessageState::Accepted {
+        return Ok(ignored("message is already being sent"));
+    }
+    kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
+    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+    msg.state = state as u32;
+    msg.timeline.push(event.clone());
+    save(kv, &msg);
+    Ok(EventOutcome::Applied)
+}

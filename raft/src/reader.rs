@@ -1,0 +1,87 @@
+//! Read-only queries over the local projection, for the node's API and dispatchers.
+//!
+//! Any node answers from its own projection: it may trail the leader by the entries it has not
+//! applied yet, which the API reports as the answering node's applied index.
+
+use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode, DB};
+
+use crate::db::{self, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE};
+use crate::keys;
+use crate::projection::{load_links, load_message, Kv, ProjectionError};
+use crate::records::{LinkTable, MessageRecord};
+
+#[derive(Clone)]
+pub struct ProjectionReader {
+    db: Arc<DB>,
+}
+
+/// Reads straight from RocksDB (writes are not supported: only the state machine writes).
+struct DbKv<'a>(&'a DB);
+
+impl Kv for DbKv<'_> {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        self.0
+            .get_cf(db::cf(self.0, cf), key)
+            .map_err(|e| ProjectionError::Storage(e.to_string()))
+    }
+    fn put(&mut self, _: &'static str, _: Vec<u8>, _: Vec<u8>) {
+        unreachable!("the reader never writes")
+    }
+    fn delete(&mut self, _: &'static str, _: Vec<u8>) {
+        unreachable!("the reader never writes")
+    }
+}
+
+impl ProjectionReader {
+    pub fn new(db: Arc<DB>) -> Self {
+        ProjectionReader { db }
+    }
+
+    pub fn message(&self, id: u64) -> Result<Option<MessageRecord>, ProjectionError> {
+        load_message(&DbKv(&self.db), id)
+    }
+
+    pub fn links(&self) -> Result<LinkTable, ProjectionError> {
+        load_links(&DbKv(&self.db))
+    }
+
+    /// Up to `limit` message ids queued on `link`, most urgent first, oldest first within a priority.
+    pub fn queued(&self, link: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        self.ids_with_prefix(CF_QUEUE, &keys::queue_prefix(link), limit)
+    }
+
+    /// Ids of the messages dispatched on `link` and not yet fully acknowledged by the carrier.
+    pub fn inflight(&self, link: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        self.ids_with_prefix(CF_INFLIGHT, &keys::inflight_prefix(link), limit)
+    }
+
+    /// Every message id in the projection, in id order (for checks and tooling).
+    pub fn all_message_ids(&self) -> Result<Vec<u64>, ProjectionError> {
+        self.ids_with_prefix(CF_MESSAGES, &[], usize::MAX)
+    }
+
+    fn ids_with_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u64>, ProjectionError> {
+        let mut ids = Vec::new();
+        let iter = self.db.iterator_cf(
+            db::cf(&self.db, cf),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
+            if !key.starts_with(prefix) || ids.len() >= limit {
+                break;
+            }
+            if let Some(id) = keys::id_suffix(&key) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
