@@ -115,7 +115,8 @@ impl Messaging for MessagingService {
             self.catch_up(Duration::from_secs(2)).await;
             record = self.read(id)?;
         }
-        let record = record.ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))?;
+        let record =
+            record.ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))?;
         Ok(Response::new(message_response(
             &record,
             self.ctx.id(),
@@ -136,7 +137,8 @@ impl MessagingService {
         let committed = self
             .ctx
             .raft
-            .metrics().borrow_watched()
+            .metrics()
+            .borrow_watched()
             .local_committed
             .map(|l| l.index)
             .unwrap_or(0);
@@ -194,21 +196,32 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             s.recipients.join(","),
             s.link,
             s.priority,
-            if s.client_ref.is_empty() { String::new() } else { format!(" ref {}", s.client_ref) }
+            if s.client_ref.is_empty() {
+                String::new()
+            } else {
+                format!(" ref {}", s.client_ref)
+            }
         ),
         Some(Kind::Dispatched(d)) => format!(
             "link {} node {} epoch {} attempt {} segments {}",
             d.link, d.node, d.epoch, d.attempt, d.segments
         ),
         Some(Kind::CarrierAccepted(a)) => {
-            format!("link {} segment {} carrier id {}", a.link, a.segment, a.carrier_id)
+            format!(
+                "link {} segment {} carrier id {}",
+                a.link, a.segment, a.carrier_id
+            )
         }
         Some(Kind::CarrierRejected(r)) => format!(
             "link {} segment {} code {} ({}) {}",
             r.link,
             r.segment,
             r.code,
-            if r.retryable { "retryable" } else { "permanent" },
+            if r.retryable {
+                "retryable"
+            } else {
+                "permanent"
+            },
             r.description
         ),
         Some(Kind::DeliveryReported(r)) => format!(
@@ -217,7 +230,9 @@ fn timeline_event(e: &Event) -> TimelineEvent {
         ),
         Some(Kind::Expired(_)) => "validity ran out".into(),
         Some(Kind::Canceled(_)) => "canceled".into(),
-        Some(Kind::LinkAssigned(l)) => format!("link {} to node {} epoch {}", l.link, l.node, l.epoch),
+        Some(Kind::LinkAssigned(l)) => {
+            format!("link {} to node {} epoch {}", l.link, l.node, l.epoch)
+        }
         None => String::new(),
     };
     TimelineEvent {
@@ -280,7 +295,11 @@ impl Cluster for ClusterService {
             node_id: self.ctx.id(),
             leader: m.current_leader.unwrap_or(0),
             term: m.current_term,
-            commit_index: m.cluster_committed.or(m.local_committed).map(|l| l.index).unwrap_or(0),
+            commit_index: m
+                .cluster_committed
+                .or(m.local_committed)
+                .map(|l| l.index)
+                .unwrap_or(0),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             members,
             links,

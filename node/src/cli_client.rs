@@ -137,7 +137,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("message {}: {}", m.message_id, state_name(m.state));
-    println!("  to {} via {} (attempts {})", m.recipients.join(", "), m.link, m.attempts);
+    println!(
+        "  to {} via {} (attempts {})",
+        m.recipients.join(", "),
+        m.link,
+        m.attempts
+    );
     if !m.last_error.is_empty() {
         println!("  last error: {}", m.last_error);
     }
@@ -176,7 +181,11 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
         "node {} ({}), leader {}, term {}, commit index {}, applied {}",
         s.node_id,
         s.state,
-        if s.leader == 0 { "unknown".to_string() } else { s.leader.to_string() },
+        if s.leader == 0 {
+            "unknown".to_string()
+        } else {
+            s.leader.to_string()
+        },
         s.term,
         s.commit_index,
         s.applied_index

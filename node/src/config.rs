@@ -130,8 +130,8 @@ impl NodeConfig {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        let config: NodeConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         config.validate()?;
         Ok(config)
     }
@@ -170,7 +170,9 @@ impl NodeConfig {
         if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms * 2
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
         {
-            anyhow::bail!("raft: need heartbeat-ms * 2 < election-timeout-min-ms < election-timeout-max-ms");
+            anyhow::bail!(
+                "raft: need heartbeat-ms * 2 < election-timeout-min-ms < election-timeout-max-ms"
+            );
         }
         Ok(())
     }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::config::{LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning};
+use crate::config::{
+    LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
+};
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -40,7 +42,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let mut children: Vec<(String, Child)> = Vec::new();
     let sim = Command::new(&exe)
-        .args(["sim", "cmpp", "--listen", &sim_addr, "--account", "900001:dev-secret"])
+        .args([
+            "sim",
+            "cmpp",
+            "--listen",
+            &sim_addr,
+            "--account",
+            "900001:dev-secret",
+        ])
         .arg("--record")
         .arg(dir.join("sim-cmpp.jsonl"))
         .stdout(log_file(&dir, "sim-cmpp.log")?)
@@ -101,16 +110,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "simulators": [{"protocol": "cmpp", "addr": sim_addr, "pid": sim_pid,
                         "record": dir.join("sim-cmpp.jsonl")}],
     });
-    std::fs::write(dir.join("cluster.json"), serde_json::to_string_pretty(&cluster)?)?;
+    std::fs::write(
+        dir.join("cluster.json"),
+        serde_json::to_string_pretty(&cluster)?,
+    )?;
 
     let first = &peers[0].grpc;
     match wait_for_leader(first, Duration::from_secs(30)).await {
         Some(leader) => {
-            println!("Herald dev cluster is up: {} nodes, leader is node {leader}.", args.nodes);
+            println!(
+                "Herald dev cluster is up: {} nodes, leader is node {leader}.",
+                args.nodes
+            );
             println!("  cluster file: {}", dir.join("cluster.json").display());
             println!("  logs:         {}/*.log", dir.display());
             println!("Try:");
-            println!("  herald send --endpoint {first} --to 13800138000 --text 'Hello from Herald'");
+            println!(
+                "  herald send --endpoint {first} --to 13800138000 --text 'Hello from Herald'"
+            );
             println!("  herald status --endpoint {first} <id printed by send>");
             println!("  herald cluster status --endpoint {first}");
             println!("Ctrl-C stops everything.");
@@ -130,7 +147,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for (_, child) in &mut children {
         if let Some(pid) = child.id() {
             // SIGTERM lets each process shut down cleanly; kill_on_drop is the backstop.
-            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
         }
     }
     for (_, child) in &mut children {
@@ -164,10 +183,7 @@ async fn wait_for_leader(endpoint: &str, limit: Duration) -> Option<u64> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Ok(mut client) = ClusterClient::connect(format!("http://{endpoint}")).await {
-            if let Ok(resp) = client
-                .status(herald_api::v1::ClusterStatusRequest {})
-                .await
-            {
+            if let Ok(resp) = client.status(herald_api::v1::ClusterStatusRequest {}).await {
                 let s = resp.into_inner();
                 if s.leader != 0 {
                     return Some(s.leader);

@@ -291,7 +291,12 @@ async fn send_message(run: &LinkRun, msg: MessageRecord) {
 }
 
 /// Returns false when the rest of the message must not be sent (rejected, or the link stopped).
-async fn send_segment(run: &LinkRun, msg: &MessageRecord, index: u32, segment: OutboundSegment) -> bool {
+async fn send_segment(
+    run: &LinkRun,
+    msg: &MessageRecord,
+    index: u32,
+    segment: OutboundSegment,
+) -> bool {
     let link = &run.link.name;
     loop {
         if run.stop.is_cancelled() {
@@ -309,7 +314,12 @@ async fn send_segment(run: &LinkRun, msg: &MessageRecord, index: u32, segment: O
                         carrier_id,
                     }),
                 );
-                if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                if let Err(e) = run
+                    .ctx
+                    .proposer
+                    .propose_persistently(vec![event], PERSIST_FOR)
+                    .await
+                {
                     tracing::error!(%link, id = msg.id, "carrier acknowledgement not recorded: {e}");
                     return false;
                 }
@@ -331,7 +341,12 @@ async fn send_segment(run: &LinkRun, msg: &MessageRecord, index: u32, segment: O
                         description,
                     }),
                 );
-                if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                if let Err(e) = run
+                    .ctx
+                    .proposer
+                    .propose_persistently(vec![event], PERSIST_FOR)
+                    .await
+                {
                     tracing::error!(%link, id = msg.id, "carrier rejection not recorded: {e}");
                 }
                 if retryable {
@@ -389,7 +404,12 @@ async fn handle_client_events(
                 };
                 let run = run.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = run.ctx.proposer.propose_persistently(vec![event], PERSIST_FOR).await {
+                    if let Err(e) = run
+                        .ctx
+                        .proposer
+                        .propose_persistently(vec![event], PERSIST_FOR)
+                        .await
+                    {
                         tracing::error!(link = %run.link.name, "delivery report not recorded: {e}");
                     }
                     drop(permit);

@@ -5,8 +5,8 @@
 //! `node-lost-after-ms`, is assigned to the live node holding the fewest links, with the next epoch.
 //! The epoch fences the old holder: its dispatches are ignored from then on.
 
-use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver as _;
+use openraft::Instant as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

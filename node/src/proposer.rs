@@ -114,11 +114,14 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
             for pending in batch {
                 let reply = match &mut outcomes {
                     Ok(iter) => {
-                        let mine: Vec<EventOutcome> = iter.by_ref().take(pending.events.len()).collect();
+                        let mine: Vec<EventOutcome> =
+                            iter.by_ref().take(pending.events.len()).collect();
                         if mine.len() == pending.events.len() {
                             Ok(mine)
                         } else {
-                            Err(ProposeError::Failed("the leader answered too few outcomes".into()))
+                            Err(ProposeError::Failed(
+                                "the leader answered too few outcomes".into(),
+                            ))
                         }
                     }
                     Err(e) => Err(clone_err(e)),
@@ -156,13 +159,20 @@ impl Forwarder {
             let leader = self.raft.metrics().borrow_watched().current_leader;
             let result = match leader {
                 None => Err(ProposeError::NoLeader),
-                Some(id) if id == *self.raft.node_id() => propose_local(&self.raft, batch.clone()).await,
+                Some(id) if id == *self.raft.node_id() => {
+                    propose_local(&self.raft, batch.clone()).await
+                }
                 Some(id) => match self.client_for(id).await {
                     Some(mut client) => {
-                        let left = self.deadline.saturating_sub(start.elapsed()).max(Duration::from_millis(100));
+                        let left = self
+                            .deadline
+                            .saturating_sub(start.elapsed())
+                            .max(Duration::from_millis(100));
                         propose_remote(&mut client, batch.clone(), left).await
                     }
-                    None => Err(ProposeError::Unreachable(format!("no address known for node {id}"))),
+                    None => Err(ProposeError::Unreachable(format!(
+                        "no address known for node {id}"
+                    ))),
                 },
             };
             match result {

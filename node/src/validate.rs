@@ -26,9 +26,15 @@ pub fn normalise_mobile(raw: &str) -> Option<String> {
     let s = raw.trim();
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let chinese = |t: &str| {
-        t.len() == 11 && all_digits(t) && t.as_bytes()[0] == b'1' && (b'3'..=b'9').contains(&t.as_bytes()[1])
+        t.len() == 11
+            && all_digits(t)
+            && t.as_bytes()[0] == b'1'
+            && (b'3'..=b'9').contains(&t.as_bytes()[1])
     };
-    if let Some(rest) = s.strip_prefix("+86").or_else(|| s.strip_prefix("86").filter(|r| r.len() == 11)) {
+    if let Some(rest) = s
+        .strip_prefix("+86")
+        .or_else(|| s.strip_prefix("86").filter(|r| r.len() == 11))
+    {
         return chinese(rest).then(|| rest.to_string());
     }
     if chinese(s) {
@@ -50,7 +56,11 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
     if req.recipients.len() > limits.max_recipients {
         return Err(invalid(
             "recipients",
-            format!("at most {} recipients per message, got {}", limits.max_recipients, req.recipients.len()),
+            format!(
+                "at most {} recipients per message, got {}",
+                limits.max_recipients,
+                req.recipients.len()
+            ),
         ));
     }
     let mut recipients = Vec::with_capacity(req.recipients.len());
@@ -81,14 +91,21 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
         Ok(Priority::Notification) | Ok(Priority::Unspecified) => 1,
         Ok(Priority::CustomerService) => 2,
         Ok(Priority::Bulk) => 3,
-        Err(_) => return Err(invalid("priority", format!("unknown priority {}", req.priority))),
+        Err(_) => {
+            return Err(invalid(
+                "priority",
+                format!("unknown priority {}", req.priority),
+            ))
+        }
     };
     let link = if req.link.is_empty() {
         config
             .links
             .first()
             .map(|l| l.name.clone())
-            .ok_or_else(|| Status::failed_precondition("no carrier link is configured on this cluster"))?
+            .ok_or_else(|| {
+                Status::failed_precondition("no carrier link is configured on this cluster")
+            })?
     } else if config.link(&req.link).is_some() {
         req.link.clone()
     } else {
@@ -97,7 +114,12 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
             format!(
                 "unknown link {:?} (configured: {})",
                 req.link,
-                config.links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                config
+                    .links
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     };

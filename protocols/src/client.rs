@@ -4,7 +4,7 @@
 //! Connection handling (window, heartbeats, reconnects) is the generic [`crate::session`]
 //! engine; this module supplies the CMPP-specific PDUs and maps results. It does not retry:
 //! deciding whether and when to resend a segment is the caller's job, guided by
-//! [`SubmitOutcome::Rejected::retryable`] and [`SendError`].
+//! the `retryable` flag of [`SubmitOutcome::Rejected`] and [`SendError`].
 
 use std::fmt;
 use std::sync::Mutex;
@@ -224,12 +224,8 @@ impl CmppClient {
             msg_content: seg.segment.payload.clone(),
             link_id: String::new(),
         };
-        let probe = Pdu::new(0, Body::Submit(Box::new(submit)));
-        probe.encode(&mut BytesMut::new())?;
-        match probe.body {
-            Body::Submit(s) => Ok(*s),
-            _ => unreachable!("built as a SUBMIT just above"),
-        }
+        Pdu::new(0, Body::Submit(Box::new(submit.clone()))).encode(&mut BytesMut::new())?;
+        Ok(submit)
     }
 
     fn engine_link(&self) -> &CmppLink {

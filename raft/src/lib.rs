@@ -5,12 +5,12 @@
 //! job, which reads the projection and proposes events through [`proposer`]-style callers.
 
 pub mod db;
-pub mod log_store;
-pub mod types;
 pub mod events;
 pub mod keys;
+pub mod log_store;
+pub mod network;
 pub mod projection;
+pub mod reader;
 pub mod records;
 pub mod state_machine;
-pub mod network;
-pub mod reader;
+pub mod types;

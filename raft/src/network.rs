@@ -25,7 +25,9 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::types::{ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, TypeConfig, Vote};
+use crate::types::{
+    ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, TypeConfig, Vote,
+};
 
 /// Largest gRPC message between nodes: snapshots travel whole.
 pub const MAX_INTERNAL_MESSAGE: usize = 1 << 30;
@@ -63,9 +65,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         PeerClient {
             target,
-            client: internal_channel(&node.raft_addr)
-                .ok()
-                .map(internal_client),
+            client: internal_channel(&node.raft_addr).ok().map(internal_client),
             addr: node.raft_addr.clone(),
         }
     }
@@ -209,11 +209,11 @@ impl Internal for InternalService {
             }
             "transfer-leader" => {
                 let rpc = decode(&req.payload).map_err(bad_payload)?;
-                let result: Result<TransferLeaderResponse<TypeConfig>, RaftError<TypeConfig>> = self
-                    .raft
-                    .handle_transfer_leader(rpc)
-                    .await
-                    .map_err(RaftError::Fatal);
+                let result: Result<TransferLeaderResponse<TypeConfig>, RaftError<TypeConfig>> =
+                    self.raft
+                        .handle_transfer_leader(rpc)
+                        .await
+                        .map_err(RaftError::Fatal);
                 reply(&result)
             }
             other => Err(Status::invalid_argument(format!(

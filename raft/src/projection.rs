@@ -118,10 +118,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 .then(|| keys::idempotency(&s.client_id, &s.idempotency_key));
             if let Some(key) = &idem_key {
                 if let Some(existing) = kv.get(CF_IDEMPOTENCY, key)? {
-                    let id = keys::id_suffix(&existing).ok_or_else(|| ProjectionError::Corrupt {
-                        what: "idempotency entry".into(),
-                        detail: "shorter than 8 bytes".into(),
-                    })?;
+                    let id =
+                        keys::id_suffix(&existing).ok_or_else(|| ProjectionError::Corrupt {
+                            what: "idempotency entry".into(),
+                            detail: "shorter than 8 bytes".into(),
+                        })?;
                     return Ok(EventOutcome::Submitted {
                         message_id: id,
                         created: false,
@@ -164,7 +165,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let links = load_links(kv)?;
             match links.holder(&d.link) {
                 Some(h) if h.node == d.node && h.epoch == d.epoch => {}
-                _ => return Ok(ignored("dispatch from a node that no longer holds the link")),
+                _ => {
+                    return Ok(ignored(
+                        "dispatch from a node that no longer holds the link",
+                    ))
+                }
             }
             if !matches!(msg.state(), MessageState::Accepted | MessageState::Sending) {
                 return Ok(ignored("message is not waiting to be sent"));
@@ -200,7 +205,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             }
             let mut value = a.message_id.to_be_bytes().to_vec();
             value.extend_from_slice(&a.segment.to_be_bytes());
-            kv.put(CF_CARRIER_IDS, keys::carrier_id(&a.link, &a.carrier_id), value);
+            kv.put(
+                CF_CARRIER_IDS,
+                keys::carrier_id(&a.link, &a.carrier_id),
+                value,
+            );
             msg.timeline.push(event.clone());
             let orphan_key = keys::carrier_id(&a.link, &a.carrier_id);
             if let Some(bytes) = kv.get(CF_ORPHAN_REPORTS, &orphan_key)? {

@@ -238,6 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(io::Error::other)??;
         write_snapshot_file(&self.snapshot_path(), meta, &data)?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "installed snapshot");
         self.applied_tx
             .send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
         Ok(())

@@ -1,1 +1,326 @@
+//! Test harness for Herald's integration tests: starts the real `herald` binary as separate
+//! processes on loopback (nodes and carrier simulators, each node with its own RocksDB data dir),
+//! kills and restarts them, and talks to them over gRPC.
+//!
+//! Nothing here is mocked: what the tests check is what an operator would run.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use herald_api::v1::cluster_client::ClusterClient;
+use herald_api::v1::messaging_client::MessagingClient;
+use herald_api::v1::{
+    ClusterStatusRequest, ClusterStatusResponse, GetMessageRequest, GetMessageResponse,
+};
+use tonic::transport::Channel;
+
+/// The `herald` binary: `$HERALD_BIN`, or the workspace's debug build.
+pub fn herald_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("HERALD_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/herald");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bin herald` first (or set HERALD_BIN)",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub struct Options {
+    pub nodes: u64,
+    /// Raft snapshot threshold (entries); small values force snapshots and log purges.
+    pub snapshot_logs: u64,
+    pub keep_logs: u64,
+    pub report_delay_ms: u64,
+    pub max_window: usize,
+    pub max_per_second: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            snapshot_logs: 20_000,
+            keep_logs: 1_000,
+            report_delay_ms: 100,
+            max_window: 16,
+            max_per_second: 1000,
+        }
+    }
+}
+
+pub struct NodeSpec {
+    pub id: u64,
+    pub grpc: String,
+    pub raft: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// A running cluster of `herald node` processes plus one CMPP simulator.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeSpec>,
+    pub sim_addr: String,
+    pub sim_record: PathBuf,
+    procs: std::sync::Mutex<HashMap<u64, Child>>,
+    sim: Option<Child>,
+}
+
+impl Cluster {
+    pub fn start(opts: Options) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("herald-test-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let sim_addr = format!("127.0.0.1:{}", free_port());
+        let sim_record = dir.path().join("sim-cmpp.jsonl");
+        let sim_log = dir.path().join("sim-cmpp.log");
+        let sim = Command::new(herald_bin())
+            .args([
+                "sim",
+                "cmpp",
+                "--listen",
+                &sim_addr,
+                "--account",
+                "900001:test-secret",
+            ])
+            .args(["--report-delay-ms", &opts.report_delay_ms.to_string()])
+            .arg("--record")
+            .arg(&sim_record)
+            .stdout(Stdio::null())
+            .stderr(log_file(&sim_log))
+            .spawn()
+            .expect("starting the CMPP simulator");
+
+        let nodes: Vec<NodeSpec> = (1..=opts.nodes)
+            .map(|id| NodeSpec {
+                id,
+                grpc: format!("127.0.0.1:{}", free_port()),
+                raft: format!("127.0.0.1:{}", free_port()),
+                config: dir.path().join(format!("node{id}.toml")),
+                log: dir.path().join(format!("node{id}.log")),
+            })
+            .collect();
+        let peers: String = nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "[[peers]]\nid = {}\ngrpc = \"{}\"\nraft = \"{}\"\n\n",
+                    n.id, n.grpc, n.raft
+                )
+            })
+            .collect();
+        for n in &nodes {
+            let config = format!(
+                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
+                 [raft]\nheartbeat-ms = 150\nelection-timeout-min-ms = 1000\nelection-timeout-max-ms = 2000\n\
+                 snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = 2000\n\n\
+                 {peers}[[links]]\nname = \"cmpp-sim\"\nprotocol = \"cmpp\"\naddress = \"{sim}\"\n\
+                 account = \"900001\"\nsecret = \"test-secret\"\nsrc-id = \"10690001\"\n\
+                 max-window = {window}\nmax-per-second = {rate}\n",
+                id = n.id,
+                grpc = n.grpc,
+                raft = n.raft,
+                data = dir.path().join(format!("node{}", n.id)).display(),
+                snap = opts.snapshot_logs,
+                keep = opts.keep_logs,
+                sim = sim_addr,
+                window = opts.max_window,
+                rate = opts.max_per_second,
+            );
+            std::fs::write(&n.config, config).expect("writing a node config");
+        }
+        let cluster = Cluster {
+            dir,
+            nodes,
+            sim_addr,
+            sim_record,
+            procs: Default::default(),
+            sim: Some(sim),
+        };
+        for id in 1..=opts.nodes {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &NodeSpec {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("no such node")
+    }
+
+    /// Starts (or restarts, on its existing data dir) node `id`.
+    pub fn start_node(&self, id: u64) {
+        let spec = self.node(id);
+        let child = Command::new(herald_bin())
+            .args(["node", "--config"])
+            .arg(&spec.config)
+            .env("HERALD_LOG", "info,openraft=info,h2=warn,tower=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file(&spec.log))
+            .spawn()
+            .expect("starting a herald node");
+        self.procs.lock().expect("process table").insert(id, child);
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a power cut of the process.
+    pub fn kill_node(&self, id: u64) {
+        let child = self.procs.lock().expect("process table").remove(&id);
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .procs
+            .lock()
+            .expect("process table")
+            .keys()
+            .copied()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
+    }
+
+    /// Every SUBMIT the simulator received: (text, msg_id) pairs.
+    pub fn sim_submits(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(&self.sim_record).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["kind"] == "submit")
+            .map(|v| {
+                (
+                    v["text"].as_str().unwrap_or_default().to_string(),
+                    v["msg_id"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<Channel>> {
+        channel(&self.node(id).grpc).await.map(MessagingClient::new)
+    }
+
+    pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
+        let mut client = ClusterClient::new(channel(&self.node(id).grpc).await?);
+        client
+            .status(ClusterStatusRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// Waits until a running node reports a leader that is itself running; returns its id.
+    pub async fn wait_for_leader(&self, limit: Duration) -> u64 {
+        wait_for("a leader", limit, || async {
+            for id in self.running() {
+                if let Some(s) = self.status(id).await {
+                    if s.leader != 0 && self.running().contains(&s.leader) {
+                        if let Some(ls) = self.status(s.leader).await {
+                            if ls.state == "Leader" {
+                                return Some(s.leader);
+                            }
+                        }
+                    }
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    pub async fn get_message(&self, node: u64, id: &str) -> Option<GetMessageResponse> {
+        let mut client = self.messaging(node).await?;
+        client
+            .get_message(GetMessageRequest {
+                message_id: id.to_string(),
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let procs: Vec<Child> = match self.procs.lock() {
+            Ok(mut p) => p.drain().map(|(_, c)| c).collect(),
+            Err(_) => Vec::new(),
+        };
+        for mut child in procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(mut sim) = self.sim.take() {
+            let _ = sim.kill();
+            let _ = sim.wait();
+        }
+        if std::thread::panicking() {
+            // Keep the logs and data of a failed run for diagnosis.
+            let kept = self.dir.path().to_path_buf();
+            eprintln!("test failed; logs and data kept in {}", kept.display());
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("temp dir"),
+            ));
+        }
+    }
+}
+
+fn log_file(path: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+async fn channel(addr: &str) -> Option<Channel> {
+    Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(15))
+        .connect()
+        .await
+        .ok()
+}

@@ -1,6 +1,6 @@
 //! Framing of CMPP PDUs on a TCP stream for `tokio_util::codec::Framed`.
 //!
-//! The decoder validates Total_Length against [`MAX_PDU_LEN`] before it reserves buffer space, so a
+//! The decoder validates Total_Length against [`MAX_PDU_LEN`](super::MAX_PDU_LEN) before it reserves buffer space, so a
 //! hostile length cannot make it allocate. Any error is fatal to the stream: after a bad frame the
 //! byte stream cannot be trusted, and the session reconnects.
 
