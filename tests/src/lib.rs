@@ -324,3 +324,68 @@ async fn channel(addr: &str) -> Option<Channel> {
         .await
         .ok()
 }
+
+impl Cluster {
+    /// Submits `request` until some node acknowledges it, as a real client would: on any error it
+    /// retries, with the same idempotency key, on the next running node. None if `limit` passed.
+    pub async fn submit_until_acked(
+        &self,
+        request: &herald_api::v1::SubmitRequest,
+        start_at: usize,
+        limit: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        let mut attempt = start_at;
+        while Instant::now() < deadline {
+            let nodes = self.running();
+            if nodes.is_empty() {
+                return None;
+            }
+            let node = nodes[attempt % nodes.len()];
+            attempt += 1;
+            let Some(mut client) = self.messaging(node).await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            match client.submit(request.clone()).await {
+                Ok(resp) => return Some(resp.into_inner().message_id),
+                Err(status) => {
+                    assert_ne!(
+                        status.code(),
+                        tonic::Code::InvalidArgument,
+                        "a valid submission was refused: {status}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until every message in `ids` is DELIVERED as seen from `node`.
+    pub async fn wait_all_delivered(&self, node: u64, ids: &[String], limit: Duration) {
+        let start = Instant::now();
+        let mut pending: Vec<String> = ids.to_vec();
+        loop {
+            let mut still = Vec::new();
+            for id in pending {
+                let state = self.get_message(node, &id).await.map(|m| m.state);
+                if state != Some(herald_api::v1::MessageState::Delivered as i32) {
+                    still.push(id);
+                }
+            }
+            if still.is_empty() {
+                return;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "node {node}: {} acknowledged messages not DELIVERED after {limit:?}, e.g. {:?}",
+                    still.len(),
+                    self.get_message(node, &still[0]).await
+                );
+            }
+            pending = still;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

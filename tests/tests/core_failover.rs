@@ -1,82 +1,51 @@
-//! The replicated core, end to end, with real processes: three nodes and a CMPP simulator;
-//! 500 messages submitted across all nodes while the leader is SIGKILLed mid-stream. Every
-//! acknowledged message must reach DELIVERED and read the same from every surviving node; the
-//! simulator must have seen every message; the killed node restarts on its data dir and catches up
-//! from a snapshot (the log it missed was purged).
+//! The replicated core, end to end, with real processes: three nodes and a CMPP simulator, messages
+//! submitted across all nodes while a node is SIGKILLed mid-stream. Every acknowledged message must
+//! reach DELIVERED and read the same from every surviving node, and the simulator must have seen it.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_api::v1::{MessageState, SubmitRequest};
+use herald_api::v1::SubmitRequest;
 use herald_tests::{wait_for, Cluster, Options};
 
-const MESSAGES: usize = 500;
 const CLIENTS: usize = 8;
 
-/// Submits message `i` until some node acknowledges it, like a real client: on errors it retries
-/// with the same idempotency key on the next node. Returns the message id, or None if it gave up.
-async fn submit_with_retries(cluster: &Cluster, nodes: &[u64], i: usize) -> Option<String> {
-    let request = SubmitRequest {
+fn request(tag: &str, i: usize) -> SubmitRequest {
+    SubmitRequest {
         recipients: vec![format!("1380013{:04}", i)],
-        text: format!("core test message {i}"),
-        idempotency_key: format!("core-{i}"),
+        text: format!("{tag} message {i}"),
+        idempotency_key: format!("{tag}-{i}"),
         client_ref: format!("ref-{i}"),
         ..Default::default()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut attempt = 0usize;
-    while tokio::time::Instant::now() < deadline {
-        let node = nodes[(i + attempt) % nodes.len()];
-        attempt += 1;
-        let Some(mut client) = cluster.messaging(node).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        match client.submit(request.clone()).await {
-            Ok(resp) => return Some(resp.into_inner().message_id),
-            Err(status) => {
-                assert_ne!(
-                    status.code(),
-                    tonic::Code::InvalidArgument,
-                    "a valid submission was refused: {status}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
     }
-    None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_mid_stream_loses_nothing() {
-    let cluster = Cluster::start(Options {
-        snapshot_logs: 64,
-        keep_logs: 8,
-        ..Options::default()
-    });
-    let first_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let all_nodes: Vec<u64> = cluster.running();
-
-    // Submit from CLIENTS concurrent clients across all nodes; kill the leader after a third.
+/// Submits `total` messages from concurrent clients; calls `kill` once a third are acknowledged.
+/// Returns message number → id for every acknowledged one.
+async fn submit_stream(
+    cluster: Arc<Cluster>,
+    tag: &'static str,
+    total: usize,
+    kill: impl FnOnce(&Cluster),
+) -> BTreeMap<usize, String> {
     let acked: Arc<Mutex<BTreeMap<usize, String>>> = Arc::default();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let shared = Arc::new(cluster);
+    let next = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let (acked, next, cluster, nodes) = (
-            acked.clone(),
-            next.clone(),
-            shared.clone(),
-            all_nodes.clone(),
-        );
+        let (acked, next, cluster) = (acked.clone(), next.clone(), cluster.clone());
         clients.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= MESSAGES {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
                     return;
                 }
-                if let Some(id) = submit_with_retries(&cluster, &nodes, i).await {
+                let req = request(tag, i);
+                if let Some(id) = cluster
+                    .submit_until_acked(&req, i, Duration::from_secs(60))
+                    .await
+                {
                     acked.lock().unwrap().insert(i, id);
                 }
             }
@@ -85,116 +54,148 @@ async fn leader_killed_mid_stream_loses_nothing() {
     wait_for(
         "a third of the messages acknowledged",
         Duration::from_secs(60),
-        || async { (acked.lock().unwrap().len() >= MESSAGES / 3).then_some(()) },
+        || async { (acked.lock().unwrap().len() >= total / 3).then_some(()) },
     )
     .await;
-    shared.kill_node(first_leader);
+    kill(&cluster);
     for c in clients {
         c.await.expect("a client task panicked");
     }
-    let cluster = shared;
-
     let acked = acked.lock().unwrap().clone();
     assert!(
-        acked.len() >= MESSAGES * 9 / 10,
-        "only {} of {MESSAGES} submissions were acknowledged within their deadline",
+        acked.len() >= total * 9 / 10,
+        "only {} of {total} submissions were acknowledged within their deadline",
         acked.len()
     );
     let ids: HashSet<&String> = acked.values().collect();
     assert_eq!(ids.len(), acked.len(), "two submissions share a message id");
+    acked
+}
 
-    let survivors = cluster.running();
-    assert_eq!(survivors.len(), 2);
-    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    assert_ne!(
-        new_leader, first_leader,
-        "the killed node cannot still lead"
-    );
-
-    // Every acknowledged message reaches DELIVERED, identically on every surviving node.
-    for node in &survivors {
-        wait_all_delivered(&cluster, *node, &acked, Duration::from_secs(180)).await;
+/// Every acknowledged message DELIVERED and identical on every running node; every one seen by the
+/// simulator. Returns the number of duplicate submits the simulator received.
+async fn check_delivered_everywhere(
+    cluster: &Cluster,
+    tag: &str,
+    acked: &BTreeMap<usize, String>,
+) -> usize {
+    let ids: Vec<String> = acked.values().cloned().collect();
+    let nodes = cluster.running();
+    for node in &nodes {
+        cluster
+            .wait_all_delivered(*node, &ids, Duration::from_secs(180))
+            .await;
     }
-    for (i, id) in &acked {
-        let a = cluster
-            .get_message(survivors[0], id)
+    for (i, id) in acked {
+        let first = cluster
+            .get_message(nodes[0], id)
             .await
             .expect("message readable");
-        let b = cluster
-            .get_message(survivors[1], id)
-            .await
-            .expect("message readable");
-        assert_eq!(a.state, b.state, "message {i} ({id}) differs between nodes");
-        assert_eq!(
-            a.segments, b.segments,
-            "message {i} ({id}) differs between nodes"
-        );
-        assert_eq!(
-            a.timeline, b.timeline,
-            "message {i} ({id}) differs between nodes"
-        );
-        assert_eq!(a.text, format!("core test message {i}"));
+        assert_eq!(first.text, format!("{tag} message {i}"));
+        for node in &nodes[1..] {
+            let other = cluster
+                .get_message(*node, id)
+                .await
+                .expect("message readable");
+            assert_eq!(
+                first.state, other.state,
+                "message {i} ({id}) differs on node {node}"
+            );
+            assert_eq!(
+                first.segments, other.segments,
+                "message {i} ({id}) differs on node {node}"
+            );
+            assert_eq!(
+                first.timeline, other.timeline,
+                "message {i} ({id}) differs on node {node}"
+            );
+        }
     }
-
-    // At least once at the carrier: every acknowledged message's text reached the simulator.
-    let seen: HashSet<String> = cluster.sim_submits().into_iter().map(|(t, _)| t).collect();
+    let submits: Vec<String> = cluster
+        .sim_submits()
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t.starts_with(tag))
+        .collect();
+    let seen: HashSet<&String> = submits.iter().collect();
     for i in acked.keys() {
         assert!(
-            seen.contains(&format!("core test message {i}")),
+            seen.contains(&format!("{tag} message {i}")),
             "message {i} was acknowledged but never reached the carrier"
         );
     }
-    let submits = cluster.sim_submits().len();
+    let duplicates = submits.len() - seen.len();
     eprintln!(
-        "{} acknowledged, {} submits at the simulator ({} duplicates)",
+        "{tag}: {} acknowledged, {} submits at the simulator, {duplicates} duplicates",
         acked.len(),
-        submits,
-        submits.saturating_sub(acked.len())
+        submits.len()
     );
-
-    // The killed node restarts on its data dir and catches up; the log it missed was purged, so it
-    // must have been sent a snapshot.
-    cluster.start_node(first_leader);
-    wait_all_delivered(&cluster, first_leader, &acked, Duration::from_secs(120)).await;
-    assert!(
-        cluster.log_of(first_leader).contains("installed snapshot"),
-        "the restarted node caught up without a snapshot; log:\n{}",
-        cluster.log_of(first_leader)
-    );
-    let status = cluster
-        .status(first_leader)
-        .await
-        .expect("restarted node answers");
-    assert_eq!(status.members.len(), 3);
+    duplicates
 }
 
-async fn wait_all_delivered(
-    cluster: &Cluster,
-    node: u64,
-    acked: &BTreeMap<usize, String>,
-    limit: Duration,
-) {
-    let start = std::time::Instant::now();
-    let mut pending: Vec<(usize, String)> = acked.iter().map(|(i, id)| (*i, id.clone())).collect();
-    loop {
-        let mut still = Vec::new();
-        for (i, id) in pending {
-            let state = cluster.get_message(node, &id).await.map(|m| m.state);
-            if state != Some(MessageState::Delivered as i32) {
-                still.push((i, id));
-            }
-        }
-        if still.is_empty() {
-            return;
-        }
-        if start.elapsed() > limit {
-            panic!(
-                "node {node}: {} acknowledged messages not DELIVERED after {limit:?}, e.g. {:?}",
-                still.len(),
-                cluster.get_message(node, &still[0].1).await
-            );
-        }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_mid_stream_loses_nothing_and_restart_catches_up_from_snapshot() {
+    let cluster = Arc::new(Cluster::start(Options {
+        snapshot_logs: 64,
+        keep_logs: 8,
+        ..Options::default()
+    }));
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let acked = submit_stream(cluster.clone(), "leader-kill", 500, |c| c.kill_node(leader)).await;
+    assert_eq!(cluster.running().len(), 2);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    assert_ne!(new_leader, leader, "the killed node cannot still lead");
+    check_delivered_everywhere(&cluster, "leader-kill", &acked).await;
+
+    // The killed node restarts on its data dir and catches up. The log it missed was purged behind
+    // snapshots (every 64 entries), so it must be sent a snapshot.
+    cluster.start_node(leader);
+    let ids: Vec<String> = acked.values().cloned().collect();
+    cluster
+        .wait_all_delivered(leader, &ids, Duration::from_secs(120))
+        .await;
+    assert!(
+        cluster.log_of(leader).contains("installed snapshot"),
+        "the restarted node caught up without a snapshot; its log:\n{}",
+        cluster.log_of(leader)
+    );
+    check_delivered_everywhere(&cluster, "leader-kill", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_holder_killed_mid_stream_its_link_moves_and_nothing_is_lost() {
+    let window = 16;
+    let cluster = Arc::new(Cluster::start(Options {
+        max_window: window,
+        // A slow carrier keeps a window of messages in flight when the holder dies.
+        max_per_second: 150,
+        ..Options::default()
+    }));
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let (holder, epoch) = wait_for("the link assigned", Duration::from_secs(30), || async {
+        let s = cluster.status(leader).await?;
+        let l = s.links.first()?;
+        (l.node != 0).then_some((l.node, l.epoch))
+    })
+    .await;
+    let acked = submit_stream(cluster.clone(), "holder-kill", 400, |c| c.kill_node(holder)).await;
+
+    let survivor = cluster.running()[0];
+    let (new_holder, new_epoch) =
+        wait_for("the link reassigned", Duration::from_secs(30), || async {
+            let s = cluster.status(survivor).await?;
+            let l = s.links.first()?;
+            (l.node != holder && l.node != 0).then_some((l.node, l.epoch))
+        })
+        .await;
+    assert!(
+        new_epoch > epoch,
+        "reassignment must raise the epoch ({epoch} → {new_epoch})"
+    );
+    assert_ne!(new_holder, holder);
+    let duplicates = check_delivered_everywhere(&cluster, "holder-kill", &acked).await;
+    assert!(
+        duplicates <= window,
+        "{duplicates} duplicates at the carrier exceed the window of {window}"
+    );
 }
