@@ -228,8 +228,10 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let Some(mut msg) = load_message(kv, r.message_id)? else {
                 return Ok(ignored("unknown message"));
             };
-            if msg.state().is_terminal() {
-                return Ok(ignored("message is already terminal"));
+            // Only a message in flight can be refused: a late answer from an older dispatch of a
+            // message that was requeued, sent or finished since must not move it again.
+            if msg.state() != MessageState::Sending {
+                return Ok(ignored("message is not in flight"));
             }
             msg.last_error = format!("carrier code {}: {}", r.code, r.description);
             msg.timeline.push(event.clone());
@@ -321,6 +323,9 @@ fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) {
     if statuses.contains(&SegmentStatus::Pending) {
         return;
     }
+    // A late acknowledgement can complete a message that was requeued meanwhile: it leaves the
+    // queue as well as the in-flight set.
+    kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
     kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
     let reported = statuses
         .iter()

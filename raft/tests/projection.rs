@@ -960,21 +960,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    #[ignore = "bug: a CarrierAccepted for a requeued (ACCEPTED) message settles it to SENT and later \
-                DELIVERED without removing its queue entry; see the regression test below"]
     fn only_waiting_messages_are_queued(kinds in prop::collection::vec(arb_kind(), 0..60)) {
         check_indexes(&kinds).map_err(TestCaseError::fail)?;
     }
 }
 
-/// The shortest sequence found by `only_waiting_messages_are_queued`: node 7 loses the link while
-/// its acknowledgement of segment 0 is still being proposed; the new holder's attempt is refused
-/// with "retry later", which requeues the message; then node 7's late acknowledgement lands.
-#[test]
-#[ignore = "bug: projection.rs settles an ACCEPTED (queued) message to SENT/DELIVERED and leaves its \
-            queue entry behind"]
-fn a_late_acknowledgement_of_a_requeued_message_leaves_no_queue_entry() {
-    let mut kv = after(&[
+/// A message that a failover left requeued: node 7 dispatched it at epoch 1, node 8 took the link
+/// and dispatched it again at epoch 2, and the carrier told node 8 "retry later".
+fn requeued_after_failover() -> MemKv {
+    let kv = after(&[
         submit("c", "", &["+1"]),
         assign(LINK, 7, 1),
         dispatch(1, 7, 1, 1, 1),
@@ -984,10 +978,36 @@ fn a_late_acknowledgement_of_a_requeued_message_leaves_no_queue_entry() {
     ]);
     assert_eq!(state(&kv, 1), MessageState::Accepted);
     assert!(queued(&kv, 1));
-    outcomes(&mut kv, &[accepted(1, 0, "c-0"), report("c-0", true)]);
+    kv
+}
+
+/// Shrunk by `only_waiting_messages_are_queued`: node 7's permanent rejection, proposed before it
+/// lost the link, lands after the message was requeued. It answered an older dispatch, so it is
+/// ignored: the message stays queued and waiting, never FAILED-but-queued.
+#[test]
+fn a_late_rejection_of_a_requeued_message_is_ignored() {
+    let mut kv = requeued_after_failover();
+    assert_eq!(outcomes(&mut kv, &[rejected(1, 11, false)]), ["ignored"]);
+    assert_eq!(state(&kv, 1), MessageState::Accepted);
+    assert!(queued(&kv, 1));
+}
+
+/// Node 7's acknowledgement of segment 0 (proposed persistently, so it may land late) arrives after
+/// the message was requeued: the message settles to SENT, then DELIVERED, still in the queue.
+#[test]
+fn a_late_acknowledgement_of_a_requeued_message_leaves_no_queue_entry() {
+    let mut kv = requeued_after_failover();
+    assert_eq!(outcomes(&mut kv, &[accepted(1, 0, "c-0")]), ["applied"]);
     let s = state(&kv, 1);
     assert!(
-        !(queued(&kv, 1) && s != MessageState::Accepted),
+        s == MessageState::Accepted || !queued(&kv, 1),
+        "message is {} and still in the queue",
+        s.name()
+    );
+    outcomes(&mut kv, &[report("c-0", true)]);
+    let s = state(&kv, 1);
+    assert!(
+        s == MessageState::Accepted || !queued(&kv, 1),
         "message is {} and still in the queue",
         s.name()
     );
