@@ -44,7 +44,7 @@ pub struct PeerConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct LinkConfig {
     pub name: String,
-    /// Only `cmpp` (CMPP 3.0) so far.
+    /// `cmpp` (CMPP 3.0); see `herald_protocols::link::Protocol` for every name.
     pub protocol: String,
     pub address: String,
     pub account: String,
@@ -57,6 +57,9 @@ pub struct LinkConfig {
     pub max_window: usize,
     #[serde(default = "default_rate")]
     pub max_per_second: u32,
+    /// Protocol-specific options (e.g. SMPP `bind = "transceiver"`).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 fn default_window() -> usize {
@@ -147,12 +150,8 @@ impl NodeConfig {
         }
         let mut names = std::collections::HashSet::new();
         for link in &self.links {
-            if link.protocol != "cmpp" {
-                anyhow::bail!(
-                    "links.{}: protocol {:?} is not supported (supported: cmpp)",
-                    link.name,
-                    link.protocol
-                );
+            if let Err(e) = link.protocol.parse::<herald_protocols::link::Protocol>() {
+                anyhow::bail!("links.{}.protocol: {e}", link.name);
             }
             if link.name.is_empty() || link.name.contains('\0') {
                 anyhow::bail!("links: a link name must be non-empty text");

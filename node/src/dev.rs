@@ -84,6 +84,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 src_id: "10690001".into(),
                 max_window: 16,
                 max_per_second: 500,
+                options: Default::default(),
             }],
             raft: RaftTuning::default(),
             messages: MessageLimits::default(),

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use herald_protocols::client::{
-    ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
+    ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
-use herald_protocols::text::split_text;
+use herald_protocols::link::{LinkClient, Protocol};
 use herald_raft::events::{
     event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
     MessageDispatched, MessageExpired,
@@ -96,6 +96,7 @@ fn settings(link: &LinkConfig) -> LinkSettings {
         response_timeout: Duration::from_secs(10),
         reconnect_min: Duration::from_millis(200),
         reconnect_max: Duration::from_secs(10),
+        options: link.options.clone(),
     }
 }
 
@@ -104,14 +105,22 @@ struct LinkRun {
     ctx: Ctx,
     link: LinkConfig,
     epoch: u64,
-    client: CmppClient,
+    client: LinkClient,
     limiter: DefaultDirectRateLimiter,
     in_progress: Mutex<HashSet<u64>>,
     stop: CancellationToken,
 }
 
 async fn run_link(ctx: Ctx, link: LinkConfig, epoch: u64, stop: CancellationToken) {
-    let (client, events) = CmppClient::start(settings(&link));
+    let protocol: Protocol = match link.protocol.parse() {
+        Ok(p) => p,
+        Err(e) => {
+            // Config validation refuses this at start-up; a node never runs such a link.
+            tracing::error!(link = %link.name, "{e}");
+            return;
+        }
+    };
+    let (client, events) = LinkClient::start(protocol, settings(&link));
     let rate = NonZeroU32::new(link.max_per_second).unwrap_or(NonZeroU32::MIN);
     let run = Arc::new(LinkRun {
         ctx: ctx.clone(),
@@ -171,7 +180,7 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
                 planned.push(None);
                 continue;
             }
-            let parts = split_text(&msg.text).len() as u32;
+            let parts = run.client.split(&msg.text).len() as u32;
             events.push(Event::new(
                 now,
                 Kind::Dispatched(MessageDispatched {
@@ -267,7 +276,7 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
 
 /// Sends every segment of `msg` the carrier has not acknowledged yet.
 async fn send_message(run: &LinkRun, msg: MessageRecord) {
-    let parts = split_text(&msg.text);
+    let parts = run.client.split(&msg.text);
     for (r, dest) in msg.recipients.iter().enumerate() {
         for (p, part) in parts.iter().enumerate() {
             let index = r * parts.len() + p;

@@ -45,6 +45,9 @@ pub struct LinkSettings {
     pub response_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Protocol-specific options by name (e.g. SMPP `bind = transceiver`); unknown names are
+    /// refused by the protocol's client when it starts.
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for LinkSettings {
@@ -61,6 +64,7 @@ impl fmt::Debug for LinkSettings {
             .field("response_timeout", &self.response_timeout)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
+            .field("options", &self.options)
             .finish()
     }
 }

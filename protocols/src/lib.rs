@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod cmpp;
+pub mod link;
 pub mod session;
 pub mod sim;
 pub mod text;

@@ -79,6 +79,7 @@ fn settings(addr: SocketAddr, secret: &str, window: usize) -> LinkSettings {
         response_timeout: Duration::from_secs(5),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(400),
+        options: Default::default(),
     }
 }
 
