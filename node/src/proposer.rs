@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use herald_api::v1::internal_client::InternalClient;
 use herald_raft::events::{Event, EventBatch};
 use herald_raft::network::{
-    internal_channel, internal_client, propose_local, propose_remote, ProposeError,
+    internal_channel, internal_client, propose_local, propose_remote, NetworkFactory, ProposeError,
 };
 use herald_raft::types::{EventOutcome, NodeId, Raft};
 use prost::Message as _;
@@ -38,10 +38,11 @@ pub struct Proposer {
 
 impl Proposer {
     /// `deadline` bounds how long one batch keeps looking for a leader before failing retryably.
-    pub fn start(raft: Raft, deadline: Duration) -> Self {
+    pub fn start(raft: Raft, network: NetworkFactory, deadline: Duration) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         let forwarder = Arc::new(Forwarder {
             raft,
+            network,
             clients: Mutex::new(HashMap::new()),
             deadline,
         });
@@ -144,6 +145,7 @@ fn clone_err(e: &ProposeError) -> ProposeError {
 /// Sends a batch to wherever the leader is.
 struct Forwarder {
     raft: Raft,
+    network: NetworkFactory,
     clients: Mutex<HashMap<NodeId, InternalClient<Channel>>>,
     deadline: Duration,
 }
@@ -216,7 +218,7 @@ impl Forwarder {
             m.membership_config
                 .membership()
                 .get_node(&id)
-                .map(|n| n.raft_addr.clone())?
+                .map(|n| self.network.addr_of(id, n))?
         };
         let client = internal_client(internal_channel(&addr).ok()?);
         clients.insert(id, client.clone());

@@ -40,16 +40,23 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate()?);
+    let network = NetworkFactory::new(
+        config
+            .peers
+            .iter()
+            .map(|p| (p.id, p.raft.clone()))
+            .collect(),
+    );
     let raft: Raft = openraft::Raft::new(
         config.node_id,
         raft_config,
-        NetworkFactory,
+        network.clone(),
         log_store,
         state_machine,
     )
     .await?;
 
-    let proposer = Proposer::start(raft.clone(), Duration::from_secs(10));
+    let proposer = Proposer::start(raft.clone(), network, Duration::from_secs(10));
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
         raft: raft.clone(),

@@ -56,17 +56,41 @@ pub fn internal_client(channel: Channel) -> InternalClient<Channel> {
 }
 
 /// Creates one [`PeerClient`] per target node.
+///
+/// A peer is reached at the address this node's own configuration gives for it when there is one,
+/// else at the address recorded in the membership. The local view wins so that an operator (or a
+/// fault-injection test) can route each node's traffic to a peer through its own path — a proxy, a
+/// NAT — without changing what the cluster has agreed on.
 #[derive(Clone, Default)]
-pub struct NetworkFactory;
+pub struct NetworkFactory {
+    peer_addrs: std::sync::Arc<std::collections::HashMap<NodeId, String>>,
+}
+
+impl NetworkFactory {
+    pub fn new(peer_addrs: std::collections::HashMap<NodeId, String>) -> Self {
+        NetworkFactory {
+            peer_addrs: std::sync::Arc::new(peer_addrs),
+        }
+    }
+
+    /// Where this node reaches `target`.
+    pub fn addr_of(&self, target: NodeId, member: &Member) -> String {
+        self.peer_addrs
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| member.raft_addr.clone())
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
+        let addr = self.addr_of(target, node);
         PeerClient {
             target,
-            client: internal_channel(&node.raft_addr).ok().map(internal_client),
-            addr: node.raft_addr.clone(),
+            client: internal_channel(&addr).ok().map(internal_client),
+            addr,
         }
     }
 }
