@@ -8,7 +8,8 @@ use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
     ClusterStatusRequest, ClusterStatusResponse, GetMessageRequest, GetMessageResponse,
-    LinkPlacement, Member, Segment, SubmitRequest, SubmitResponse, TimelineEvent,
+    LinkPlacement, Member, Segment, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
+    SubmitResponse, SubmitResult, TimelineEvent,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, MessageSubmitted};
 use herald_raft::network::ProposeError;
@@ -58,28 +59,7 @@ impl Messaging for MessagingService {
     ) -> Result<Response<SubmitResponse>, Status> {
         let client = client_id(&request);
         let req = request.into_inner();
-        let valid = validate::submission(&req, &self.ctx.config)?;
-        // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
-        // answer must not create the message twice.
-        let idempotency_key = if req.idempotency_key.is_empty() {
-            format!("auto:{}", uuid::Uuid::new_v4())
-        } else {
-            req.idempotency_key.clone()
-        };
-        let now = now_ms();
-        let event = Event::new(
-            now,
-            Kind::Submitted(MessageSubmitted {
-                client_id: client,
-                idempotency_key,
-                client_ref: req.client_ref.clone(),
-                recipients: valid.recipients,
-                text: valid.text,
-                priority: valid.priority,
-                link: valid.link,
-                expires_at_ms: now + valid.validity_seconds * 1000,
-            }),
-        );
+        let event = submitted_event(&req, &self.ctx.config, &client, now_ms())?;
         let outcomes = self
             .ctx
             .proposer
@@ -98,6 +78,60 @@ impl Messaging for MessagingService {
                 "unexpected outcome of a submission: {other:?}"
             ))),
         }
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<SubmitBatchRequest>,
+    ) -> Result<Response<SubmitBatchResponse>, Status> {
+        let client = client_id(&request);
+        let messages = request.into_inner().messages;
+        if messages.is_empty() || messages.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "messages: between 1 and {MAX_BATCH} messages per call, got {}",
+                messages.len()
+            )));
+        }
+        let now = now_ms();
+        let mut results = vec![SubmitResult::default(); messages.len()];
+        let mut events = Vec::with_capacity(messages.len());
+        let mut positions = Vec::with_capacity(messages.len());
+        for (i, req) in messages.iter().enumerate() {
+            match submitted_event(req, &self.ctx.config, &client, now) {
+                Ok(event) => {
+                    events.push(event);
+                    positions.push(i);
+                }
+                Err(status) => {
+                    results[i].error_code = status.code() as i32;
+                    results[i].error = format!("messages[{i}].{}", status.message());
+                }
+            }
+        }
+        if !events.is_empty() {
+            let outcomes = self
+                .ctx
+                .proposer
+                .propose(events)
+                .await
+                .map_err(propose_status)?;
+            for (i, outcome) in positions.into_iter().zip(outcomes) {
+                match outcome {
+                    EventOutcome::Submitted {
+                        message_id,
+                        created,
+                    } => {
+                        results[i].message_id = message_id.to_string();
+                        results[i].created = created;
+                    }
+                    other => {
+                        results[i].error_code = tonic::Code::Internal as i32;
+                        results[i].error = format!("unexpected outcome of a submission: {other:?}");
+                    }
+                }
+            }
+        }
+        Ok(Response::new(SubmitBatchResponse { results }))
     }
 
     async fn get_message(
@@ -123,6 +157,39 @@ impl Messaging for MessagingService {
             *self.ctx.applied.borrow(),
         )))
     }
+}
+
+/// Most messages in one `SubmitBatch` call.
+pub const MAX_BATCH: usize = 1000;
+
+/// Validates one submission and turns it into its event.
+fn submitted_event(
+    req: &SubmitRequest,
+    config: &crate::config::NodeConfig,
+    client: &str,
+    now: u64,
+) -> Result<Event, Status> {
+    let valid = validate::submission(req, config)?;
+    // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
+    // answer must not create the message twice.
+    let idempotency_key = if req.idempotency_key.is_empty() {
+        format!("auto:{}", uuid::Uuid::new_v4())
+    } else {
+        req.idempotency_key.clone()
+    };
+    Ok(Event::new(
+        now,
+        Kind::Submitted(MessageSubmitted {
+            client_id: client.to_string(),
+            idempotency_key,
+            client_ref: req.client_ref.clone(),
+            recipients: valid.recipients,
+            text: valid.text,
+            priority: valid.priority,
+            link: valid.link,
+            expires_at_ms: now + valid.validity_seconds * 1000,
+        }),
+    ))
 }
 
 impl MessagingService {

@@ -35,8 +35,14 @@ pub struct PeerConfig {
     pub id: u64,
     /// The peer's public gRPC address (what `grpc-listen` is on that node).
     pub grpc: String,
-    /// The peer's internal gRPC address (what `raft-listen` is on that node).
+    /// The peer's internal gRPC address (what `raft-listen` is on that node). This is what the
+    /// cluster's membership records, so it must be the same in every node's config.
     pub raft: String,
+    /// Optional: where *this* node connects to reach the peer's internal service when that differs
+    /// from `raft` (a proxy, a NAT; the fault-injection harness routes every pair of nodes through
+    /// its own proxy). Only this node's traffic is affected; the membership keeps `raft`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// A carrier connection, configured by name.

@@ -64,6 +64,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             id: i,
             grpc: format!("127.0.0.1:{}", base + i as u16),
             raft: format!("127.0.0.1:{}", base + 50 + i as u16),
+            route: None,
         })
         .collect();
     let mut nodes_json = Vec::new();

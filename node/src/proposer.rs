@@ -137,6 +137,7 @@ fn clone_err(e: &ProposeError) -> ProposeError {
     match e {
         ProposeError::NotLeader { leader } => ProposeError::NotLeader { leader: *leader },
         ProposeError::NoLeader => ProposeError::NoLeader,
+        ProposeError::Discarded { leader } => ProposeError::Discarded { leader: *leader },
         ProposeError::Unreachable(s) => ProposeError::Unreachable(s.clone()),
         ProposeError::Failed(s) => ProposeError::Failed(s.clone()),
     }

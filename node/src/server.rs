@@ -19,7 +19,7 @@ use crate::api_service::{ClusterService, MessagingService};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::proposer::Proposer;
-use crate::{link_worker, placement};
+use crate::{expiry, link_worker, placement};
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -44,7 +44,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         config
             .peers
             .iter()
-            .map(|p| (p.id, p.raft.clone()))
+            .map(|p| (p.id, p.route.clone().unwrap_or_else(|| p.raft.clone())))
             .collect(),
     );
     let raft: Raft = openraft::Raft::new(
@@ -104,6 +104,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
 
     tokio::spawn(placement::run(ctx.clone()));
+    tokio::spawn(expiry::run(ctx.clone()));
     let links = tokio::spawn(link_worker::run_manager(ctx.clone(), shutdown.clone()));
     tracing::info!(
         node = config.node_id,
@@ -112,15 +113,24 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         "herald node started"
     );
 
-    tokio::select! {
-        r = internal_task => tracing::error!("internal gRPC server stopped: {r:?}"),
-        r = public_task => tracing::error!("public gRPC server stopped: {r:?}"),
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+    // A server that stops on its own (e.g. its address is taken) ends the node with an error, so a
+    // supervisor sees the failure instead of a node that is up but unreachable.
+    let failure = tokio::select! {
+        r = internal_task => Some(format!("internal gRPC server on {} stopped: {r:?}", config.raft_listen)),
+        r = public_task => Some(format!("public gRPC server on {} stopped: {r:?}", config.grpc_listen)),
+        _ = shutdown_signal() => None,
+    };
+    match &failure {
+        Some(reason) => tracing::error!("{reason}"),
+        None => tracing::info!("shutting down"),
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), links).await;
     let _ = raft.shutdown().await;
-    Ok(())
+    match failure {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

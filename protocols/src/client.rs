@@ -1,4 +1,4 @@
-//! The CMPP 3.0 SP-side client: one long-lived link to a carrier gateway that submits segments
+//! The CMPP SP-side client (3.0, or 2.0 with the link option `version = 2`): one long-lived link to a carrier gateway that submits segments
 //! and hands status reports and mobile-originated messages to the application as events.
 //!
 //! Connection handling (window, heartbeats, reconnects) is the generic [`crate::session`]
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::cmpp::{
     self, auth, Body, CmppCodec, CmppError, Connect, Deliver, DeliverContent, DeliverResp, Pdu,
-    Submit,
+    Submit, Version,
 };
 pub use crate::session::SendError;
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
@@ -120,7 +120,51 @@ pub struct MoMessage {
     pub carrier_id: String,
 }
 
-/// A CMPP 3.0 client link. Cloning shares the link.
+/// The CMPP link options (`LinkSettings::options`): only `version`, `3` (the default) or `2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CmppOptions {
+    pub version: Version,
+}
+
+impl CmppOptions {
+    /// Reads the options. `fixed` is the version the protocol name already chose (`cmpp2`); an
+    /// explicit `version` that contradicts it is refused, as is any other option name or value.
+    pub fn parse(
+        options: &std::collections::BTreeMap<String, String>,
+        fixed: Option<Version>,
+    ) -> Result<CmppOptions, String> {
+        let mut version = fixed.unwrap_or_default();
+        for (name, value) in options {
+            match name.as_str() {
+                "version" => {
+                    let asked = match value.trim() {
+                        "3" | "3.0" => Version::V3,
+                        "2" | "2.0" => Version::V2,
+                        other => {
+                            return Err(format!(
+                                "option version = {other:?}: the CMPP version must be 3 or 2"
+                            ))
+                        }
+                    };
+                    if let Some(fixed) = fixed.filter(|f| *f != asked) {
+                        return Err(format!(
+                            "option version = {value:?} contradicts the protocol, which is CMPP {fixed}"
+                        ));
+                    }
+                    version = asked;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?}: CMPP links take only \"version\" (3 or 2)"
+                    ))
+                }
+            }
+        }
+        Ok(CmppOptions { version })
+    }
+}
+
+/// A CMPP client link (3.0 or 2.0). Cloning shares the link.
 #[derive(Clone)]
 pub struct CmppClient {
     engine: Engine<CmppLink>,
@@ -130,7 +174,22 @@ impl CmppClient {
     /// Spawns the connection task (connect + login, reconnect with backoff forever until
     /// shutdown). Must be called within a Tokio runtime. Dropping every clone also stops the
     /// link. Read the events promptly: while the queue (1024) is full the link stops reading.
+    ///
+    /// The version comes from `settings.options` (default 3.0). Options that do not parse leave
+    /// the link down: every attempt then fails before connecting and reports why.
     pub fn start(settings: LinkSettings) -> (CmppClient, mpsc::Receiver<ClientEvent>) {
+        CmppClient::start_as(settings, None)
+    }
+
+    /// Like [`CmppClient::start`], with the version fixed by the caller (the `cmpp2` protocol).
+    pub fn start_as(
+        settings: LinkSettings,
+        fixed: Option<Version>,
+    ) -> (CmppClient, mpsc::Receiver<ClientEvent>) {
+        let options = CmppOptions::parse(&settings.options, fixed);
+        if let Err(e) = &options {
+            tracing::error!(link = %settings.name, "link options refused: {e}");
+        }
         let engine_settings = EngineSettings {
             name: settings.name.clone(),
             addr: settings.addr.clone(),
@@ -141,6 +200,11 @@ impl CmppClient {
             reconnect_max: settings.reconnect_max,
         };
         let link = CmppLink {
+            version: options
+                .as_ref()
+                .map(|o| o.version)
+                .unwrap_or_else(|_| fixed.unwrap_or_default()),
+            options_error: options.err(),
             settings,
             last_authenticator: Mutex::new([0; 16]),
         };
@@ -189,6 +253,11 @@ impl CmppClient {
         self.engine.is_connected()
     }
 
+    /// The CMPP version this link speaks.
+    pub fn version(&self) -> Version {
+        self.engine_link().version
+    }
+
     /// Sends TERMINATE, waits briefly for TERMINATE_RESP, stops reconnecting.
     pub async fn shutdown(&self) {
         self.engine.shutdown().await;
@@ -228,7 +297,8 @@ impl CmppClient {
             msg_content: seg.segment.payload.clone(),
             link_id: String::new(),
         };
-        Pdu::new(0, Body::Submit(Box::new(submit.clone()))).encode(&mut BytesMut::new())?;
+        Pdu::new(0, Body::Submit(Box::new(submit.clone())))
+            .encode_as(&mut BytesMut::new(), self.engine_link().version)?;
         Ok(submit)
     }
 
@@ -240,6 +310,9 @@ impl CmppClient {
 /// The CMPP side of the session engine.
 struct CmppLink {
     settings: LinkSettings,
+    version: Version,
+    /// Why the link options were refused; the link then never connects.
+    options_error: Option<String>,
     /// AuthenticatorSource of the last CONNECT, to verify the gateway's AuthenticatorISMG.
     last_authenticator: Mutex<[u8; 16]>,
 }
@@ -251,7 +324,14 @@ impl LinkProtocol for CmppLink {
     type Codec = CmppCodec;
 
     fn codec(&self) -> CmppCodec {
-        CmppCodec
+        CmppCodec::new(self.version)
+    }
+
+    fn preflight(&self) -> Result<(), String> {
+        match &self.options_error {
+            Some(e) => Err(format!("link options refused: {e}")),
+            None => Ok(()),
+        }
     }
 
     fn login_request(&self, sequence: u32) -> Pdu {
@@ -266,7 +346,7 @@ impl LinkProtocol for CmppLink {
             Body::Connect(Connect {
                 source_addr: self.settings.account.clone(),
                 authenticator_source: authenticator,
-                version: cmpp::VERSION_3_0,
+                version: self.version.wire(),
                 timestamp,
             }),
         )

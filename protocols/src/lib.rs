@@ -5,17 +5,32 @@
 //! about messages' lifecycle beyond one submit and its report, and does not retry on its own.
 //! The node crate wires its events into the replicated log.
 //!
-//! - [`cmpp`]: CMPP 3.0 PDUs, framing, authentication and Msg_Id packing.
+//! - [`cmpp`]: CMPP 3.0 and 2.0 PDUs, framing, authentication and Msg_Id packing.
 //! - [`text`]: choosing an encoding, splitting long text, decoding received content.
 //! - [`session`]: the protocol-independent link engine (window, heartbeat, reconnect).
 //! - [`client`]: the CMPP client built on that engine.
+//! - [`sgip`], [`sgip_client`]: SGIP 1.2 PDUs and framing; the SGIP client with its listener for
+//!   the gateway's own connection.
+//! - [`smgp`], [`smgp_client`]: SMGP 3.0.3 (China Telecom) PDUs, TLVs and framing; its client.
+//! - [`cngp`], [`cngp_client`]: CNGP 2.0 (China Netcom) PDUs, TLVs and framing; its client.
+//! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
 pub mod client;
 pub mod cmpp;
+pub mod cngp;
+pub mod cngp_client;
+pub mod gsm7;
 pub mod link;
 pub mod session;
+pub mod sgip;
+pub mod sgip_client;
 pub mod sim;
+pub mod smgp;
+pub mod smgp_client;
+pub mod smpp;
+pub mod smpp_client;
+pub mod telecom;
 pub mod text;
 
 pub use client::{

@@ -20,11 +20,63 @@ use crate::text::{split_text, Segment};
 pub enum Protocol {
     /// CMPP 3.0 (China Mobile).
     Cmpp3,
+    /// CMPP 2.0 (China Mobile, older gateways).
+    Cmpp2,
+    /// SMGP 3.0.3 (China Telecom).
+    Smgp,
+    /// CNGP 2.0 (China Netcom).
+    Cngp,
+    /// SMPP, version from the link's `version` option (default 3.4).
+    Smpp,
+    /// SMPP 3.3 (no TLVs, no transceiver: binds a transmitter + receiver pair by default).
+    Smpp33,
+    /// SMPP 3.4.
+    Smpp34,
+    /// SMPP 5.0.
+    Smpp50,
+    /// SGIP 1.2 (China Unicom).
+    Sgip,
 }
 
 impl Protocol {
     /// Every accepted spelling, for error messages.
-    pub const NAMES: &'static [&'static str] = &["cmpp", "cmpp3"];
+    pub const NAMES: &'static [&'static str] = &[
+        "cmpp", "cmpp3", "cmpp2", "cmpp20", "smgp", "smgp3", "cngp", "cngp2", "smpp", "smpp33",
+        "smpp34", "smpp50", "sgip",
+    ];
+
+    /// Checks a link's protocol options the way the client will when it starts, so a
+    /// configuration can be refused up front (the client would otherwise stay down and say why).
+    pub fn check_options(
+        self,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        match self {
+            Protocol::Cmpp3 => crate::client::CmppOptions::parse(options, None).map(|_| ()),
+            Protocol::Cmpp2 => {
+                crate::client::CmppOptions::parse(options, Some(crate::cmpp::Version::V2))
+                    .map(|_| ())
+            }
+            Protocol::Smgp => crate::smgp_client::SmgpOptions::parse(options).map(|_| ()),
+            Protocol::Cngp => crate::cngp_client::CngpOptions::parse(options).map(|_| ()),
+            Protocol::Sgip => crate::sgip_client::SgipOptions::parse(options).map(|_| ()),
+            Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
+                crate::smpp_client::SmppOptions::parse(options, self.smpp_version()).map(|_| ())
+            }
+        }
+    }
+}
+
+impl Protocol {
+    /// The interface_version an SMPP protocol name fixes (`None` for plain `smpp` and non-SMPP).
+    fn smpp_version(self) -> Option<u8> {
+        match self {
+            Protocol::Smpp33 => Some(crate::smpp::VERSION_3_3),
+            Protocol::Smpp34 => Some(crate::smpp::VERSION_3_4),
+            Protocol::Smpp50 => Some(crate::smpp::VERSION_5_0),
+            _ => None,
+        }
+    }
 }
 
 impl FromStr for Protocol {
@@ -32,6 +84,14 @@ impl FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "cmpp" | "cmpp3" | "cmpp30" | "cmpp-3.0" => Ok(Protocol::Cmpp3),
+            "cmpp2" | "cmpp20" | "cmpp-2.0" => Ok(Protocol::Cmpp2),
+            "smgp" | "smgp3" | "smgp30" | "smgp-3.0" | "smgp-3.0.3" => Ok(Protocol::Smgp),
+            "cngp" | "cngp2" | "cngp20" | "cngp-2.0" => Ok(Protocol::Cngp),
+            "smpp" => Ok(Protocol::Smpp),
+            "smpp33" | "smpp-3.3" => Ok(Protocol::Smpp33),
+            "smpp34" | "smpp-3.4" => Ok(Protocol::Smpp34),
+            "smpp50" | "smpp5" | "smpp-5.0" => Ok(Protocol::Smpp50),
+            "sgip" | "sgip12" | "sgip-1.2" => Ok(Protocol::Sgip),
             _ => Err(UnknownProtocol(s.to_string())),
         }
     }
@@ -41,6 +101,14 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Protocol::Cmpp3 => "cmpp3",
+            Protocol::Cmpp2 => "cmpp2",
+            Protocol::Smgp => "smgp",
+            Protocol::Cngp => "cngp",
+            Protocol::Smpp => "smpp",
+            Protocol::Smpp33 => "smpp33",
+            Protocol::Smpp34 => "smpp34",
+            Protocol::Smpp50 => "smpp50",
+            Protocol::Sgip => "sgip",
         })
     }
 }
@@ -53,6 +121,10 @@ pub struct UnknownProtocol(pub String);
 #[derive(Clone)]
 pub enum LinkClient {
     Cmpp(CmppClient),
+    Smgp(crate::smgp_client::SmgpClient),
+    Cngp(crate::cngp_client::CngpClient),
+    Smpp(crate::smpp_client::SmppClient),
+    Sgip(crate::sgip_client::SgipClient),
 }
 
 impl LinkClient {
@@ -66,6 +138,28 @@ impl LinkClient {
                 let (client, events) = CmppClient::start(settings);
                 (LinkClient::Cmpp(client), events)
             }
+            Protocol::Cmpp2 => {
+                let (client, events) =
+                    CmppClient::start_as(settings, Some(crate::cmpp::Version::V2));
+                (LinkClient::Cmpp(client), events)
+            }
+            Protocol::Smgp => {
+                let (client, events) = crate::smgp_client::SmgpClient::start(settings);
+                (LinkClient::Smgp(client), events)
+            }
+            Protocol::Cngp => {
+                let (client, events) = crate::cngp_client::CngpClient::start(settings);
+                (LinkClient::Cngp(client), events)
+            }
+            Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
+                let (client, events) =
+                    crate::smpp_client::SmppClient::start_as(settings, protocol.smpp_version());
+                (LinkClient::Smpp(client), events)
+            }
+            Protocol::Sgip => {
+                let (client, events) = crate::sgip_client::SgipClient::start(settings);
+                (LinkClient::Sgip(client), events)
+            }
         }
     }
 
@@ -74,24 +168,42 @@ impl LinkClient {
     pub fn split(&self, text: &str) -> Vec<Segment> {
         match self {
             LinkClient::Cmpp(_) => split_text(text),
+            // SMGP MT content is at most 140 octets in every coding; CNGP is taken to match.
+            LinkClient::Smgp(_) | LinkClient::Cngp(_) => crate::text::split_text_140(text),
+            // GSM 7-bit when the text fits it (160/153), else UCS2 (70/67).
+            LinkClient::Smpp(_) => crate::gsm7::split_smpp(text),
+            // SGIP shares CMPP's codings and UDH scheme (TP_udhi).
+            LinkClient::Sgip(_) => split_text(text),
         }
     }
 
     pub async fn submit(&self, segment: OutboundSegment) -> Result<SubmitOutcome, SendError> {
         match self {
             LinkClient::Cmpp(c) => c.submit(segment).await,
+            LinkClient::Smgp(c) => c.submit(segment).await,
+            LinkClient::Cngp(c) => c.submit(segment).await,
+            LinkClient::Smpp(c) => c.submit(segment).await,
+            LinkClient::Sgip(c) => c.submit(segment).await,
         }
     }
 
     pub fn is_connected(&self) -> bool {
         match self {
             LinkClient::Cmpp(c) => c.is_connected(),
+            LinkClient::Smgp(c) => c.is_connected(),
+            LinkClient::Cngp(c) => c.is_connected(),
+            LinkClient::Smpp(c) => c.is_connected(),
+            LinkClient::Sgip(c) => c.is_connected(),
         }
     }
 
     pub async fn shutdown(&self) {
         match self {
             LinkClient::Cmpp(c) => c.shutdown().await,
+            LinkClient::Smgp(c) => c.shutdown().await,
+            LinkClient::Cngp(c) => c.shutdown().await,
+            LinkClient::Smpp(c) => c.shutdown().await,
+            LinkClient::Sgip(c) => c.shutdown().await,
         }
     }
 }

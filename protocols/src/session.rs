@@ -6,17 +6,20 @@
 //! it supplies the codec, builds the login, heartbeat and terminate PDUs, and sorts each inbound
 //! PDU into a response, a request to answer, or a request to close. The engine owns the socket
 //! and the timers and knows nothing about any PDU layout.
+//!
+//! A protocol without a heartbeat (SGIP) picks [`IdlePolicy::Disconnect`] instead: an idle
+//! connection is closed, and the next request opens a new one.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -63,6 +66,20 @@ pub enum LinkState {
     },
 }
 
+/// What the engine does with a connection that carries no traffic for `heartbeat_interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdlePolicy {
+    /// Probe the peer with [`LinkProtocol::heartbeat`]; a peer that misses three is dead (CMPP).
+    #[default]
+    Heartbeat,
+    /// For protocols without a keepalive PDU (SGIP), whose gateways close idle links anyway: once
+    /// nothing is outstanding, send [`LinkProtocol::terminate`] and close; reconnect only when a
+    /// request needs the link. A connection the peer closes while nothing is outstanding ends the
+    /// same quiet way. The link still counts as available ([`Engine::is_available`]) and no
+    /// `Down` event is sent, because nothing failed; [`LinkProtocol::heartbeat`] is never called.
+    Disconnect,
+}
+
 /// What an inbound PDU means to the engine.
 pub enum Inbound<P, E> {
     /// Completes the outstanding request with this sequence number.
@@ -86,6 +103,11 @@ pub trait LinkProtocol: Send + Sync + 'static {
         + 'static;
 
     fn codec(&self) -> Self::Codec;
+    /// Checked before every connection attempt; an error (a configuration the protocol refuses)
+    /// fails the attempt without touching the network, and is reported as the reason.
+    fn preflight(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn login_request(&self, sequence: u32) -> Self::Pdu;
     /// Judges the first PDU received after the login request.
     fn check_login(&self, response: Self::Pdu) -> Result<(), String>;
@@ -93,6 +115,10 @@ pub trait LinkProtocol: Send + Sync + 'static {
     fn heartbeat(&self, sequence: u32) -> Self::Pdu;
     fn terminate(&self, sequence: u32) -> Self::Pdu;
     fn link_event(&self, state: LinkState) -> Self::Event;
+    /// How an idle connection is treated; heartbeats unless the protocol says otherwise.
+    fn idle_policy(&self) -> IdlePolicy {
+        IdlePolicy::Heartbeat
+    }
 }
 
 type Waiter<P> = oneshot::Sender<Result<P, SendError>>;
@@ -110,15 +136,28 @@ struct Pending<P> {
 }
 
 impl<P> Conn<P> {
-    fn register(&self, sequence: u32, waiter: Waiter<P>) -> bool {
+    /// Hands the waiter back when the connection is already closed.
+    fn register(&self, sequence: u32, waiter: Waiter<P>) -> Result<(), Waiter<P>> {
         let Ok(mut p) = self.pending.lock() else {
-            return false;
+            return Err(waiter);
         };
         if p.closed {
-            return false;
+            return Err(waiter);
         }
         p.waiters.insert(sequence, waiter);
-        true
+        Ok(())
+    }
+
+    /// Closes the connection to new requests if none is outstanding, in one step, so a request
+    /// cannot slip in between the check and the close and be lost with the connection.
+    fn close_if_idle(&self) -> bool {
+        match self.pending.lock() {
+            Ok(mut p) if p.waiters.is_empty() => {
+                p.closed = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn unregister(&self, sequence: u32) {
@@ -164,6 +203,12 @@ struct Inner<P: LinkProtocol> {
     window: Semaphore,
     sequence: AtomicU32,
     current: watch::Sender<Option<Arc<Conn<P::Pdu>>>>,
+    /// Closed for idleness ([`IdlePolicy::Disconnect`]) and waiting for a request to need it.
+    dormant: AtomicBool,
+    /// Requests waiting for a connection; a dormant link reconnects while this is non-zero.
+    waiting: AtomicUsize,
+    /// Wakes a dormant link when a request starts waiting.
+    demand: Notify,
     stop: CancellationToken,
     done: CancellationToken,
 }
@@ -176,6 +221,65 @@ impl<P: LinkProtocol> Inner<P> {
                 return s;
             }
         }
+    }
+
+    /// Waits for a live connection and registers `waiter` on it. A connection that closed
+    /// between being seen and the registration (an idle close) is passed over for the next one.
+    async fn connection_for(
+        &self,
+        sequence: u32,
+        mut waiter: Waiter<P::Pdu>,
+    ) -> Result<Arc<Conn<P::Pdu>>, SendError> {
+        let _demand = Demand::new(&self.waiting, &self.demand);
+        let mut current = self.current.subscribe();
+        loop {
+            let seen = current.borrow_and_update().clone();
+            if let Some(conn) = seen {
+                match conn.register(sequence, waiter) {
+                    Ok(()) => return Ok(conn),
+                    Err(back) => waiter = back,
+                }
+            }
+            if current.changed().await.is_err() {
+                return Err(SendError::Closed);
+            }
+        }
+    }
+
+    /// Waits until a request needs the link; false when the link is stopped first.
+    async fn wait_for_demand(&self) -> bool {
+        loop {
+            let notified = self.demand.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a request arriving in between still wakes us.
+            notified.as_mut().enable();
+            if self.waiting.load(Ordering::Acquire) > 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.stop.cancelled() => return false,
+            }
+        }
+    }
+}
+
+/// Counts one request as waiting for a connection while it lives, and wakes a dormant link.
+struct Demand<'a> {
+    waiting: &'a AtomicUsize,
+}
+
+impl<'a> Demand<'a> {
+    fn new(waiting: &'a AtomicUsize, demand: &Notify) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        demand.notify_waiters();
+        Demand { waiting }
+    }
+}
+
+impl Drop for Demand<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -203,28 +307,47 @@ impl<P: LinkProtocol> Engine<P> {
     /// peer, which is how a slow consumer slows down the carrier's reports.
     pub fn start(settings: EngineSettings, protocol: P) -> (Engine<P>, mpsc::Receiver<P::Event>) {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        (
+            Engine::start_with_events(settings, protocol, events_tx),
+            events_rx,
+        )
+    }
+
+    /// Like [`Engine::start`], sending the link's events into `events`, for a client that has
+    /// other sources of events to merge (SGIP's listener for the gateway's own connections).
+    pub fn start_with_events(
+        settings: EngineSettings,
+        protocol: P,
+        events: mpsc::Sender<P::Event>,
+    ) -> Engine<P> {
         let inner = Arc::new(Inner {
             window: Semaphore::new(settings.window.max(1)),
             settings,
             protocol,
             sequence: AtomicU32::new(1),
             current: watch::Sender::new(None),
+            dormant: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            demand: Notify::new(),
             stop: CancellationToken::new(),
             done: CancellationToken::new(),
         });
-        tokio::spawn(run_link(inner.clone(), events_tx));
+        tokio::spawn(run_link(inner.clone(), events));
         let guard = Arc::new(inner.stop.clone().drop_guard());
-        (
-            Engine {
-                inner,
-                _stop_on_drop: guard,
-            },
-            events_rx,
-        )
+        Engine {
+            inner,
+            _stop_on_drop: guard,
+        }
     }
 
     pub fn is_connected(&self) -> bool {
         self.inner.current.borrow().is_some()
+    }
+
+    /// Connected, or closed for idleness and ready to reconnect when a request comes
+    /// ([`IdlePolicy::Disconnect`]): whether it is worth handing the link work.
+    pub fn is_available(&self) -> bool {
+        self.is_connected() || self.inner.dormant.load(Ordering::Relaxed)
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -250,20 +373,16 @@ impl<P: LinkProtocol> Engine<P> {
             _ = stop.cancelled() => return Err(SendError::Closed),
         };
         let deadline = Instant::now() + inner.settings.response_timeout;
-        let mut current = inner.current.subscribe();
+        let sequence = inner.next_sequence();
+        let (tx, rx) = oneshot::channel();
         let conn = tokio::select! {
-            c = timeout_at(deadline, current.wait_for(Option::is_some)) => match c {
-                Ok(Ok(c)) => c.clone().ok_or(SendError::NotConnected)?,
-                Ok(Err(_)) => return Err(SendError::Closed),
+            c = timeout_at(deadline, inner.connection_for(sequence, tx)) => match c {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(SendError::NotConnected),
             },
             _ = stop.cancelled() => return Err(SendError::Closed),
         };
-        let sequence = inner.next_sequence();
-        let (tx, rx) = oneshot::channel();
-        if !conn.register(sequence, tx) {
-            return Err(SendError::NotConnected);
-        }
         if conn.tx.send(build(sequence)).await.is_err() {
             conn.unregister(sequence);
             return Err(SendError::ConnectionLost);
@@ -323,7 +442,12 @@ impl Backoff {
 async fn run_link<P: LinkProtocol>(inner: Arc<Inner<P>>, events: mpsc::Sender<P::Event>) {
     let s = &inner.settings;
     let mut backoff = Backoff::new(s.reconnect_min, s.reconnect_max);
+    // Whether the application was last told Up: a link closed for idleness stays "up" for it.
+    let mut announced_up = false;
     while !inner.stop.is_cancelled() {
+        if inner.dormant.load(Ordering::Relaxed) && !inner.wait_for_demand().await {
+            break;
+        }
         let attempt = tokio::select! {
             r = connect_and_login(&inner) => r,
             _ = inner.stop.cancelled() => break,
@@ -332,10 +456,18 @@ async fn run_link<P: LinkProtocol>(inner: Arc<Inner<P>>, events: mpsc::Sender<P:
             Ok(framed) => {
                 backoff.reset();
                 tracing::info!(link = %s.name, addr = %s.addr, "link up");
-                serve(&inner, framed, &events).await
+                let ended = serve(&inner, framed, &events, !announced_up).await;
+                announced_up = true;
+                if ended.idle {
+                    tracing::info!(link = %s.name, reason = %ended.reason, "link idle: closed until needed");
+                    continue;
+                }
+                ended.reason
             }
             Err(reason) => reason,
         };
+        inner.dormant.store(false, Ordering::Relaxed);
+        announced_up = false;
         tracing::warn!(link = %s.name, %reason, "link down");
         let _ = events
             .send(inner.protocol.link_event(LinkState::Down { reason }))
@@ -354,6 +486,7 @@ async fn connect_and_login<P: LinkProtocol>(
     inner: &Inner<P>,
 ) -> Result<Framed<TcpStream, P::Codec>, String> {
     let s = &inner.settings;
+    inner.protocol.preflight()?;
     let stream = match timeout(s.response_timeout, TcpStream::connect(&s.addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(format!("connect to {} failed: {e}", s.addr)),
@@ -380,12 +513,21 @@ async fn connect_and_login<P: LinkProtocol>(
     }
 }
 
-/// Runs one logged-in connection until it ends; returns why it ended.
+/// How a connection ended.
+struct Ended {
+    reason: String,
+    /// Closed for idleness under [`IdlePolicy::Disconnect`]: not a failure.
+    idle: bool,
+}
+
+/// Runs one logged-in connection until it ends. `announce` sends the `Up` event (not after an
+/// idle close, where the application never heard the link went down).
 async fn serve<P: LinkProtocol>(
     inner: &Inner<P>,
     mut framed: Framed<TcpStream, P::Codec>,
     events: &mpsc::Sender<P::Event>,
-) -> String {
+    announce: bool,
+) -> Ended {
     let s = &inner.settings;
     let (tx, mut rx) = mpsc::channel(s.window.max(1) + 8);
     let conn = Arc::new(Conn {
@@ -396,8 +538,13 @@ async fn serve<P: LinkProtocol>(
         }),
     });
     inner.current.send_replace(Some(conn.clone()));
-    let _ = events.send(inner.protocol.link_event(LinkState::Up)).await;
+    if announce {
+        let _ = events.send(inner.protocol.link_event(LinkState::Up)).await;
+    }
 
+    let policy = inner.protocol.idle_policy();
+    let mut idle = false;
+    let mut peer_closed = false;
     let mut missed = 0u32;
     let mut next_probe = Instant::now() + s.heartbeat_interval;
     let mut close_with = SendError::ConnectionLost;
@@ -411,7 +558,10 @@ async fn serve<P: LinkProtocol>(
             }
             frame = framed.next() => {
                 let pdu = match frame {
-                    None => break "peer closed the connection".to_string(),
+                    None => {
+                        peer_closed = true;
+                        break "peer closed the connection".to_string();
+                    }
                     Some(Err(e)) => break format!("bad frame from peer: {e}"),
                     Some(Ok(pdu)) => pdu,
                 };
@@ -437,6 +587,7 @@ async fn serve<P: LinkProtocol>(
                         if let Some(reply) = reply {
                             let _ = framed.send(reply).await;
                         }
+                        peer_closed = true;
                         break "peer terminated the link".to_string();
                     }
                 }
@@ -446,7 +597,20 @@ async fn serve<P: LinkProtocol>(
                     break format!("write failed: {e}");
                 }
             }
-            _ = sleep_until(next_probe) => {
+            _ = sleep_until(next_probe), if policy == IdlePolicy::Disconnect => {
+                if !conn.close_if_idle() {
+                    // Still waiting for responses: not idle, whatever the clock says.
+                    next_probe = Instant::now() + s.heartbeat_interval;
+                    continue;
+                }
+                idle = true;
+                // Requests from now on wait for (and ask for) the next connection.
+                inner.dormant.store(true, Ordering::Relaxed);
+                inner.current.send_replace(None);
+                terminate(inner, &conn, &mut framed).await;
+                break format!("no traffic for {:?}", s.heartbeat_interval);
+            }
+            _ = sleep_until(next_probe), if policy == IdlePolicy::Heartbeat => {
                 if missed >= MAX_MISSED_HEARTBEATS {
                     break format!("peer silent: {missed} heartbeats unanswered");
                 }
@@ -459,9 +623,16 @@ async fn serve<P: LinkProtocol>(
             }
         }
     };
+    // A peer closing a link with nothing outstanding is how SGIP gateways treat idle links.
+    if policy == IdlePolicy::Disconnect && peer_closed && conn.close_if_idle() {
+        idle = true;
+    }
+    if idle {
+        inner.dormant.store(true, Ordering::Relaxed);
+    }
     inner.current.send_replace(None);
     conn.close(close_with);
-    reason
+    Ended { reason, idle }
 }
 
 /// Sends the terminate request and waits briefly for its response, still completing requests

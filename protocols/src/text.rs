@@ -69,6 +69,28 @@ pub fn try_split_text(text: &str) -> Result<Vec<Segment>, TextError> {
     Ok(split_units(text, MAX_PARTS))
 }
 
+/// Octets one part may hold in protocols that cap every coding at 140 (SMGP, CNGP).
+pub const MAX_OCTETS_140: usize = 140;
+
+/// Like [`split_text`], for protocols whose parts hold at most 140 octets whatever the coding
+/// (SMGP "MT ≤ 140 bytes", CNGP): ASCII goes 140 to a single part and 134 (+ 6-byte UDH) to a
+/// concatenated one. UCS2 parts already fit, so other text splits exactly as [`split_text`].
+pub fn split_text_140(text: &str) -> Vec<Segment> {
+    if !text.is_ascii() {
+        return split_text(text);
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() <= MAX_OCTETS_140 {
+        return vec![single(DC_ASCII, bytes.to_vec())];
+    }
+    let chunks: Vec<Vec<u8>> = bytes
+        .chunks(MAX_OCTETS_140 - 6)
+        .take(MAX_PARTS)
+        .map(<[u8]>::to_vec)
+        .collect();
+    concatenated(DC_ASCII, chunks)
+}
+
 fn part_count(text: &str) -> usize {
     if text.is_ascii() {
         let n = text.len();
@@ -281,6 +303,19 @@ mod tests {
         assert_eq!((s[0].payload[4], s[0].payload[5]), (2, 1));
         assert_eq!((s[1].payload[4], s[1].payload[5]), (2, 2));
         assert_eq!(rejoin(&s), text);
+    }
+
+    #[test]
+    fn split_140_keeps_every_part_within_140_octets() {
+        assert_eq!(split_text_140(&"a".repeat(140)).len(), 1);
+        let s = split_text_140(&"a".repeat(141));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].payload.len(), 140);
+        assert_eq!(rejoin(&s), "a".repeat(141));
+        assert_eq!(split_text_140("你好"), split_text("你好").clone());
+        for text in ["x".repeat(1000), "好".repeat(300)] {
+            assert!(split_text_140(&text).iter().all(|p| p.payload.len() <= 140));
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Sim {
             delivered_ratio: 0.7,
             record: record.map(Path::to_path_buf),
             gateway_id: 7,
+            version: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run_on(listener, config, faults, async move {
@@ -278,6 +279,7 @@ async fn dropped_connection_fails_pending_submits_and_reconnects() {
     let faults = SimFaults {
         drop_at_submit: Some(3),
         submit_resp_delay: Duration::from_millis(500),
+        ..SimFaults::default()
     };
     let sim = Sim::start(None, faults).await;
     let (client, mut events) = CmppClient::start(settings(sim.addr, SECRET, 16));
@@ -328,7 +330,7 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     let (stream, _) = within("client connects", listener.accept())
         .await
         .expect("accept");
-    let mut peer = Framed::new(stream, CmppCodec);
+    let mut peer = Framed::new(stream, CmppCodec::default());
     let login = within("CONNECT", peer.next())
         .await
         .expect("stream open")
@@ -415,7 +417,7 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     let (stream, _) = within("client reconnects", listener.accept())
         .await
         .expect("accept");
-    let mut peer = Framed::new(stream, CmppCodec);
+    let mut peer = Framed::new(stream, CmppCodec::default());
     let login = within("CONNECT", peer.next())
         .await
         .expect("open")

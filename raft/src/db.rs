@@ -25,6 +25,9 @@ pub const CF_QUEUE: &str = "sm_queue_v1";
 pub const CF_INFLIGHT: &str = "sm_inflight_v1";
 /// `link \0 carrier id` → a delivery report that arrived before its carrier acknowledgement.
 pub const CF_ORPHAN_REPORTS: &str = "sm_orphan_reports_v1";
+/// `expires-at (ms, big-endian) ++ message id` for every message not yet terminal: lets the leader
+/// find the messages whose validity ran out without scanning them all.
+pub const CF_EXPIRY: &str = "sm_expiry_v1";
 /// Projection metadata: last applied log id, membership, id counter, link assignments.
 pub const CF_SM_META: &str = "sm_meta_v1";
 
@@ -37,6 +40,7 @@ pub const PROJECTION_CFS: &[&str] = &[
     CF_INFLIGHT,
     CF_ORPHAN_REPORTS,
     CF_SM_META,
+    CF_EXPIRY,
 ];
 
 const ALL_CFS: &[&str] = &[
@@ -49,6 +53,7 @@ const ALL_CFS: &[&str] = &[
     CF_INFLIGHT,
     CF_ORPHAN_REPORTS,
     CF_SM_META,
+    CF_EXPIRY,
 ];
 
 /// Opens (creating if needed) the node's database under `dir`.
@@ -61,6 +66,11 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
+}
+
+/// Opens the database of a stopped node read-only, for diagnosis; fails if it does not exist.
+pub fn open_read_only(dir: &Path) -> Result<DB, rocksdb::Error> {
+    DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)
 }
 
 /// The handle of a column family that [`open`] always creates.

@@ -43,6 +43,18 @@ pub fn inflight(link: &str, id: u64) -> Vec<u8> {
     key
 }
 
+/// Orders messages by when they expire.
+pub fn expiry(expires_at_ms: u64, id: u64) -> Vec<u8> {
+    let mut key = expires_at_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The expiry time at the head of an expiry key.
+pub fn expiry_time(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(0..8)?.try_into().ok()?))
+}
+
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";
 pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_NEXT_ID: &[u8] = b"next_message_id";

@@ -403,3 +403,54 @@ fn rocks_err(doing: &str, e: rocksdb::Error) -> io::Error {
 fn in_context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
+
+/// One stored log entry, for comparing nodes' logs (`herald debug log-hashes`): its index, its log
+/// id as text (term and leader) and a 64-bit FNV-1a hash of its stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EntryDigest {
+    pub index: u64,
+    pub log_id: String,
+    pub hash: u64,
+}
+
+/// What a stopped node's log holds, for diagnosis and the fault-injection checker: the committed
+/// index it recorded, the last purged index, and a digest of every entry still stored.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct LogDigest {
+    pub committed: Option<u64>,
+    pub last_purged: Option<u64>,
+    pub entries: Vec<EntryDigest>,
+}
+
+/// Reads `db` (opened read-only by [`db::open_read_only`]) without changing anything.
+pub fn log_digest(db: &DB) -> io::Result<LogDigest> {
+    let read = |key: &'static [u8]| -> io::Result<Option<LogId>> {
+        match db.get_pinned_cf(db::cf(db, CF_RAFT_META), key) {
+            Ok(Some(bytes)) => decode(&bytes).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(rocks_err("reading raft metadata", e)),
+        }
+    };
+    let committed = read(KEY_COMMITTED)?.map(|l| l.index());
+    let last_purged = read(KEY_LAST_PURGED)?.map(|l| l.index());
+    let mut entries = Vec::new();
+    for item in db.iterator_cf(db::cf(db, CF_LOG), IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| rocks_err("reading raft log entries", e))?;
+        let index = key_index(&key)?;
+        let entry = decode_entry(index, &value)?;
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let hash = value.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        entries.push(EntryDigest {
+            index,
+            log_id: entry.log_id().to_string(),
+            hash,
+        });
+    }
+    Ok(LogDigest {
+        committed,
+        last_purged,
+        entries,
+    })
+}

@@ -262,6 +262,11 @@ impl Internal for InternalService {
                 error: "not the leader".into(),
                 ..Default::default()
             },
+            Err(ProposeError::Discarded { leader }) => ProposeReply {
+                leader_hint: leader.unwrap_or(0),
+                error: DISCARDED_REPLY.into(),
+                ..Default::default()
+            },
             Err(e) => ProposeReply {
                 error: e.to_string(),
                 ..Default::default()
@@ -279,9 +284,17 @@ pub enum ProposeError {
     NoLeader,
     #[error("the leader could not be reached: {0}")]
     Unreachable(String),
+    /// The entry was appended by a leader that lost leadership before it committed: it may still
+    /// commit through the next leader, or not. Retrying is safe because every event Herald
+    /// proposes is idempotent under replay (a submission by its idempotency key).
+    #[error("the entry was discarded on a leader change and may or may not commit (leader now: {leader:?})")]
+    Discarded { leader: Option<NodeId> },
     #[error("the proposal failed: {0}")]
     Failed(String),
 }
+
+/// `ProposeReply.error` for [`ProposeError::Discarded`], so a forwarding node can tell it apart.
+const DISCARDED_REPLY: &str = "entry discarded on a leader change";
 
 impl ProposeError {
     /// Whether the same proposal may succeed if tried again (on another node or later).
@@ -298,6 +311,11 @@ pub async fn propose_local(raft: &Raft, batch: Vec<u8>) -> Result<ApplyResponse,
         Ok(resp) => Ok(resp.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
             Err(ProposeError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+            Err(ProposeError::Discarded {
                 leader: f.leader_id,
             })
         }
@@ -320,6 +338,10 @@ pub async fn propose_remote(
         .into_inner();
     if reply.error.is_empty() {
         decode(&reply.response).map_err(|e| ProposeError::Failed(e.to_string()))
+    } else if reply.error == DISCARDED_REPLY {
+        Err(ProposeError::Discarded {
+            leader: (reply.leader_hint != 0).then_some(reply.leader_hint),
+        })
     } else if reply.leader_hint != 0 || reply.error == "not the leader" {
         Err(ProposeError::NotLeader {
             leader: (reply.leader_hint != 0).then_some(reply.leader_hint),

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use prost::Message as _;
 
 use crate::db::{
-    CF_CARRIER_IDS, CF_IDEMPOTENCY, CF_INFLIGHT, CF_MESSAGES, CF_ORPHAN_REPORTS, CF_QUEUE,
-    CF_SM_META,
+    CF_CARRIER_IDS, CF_EXPIRY, CF_IDEMPOTENCY, CF_INFLIGHT, CF_MESSAGES, CF_ORPHAN_REPORTS,
+    CF_QUEUE, CF_SM_META,
 };
 use crate::events::{event::Kind, DeliveryReported, Event};
 use crate::keys;
@@ -98,6 +98,10 @@ fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
 
 fn save(kv: &mut impl Kv, msg: &MessageRecord) {
     kv.put(CF_MESSAGES, keys::message(msg.id), msg.encode_to_vec());
+    // Only messages that can still change wait for their expiry.
+    if msg.state().is_terminal() && msg.expires_at_ms != 0 {
+        kv.delete(CF_EXPIRY, keys::expiry(msg.expires_at_ms, msg.id));
+    }
 }
 
 fn ignored(reason: impl Into<String>) -> EventOutcome {
@@ -149,6 +153,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
             }
             kv.put(CF_QUEUE, keys::queue(&s.link, s.priority, id), Vec::new());
+            if s.expires_at_ms != 0 {
+                kv.put(CF_EXPIRY, keys::expiry(s.expires_at_ms, id), Vec::new());
+            }
             save(kv, &msg);
             Ok(EventOutcome::Submitted {
                 message_id: id,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, DB};
 
-use crate::db::{self, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE};
+use crate::db::{self, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE};
 use crate::keys;
 use crate::projection::{load_links, load_message, Kv, ProjectionError};
 use crate::records::{LinkTable, MessageRecord};
@@ -55,6 +55,24 @@ impl ProjectionReader {
     /// Ids of the messages dispatched on `link` and not yet fully acknowledged by the carrier.
     pub fn inflight(&self, link: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         self.ids_with_prefix(CF_INFLIGHT, &keys::inflight_prefix(link), limit)
+    }
+
+    /// Up to `limit` ids of non-terminal messages whose validity ended at or before `now_ms`.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        let mut ids = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(db::cf(&self.db, CF_EXPIRY), IteratorMode::Start);
+        for item in iter {
+            let (key, _) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
+            match keys::expiry_time(&key) {
+                Some(at) if at <= now_ms && ids.len() < limit => {
+                    ids.extend(keys::id_suffix(&key));
+                }
+                _ => break,
+            }
+        }
+        Ok(ids)
     }
 
     /// Every message id in the projection, in id order (for checks and tooling).

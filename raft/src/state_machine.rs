@@ -610,6 +610,7 @@ mod tests {
             recipients: vec!["+1".into(), "+2".into()],
             text: "hi".into(),
             link: "acme".into(),
+            expires_at_ms: 4_000_000_000_000,
             ..Default::default()
         })
     }

@@ -4,6 +4,8 @@
 //!
 //! Nothing here is mocked: what the tests check is what an operator would run.
 
+pub mod chaos;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,12 +32,52 @@ pub fn herald_bin() -> PathBuf {
     path
 }
 
-/// A TCP port free on 127.0.0.1 at the time of asking.
+/// A TCP port free on 127.0.0.1 at the time of asking. Racy between parallel tests: prefer
+/// [`LoopbackNet`] for servers a test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// A private corner of the loopback range (127.A.B.0/24) for one test cluster, so clusters of
+/// tests running in parallel (threads or processes) never compete for a port: each host of the
+/// cluster gets its own address and fixed ports. Linux routes all of 127.0.0.0/8 to loopback.
+pub struct LoopbackNet {
+    prefix: (u8, u8),
+}
+
+impl LoopbackNet {
+    /// Picks a subnet from the process id and a counter, checking that it is unused.
+    pub fn new() -> LoopbackNet {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let seed = std::process::id().wrapping_mul(2_654_435_761) ^ n.wrapping_mul(40_503);
+            let prefix = ((seed % 250) as u8 + 1, ((seed / 250) % 250) as u8 + 1);
+            let net = LoopbackNet { prefix };
+            // Somebody else (another test process) using this subnet would hold its first host's
+            // gRPC port; take the next subnet then.
+            if std::net::TcpListener::bind(net.addr(1, 7101)).is_ok() {
+                return net;
+            }
+        }
+    }
+
+    pub fn ip(&self, host: u8) -> String {
+        format!("127.{}.{}.{}", self.prefix.0, self.prefix.1, host)
+    }
+
+    pub fn addr(&self, host: u8, port: u16) -> String {
+        format!("{}:{port}", self.ip(host))
+    }
+}
+
+impl Default for LoopbackNet {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
@@ -103,7 +145,8 @@ impl Cluster {
             .prefix("herald-test-")
             .tempdir()
             .expect("creating a temp dir");
-        let sim_addr = format!("127.0.0.1:{}", free_port());
+        let net = LoopbackNet::new();
+        let sim_addr = net.addr(200, 7190);
         let sim_record = dir.path().join("sim-cmpp.jsonl");
         let sim_log = dir.path().join("sim-cmpp.log");
         let sim = Command::new(herald_bin())
@@ -126,8 +169,8 @@ impl Cluster {
         let nodes: Vec<NodeSpec> = (1..=opts.nodes)
             .map(|id| NodeSpec {
                 id,
-                grpc: format!("127.0.0.1:{}", free_port()),
-                raft: format!("127.0.0.1:{}", free_port()),
+                grpc: net.addr(id as u8, 7101),
+                raft: net.addr(id as u8, 7151),
                 config: dir.path().join(format!("node{id}.toml")),
                 log: dir.path().join(format!("node{id}.log")),
             })

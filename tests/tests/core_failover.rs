@@ -32,6 +32,9 @@ async fn submit_stream(
 ) -> BTreeMap<usize, String> {
     let acked: Arc<Mutex<BTreeMap<usize, String>>> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
+    // The whole stream has a deadline too: a cluster that lost its majority must fail the test in
+    // minutes, not once per message.
+    let stream_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         let (acked, next, cluster) = (acked.clone(), next.clone(), cluster.clone());
@@ -42,8 +45,12 @@ async fn submit_stream(
                     return;
                 }
                 let req = request(tag, i);
+                let left = stream_deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return;
+                }
                 if let Some(id) = cluster
-                    .submit_until_acked(&req, i, Duration::from_secs(60))
+                    .submit_until_acked(&req, i, left.min(Duration::from_secs(60)))
                     .await
                 {
                     acked.lock().unwrap().insert(i, id);

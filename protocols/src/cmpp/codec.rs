@@ -3,15 +3,36 @@
 //! The decoder validates Total_Length against [`MAX_PDU_LEN`](super::MAX_PDU_LEN) before it reserves buffer space, so a
 //! hostile length cannot make it allocate. Any error is fatal to the stream: after a bad frame the
 //! byte stream cannot be trusted, and the session reconnects.
+//!
+//! The codec speaks one [`Version`]'s layouts at a time. CONNECT is the same in both versions,
+//! so a gateway can read it with either and then switch with [`CmppCodec::set_version`].
 
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::header::{CmppError, Header};
+use super::header::{CmppError, Header, Version};
 use super::pdu::Pdu;
 
+/// Frames CMPP PDUs; `Default` is CMPP 3.0.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CmppCodec;
+pub struct CmppCodec {
+    version: Version,
+}
+
+impl CmppCodec {
+    pub fn new(version: Version) -> CmppCodec {
+        CmppCodec { version }
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Switches layouts for the PDUs after this point (a gateway does this after CONNECT).
+    pub fn set_version(&mut self, version: Version) {
+        self.version = version;
+    }
+}
 
 impl Decoder for CmppCodec {
     type Item = Pdu;
@@ -28,7 +49,7 @@ impl Decoder for CmppCodec {
             return Ok(None);
         }
         let frame = src.split_to(total);
-        Pdu::decode(&frame).map(Some)
+        Pdu::decode_as(&frame, self.version).map(Some)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CmppError> {
@@ -51,7 +72,7 @@ impl Encoder<Pdu> for CmppCodec {
     type Error = CmppError;
 
     fn encode(&mut self, pdu: Pdu, dst: &mut BytesMut) -> Result<(), CmppError> {
-        pdu.encode(dst)
+        pdu.encode_as(dst, self.version)
     }
 }
 
@@ -62,7 +83,7 @@ mod tests {
 
     #[test]
     fn waits_for_a_whole_frame_then_yields_it() {
-        let mut codec = CmppCodec;
+        let mut codec = CmppCodec::default();
         let bytes = Pdu::new(9, Body::ActiveTest).to_bytes().expect("encodes");
         let mut buf = BytesMut::from(&bytes[..7]);
         assert!(matches!(codec.decode(&mut buf), Ok(None)));
@@ -76,7 +97,7 @@ mod tests {
 
     #[test]
     fn huge_length_is_rejected_without_allocating() {
-        let mut codec = CmppCodec;
+        let mut codec = CmppCodec::default();
         let mut buf = BytesMut::from(&[0xFF, 0xFF, 0xFF, 0xF0, 0, 0, 0, 4, 0, 0, 0, 1][..]);
         assert!(matches!(
             codec.decode(&mut buf),
@@ -87,7 +108,7 @@ mod tests {
 
     #[test]
     fn eof_inside_a_frame_is_an_error() {
-        let mut codec = CmppCodec;
+        let mut codec = CmppCodec::default();
         let bytes = Pdu::new(1, Body::TerminateResp)
             .to_bytes()
             .expect("encodes");

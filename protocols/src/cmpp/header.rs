@@ -15,6 +15,64 @@ pub const MAX_PDU_LEN: usize = 4096;
 
 /// CMPP protocol version 3.0 as carried in CONNECT / CONNECT_RESP.
 pub const VERSION_3_0: u8 = 0x30;
+/// CMPP protocol version 2.0 as carried in CONNECT / CONNECT_RESP.
+pub const VERSION_2_0: u8 = 0x20;
+
+/// The two CMPP versions this crate speaks. They share the header, the command ids and the
+/// CONNECT body, and differ in field widths elsewhere [CMPP3 §12]: 2.0 has 1-byte status and
+/// result fields, 21-byte terminal ids, no terminal types, and an 8-byte Reserve where 3.0 has
+/// the 20-byte LinkID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Version {
+    V2,
+    #[default]
+    V3,
+}
+
+impl Version {
+    /// The Version byte sent in CONNECT and CONNECT_RESP.
+    pub fn wire(self) -> u8 {
+        match self {
+            Version::V2 => VERSION_2_0,
+            Version::V3 => VERSION_3_0,
+        }
+    }
+
+    /// The layouts a CONNECT's Version byte asks for: any 0x2x is 2.0 (some 2.0 clients send 0x21),
+    /// 0x30 is 3.0; anything else is unknown.
+    pub fn from_wire(byte: u8) -> Option<Version> {
+        match byte {
+            0x20..=0x2F => Some(Version::V2),
+            VERSION_3_0 => Some(Version::V3),
+            _ => None,
+        }
+    }
+
+    /// Width of Fee_terminal_Id, Dest_terminal_Id and Src_terminal_Id.
+    pub fn terminal_id_len(self) -> usize {
+        match self {
+            Version::V2 => 21,
+            Version::V3 => 32,
+        }
+    }
+
+    /// Length of a status report carried in a DELIVER's Msg_Content.
+    pub fn report_len(self) -> usize {
+        match self {
+            Version::V2 => 60,
+            Version::V3 => 71,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Version::V2 => "2.0",
+            Version::V3 => "3.0",
+        })
+    }
+}
 
 /// CMPP command ids [CMPP3 §7].
 pub mod command {

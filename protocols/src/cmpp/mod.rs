@@ -1,4 +1,4 @@
-//! CMPP 3.0 (China Mobile Peer to Peer) on the wire: header, PDUs, login authentication, Msg_Id
+//! CMPP 3.0 and 2.0 (China Mobile Peer to Peer) on the wire: header, PDUs, login authentication, Msg_Id
 //! packing and stream framing. Sessions (windows, heartbeats, reconnects) live in
 //! [`crate::session`] and [`crate::client`]; this module only turns bytes into values and back.
 
@@ -12,7 +12,9 @@ pub mod pdu;
 mod tests;
 
 pub use codec::CmppCodec;
-pub use header::{command, CmppError, Header, HEADER_LEN, MAX_PDU_LEN, VERSION_3_0};
+pub use header::{
+    command, CmppError, Header, Version, HEADER_LEN, MAX_PDU_LEN, VERSION_2_0, VERSION_3_0,
+};
 pub use msgid::{MsgId, MsgIdGenerator};
 pub use pdu::{
     Body, Connect, ConnectResp, Deliver, DeliverContent, DeliverResp, Pdu, StatusReport, Submit,

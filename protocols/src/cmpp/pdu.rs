@@ -1,19 +1,25 @@
-//! CMPP 3.0 PDUs as Rust values, with exact byte layouts [CMPP3 §7, §8.4].
+//! CMPP 3.0 and 2.0 PDUs as Rust values, with exact byte layouts [CMPP3 §7, §8.4, §12].
 //!
-//! `Pdu::decode` turns one complete frame (header included) into a value and `Pdu::encode` does
-//! the reverse. Decoding checks every length against the bytes actually present before reading,
+//! `Pdu::decode_as` turns one complete frame (header included) into a value and `Pdu::encode_as`
+//! does the reverse, in the layouts of the given [`Version`]; `decode` and `encode` are the 3.0
+//! shorthands. Both versions share one set of types: the fields 3.0 added (terminal types, LinkID)
+//! are not on the 2.0 wire, so 2.0 encoding ignores them and 2.0 decoding leaves them 0 / empty,
+//! and 2.0's 8-byte Reserve fields are written as zeros and ignored when read. Decoding checks every length against the bytes actually present before reading,
 //! never panics and never allocates more than the (already bounded) frame. Fixed-width Octet
 //! String fields are NUL-padded on the right on the wire and trimmed when decoded. This module
 //! knows nothing about sockets or sessions.
 
 use bytes::{BufMut, BytesMut};
 
-use super::header::{command, CmppError, Header, HEADER_LEN, MAX_PDU_LEN};
+use super::header::{command, CmppError, Header, Version, HEADER_LEN, MAX_PDU_LEN};
 
-/// Body length of a CMPP 3.0 status report carried in a DELIVER's Msg_Content.
+/// Body length of a CMPP 3.0 status report carried in a DELIVER's Msg_Content (60 in 2.0).
 pub const REPORT_LEN: usize = 71;
-/// Width of a CMPP 3.0 terminal id field (Dest_terminal_Id, Src_terminal_Id, Fee_terminal_Id).
+/// Width of a CMPP 3.0 terminal id field (Dest_terminal_Id, Src_terminal_Id, Fee_terminal_Id);
+/// 21 in 2.0.
 pub const TERMINAL_ID_LEN: usize = 32;
+/// Width of 2.0's Reserve field at the end of SUBMIT and DELIVER.
+const RESERVE_2_0_LEN: usize = 8;
 /// DestUsr_tl must stay below 100 [CMPP3 §8.4.3].
 pub const MAX_DESTINATIONS: usize = 99;
 
@@ -48,7 +54,7 @@ pub struct Connect {
     pub timestamp: u32,
 }
 
-/// CMPP_CONNECT_RESP (3.0): Status 4, AuthenticatorISMG 16, Version 1.
+/// CMPP_CONNECT_RESP: Status 4 (1 in 2.0), AuthenticatorISMG 16, Version 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectResp {
     /// 0 ok, 1 structure error, 2 illegal source address, 3 authentication error, 4 version too high.
@@ -57,7 +63,7 @@ pub struct ConnectResp {
     pub version: u8,
 }
 
-/// CMPP_SUBMIT (3.0), field for field.
+/// CMPP_SUBMIT, field for field (3.0 names; see the module note for 2.0).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Submit {
     pub msg_id: u64,
@@ -84,14 +90,14 @@ pub struct Submit {
     pub link_id: String,
 }
 
-/// CMPP_SUBMIT_RESP (3.0): Msg_Id 8, Result 4.
+/// CMPP_SUBMIT_RESP: Msg_Id 8, Result 4 (1 in 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubmitResp {
     pub msg_id: u64,
     pub result: u32,
 }
 
-/// CMPP_DELIVER (3.0). `Registered_Delivery` on the wire is 1 exactly when `content` is a report.
+/// CMPP_DELIVER (3.0 names; see the module note for 2.0). `Registered_Delivery` on the wire is 1 exactly when `content` is a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deliver {
     pub msg_id: u64,
@@ -114,8 +120,8 @@ pub enum DeliverContent {
     Report(StatusReport),
 }
 
-/// The 71-byte CMPP 3.0 status report: Msg_Id 8, Stat 7, Submit_time 10, Done_time 10,
-/// Dest_terminal_Id 32, SMSC_sequence 4.
+/// The CMPP status report: Msg_Id 8, Stat 7, Submit_time 10, Done_time 10,
+/// Dest_terminal_Id 32 (21 in 2.0), SMSC_sequence 4: 71 bytes in 3.0, 60 in 2.0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReport {
     /// The Msg_Id returned in SUBMIT_RESP for the message this report is about.
@@ -130,7 +136,7 @@ pub struct StatusReport {
     pub smsc_sequence: u32,
 }
 
-/// CMPP_DELIVER_RESP (3.0): Msg_Id 8, Result 4.
+/// CMPP_DELIVER_RESP: Msg_Id 8, Result 4 (1 in 2.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliverResp {
     pub msg_id: u64,
@@ -164,8 +170,14 @@ impl Pdu {
         Pdu { sequence_id, body }
     }
 
-    /// Decodes one complete PDU. `frame` must hold exactly Total_Length bytes.
+    /// Decodes one complete CMPP 3.0 PDU. `frame` must hold exactly Total_Length bytes.
     pub fn decode(frame: &[u8]) -> Result<Pdu, CmppError> {
+        Pdu::decode_as(frame, Version::V3)
+    }
+
+    /// Decodes one complete PDU in the layouts of `version`. `frame` must hold exactly
+    /// Total_Length bytes.
+    pub fn decode_as(frame: &[u8], version: Version) -> Result<Pdu, CmppError> {
         let header = Header::peek(frame)?.ok_or(CmppError::Truncated {
             needed: HEADER_LEN,
             available: frame.len(),
@@ -198,9 +210,9 @@ impl Pdu {
                 })
             }
             command::CONNECT_RESP => {
-                r.expect_len(21)?;
+                r.expect_len(17 + status_len(version))?;
                 Body::ConnectResp(ConnectResp {
-                    status: r.u32()?,
+                    status: r.status(version)?,
                     authenticator_ismg: r.array16()?,
                     version: r.u8()?,
                 })
@@ -230,21 +242,21 @@ impl Pdu {
                 Body::ActiveTestResp
             }
             command::SUBMIT_RESP => {
-                r.expect_len(12)?;
+                r.expect_len(8 + status_len(version))?;
                 Body::SubmitResp(SubmitResp {
                     msg_id: r.u64()?,
-                    result: r.u32()?,
+                    result: r.status(version)?,
                 })
             }
             command::DELIVER_RESP => {
-                r.expect_len(12)?;
+                r.expect_len(8 + status_len(version))?;
                 Body::DeliverResp(DeliverResp {
                     msg_id: r.u64()?,
-                    result: r.u32()?,
+                    result: r.status(version)?,
                 })
             }
-            command::SUBMIT => Body::Submit(Box::new(decode_submit(&mut r)?)),
-            command::DELIVER => Body::Deliver(Box::new(decode_deliver(&mut r)?)),
+            command::SUBMIT => Body::Submit(Box::new(decode_submit(&mut r, version)?)),
+            command::DELIVER => Body::Deliver(Box::new(decode_deliver(&mut r, version)?)),
             other => return Err(CmppError::UnknownCommand(other)),
         };
         r.finish()?;
@@ -254,8 +266,15 @@ impl Pdu {
         })
     }
 
-    /// Appends the encoded PDU to `out`. Fails (writing nothing) when a field does not fit.
+    /// Appends the encoded CMPP 3.0 PDU to `out`. Fails (writing nothing) when a field does not
+    /// fit.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), CmppError> {
+        self.encode_as(out, Version::V3)
+    }
+
+    /// Appends the PDU encoded in the layouts of `version` to `out`. Fails (writing nothing) when
+    /// a field does not fit.
+    pub fn encode_as(&self, out: &mut BytesMut, version: Version) -> Result<(), CmppError> {
         let mut body = BytesMut::with_capacity(256);
         match &self.body {
             Body::Connect(c) => {
@@ -265,7 +284,7 @@ impl Pdu {
                 body.put_u32(c.timestamp);
             }
             Body::ConnectResp(c) => {
-                body.put_u32(c.status);
+                put_status(&mut body, "Status", c.status, version)?;
                 body.put_slice(&c.authenticator_ismg);
                 body.put_u8(c.version);
             }
@@ -273,14 +292,14 @@ impl Pdu {
             Body::ActiveTestResp => body.put_u8(0),
             Body::SubmitResp(r) => {
                 body.put_u64(r.msg_id);
-                body.put_u32(r.result);
+                put_status(&mut body, "Result", r.result, version)?;
             }
             Body::DeliverResp(r) => {
                 body.put_u64(r.msg_id);
-                body.put_u32(r.result);
+                put_status(&mut body, "Result", r.result, version)?;
             }
-            Body::Submit(s) => encode_submit(s, &mut body)?,
-            Body::Deliver(d) => encode_deliver(d, &mut body)?,
+            Body::Submit(s) => encode_submit(s, &mut body, version)?,
+            Body::Deliver(d) => encode_deliver(d, &mut body, version)?,
         }
         let total = HEADER_LEN + body.len();
         if total > MAX_PDU_LEN {
@@ -301,21 +320,35 @@ impl Pdu {
         Ok(())
     }
 
-    /// Convenience for tests and one-off writes.
+    /// Convenience for tests and one-off writes (3.0).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CmppError> {
+        self.to_bytes_as(Version::V3)
+    }
+
+    /// Convenience for tests and one-off writes in the layouts of `version`.
+    pub fn to_bytes_as(&self, version: Version) -> Result<Vec<u8>, CmppError> {
         let mut out = BytesMut::new();
-        self.encode(&mut out)?;
+        self.encode_as(&mut out, version)?;
         Ok(out.to_vec())
     }
 }
 
 impl StatusReport {
+    /// Decodes a 3.0 (71-byte) report.
     pub fn decode(bytes: &[u8]) -> Result<StatusReport, CmppError> {
+        StatusReport::decode_as(bytes, Version::V3)
+    }
+
+    pub fn decode_as(bytes: &[u8], version: Version) -> Result<StatusReport, CmppError> {
         let mut r = Reader::new(bytes, command::DELIVER);
-        if bytes.len() != REPORT_LEN {
+        let expected = version.report_len();
+        if bytes.len() != expected {
             return Err(CmppError::BadField {
                 field: "Msg_Content",
-                reason: format!("a status report is {REPORT_LEN} bytes, got {}", bytes.len()),
+                reason: format!(
+                    "a CMPP {version} status report is {expected} bytes, got {}",
+                    bytes.len()
+                ),
             });
         }
         Ok(StatusReport {
@@ -323,12 +356,17 @@ impl StatusReport {
             stat: r.octets(7)?,
             submit_time: r.octets(10)?,
             done_time: r.octets(10)?,
-            dest_terminal_id: r.octets(TERMINAL_ID_LEN)?,
+            dest_terminal_id: r.octets(version.terminal_id_len())?,
             smsc_sequence: r.u32()?,
         })
     }
 
+    /// Encodes a 3.0 (71-byte) report.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), CmppError> {
+        self.encode_as(out, Version::V3)
+    }
+
+    pub fn encode_as(&self, out: &mut BytesMut, version: Version) -> Result<(), CmppError> {
         out.put_u64(self.msg_id);
         put_octets(out, "Stat", &self.stat, 7)?;
         put_octets(out, "Submit_time", &self.submit_time, 10)?;
@@ -337,14 +375,16 @@ impl StatusReport {
             out,
             "Dest_terminal_Id",
             &self.dest_terminal_id,
-            TERMINAL_ID_LEN,
+            version.terminal_id_len(),
         )?;
         out.put_u32(self.smsc_sequence);
         Ok(())
     }
 }
 
-fn decode_submit(r: &mut Reader<'_>) -> Result<Submit, CmppError> {
+fn decode_submit(r: &mut Reader<'_>, version: Version) -> Result<Submit, CmppError> {
+    let v3 = version == Version::V3;
+    let terminal_len = version.terminal_id_len();
     let mut s = Submit {
         msg_id: r.u64()?,
         pk_total: r.u8()?,
@@ -353,8 +393,8 @@ fn decode_submit(r: &mut Reader<'_>) -> Result<Submit, CmppError> {
         msg_level: r.u8()?,
         service_id: r.octets(10)?,
         fee_user_type: r.u8()?,
-        fee_terminal_id: r.octets(TERMINAL_ID_LEN)?,
-        fee_terminal_type: r.u8()?,
+        fee_terminal_id: r.octets(terminal_len)?,
+        fee_terminal_type: if v3 { r.u8()? } else { 0 },
         tp_pid: r.u8()?,
         tp_udhi: r.u8()?,
         msg_fmt: r.u8()?,
@@ -374,20 +414,28 @@ fn decode_submit(r: &mut Reader<'_>) -> Result<Submit, CmppError> {
         });
     }
     // Check the whole block is present before allocating the vector for it.
-    r.ensure(count * TERMINAL_ID_LEN)?;
+    r.ensure(count * terminal_len)?;
     let mut dests = Vec::with_capacity(count);
     for _ in 0..count {
-        dests.push(r.octets(TERMINAL_ID_LEN)?);
+        dests.push(r.octets(terminal_len)?);
     }
     s.dest_terminal_ids = dests;
-    s.dest_terminal_type = r.u8()?;
+    if v3 {
+        s.dest_terminal_type = r.u8()?;
+    }
     let len = r.u8()? as usize;
     s.msg_content = r.take(len)?.to_vec();
-    s.link_id = r.octets(20)?;
+    if v3 {
+        s.link_id = r.octets(20)?;
+    } else {
+        r.take(RESERVE_2_0_LEN)?;
+    }
     Ok(s)
 }
 
-fn encode_submit(s: &Submit, out: &mut BytesMut) -> Result<(), CmppError> {
+fn encode_submit(s: &Submit, out: &mut BytesMut, version: Version) -> Result<(), CmppError> {
+    let v3 = version == Version::V3;
+    let terminal_len = version.terminal_id_len();
     if s.dest_terminal_ids.is_empty() || s.dest_terminal_ids.len() > MAX_DESTINATIONS {
         return Err(CmppError::BadField {
             field: "DestUsr_tl",
@@ -405,8 +453,10 @@ fn encode_submit(s: &Submit, out: &mut BytesMut) -> Result<(), CmppError> {
     out.put_u8(s.msg_level);
     put_octets(out, "Service_Id", &s.service_id, 10)?;
     out.put_u8(s.fee_user_type);
-    put_octets(out, "Fee_terminal_Id", &s.fee_terminal_id, TERMINAL_ID_LEN)?;
-    out.put_u8(s.fee_terminal_type);
+    put_octets(out, "Fee_terminal_Id", &s.fee_terminal_id, terminal_len)?;
+    if v3 {
+        out.put_u8(s.fee_terminal_type);
+    }
     out.put_u8(s.tp_pid);
     out.put_u8(s.tp_udhi);
     out.put_u8(s.msg_fmt);
@@ -418,36 +468,49 @@ fn encode_submit(s: &Submit, out: &mut BytesMut) -> Result<(), CmppError> {
     put_octets(out, "Src_Id", &s.src_id, 21)?;
     out.put_u8(s.dest_terminal_ids.len() as u8);
     for d in &s.dest_terminal_ids {
-        put_octets(out, "Dest_terminal_Id", d, TERMINAL_ID_LEN)?;
+        put_octets(out, "Dest_terminal_Id", d, terminal_len)?;
     }
-    out.put_u8(s.dest_terminal_type);
+    if v3 {
+        out.put_u8(s.dest_terminal_type);
+    }
     out.put_u8(content_len);
     out.put_slice(&s.msg_content);
-    put_octets(out, "LinkID", &s.link_id, 20)?;
+    if v3 {
+        put_octets(out, "LinkID", &s.link_id, 20)?;
+    } else {
+        out.put_bytes(0, RESERVE_2_0_LEN);
+    }
     Ok(())
 }
 
-fn decode_deliver(r: &mut Reader<'_>) -> Result<Deliver, CmppError> {
+fn decode_deliver(r: &mut Reader<'_>, version: Version) -> Result<Deliver, CmppError> {
+    let v3 = version == Version::V3;
     let msg_id = r.u64()?;
     let dest_id = r.octets(21)?;
     let service_id = r.octets(10)?;
     let tp_pid = r.u8()?;
     let tp_udhi = r.u8()?;
     let msg_fmt = r.u8()?;
-    let src_terminal_id = r.octets(TERMINAL_ID_LEN)?;
-    let src_terminal_type = r.u8()?;
+    let src_terminal_id = r.octets(version.terminal_id_len())?;
+    let src_terminal_type = if v3 { r.u8()? } else { 0 };
     let registered_delivery = r.u8()?;
     let len = r.u8()? as usize;
     let raw = r.take(len)?;
     let content = match registered_delivery {
         0 => DeliverContent::Message(raw.to_vec()),
-        1 => DeliverContent::Report(StatusReport::decode(raw)?),
+        1 => DeliverContent::Report(StatusReport::decode_as(raw, version)?),
         other => {
             return Err(CmppError::BadField {
                 field: "Registered_Delivery",
                 reason: format!("{other} is neither 0 (message) nor 1 (report)"),
             })
         }
+    };
+    let link_id = if v3 {
+        r.octets(20)?
+    } else {
+        r.take(RESERVE_2_0_LEN)?;
+        String::new()
     };
     Ok(Deliver {
         msg_id,
@@ -459,16 +522,17 @@ fn decode_deliver(r: &mut Reader<'_>) -> Result<Deliver, CmppError> {
         src_terminal_id,
         src_terminal_type,
         content,
-        link_id: r.octets(20)?,
+        link_id,
     })
 }
 
-fn encode_deliver(d: &Deliver, out: &mut BytesMut) -> Result<(), CmppError> {
+fn encode_deliver(d: &Deliver, out: &mut BytesMut, version: Version) -> Result<(), CmppError> {
+    let v3 = version == Version::V3;
     let (registered, content) = match &d.content {
         DeliverContent::Message(m) => (0u8, m.clone()),
         DeliverContent::Report(rep) => {
             let mut b = BytesMut::with_capacity(REPORT_LEN);
-            rep.encode(&mut b)?;
+            rep.encode_as(&mut b, version)?;
             (1u8, b.to_vec())
         }
     };
@@ -479,12 +543,52 @@ fn encode_deliver(d: &Deliver, out: &mut BytesMut) -> Result<(), CmppError> {
     out.put_u8(d.tp_pid);
     out.put_u8(d.tp_udhi);
     out.put_u8(d.msg_fmt);
-    put_octets(out, "Src_terminal_Id", &d.src_terminal_id, TERMINAL_ID_LEN)?;
-    out.put_u8(d.src_terminal_type);
+    put_octets(
+        out,
+        "Src_terminal_Id",
+        &d.src_terminal_id,
+        version.terminal_id_len(),
+    )?;
+    if v3 {
+        out.put_u8(d.src_terminal_type);
+    }
     out.put_u8(registered);
     out.put_u8(len);
     out.put_slice(&content);
-    put_octets(out, "LinkID", &d.link_id, 20)?;
+    if v3 {
+        put_octets(out, "LinkID", &d.link_id, 20)?;
+    } else {
+        out.put_bytes(0, RESERVE_2_0_LEN);
+    }
+    Ok(())
+}
+
+/// Width of the Status / Result fields of the responses.
+fn status_len(version: Version) -> usize {
+    match version {
+        Version::V2 => 1,
+        Version::V3 => 4,
+    }
+}
+
+/// Writes a Status / Result field: 4 bytes in 3.0, 1 byte in 2.0 (where a code above 255 cannot
+/// be expressed and is refused rather than truncated).
+fn put_status(
+    out: &mut BytesMut,
+    field: &'static str,
+    value: u32,
+    version: Version,
+) -> Result<(), CmppError> {
+    match version {
+        Version::V3 => out.put_u32(value),
+        Version::V2 => {
+            let byte = u8::try_from(value).map_err(|_| CmppError::BadField {
+                field,
+                reason: format!("{value} does not fit the 1-byte CMPP 2.0 field"),
+            })?;
+            out.put_u8(byte);
+        }
+    }
     Ok(())
 }
 
@@ -563,6 +667,13 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, CmppError> {
         Ok(self.take(1)?[0])
+    }
+
+    fn status(&mut self, version: Version) -> Result<u32, CmppError> {
+        match version {
+            Version::V2 => self.u8().map(u32::from),
+            Version::V3 => self.u32(),
+        }
     }
 
     fn u32(&mut self) -> Result<u32, CmppError> {

@@ -1,5 +1,6 @@
-//! Byte layouts written out by hand from the CMPP 3.0 specification, checked against the codec in
-//! both directions, plus property tests: every PDU round-trips, and no input makes decoding panic.
+//! Byte layouts written out by hand from the CMPP 3.0 specification (and its §12 notes on 2.0),
+//! checked against the codec in both directions, plus property tests: every PDU round-trips in
+//! both versions, and no input makes decoding panic.
 
 use bytes::BytesMut;
 use proptest::prelude::*;
@@ -39,6 +40,24 @@ fn check(bytes: &[u8], expected: Pdu) {
 
 fn check_err(bytes: &[u8]) {
     assert!(Pdu::decode(bytes).is_err(), "accepted {bytes:02x?}");
+}
+
+/// `check` in CMPP 2.0 layouts.
+fn check2(bytes: &[u8], expected: Pdu) {
+    let decoded =
+        Pdu::decode_as(bytes, Version::V2).unwrap_or_else(|e| panic!("2.0 decode failed: {e}"));
+    assert_eq!(decoded, expected);
+    let encoded = expected
+        .to_bytes_as(Version::V2)
+        .unwrap_or_else(|e| panic!("2.0 encode failed: {e}"));
+    assert_eq!(encoded, bytes, "encoding differs from the 2.0 layout");
+}
+
+fn check2_err(bytes: &[u8]) {
+    assert!(
+        Pdu::decode_as(bytes, Version::V2).is_err(),
+        "2.0 accepted {bytes:02x?}"
+    );
 }
 
 #[test]
@@ -334,7 +353,10 @@ fn every_truncation_of_a_valid_frame_is_rejected() {
         for cut in 0..bytes.len() {
             check_err(&bytes[..cut]);
             let mut buf = BytesMut::from(&bytes[..cut]);
-            assert!(matches!(CmppCodec.decode(&mut buf), Ok(None)), "cut {cut}");
+            assert!(
+                matches!(CmppCodec::default().decode(&mut buf), Ok(None)),
+                "cut {cut}"
+            );
         }
     }
 }
@@ -494,8 +516,8 @@ proptest! {
         // And through the stream codec, two frames back to back.
         let mut buf = BytesMut::from(&bytes[..]);
         buf.extend_from_slice(&bytes);
-        prop_assert_eq!(CmppCodec.decode(&mut buf).ok().flatten(), Some(pdu.clone()));
-        prop_assert_eq!(CmppCodec.decode(&mut buf).ok().flatten(), Some(pdu));
+        prop_assert_eq!(CmppCodec::default().decode(&mut buf).ok().flatten(), Some(pdu.clone()));
+        prop_assert_eq!(CmppCodec::default().decode(&mut buf).ok().flatten(), Some(pdu));
         prop_assert!(buf.is_empty());
     }
 
@@ -503,7 +525,7 @@ proptest! {
     fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = Pdu::decode(&bytes);
         let mut buf = BytesMut::from(&bytes[..]);
-        while let Ok(Some(_)) = CmppCodec.decode(&mut buf) {}
+        while let Ok(Some(_)) = CmppCodec::default().decode(&mut buf) {}
     }
 
     #[test]
@@ -513,5 +535,391 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..400),
     ) {
         let _ = Pdu::decode(&frame(command, 1, &body));
+    }
+}
+
+// ---- CMPP 2.0 ----
+
+#[test]
+fn version_bytes() {
+    assert_eq!(Version::from_wire(0x30), Some(Version::V3));
+    assert_eq!(Version::from_wire(0x20), Some(Version::V2));
+    assert_eq!(Version::from_wire(0x21), Some(Version::V2)); // what some 2.0 clients send
+    assert_eq!(Version::from_wire(0x31), None);
+    assert_eq!(Version::from_wire(0x10), None);
+    assert_eq!(Version::V2.wire(), 0x20);
+    assert_eq!(Version::V3.wire(), 0x30);
+}
+
+#[test]
+fn v2_connect_is_the_3_0_layout() {
+    let pdu = Pdu::new(
+        1,
+        Body::Connect(Connect {
+            source_addr: "901234".into(),
+            authenticator_source: [7; 16],
+            version: 0x20,
+            timestamp: 1_125_070_100,
+        }),
+    );
+    let bytes = pdu.to_bytes_as(Version::V2).expect("encodes");
+    assert_eq!(bytes.len(), 39);
+    assert_eq!(pdu.to_bytes().expect("encodes"), bytes);
+    check2(&bytes, pdu);
+}
+
+#[test]
+fn v2_connect_resp_has_a_one_byte_status() {
+    let body = cat(&[&[4], &[0xAA; 16], &[0x20]]);
+    let bytes = frame(0x8000_0001, 1, &body);
+    assert_eq!(bytes.len(), 12 + 18);
+    check2(
+        &bytes,
+        Pdu::new(
+            1,
+            Body::ConnectResp(ConnectResp {
+                status: 4,
+                authenticator_ismg: [0xAA; 16],
+                version: 0x20,
+            }),
+        ),
+    );
+    // The 3.0 (21-byte) body is not a 2.0 CONNECT_RESP, nor the other way round.
+    check2_err(&frame(0x8000_0001, 1, &[0; 21]));
+    check_err(&bytes);
+    // A status that needs more than one byte cannot be written in 2.0.
+    let wide = Pdu::new(
+        1,
+        Body::ConnectResp(ConnectResp {
+            status: 256,
+            authenticator_ismg: [0; 16],
+            version: 0x20,
+        }),
+    );
+    assert!(matches!(
+        wide.to_bytes_as(Version::V2),
+        Err(CmppError::BadField {
+            field: "Status",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn v2_submit_resp_and_deliver_resp_have_a_one_byte_result() {
+    let body = cat(&[&0x0123_4567_89AB_CDEFu64.to_be_bytes(), &[8]]);
+    assert_eq!(body.len(), 9);
+    check2(
+        &frame(0x8000_0004, 2, &body),
+        Pdu::new(
+            2,
+            Body::SubmitResp(SubmitResp {
+                msg_id: 0x0123_4567_89AB_CDEF,
+                result: 8,
+            }),
+        ),
+    );
+    check2(
+        &frame(0x8000_0005, 3, &body),
+        Pdu::new(
+            3,
+            Body::DeliverResp(DeliverResp {
+                msg_id: 0x0123_4567_89AB_CDEF,
+                result: 8,
+            }),
+        ),
+    );
+    check_err(&frame(0x8000_0004, 2, &body));
+    check2_err(&frame(0x8000_0004, 2, &[0; 12]));
+}
+
+/// A 2.0 SUBMIT: terminal ids are 21 bytes, no Fee_terminal_type / Dest_terminal_type, and an
+/// 8-byte Reserve ends the body where 3.0 has LinkID.
+fn v2_submit_body(dests: &[&str], content: &[u8]) -> Vec<u8> {
+    let mut dest_block = Vec::new();
+    for d in dests {
+        dest_block.extend_from_slice(&octets(d, 21));
+    }
+    cat(&[
+        &0u64.to_be_bytes(), // Msg_Id
+        &[1, 1, 1, 0],       // Pk_total, Pk_number, Registered_Delivery, Msg_level
+        &octets("SVC", 10),
+        &[2],            // Fee_UserType
+        &octets("", 21), // Fee_terminal_Id
+        &[0, 0, 8],      // TP_pId, TP_udhi, Msg_Fmt
+        &octets("901234", 6),
+        &octets("01", 2),
+        &octets("000000", 6),
+        &octets("", 17),
+        &octets("", 17),
+        &octets("1065901234", 21),
+        &[dests.len() as u8], // DestUsr_tl
+        &dest_block,
+        &[content.len() as u8],
+        content,
+        &[0; 8], // Reserve
+    ])
+}
+
+fn v2_submit(dests: &[&str], content: &[u8]) -> Submit {
+    Submit {
+        msg_id: 0,
+        pk_total: 1,
+        pk_number: 1,
+        registered_delivery: 1,
+        msg_level: 0,
+        service_id: "SVC".into(),
+        fee_user_type: 2,
+        fee_terminal_id: String::new(),
+        fee_terminal_type: 0,
+        tp_pid: 0,
+        tp_udhi: 0,
+        msg_fmt: 8,
+        msg_src: "901234".into(),
+        fee_type: "01".into(),
+        fee_code: "000000".into(),
+        valid_time: String::new(),
+        at_time: String::new(),
+        src_id: "1065901234".into(),
+        dest_terminal_ids: dests.iter().map(|d| d.to_string()).collect(),
+        dest_terminal_type: 0,
+        msg_content: content.to_vec(),
+        link_id: String::new(),
+    }
+}
+
+#[test]
+fn v2_submit_layout() {
+    let content = [0x4F, 0x60, 0x59, 0x7D]; // "你好" in UCS2
+    let body = v2_submit_body(&["13800138000"], &content);
+    // 117 fixed bytes up to DestUsr_tl, 21 per destination, Msg_Length, content, Reserve 8.
+    assert_eq!(body.len(), 117 + 21 + 1 + 4 + 8);
+    let bytes = frame(0x4, 77, &body);
+    check2(
+        &bytes,
+        Pdu::new(
+            77,
+            Body::Submit(Box::new(v2_submit(&["13800138000"], &content))),
+        ),
+    );
+    // Two destinations: the block grows by 21 bytes each.
+    let two = frame(
+        0x4,
+        78,
+        &v2_submit_body(&["13800138000", "13900139000"], b"x"),
+    );
+    assert_eq!(two.len(), 12 + 117 + 42 + 1 + 1 + 8);
+    check2(
+        &two,
+        Pdu::new(
+            78,
+            Body::Submit(Box::new(v2_submit(&["13800138000", "13900139000"], b"x"))),
+        ),
+    );
+    // 3.0 decoding of 2.0 bytes fails rather than misreading them.
+    check_err(&bytes);
+}
+
+#[test]
+fn v2_submit_ignores_3_0_only_fields_and_bounds_its_widths() {
+    let mut s = v2_submit(&["13800138000"], b"hi");
+    s.fee_terminal_type = 1;
+    s.dest_terminal_type = 1;
+    s.link_id = "LINK".into();
+    let bytes = Pdu::new(5, Body::Submit(Box::new(s)))
+        .to_bytes_as(Version::V2)
+        .expect("encodes");
+    assert_eq!(
+        bytes,
+        frame(0x4, 5, &v2_submit_body(&["13800138000"], b"hi"))
+    );
+    // A 22-character number fits 3.0's 32 bytes but not 2.0's 21.
+    let long = v2_submit(&["1234567890123456789012"], b"hi");
+    let pdu = Pdu::new(5, Body::Submit(Box::new(long)));
+    assert!(pdu.to_bytes().is_ok());
+    assert!(matches!(
+        pdu.to_bytes_as(Version::V2),
+        Err(CmppError::FieldTooLong {
+            field: "Dest_terminal_Id",
+            len: 22,
+            max: 21
+        })
+    ));
+}
+
+#[test]
+fn v2_submit_with_a_short_destination_block_is_an_error() {
+    let mut bytes = frame(0x4, 1, &v2_submit_body(&["13800138000"], b"hi"));
+    // DestUsr_tl sits at 12 + 116.
+    assert_eq!(bytes[128], 1);
+    bytes[128] = 99;
+    check2_err(&bytes);
+    bytes[128] = 0;
+    check2_err(&bytes);
+}
+
+fn v2_deliver_body(registered: u8, content: &[u8]) -> Vec<u8> {
+    cat(&[
+        &42u64.to_be_bytes(),
+        &octets("1065901234", 21), // Dest_Id
+        &octets("SVC", 10),
+        &[0, 0, 8],                 // TP_pid, TP_udhi, Msg_Fmt
+        &octets("13800138000", 21), // Src_terminal_Id
+        &[registered, content.len() as u8],
+        content,
+        &[0; 8], // Reserve
+    ])
+}
+
+fn v2_deliver(content: DeliverContent) -> Deliver {
+    Deliver {
+        msg_id: 42,
+        dest_id: "1065901234".into(),
+        service_id: "SVC".into(),
+        tp_pid: 0,
+        tp_udhi: 0,
+        msg_fmt: 8,
+        src_terminal_id: "13800138000".into(),
+        src_terminal_type: 0,
+        content,
+        link_id: String::new(),
+    }
+}
+
+#[test]
+fn v2_deliver_mo_layout() {
+    let content = [0x4F, 0x60, 0x59, 0x7D];
+    let body = v2_deliver_body(0, &content);
+    // 8 + 21 + 10 + 3 + 21 + 1 + 1 = 65 fixed bytes, content, Reserve 8.
+    assert_eq!(body.len(), 65 + 4 + 8);
+    check2(
+        &frame(0x5, 9, &body),
+        Pdu::new(
+            9,
+            Body::Deliver(Box::new(v2_deliver(DeliverContent::Message(
+                content.to_vec(),
+            )))),
+        ),
+    );
+}
+
+#[test]
+fn v2_deliver_report_layout() {
+    let report = cat(&[
+        &0xFEDC_BA98_7654_3210u64.to_be_bytes(),
+        b"DELIVRD",
+        b"2511250701",
+        b"2511250702",
+        &octets("13800138000", 21),
+        &7u32.to_be_bytes(),
+    ]);
+    assert_eq!(report.len(), 60);
+    check2(
+        &frame(0x5, 10, &v2_deliver_body(1, &report)),
+        Pdu::new(
+            10,
+            Body::Deliver(Box::new(v2_deliver(DeliverContent::Report(StatusReport {
+                msg_id: 0xFEDC_BA98_7654_3210,
+                stat: "DELIVRD".into(),
+                submit_time: "2511250701".into(),
+                done_time: "2511250702".into(),
+                dest_terminal_id: "13800138000".into(),
+                smsc_sequence: 7,
+            })))),
+        ),
+    );
+    // A 71-byte (3.0) report inside a 2.0 DELIVER is refused, as is the reverse.
+    let mut wide = report.clone();
+    wide.splice(49..49, [0u8; 11]);
+    assert_eq!(wide.len(), 71);
+    check2_err(&frame(0x5, 10, &v2_deliver_body(1, &wide)));
+    assert!(StatusReport::decode_as(&report, Version::V2).is_ok());
+    assert!(StatusReport::decode(&report).is_err());
+}
+
+#[test]
+fn v2_every_truncation_of_a_valid_frame_is_rejected() {
+    let pdu = Pdu::new(
+        1,
+        Body::Submit(Box::new(v2_submit(&["13800138000"], b"hi"))),
+    );
+    let bytes = pdu.to_bytes_as(Version::V2).expect("encodes");
+    for cut in 0..bytes.len() {
+        check2_err(&bytes[..cut]);
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        assert!(
+            matches!(CmppCodec::new(Version::V2).decode(&mut buf), Ok(None)),
+            "cut {cut}"
+        );
+    }
+}
+
+/// Values that fit the 2.0 layouts: 21-byte terminal ids, one-byte status codes, and none of
+/// the fields 3.0 added.
+fn arb_body_v2() -> impl Strategy<Value = Body> {
+    arb_body().prop_map(|body| match body {
+        Body::ConnectResp(mut c) => {
+            c.status &= 0xFF;
+            Body::ConnectResp(c)
+        }
+        Body::SubmitResp(mut r) => {
+            r.result &= 0xFF;
+            Body::SubmitResp(r)
+        }
+        Body::DeliverResp(mut r) => {
+            r.result &= 0xFF;
+            Body::DeliverResp(r)
+        }
+        Body::Submit(mut s) => {
+            s.fee_terminal_id.truncate(21);
+            s.fee_terminal_type = 0;
+            for d in &mut s.dest_terminal_ids {
+                d.truncate(21);
+            }
+            s.dest_terminal_type = 0;
+            s.link_id.clear();
+            Body::Submit(s)
+        }
+        Body::Deliver(mut d) => {
+            d.src_terminal_id.truncate(21);
+            d.src_terminal_type = 0;
+            d.link_id.clear();
+            if let DeliverContent::Report(r) = &mut d.content {
+                r.dest_terminal_id.truncate(21);
+            }
+            Body::Deliver(d)
+        }
+        other => other,
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_v2_pdu_round_trips(seq in any::<u32>(), body in arb_body_v2()) {
+        let pdu = Pdu::new(seq, body);
+        let bytes = pdu.to_bytes_as(Version::V2).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(Pdu::decode_as(&bytes, Version::V2).ok(), Some(pdu.clone()));
+        let mut codec = CmppCodec::new(Version::V2);
+        let mut buf = BytesMut::from(&bytes[..]);
+        buf.extend_from_slice(&bytes);
+        prop_assert_eq!(codec.decode(&mut buf).ok().flatten(), Some(pdu.clone()));
+        prop_assert_eq!(codec.decode(&mut buf).ok().flatten(), Some(pdu));
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn v2_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = Pdu::decode_as(&bytes, Version::V2);
+        let mut buf = BytesMut::from(&bytes[..]);
+        while let Ok(Some(_)) = CmppCodec::new(Version::V2).decode(&mut buf) {}
+    }
+
+    #[test]
+    fn v2_garbage_behind_a_valid_header_never_panics(
+        command in prop::sample::select(vec![1u32, 2, 4, 5, 8, 0x8000_0001, 0x8000_0002,
+            0x8000_0004, 0x8000_0005, 0x8000_0008]),
+        body in prop::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let _ = Pdu::decode_as(&frame(command, 1, &body), Version::V2);
     }
 }

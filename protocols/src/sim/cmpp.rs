@@ -1,10 +1,15 @@
-//! A CMPP 3.0 gateway (ISMG) simulator: it authenticates SPs, answers every SUBMIT with a fresh
+//! A CMPP gateway (ISMG) simulator: it authenticates SPs, answers every SUBMIT with a fresh
 //! Msg_Id and, after a delay, sends the status report as a DELIVER on a connection of the same
 //! account. Reports that find no open connection, or that were sent on a connection which then
 //! closed without a DELIVER_RESP, wait until a connection of that account logs in again.
 //!
-//! [`SimFaults`] lets tests make the simulator misbehave (drop a connection mid-flight, answer
-//! slowly); plain [`run`] behaves.
+//! It speaks CMPP 3.0 and 2.0: each connection is answered in the version its CONNECT asked for,
+//! unless [`SimConfig::version`] restricts the simulator to one.
+//!
+//! [`SimFaults`] makes it behave like a strict or broken gateway: a rate and a window per account
+//! or connection (answered with Result = 8, flow control), connections dropped, stalled or fed
+//! malformed PDUs after N PDUs, and mobile-originated messages injected periodically. Plain
+//! [`run`] behaves.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,6 +21,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -24,8 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{now_ms, Recorder};
 use crate::cmpp::{
-    auth, Body, CmppCodec, ConnectResp, Deliver, DeliverContent, MsgIdGenerator, Pdu, StatusReport,
-    Submit, SubmitResp, VERSION_3_0,
+    auth, command, Body, CmppCodec, ConnectResp, Deliver, DeliverContent, MsgIdGenerator, Pdu,
+    StatusReport, Submit, SubmitResp, Version, VERSION_3_0,
 };
 use crate::text;
 
@@ -44,9 +50,18 @@ pub struct SimConfig {
     /// JSON-lines file: one line per SUBMIT received (per destination) and per report sent.
     pub record: Option<PathBuf>,
     pub gateway_id: u32,
+    /// `Some(2)` or `Some(3)` accepts only that CMPP version (a CONNECT asking for another is
+    /// refused: Status 4 for 3.0 on a 2.0 gateway, Status 1 for 2.0 on a 3.0 one); `None`
+    /// accepts both.
+    pub version: Option<u8>,
 }
 
-/// Misbehaviour on demand, for fault tests.
+/// Result code of a SUBMIT_RESP refused for flow control [CMPP3 §8.4.3].
+pub const RESULT_FLOW_CONTROL: u32 = 8;
+
+/// Strictness and misbehaviour on demand, for fault tests. PDU counts are per connection and
+/// start after the CONNECT, so every new connection of a reconnecting client meets the fault
+/// again.
 #[derive(Debug, Clone, Default)]
 pub struct SimFaults {
     /// Close the connection carrying the n-th SUBMIT (1-based, counted over the simulator's
@@ -54,6 +69,22 @@ pub struct SimFaults {
     pub drop_at_submit: Option<u64>,
     /// Hold every SUBMIT_RESP this long.
     pub submit_resp_delay: Duration,
+    /// Accept at most this many SUBMITs per account in any one-second span; answer the rest with
+    /// Result = 8 (flow control).
+    pub max_per_second: Option<u32>,
+    /// A SUBMIT arriving while this many earlier SUBMITs of its connection still await their
+    /// SUBMIT_RESP is answered at once with Result = 8.
+    pub max_window: Option<usize>,
+    /// Answer N PDUs, then close the connection on the next one without answering it.
+    pub drop_after: Option<u64>,
+    /// Answer N PDUs, then go silent: keep the connection open and read, but answer nothing and
+    /// send nothing (no reports, no MO).
+    pub stall_after: Option<u64>,
+    /// Answer N PDUs, then answer every later one with a malformed frame (a wrong body length,
+    /// an impossible Total_Length, an unknown Command_Id, in turn).
+    pub malformed_after: Option<u64>,
+    /// Send a mobile-originated DELIVER on every logged-in connection this often.
+    pub mo_every: Option<Duration>,
 }
 
 /// Binds `config.listen` and serves until `shutdown` completes.
@@ -61,8 +92,17 @@ pub async fn run(
     config: SimConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    run_with_faults(config, SimFaults::default(), shutdown).await
+}
+
+/// [`run`] with strictness or faults.
+pub async fn run_with_faults(
+    config: SimConfig,
+    faults: SimFaults,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(&config.listen).await?;
-    run_on(listener, config, SimFaults::default(), shutdown).await
+    run_on(listener, config, faults, shutdown).await
 }
 
 /// Serves on an already bound listener (so tests can bind port 0 and learn the port first);
@@ -73,6 +113,17 @@ pub async fn run_on(
     faults: SimFaults,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let only = match config.version {
+        None => None,
+        Some(2) => Some(Version::V2),
+        Some(3) => Some(Version::V3),
+        Some(other) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("simulator version {other}: the CMPP version must be 2 or 3"),
+            ))
+        }
+    };
     let recorder = match &config.record {
         Some(path) => Some(Recorder::open(path)?),
         None => None,
@@ -81,10 +132,14 @@ pub async fn run_on(
     tracing::info!(%local, "CMPP simulator listening");
     let shared = Arc::new(Shared {
         msg_ids: MsgIdGenerator::new(config.gateway_id),
+        only,
         config,
         faults,
         recorder,
         state: Mutex::new(State::default()),
+        accepted_at: Mutex::new(HashMap::new()),
+        malformed_sent: AtomicU64::new(0),
+        mo_seen: AtomicU64::new(0),
         submits_seen: AtomicU64::new(0),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
@@ -127,7 +182,8 @@ struct Report {
 
 enum ConnMsg {
     Report(Report),
-    Send(Pdu),
+    /// A SUBMIT_RESP that was held back (it frees a slot of the connection's window).
+    SubmitResp(Pdu),
 }
 
 #[derive(Default)]
@@ -140,7 +196,13 @@ struct State {
 
 struct Shared {
     config: SimConfig,
+    /// The one version accepted, if the configuration restricts it.
+    only: Option<Version>,
     faults: SimFaults,
+    /// When each account's recent SUBMITs were accepted (the last second), for the rate limit.
+    accepted_at: Mutex<HashMap<String, VecDeque<tokio::time::Instant>>>,
+    malformed_sent: AtomicU64,
+    mo_seen: AtomicU64,
     recorder: Option<Recorder>,
     msg_ids: MsgIdGenerator,
     state: Mutex<State>,
@@ -157,6 +219,29 @@ impl Shared {
             .iter()
             .find(|(a, _)| a == account)
             .map(|(_, s)| s.as_str())
+    }
+
+    /// Whether the account's rate allows one more SUBMIT now (and counts it if so).
+    fn rate_allows(&self, account: &str) -> bool {
+        let Some(limit) = self.faults.max_per_second else {
+            return true;
+        };
+        let Ok(mut map) = self.accepted_at.lock() else {
+            return true;
+        };
+        let now = tokio::time::Instant::now();
+        let recent = map.entry(account.to_string()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            return false;
+        }
+        recent.push_back(now);
+        true
     }
 
     fn record(&self, value: serde_json::Value) {
@@ -239,19 +324,54 @@ fn yymmddhhmm() -> String {
     chrono::Local::now().format("%y%m%d%H%M").to_string()
 }
 
+/// What the fault settings make of the n-th PDU (1-based, after CONNECT) of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Serve,
+    Drop,
+    Stall,
+    Malformed,
+}
+
+impl SimFaults {
+    fn fate(&self, n: u64) -> Fate {
+        let past = |limit: Option<u64>| limit.is_some_and(|l| n > l);
+        if past(self.drop_after) {
+            Fate::Drop
+        } else if past(self.stall_after) {
+            Fate::Stall
+        } else if past(self.malformed_after) {
+            Fate::Malformed
+        } else {
+            Fate::Serve
+        }
+    }
+}
+
 async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, CmppCodec);
+    let mut framed = Framed::new(stream, CmppCodec::default());
     let Some(account) = login(&shared, &mut framed, peer).await else {
         return;
     };
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.attach(&account, id, tx.clone());
-    tracing::info!(%peer, %account, conn = id, "simulator: SP logged in");
+    let version = framed.codec().version();
+    tracing::info!(%peer, %account, conn = id, %version, "simulator: SP logged in");
 
     let mut sequence = 0u32;
     let mut unacked: HashMap<u32, Report> = HashMap::new();
+    // PDUs received since login, SUBMITs awaiting their held-back SUBMIT_RESP, and whether the
+    // connection has gone silent (stall fault).
+    let mut received = 0u64;
+    let mut outstanding = 0usize;
+    let mut stalled = false;
+    let mut sp_number = account.clone();
+    let mo_every = shared.faults.mo_every.filter(|d| !d.is_zero());
+    let mut mo_tick = tokio::time::interval(mo_every.unwrap_or(Duration::from_secs(3600)));
+    mo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    mo_tick.reset();
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -264,6 +384,30 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                     Some(Ok(pdu)) => pdu,
                 };
+                received += 1;
+                match shared.faults.fate(received) {
+                    Fate::Serve => {}
+                    Fate::Drop => {
+                        tracing::warn!(%peer, pdus = received, "simulator: dropping connection (fault)");
+                        break "fault injected: drop";
+                    }
+                    Fate::Stall => {
+                        if !stalled {
+                            tracing::warn!(%peer, pdus = received, "simulator: going silent (fault)");
+                            stalled = true;
+                        }
+                        continue;
+                    }
+                    Fate::Malformed => {
+                        let bytes = shared.malformed(pdu.sequence_id);
+                        tracing::warn!(%peer, pdus = received, "simulator: answering with a malformed PDU (fault)");
+                        let io = framed.get_mut();
+                        if io.write_all(&bytes).await.is_err() || io.flush().await.is_err() {
+                            break "write failed";
+                        }
+                        continue;
+                    }
+                }
                 let seq = pdu.sequence_id;
                 let reply = match pdu.body {
                     Body::Submit(submit) => {
@@ -272,20 +416,30 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             tracing::warn!(%peer, submit = n, "simulator: dropping connection (fault)");
                             break "fault injected";
                         }
-                        let resp = accept_submit(&shared, &account, id, seq, &submit);
-                        if shared.faults.submit_resp_delay.is_zero() {
-                            Some(resp)
+                        if !submit.src_id.is_empty() {
+                            sp_number.clone_from(&submit.src_id);
+                        }
+                        let over_window = shared.faults.max_window.is_some_and(|w| outstanding >= w);
+                        if over_window || !shared.rate_allows(&account) {
+                            let why = if over_window { "window" } else { "rate" };
+                            Some(throttle(&shared, &account, seq, &submit, why))
                         } else {
-                            let tx = tx.clone();
-                            let delay = shared.faults.submit_resp_delay;
-                            let cancel = shared.cancel.clone();
-                            shared.tasks.spawn(async move {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
-                                    _ = cancel.cancelled() => {}
-                                }
-                            });
-                            None
+                            let resp = accept_submit(&shared, &account, id, seq, &submit);
+                            if shared.faults.submit_resp_delay.is_zero() {
+                                Some(resp)
+                            } else {
+                                outstanding += 1;
+                                let tx = tx.clone();
+                                let delay = shared.faults.submit_resp_delay;
+                                let cancel = shared.cancel.clone();
+                                shared.tasks.spawn(async move {
+                                    tokio::select! {
+                                        _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::SubmitResp(resp)); }
+                                        _ = cancel.cancelled() => {}
+                                    }
+                                });
+                                None
+                            }
                         }
                     }
                     Body::DeliverResp(_) => {
@@ -309,9 +463,12 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                 }
             }
-            Some(msg) = rx.recv() => {
+            Some(msg) = rx.recv(), if !stalled => {
                 let pdu = match msg {
-                    ConnMsg::Send(pdu) => pdu,
+                    ConnMsg::SubmitResp(pdu) => {
+                        outstanding = outstanding.saturating_sub(1);
+                        pdu
+                    }
                     ConnMsg::Report(report) => {
                         sequence = sequence.wrapping_add(1).max(1);
                         shared.record(json!({
@@ -326,6 +483,13 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         pdu
                     }
                 };
+                if framed.send(pdu).await.is_err() {
+                    break "write failed";
+                }
+            }
+            _ = mo_tick.tick(), if mo_every.is_some() && !stalled => {
+                sequence = sequence.wrapping_add(1).max(1);
+                let pdu = shared.mo_pdu(sequence, &account, &sp_number);
                 if framed.send(pdu).await.is_err() {
                     break "write failed";
                 }
@@ -353,6 +517,83 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+impl Shared {
+    /// The next malformed frame, echoing `sequence`: each kind breaks a different check of a
+    /// careful decoder.
+    fn malformed(&self, sequence: u32) -> Vec<u8> {
+        let kind = self.malformed_sent.fetch_add(1, Ordering::Relaxed) % 3;
+        let (length, command_id, body): (u32, u32, &[u8]) = match kind {
+            // A SUBMIT_RESP whose body fits neither version (9 or 12 bytes).
+            0 => (12 + 5, command::SUBMIT_RESP, &[0, 0, 0, 0, 1]),
+            // A Total_Length no CMPP PDU can have.
+            1 => (0x7FFF_FFFF, command::SUBMIT_RESP, &[]),
+            // A command the protocol does not define.
+            _ => (12 + 4, 0x0000_00FE, &[0xDE, 0xAD, 0xBE, 0xEF]),
+        };
+        let mut bytes = Vec::with_capacity(12 + body.len());
+        bytes.extend_from_slice(&length.to_be_bytes());
+        bytes.extend_from_slice(&command_id.to_be_bytes());
+        bytes.extend_from_slice(&sequence.to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// A mobile-originated DELIVER from a fixed subscriber to the SP's number, recorded.
+    fn mo_pdu(&self, sequence: u32, account: &str, sp_number: &str) -> Pdu {
+        let n = self.mo_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        let text = format!("MO {n}");
+        let msg_id: u64 = rand::random();
+        self.record(json!({
+            "kind": "mo",
+            "account": account,
+            "msg_id": msg_id.to_string(),
+            "src": MO_SUBSCRIBER,
+            "dest": sp_number,
+            "text": text,
+            "at_ms": now_ms(),
+        }));
+        Pdu::new(
+            sequence,
+            Body::Deliver(Box::new(Deliver {
+                msg_id,
+                dest_id: sp_number.to_string(),
+                service_id: String::new(),
+                tp_pid: 0,
+                tp_udhi: 0,
+                msg_fmt: 0,
+                src_terminal_id: MO_SUBSCRIBER.to_string(),
+                src_terminal_type: 0,
+                content: DeliverContent::Message(text.into_bytes()),
+                link_id: String::new(),
+            })),
+        )
+    }
+}
+
+/// The subscriber injected MO messages come from.
+const MO_SUBSCRIBER: &str = "13800138000";
+
+/// Answers a SUBMIT with Result = 8 and records why.
+fn throttle(shared: &Shared, account: &str, sequence: u32, submit: &Submit, why: &str) -> Pdu {
+    for dest in &submit.dest_terminal_ids {
+        shared.record(json!({
+            "kind": "throttled",
+            "account": account,
+            "dest": dest,
+            "reason": why,
+            "result": RESULT_FLOW_CONTROL,
+            "at_ms": now_ms(),
+        }));
+    }
+    Pdu::new(
+        sequence,
+        Body::SubmitResp(SubmitResp {
+            msg_id: 0,
+            result: RESULT_FLOW_CONTROL,
+        }),
+    )
+}
+
 /// Reads and checks the CONNECT; returns the account once logged in.
 async fn login(
     shared: &Shared,
@@ -376,9 +617,22 @@ async fn login(
         return None;
     };
     let secret = shared.secret_of(&connect.source_addr);
+    let asked = Version::from_wire(connect.version);
+    // Answer in the layouts the SP asked for, so it can read even a refusal.
+    let version = asked.or(shared.only).unwrap_or_default();
+    framed.codec_mut().set_version(version);
     let status = match secret {
-        _ if connect.version > VERSION_3_0 => 4,
-        _ if connect.version < VERSION_3_0 => 1,
+        _ if asked.is_none() && connect.version > VERSION_3_0 => 4,
+        _ if asked.is_none() => 1,
+        // A 3.0 SP at a 2.0-only gateway asks for too high a version; a 2.0 SP at a 3.0-only
+        // gateway has no better code than a structure error.
+        _ if shared.only.is_some_and(|only| only != version) => {
+            if version == Version::V3 {
+                4
+            } else {
+                1
+            }
+        }
         None => 2,
         Some(secret) => {
             let expected =
@@ -397,7 +651,7 @@ async fn login(
             &connect.authenticator_source,
             secret.unwrap_or(""),
         ),
-        version: VERSION_3_0,
+        version: version.wire(),
     };
     if framed
         .send(Pdu::new(pdu.sequence_id, Body::ConnectResp(resp)))
@@ -406,6 +660,14 @@ async fn login(
     {
         return None;
     }
+    shared.record(json!({
+        "kind": "login",
+        "account": connect.source_addr,
+        "version": version.to_string(),
+        "version_byte": connect.version,
+        "status": status,
+        "at_ms": now_ms(),
+    }));
     if status != 0 {
         tracing::warn!(%peer, account = %connect.source_addr, status, "simulator: login refused");
         return None;

@@ -3,6 +3,11 @@
 //! can check what the carrier received. They are test equipment, not carrier implementations.
 
 pub mod cmpp;
+pub mod cngp;
+pub mod sgip;
+pub mod smgp;
+pub mod smpp;
+pub mod telecom;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

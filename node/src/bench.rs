@@ -1,0 +1,315 @@
+//! `herald bench`: a load generator over the public gRPC API. It submits messages (singly or in
+//! batches, closed loop or at a target rate), measures submit latency, then follows every message to
+//! its terminal state to measure end-to-end throughput and time to DELIVERED.
+//!
+//! Latency is measured from when a call was *due* (at a target rate) rather than when it was sent,
+//! so a stalled server shows up in the percentiles instead of silently lowering the offered load.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald_api::v1::messaging_client::MessagingClient;
+use herald_api::v1::{GetMessageRequest, MessageState, SubmitBatchRequest, SubmitRequest};
+use tonic::transport::Channel;
+
+#[derive(clap::Args, Clone)]
+pub struct BenchArgs {
+    /// Node gRPC addresses; calls go round-robin over them. Repeatable.
+    #[arg(long = "endpoint", default_value = "127.0.0.1:7101")]
+    endpoints: Vec<String>,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Messages per call: 1 uses Submit, more uses SubmitBatch (at most 1000).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Stop submitting after this many messages…
+    #[arg(long, default_value_t = 10_000)]
+    messages: u64,
+    /// …or after this many seconds, whichever comes first.
+    #[arg(long, default_value_t = 60)]
+    duration_secs: u64,
+    /// Offered load in messages per second; 0 submits as fast as the cluster answers.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Characters per message text.
+    #[arg(long, default_value_t = 60)]
+    text_len: usize,
+    /// ascii, ucs2 (Chinese text) or mixed (alternating).
+    #[arg(long, default_value = "ascii")]
+    encoding: String,
+    /// Do not follow messages to their terminal state.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for every message to reach a terminal state.
+    #[arg(long, default_value_t = 300)]
+    delivery_timeout_secs: u64,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+fn percentiles(mut samples: Vec<f64>) -> serde_json::Value {
+    if samples.is_empty() {
+        return serde_json::json!(null);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        (samples[idx.min(samples.len() - 1)] * 1000.0).round() / 1000.0
+    };
+    serde_json::json!({
+        "count": samples.len(),
+        "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "p999_ms": at(0.999),
+        "max_ms": at(1.0),
+    })
+}
+
+fn text_for(i: u64, len: usize, encoding: &str) -> String {
+    let ucs2 = match encoding {
+        "ucs2" => true,
+        "mixed" => i % 2 == 1,
+        _ => false,
+    };
+    let head = if ucs2 {
+        format!("告警{i}:")
+    } else {
+        format!("bench {i}: ")
+    };
+    let filler = if ucs2 { '电' } else { 'x' };
+    let mut text = head;
+    while text.chars().count() < len {
+        text.push(filler);
+    }
+    text
+}
+
+async fn connect(endpoint: &str) -> anyhow::Result<MessagingClient<Channel>> {
+    let channel = Channel::from_shared(format!("http://{endpoint}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))?;
+    Ok(MessagingClient::new(channel))
+}
+
+struct Shared {
+    next: AtomicU64,
+    ids: Mutex<Vec<String>>,
+    latencies_ms: Mutex<Vec<f64>>,
+    errors: AtomicU64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.batch == 0 || args.batch > 1000 {
+        anyhow::bail!("--batch must be between 1 and 1000");
+    }
+    if !["ascii", "ucs2", "mixed"].contains(&args.encoding.as_str()) {
+        anyhow::bail!("--encoding must be ascii, ucs2 or mixed");
+    }
+    let mut clients = Vec::new();
+    for e in &args.endpoints {
+        clients.push(connect(e).await?);
+    }
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let shared = Arc::new(Shared {
+        next: AtomicU64::new(0),
+        ids: Mutex::new(Vec::new()),
+        latencies_ms: Mutex::new(Vec::new()),
+        errors: AtomicU64::new(0),
+    });
+    let start = Instant::now();
+    let stop_at = start + Duration::from_secs(args.duration_secs);
+    // At a target rate, calls become due on a fixed schedule and workers take them in order.
+    let call_interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / args.rate as f64));
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let mut client = clients[w % clients.len()].clone();
+        let (shared, args, run_id) = (shared.clone(), args.clone(), run_id.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let first = shared.next.fetch_add(args.batch as u64, Ordering::SeqCst);
+                if first >= args.messages || Instant::now() >= stop_at {
+                    return;
+                }
+                let count = (args.messages - first).min(args.batch as u64);
+                let due = match call_interval {
+                    Some(interval) => {
+                        let due = start + interval.mul_f64((first / args.batch as u64) as f64);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
+                let requests: Vec<SubmitRequest> = (first..first + count)
+                    .map(|i| SubmitRequest {
+                        recipients: vec![format!("139{:08}", i % 100_000_000)],
+                        text: text_for(i, args.text_len, &args.encoding),
+                        idempotency_key: format!("bench-{run_id}-{i}"),
+                        ..Default::default()
+                    })
+                    .collect();
+                let ids: Result<Vec<String>, tonic::Status> = if args.batch == 1 {
+                    client
+                        .submit(requests[0].clone())
+                        .await
+                        .map(|r| vec![r.into_inner().message_id])
+                } else {
+                    client
+                        .submit_batch(SubmitBatchRequest { messages: requests })
+                        .await
+                        .map(|r| {
+                            r.into_inner()
+                                .results
+                                .into_iter()
+                                .filter(|r| r.error.is_empty())
+                                .map(|r| r.message_id)
+                                .collect()
+                        })
+                };
+                let elapsed = due.elapsed().as_secs_f64() * 1000.0;
+                match ids {
+                    Ok(ids) => {
+                        shared.latencies_ms.lock().expect("lock").push(elapsed);
+                        let missing = count - ids.len() as u64;
+                        shared.errors.fetch_add(missing, Ordering::Relaxed);
+                        shared.ids.lock().expect("lock").extend(ids);
+                    }
+                    Err(status) => {
+                        shared.errors.fetch_add(count, Ordering::Relaxed);
+                        tracing::warn!("submit failed: {status}");
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let submit_secs = start.elapsed().as_secs_f64();
+    let ids = std::mem::take(&mut *shared.ids.lock().expect("lock"));
+    let latencies = std::mem::take(&mut *shared.latencies_ms.lock().expect("lock"));
+    let accepted = ids.len();
+    let errors = shared.errors.load(Ordering::Relaxed);
+    println!(
+        "submitted: {accepted} accepted, {errors} failed in {submit_secs:.2} s = {:.0} messages/s accepted",
+        accepted as f64 / submit_secs
+    );
+    let submit_latency = percentiles(latencies);
+    println!(
+        "submit latency per call ({} message(s) a call): {submit_latency}",
+        args.batch
+    );
+
+    let mut result = serde_json::json!({
+        "endpoints": args.endpoints, "concurrency": args.concurrency, "batch": args.batch,
+        "rate": args.rate, "text_len": args.text_len, "encoding": args.encoding,
+        "accepted": accepted, "failed": errors, "submit_seconds": submit_secs,
+        "accepted_per_second": accepted as f64 / submit_secs,
+        "submit_latency": submit_latency,
+    });
+    if !args.no_wait && accepted > 0 {
+        let e2e = follow_to_terminal(&clients, ids, &args).await?;
+        println!("end to end: {e2e}");
+        result["end_to_end"] = e2e;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Polls every message until terminal; returns delivered/s and time-to-DELIVERED percentiles.
+async fn follow_to_terminal(
+    clients: &[MessagingClient<Channel>],
+    ids: Vec<String>,
+    args: &BenchArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(args.delivery_timeout_secs);
+    let pending = Arc::new(Mutex::new(ids));
+    let done: Arc<Mutex<Vec<(i32, u64, u64)>>> = Arc::default();
+    loop {
+        let batch: Vec<String> = std::mem::take(&mut *pending.lock().expect("lock"));
+        if batch.is_empty() || Instant::now() > deadline {
+            pending.lock().expect("lock").extend(batch);
+            break;
+        }
+        let chunks: Vec<Vec<String>> = batch
+            .chunks(batch.len().div_ceil(args.concurrency.max(1)))
+            .map(|c| c.to_vec())
+            .collect();
+        let mut tasks = Vec::new();
+        for (k, chunk) in chunks.into_iter().enumerate() {
+            let mut client = clients[k % clients.len()].clone();
+            let (pending, done) = (pending.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                for id in chunk {
+                    let resp = client
+                        .get_message(GetMessageRequest {
+                            message_id: id.clone(),
+                        })
+                        .await;
+                    let terminal = resp.ok().map(|r| r.into_inner()).filter(|m| {
+                        MessageState::try_from(m.state).is_ok_and(|s| {
+                            matches!(
+                                s,
+                                MessageState::Delivered
+                                    | MessageState::Undelivered
+                                    | MessageState::Failed
+                                    | MessageState::Expired
+                                    | MessageState::Canceled
+                            )
+                        })
+                    });
+                    match terminal {
+                        Some(m) => {
+                            let reported = m
+                                .timeline
+                                .iter()
+                                .filter(|e| e.kind == "DeliveryReported")
+                                .map(|e| e.at_ms)
+                                .max()
+                                .unwrap_or(0);
+                            done.lock()
+                                .expect("lock")
+                                .push((m.state, m.submitted_at_ms, reported));
+                        }
+                        None => pending.lock().expect("lock").push(id),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await?;
+        }
+        if !pending.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let done = std::mem::take(&mut *done.lock().expect("lock"));
+    let not_terminal = pending.lock().expect("lock").len();
+    let delivered: Vec<&(i32, u64, u64)> = done
+        .iter()
+        .filter(|(s, _, r)| *s == MessageState::Delivered as i32 && *r > 0)
+        .collect();
+    let first_submit = done.iter().map(|d| d.1).min().unwrap_or(0);
+    let last_report = delivered.iter().map(|d| d.2).max().unwrap_or(0);
+    let span = (last_report.saturating_sub(first_submit)) as f64 / 1000.0;
+    let to_delivered: Vec<f64> = delivered
+        .iter()
+        .map(|d| d.2.saturating_sub(d.1) as f64)
+        .collect();
+    Ok(serde_json::json!({
+        "terminal": done.len(),
+        "delivered": delivered.len(),
+        "not_terminal_at_timeout": not_terminal,
+        "delivered_per_second": if span > 0.0 { delivered.len() as f64 / span } else { 0.0 },
+        "time_to_delivered": percentiles(to_delivered),
+    }))
+}

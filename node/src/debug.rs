@@ -1,0 +1,24 @@
+//! `herald debug …`: read-only diagnosis of a *stopped* node's data directory (RocksDB is locked
+//! while the node runs). Used by the fault-injection checker to compare the nodes' Raft logs.
+//!
+//! Nothing here writes to the database.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct LogHashesArgs {
+    /// The node's `data-dir` (as in its config file).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+/// Prints one JSON object: the committed and last purged indices and, for every stored entry, its
+/// index, log id and a hash of its stored bytes.
+pub fn log_hashes(args: LogHashesArgs) -> anyhow::Result<()> {
+    let path = args.data_dir.join("db");
+    let db = herald_raft::db::open_read_only(&path)
+        .map_err(|e| anyhow::anyhow!("opening {} read-only: {e}", path.display()))?;
+    let digest = herald_raft::log_store::log_digest(&db)?;
+    println!("{}", serde_json::to_string(&digest)?);
+    Ok(())
+}

@@ -1,0 +1,632 @@
+//! An SMPP SMSC simulator (3.3, 3.4, 5.0): it accepts transmitter, receiver and transceiver
+//! binds, answers every submit_sm (and data_sm) with a fresh message id and, after a delay, sends
+//! the delivery receipt as a deliver_sm to a receiver or transceiver session of the same
+//! system_id. Receipts that find no such session, or that were sent on a session which then
+//! closed without a deliver_sm_resp, wait until one binds. enquire_link and unbind are answered.
+//!
+//! Message ids are decimal or hex ([`SimConfig::id_format`]); [`SimConfig::receipt_id_format`]
+//! can make the receipt text write them differently, as some real SMSCs do (such receipts then
+//! carry no receipted_message_id TLV, like the 3.3-era SMSCs that do it). Sessions bound with an
+//! interface_version below 3.4 get no TLVs and may not bind as transceivers. [`SimFaults`] makes
+//! it misbehave on demand. Test equipment, not an SMSC.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{now_ms, Recorder};
+use crate::gsm7;
+use crate::smpp::{
+    esm, format_receipt, message_state, status, tag, tlv, BindKind, BindResp, Body, IdFormat, Pdu,
+    ReceiptText, Sm, SmResp, SmppCodec, Tlv, VERSION_3_4, VERSION_5_0,
+};
+use crate::text;
+
+/// How long a new connection may take to bind.
+const BIND_TIMEOUT: Duration = Duration::from_secs(30);
+const SMSC_SYSTEM_ID: &str = "HERALDSIM";
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: String,
+    /// (system_id, password)
+    pub accounts: Vec<(String, String)>,
+    /// Delay before sending a delivery receipt.
+    pub report_delay: Duration,
+    /// 0.0..=1.0: fraction reported DELIVRD, the rest UNDELIV.
+    pub delivered_ratio: f64,
+    /// JSON-lines file: one line per submit_sm received and per receipt sent.
+    pub record: Option<PathBuf>,
+    /// How submit_sm_resp writes message ids (`AsIs` means decimal).
+    pub id_format: IdFormat,
+    /// How the receipt text writes them; `None` = like `id_format`.
+    pub receipt_id_format: Option<IdFormat>,
+}
+
+impl SimConfig {
+    /// A simulator for one account on `listen`, reporting after 50 ms, decimal ids.
+    pub fn new(listen: impl Into<String>, system_id: &str, password: &str) -> SimConfig {
+        SimConfig {
+            listen: listen.into(),
+            accounts: vec![(system_id.to_string(), password.to_string())],
+            report_delay: Duration::from_millis(50),
+            delivered_ratio: 1.0,
+            record: None,
+            id_format: IdFormat::Decimal,
+            receipt_id_format: None,
+        }
+    }
+}
+
+/// Misbehaviour on demand, for fault tests.
+#[derive(Debug, Clone, Default)]
+pub struct SimFaults {
+    /// Hold every submit_sm_resp this long.
+    pub submit_resp_delay: Duration,
+    /// Answer the n-th submit_sm (1-based, over the simulator's life) with ESME_RTHROTTLED.
+    pub throttle_at: Option<u64>,
+}
+
+/// Binds `config.listen` and serves until `shutdown` completes.
+pub async fn run(
+    config: SimConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(&config.listen).await?;
+    run_on(listener, config, SimFaults::default(), shutdown).await
+}
+
+/// Serves on an already bound listener (so tests can bind port 0 and learn the port first);
+/// `config.listen` is ignored.
+pub async fn run_on(
+    listener: TcpListener,
+    config: SimConfig,
+    faults: SimFaults,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let recorder = match &config.record {
+        Some(path) => Some(Recorder::open(path)?),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "SMPP simulator listening");
+    let shared = Arc::new(Shared {
+        // Ids look like a busy SMSC's, and differ between runs.
+        next_id: AtomicU64::new(rand::thread_rng().gen_range(1_000_000_000..3_000_000_000)),
+        config,
+        faults,
+        recorder,
+        state: Mutex::new(State::default()),
+        submits_seen: AtomicU64::new(0),
+        next_conn: AtomicU64::new(1),
+        cancel: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared2 = shared.clone();
+                    shared.tasks.spawn(async move { serve_conn(shared2, stream, peer).await });
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tracing::info!(%local, "SMPP simulator shutting down");
+    shared.cancel.cancel();
+    shared.tasks.close();
+    shared.tasks.wait().await;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Report {
+    id: u64,
+    /// The handset: the receipt's source_addr.
+    dest: String,
+    /// The ESME's source_addr: the receipt's destination_addr.
+    esme_addr: String,
+    stat: String,
+    submit_date: String,
+    done_date: String,
+    text: String,
+}
+
+enum ConnMsg {
+    Report(Report),
+    Send(Pdu),
+}
+
+#[derive(Default)]
+struct State {
+    /// Bound sessions that can receive, per system_id.
+    receivers: HashMap<String, Vec<(u64, mpsc::UnboundedSender<ConnMsg>)>>,
+    /// Receipts waiting for a receiving session of their system_id.
+    queued: HashMap<String, VecDeque<Report>>,
+}
+
+struct Shared {
+    config: SimConfig,
+    faults: SimFaults,
+    recorder: Option<Recorder>,
+    next_id: AtomicU64,
+    state: Mutex<State>,
+    submits_seen: AtomicU64,
+    next_conn: AtomicU64,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    fn password_of(&self, system_id: &str) -> Option<&str> {
+        self.config
+            .accounts
+            .iter()
+            .find(|(a, _)| a == system_id)
+            .map(|(_, s)| s.as_str())
+    }
+
+    fn record(&self, value: serde_json::Value) {
+        if let Some(r) = &self.recorder {
+            r.record(&value);
+        }
+    }
+
+    fn submit_id(&self, id: u64) -> String {
+        match self.config.id_format {
+            IdFormat::Hex => format!("{id:08X}"),
+            _ => id.to_string(),
+        }
+    }
+
+    fn receipt_id(&self, id: u64) -> String {
+        match self.config.receipt_id_format {
+            Some(IdFormat::Hex) => format!("{id:08X}"),
+            Some(_) => id.to_string(),
+            None => self.submit_id(id),
+        }
+    }
+
+    /// Registers a receiving session and hands it the receipts queued for its system_id.
+    fn attach(&self, system_id: &str, id: u64, tx: mpsc::UnboundedSender<ConnMsg>) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Some(queued) = state.queued.remove(system_id) {
+            for report in queued {
+                // The receiver is alive: this session has not even started reading.
+                let _ = tx.send(ConnMsg::Report(report));
+            }
+        }
+        state
+            .receivers
+            .entry(system_id.to_string())
+            .or_default()
+            .push((id, tx));
+    }
+
+    fn detach(&self, system_id: &str, id: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            if let Some(list) = state.receivers.get_mut(system_id) {
+                list.retain(|(c, _)| *c != id);
+            }
+        }
+    }
+
+    /// Sends a receipt to the preferred session if it can take it, else to any receiving
+    /// session of the system_id, else queues it.
+    fn dispatch(&self, system_id: &str, preferred: Option<u64>, report: Report) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let mut msg = ConnMsg::Report(report);
+        if let Some(list) = state.receivers.get(system_id) {
+            let ordered = list
+                .iter()
+                .filter(|(id, _)| Some(*id) == preferred)
+                .chain(list.iter().filter(|(id, _)| Some(*id) != preferred));
+            for (_, tx) in ordered {
+                match tx.send(msg) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(back)) => msg = back,
+                }
+            }
+        }
+        if let ConnMsg::Report(report) = msg {
+            state
+                .queued
+                .entry(system_id.to_string())
+                .or_default()
+                .push_back(report);
+        }
+    }
+
+    fn schedule_report(self: &Arc<Self>, system_id: String, conn: u64, report: Report) {
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(shared.config.report_delay) => {}
+                _ = shared.cancel.cancelled() => return,
+            }
+            let report = Report {
+                done_date: yymmddhhmm(),
+                ..report
+            };
+            shared.dispatch(&system_id, Some(conn), report);
+        });
+    }
+}
+
+fn yymmddhhmm() -> String {
+    chrono::Local::now().format("%y%m%d%H%M").to_string()
+}
+
+/// A bound session.
+struct Session {
+    system_id: String,
+    kind: BindKind,
+    version: u8,
+}
+
+async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, SmppCodec);
+    let Some(session) = bind(&shared, &mut framed, peer).await else {
+        return;
+    };
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if session.kind.can_receive() {
+        shared.attach(&session.system_id, id, tx.clone());
+    }
+    tracing::info!(%peer, system_id = %session.system_id, kind = session.kind.name(), conn = id,
+        "simulator: ESME bound");
+
+    let mut sequence = 0u32;
+    let mut unacked: HashMap<u32, Report> = HashMap::new();
+    let reason = loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break "simulator shutdown",
+            frame = framed.next() => {
+                let pdu = match frame {
+                    None => break "ESME closed the connection",
+                    Some(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "simulator: bad frame");
+                        break "bad frame";
+                    }
+                    Some(Ok(pdu)) => pdu,
+                };
+                let seq = pdu.sequence_number;
+                let reply = match pdu.body {
+                    Body::SubmitSm(sm) => {
+                        on_submit(&shared, &session, id, seq, &sm, &tx, Body::SubmitSmResp)
+                    }
+                    Body::DataSm(d) => {
+                        let sm = Sm {
+                            source_addr: d.source_addr,
+                            destination_addr: d.destination_addr,
+                            esm_class: d.esm_class,
+                            registered_delivery: d.registered_delivery,
+                            data_coding: d.data_coding,
+                            tlvs: d.tlvs,
+                            ..Sm::default()
+                        };
+                        on_submit(&shared, &session, id, seq, &sm, &tx, Body::DataSmResp)
+                    }
+                    Body::DeliverSmResp(_) | Body::GenericNack if pdu.command_status == 0 => {
+                        unacked.remove(&seq);
+                        None
+                    }
+                    Body::EnquireLink => Some(Pdu::new(seq, Body::EnquireLinkResp)),
+                    Body::Unbind => {
+                        let _ = framed.send(Pdu::new(seq, Body::UnbindResp)).await;
+                        break "ESME unbound";
+                    }
+                    Body::Bind(b) => Some(Pdu::response(seq, status::ESME_RALYBND,
+                        Body::BindResp(BindResp { kind: b.kind, system_id: SMSC_SYSTEM_ID.into(), tlvs: vec![] }))),
+                    body if body.is_response() => {
+                        // A refused deliver_sm (deliver_sm_resp or generic_nack with an error)
+                        // stays unacknowledged and is sent again on the next bind.
+                        tracing::debug!(%peer, command = body.command_id(), status = pdu.command_status,
+                            "simulator: response");
+                        None
+                    }
+                    other => {
+                        tracing::debug!(%peer, command = other.command_id(), "simulator: unsupported");
+                        Some(Pdu::response(seq, status::ESME_RINVCMDID, Body::GenericNack))
+                    }
+                };
+                if let Some(reply) = reply {
+                    if framed.send(reply).await.is_err() {
+                        break "write failed";
+                    }
+                }
+            }
+            Some(msg) = rx.recv() => {
+                let pdu = match msg {
+                    ConnMsg::Send(pdu) => pdu,
+                    ConnMsg::Report(report) => {
+                        sequence = sequence.wrapping_add(1).clamp(1, 0x7FFF_FFFF);
+                        shared.record(json!({
+                            "kind": "report",
+                            "msg_id": shared.submit_id(report.id),
+                            "dest": report.dest,
+                            "stat": report.stat,
+                            "at_ms": now_ms(),
+                        }));
+                        let pdu = receipt_pdu(&shared, &session, sequence, &report);
+                        unacked.insert(sequence, report);
+                        pdu
+                    }
+                };
+                if framed.send(pdu).await.is_err() {
+                    break "write failed";
+                }
+            }
+        }
+    };
+    tracing::info!(%peer, system_id = %session.system_id, conn = id, reason, "simulator: session closed");
+    // Whatever this session still owes its system_id goes to another session or the queue.
+    shared.detach(&session.system_id, id);
+    drop(tx);
+    rx.close();
+    let mut leftovers: Vec<Report> = Vec::new();
+    while let Ok(msg) = rx.try_recv() {
+        if let ConnMsg::Report(r) = msg {
+            leftovers.push(r);
+        }
+    }
+    let mut unacked: Vec<(u32, Report)> = unacked.into_iter().collect();
+    unacked.sort_by_key(|(seq, _)| *seq);
+    leftovers.splice(0..0, unacked.into_iter().map(|(_, r)| r));
+    if !shared.cancel.is_cancelled() {
+        for report in leftovers {
+            shared.dispatch(&session.system_id, None, report);
+        }
+    }
+}
+
+/// Waits for a bind (answering enquire_link meanwhile) and checks it; returns the session.
+async fn bind(
+    shared: &Shared,
+    framed: &mut Framed<TcpStream, SmppCodec>,
+    peer: SocketAddr,
+) -> Option<Session> {
+    let deadline = tokio::time::Instant::now() + BIND_TIMEOUT;
+    loop {
+        let next = tokio::select! {
+            f = tokio::time::timeout_at(deadline, framed.next()) => f,
+            _ = shared.cancel.cancelled() => return None,
+        };
+        let pdu = match next {
+            Ok(Some(Ok(pdu))) => pdu,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(%peer, error = %e, "simulator: bad frame before bind");
+                return None;
+            }
+            _ => return None,
+        };
+        let seq = pdu.sequence_number;
+        let b = match pdu.body {
+            Body::Bind(b) => b,
+            Body::EnquireLink => {
+                framed
+                    .send(Pdu::new(seq, Body::EnquireLinkResp))
+                    .await
+                    .ok()?;
+                continue;
+            }
+            other => {
+                tracing::warn!(%peer, command = other.command_id(), "simulator: request before bind");
+                let _ = framed
+                    .send(Pdu::response(
+                        seq,
+                        status::ESME_RINVBNDSTS,
+                        Body::GenericNack,
+                    ))
+                    .await;
+                return None;
+            }
+        };
+        if b.kind == BindKind::Transceiver && b.interface_version < VERSION_3_4 {
+            // A 3.3 SMSC does not know the command at all.
+            let _ = framed
+                .send(Pdu::response(
+                    seq,
+                    status::ESME_RINVCMDID,
+                    Body::GenericNack,
+                ))
+                .await;
+            return None;
+        }
+        let code = match shared.password_of(&b.system_id) {
+            None => status::ESME_RINVSYSID,
+            Some(p) if p != b.password => status::ESME_RINVPASWD,
+            Some(_) => status::ESME_ROK,
+        };
+        let version = if b.interface_version >= VERSION_5_0 {
+            VERSION_5_0
+        } else {
+            b.interface_version
+        };
+        let tlvs = if version >= VERSION_3_4 && code == status::ESME_ROK {
+            vec![Tlv::u8(tag::SC_INTERFACE_VERSION, version)]
+        } else {
+            vec![]
+        };
+        let resp = Pdu::response(
+            seq,
+            code,
+            Body::BindResp(BindResp {
+                kind: b.kind,
+                system_id: SMSC_SYSTEM_ID.into(),
+                tlvs,
+            }),
+        );
+        framed.send(resp).await.ok()?;
+        if code != status::ESME_ROK {
+            tracing::warn!(%peer, system_id = %b.system_id, code, "simulator: bind refused");
+            return None;
+        }
+        return Some(Session {
+            system_id: b.system_id,
+            kind: b.kind,
+            version,
+        });
+    }
+}
+
+/// Records a submit_sm (or data_sm), schedules its receipt and builds the response; `None` when
+/// the response goes out later (delayed by a fault).
+fn on_submit(
+    shared: &Arc<Shared>,
+    session: &Session,
+    conn: u64,
+    seq: u32,
+    sm: &Sm,
+    tx: &mpsc::UnboundedSender<ConnMsg>,
+    response: impl FnOnce(SmResp) -> Body,
+) -> Option<Pdu> {
+    let n = shared.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
+    let resp = if !session.kind.can_send() {
+        Pdu::response(seq, status::ESME_RINVBNDSTS, response(SmResp::default()))
+    } else if shared.faults.throttle_at == Some(n) {
+        Pdu::response(seq, status::ESME_RTHROTTLED, response(SmResp::default()))
+    } else {
+        let id = accept(shared, session, conn, sm);
+        Pdu::new(
+            seq,
+            response(SmResp {
+                message_id: shared.submit_id(id),
+                tlvs: vec![],
+            }),
+        )
+    };
+    if shared.faults.submit_resp_delay.is_zero() {
+        return Some(resp);
+    }
+    let tx = tx.clone();
+    let delay = shared.faults.submit_resp_delay;
+    let cancel = shared.cancel.clone();
+    shared.tasks.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
+            _ = cancel.cancelled() => {}
+        }
+    });
+    None
+}
+
+/// Records the submit and schedules its receipt; returns the message id.
+fn accept(shared: &Arc<Shared>, session: &Session, conn: u64, sm: &Sm) -> u64 {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let payload = if sm.short_message.is_empty() {
+        tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD)
+            .map(|t| t.value.as_slice())
+            .unwrap_or_default()
+    } else {
+        sm.short_message.as_slice()
+    };
+    let udhi = sm.esm_class & esm::UDHI != 0;
+    let (concat, text) = gsm7::decode_smpp_payload(sm.data_coding, udhi, payload);
+    let sar = |t| tlv::find(&sm.tlvs, t).and_then(Tlv::as_uint);
+    let (pk_total, pk_number) = match (concat, sar(tag::SAR_TOTAL_SEGMENTS)) {
+        (Some(text::Concat { total, number, .. }), _) => (u32::from(total), u32::from(number)),
+        (None, Some(total)) => (total, sar(tag::SAR_SEGMENT_SEQNUM).unwrap_or(1)),
+        (None, None) => (1, 1),
+    };
+    shared.record(json!({
+        "kind": "submit",
+        "account": session.system_id,
+        "msg_id": shared.submit_id(id),
+        "dest": sm.destination_addr,
+        "text": text,
+        "pk_total": pk_total,
+        "pk_number": pk_number,
+        "at_ms": now_ms(),
+    }));
+    // registered_delivery bits 1–0: 1 = receipt on success or failure, 2 = on failure only.
+    let wanted = sm.registered_delivery & 0x03;
+    let delivered = rand::thread_rng().gen::<f64>() < shared.config.delivered_ratio;
+    if wanted == 1 || (wanted == 2 && !delivered) {
+        let report = Report {
+            id,
+            dest: sm.destination_addr.clone(),
+            esme_addr: sm.source_addr.clone(),
+            stat: if delivered { "DELIVRD" } else { "UNDELIV" }.to_string(),
+            submit_date: yymmddhhmm(),
+            done_date: String::new(),
+            // Appendix B: the first 20 characters; only plain ones, so no coding can garble them.
+            text: text
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+                .take(20)
+                .collect(),
+        };
+        shared.schedule_report(session.system_id.clone(), conn, report);
+    }
+    id
+}
+
+fn receipt_pdu(shared: &Shared, session: &Session, sequence: u32, report: &Report) -> Pdu {
+    let delivered = report.stat == "DELIVRD";
+    let text = format_receipt(&ReceiptText {
+        id: shared.receipt_id(report.id),
+        sub: "001".into(),
+        dlvrd: if delivered { "001" } else { "000" }.into(),
+        submit_date: report.submit_date.clone(),
+        done_date: report.done_date.clone(),
+        stat: report.stat.clone(),
+        err: if delivered { "000" } else { "001" }.into(),
+        text: report.text.clone(),
+    });
+    let mut tlvs = Vec::new();
+    if session.version >= VERSION_3_4 && shared.config.receipt_id_format.is_none() {
+        tlvs.push(Tlv::cstring(
+            tag::RECEIPTED_MESSAGE_ID,
+            &shared.submit_id(report.id),
+        ));
+        let state = if delivered {
+            message_state::DELIVERED
+        } else {
+            message_state::UNDELIVERABLE
+        };
+        tlvs.push(Tlv::u8(tag::MESSAGE_STATE, state));
+        if !delivered {
+            // GSM network, error 1 (unknown subscriber).
+            tlvs.push(Tlv::new(tag::NETWORK_ERROR_CODE, vec![3, 0, 1]));
+        }
+    }
+    Pdu::new(
+        sequence,
+        Body::DeliverSm(Box::new(Sm {
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: report.dest.clone(),
+            destination_addr: report.esme_addr.clone(),
+            esm_class: esm::DELIVERY_RECEIPT,
+            short_message: text.into_bytes(),
+            tlvs,
+            ..Sm::default()
+        })),
+    )
+}

@@ -1,0 +1,521 @@
+//! The gateway simulator behind [`super::smgp`] and [`super::cngp`]: accept SPs, check their
+//! Login, answer every Submit with fresh 10-byte MsgIDs and, after a delay, send each status
+//! report as a Deliver (IsReport = 1) on a connection of the same account. Reports that find no
+//! open connection, or were sent on a connection that then closed without a Deliver_Resp, wait for
+//! the account's next login.
+//!
+//! The two protocols differ only in PDU layout, so each supplies a [`GatewayWire`] that turns its
+//! PDUs into the few facts the simulator acts on and builds its answers; everything else (login
+//! policy, report scheduling, JSON-lines records) is here once. Test equipment, not a gateway.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, Encoder, Framed};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{now_ms, Recorder};
+use crate::telecom::{auth, CodecError, MsgId10, MsgId10Generator};
+use crate::text;
+
+/// How long a new connection may take to send its Login.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: String,
+    /// (ClientID, shared secret)
+    pub accounts: Vec<(String, String)>,
+    /// Delay before sending a status report.
+    pub report_delay: Duration,
+    /// 0.0..=1.0: fraction reported DELIVRD, the rest UNDELIV.
+    pub delivered_ratio: f64,
+    /// JSON-lines file: one line per Submit received (per destination) and per report sent.
+    pub record: Option<PathBuf>,
+    /// The gateway code in minted MsgIDs (six decimal digits).
+    pub gateway_id: u32,
+}
+
+/// Misbehaviour on demand, for fault tests.
+#[derive(Debug, Clone, Default)]
+pub struct SimFaults {
+    /// Close the connection carrying the n-th Submit (1-based, over the simulator's life)
+    /// instead of answering it.
+    pub drop_at_submit: Option<u64>,
+    /// Hold every Submit_Resp this long.
+    pub submit_resp_delay: Duration,
+}
+
+/// What the simulator needs from one inbound PDU.
+pub enum SimInbound {
+    Login {
+        client_id: String,
+        authenticator: [u8; 16],
+        timestamp: u32,
+        version: u8,
+    },
+    Submit(SimSubmit),
+    DeliverResp,
+    ActiveTest,
+    Exit,
+    /// Responses to the simulator's own requests, and anything it does not serve.
+    Ignore,
+}
+
+pub struct SimSubmit {
+    pub src_term_id: String,
+    pub dest_term_ids: Vec<String>,
+    pub need_report: bool,
+    pub msg_format: u8,
+    pub udhi: bool,
+    pub content: Vec<u8>,
+    pub pk_total: u8,
+    pub pk_number: u8,
+}
+
+/// A report due to an SP.
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    pub msg_id: MsgId10,
+    /// The handset.
+    pub dest: String,
+    /// The SP's SrcTermID, used as the report's DestTermID.
+    pub sp_number: String,
+    pub stat: String,
+    pub submit_time: String,
+    pub done_time: String,
+}
+
+/// The protocol-specific half of the simulator.
+pub trait GatewayWire: Send + Sync + 'static {
+    type Pdu: Send + Debug + 'static;
+    type Codec: Decoder<Item = Self::Pdu, Error = CodecError>
+        + Encoder<Self::Pdu, Error = CodecError>
+        + Default
+        + Send
+        + Unpin
+        + 'static;
+    const NAME: &'static str;
+    /// ClientVersion the simulator speaks; a Login asking for more is refused.
+    const VERSION: u8;
+    /// Login_Resp status for a bad account or authenticator, and for a version too high.
+    const STATUS_AUTH: u32;
+    const STATUS_VERSION: u32;
+
+    fn sequence(pdu: &Self::Pdu) -> u32;
+    fn inbound(pdu: Self::Pdu) -> SimInbound;
+    fn login_resp(sequence: u32, status: u32, authenticator_server: [u8; 16]) -> Self::Pdu;
+    fn submit_resp(sequence: u32, msg_id: MsgId10) -> Self::Pdu;
+    fn active_test_resp(sequence: u32) -> Self::Pdu;
+    fn exit_resp(sequence: u32) -> Self::Pdu;
+    /// The Deliver carrying `report`; `deliver_id` is the Deliver's own MsgID.
+    fn report(sequence: u32, deliver_id: MsgId10, report: &SimReport) -> Self::Pdu;
+}
+
+/// Serves on an already bound listener until `shutdown` completes (`config.listen` is ignored).
+pub async fn run_on<W: GatewayWire>(
+    listener: TcpListener,
+    config: SimConfig,
+    faults: SimFaults,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let recorder = match &config.record {
+        Some(path) => Some(Recorder::open(path)?),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    tracing::info!(%local, protocol = W::NAME, "simulator listening");
+    let shared = Arc::new(Shared::<W> {
+        msg_ids: MsgId10Generator::new(config.gateway_id),
+        config,
+        faults,
+        recorder,
+        state: Mutex::new(State {
+            conns: HashMap::new(),
+            queued: HashMap::new(),
+        }),
+        submits_seen: AtomicU64::new(0),
+        next_conn: AtomicU64::new(1),
+        cancel: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared2 = shared.clone();
+                    shared.tasks.spawn(async move { serve_conn::<W>(shared2, stream, peer).await });
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tracing::info!(%local, protocol = W::NAME, "simulator shutting down");
+    shared.cancel.cancel();
+    shared.tasks.close();
+    shared.tasks.wait().await;
+    Ok(())
+}
+
+enum ConnMsg<P> {
+    Report(SimReport),
+    Send(P),
+}
+
+type ConnTx<P> = mpsc::UnboundedSender<ConnMsg<P>>;
+
+struct State<P> {
+    /// Logged-in connections per account.
+    conns: HashMap<String, Vec<(u64, ConnTx<P>)>>,
+    /// Reports waiting for a connection of their account.
+    queued: HashMap<String, VecDeque<SimReport>>,
+}
+
+struct Shared<W: GatewayWire> {
+    config: SimConfig,
+    faults: SimFaults,
+    recorder: Option<Recorder>,
+    msg_ids: MsgId10Generator,
+    state: Mutex<State<W::Pdu>>,
+    submits_seen: AtomicU64,
+    next_conn: AtomicU64,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl<W: GatewayWire> Shared<W> {
+    fn secret_of(&self, account: &str) -> Option<&str> {
+        self.config
+            .accounts
+            .iter()
+            .find(|(a, _)| a == account)
+            .map(|(_, s)| s.as_str())
+    }
+
+    fn record(&self, value: serde_json::Value) {
+        if let Some(r) = &self.recorder {
+            r.record(&value);
+        }
+    }
+
+    /// Registers a logged-in connection and hands it the reports queued for its account.
+    fn attach(&self, account: &str, id: u64, tx: ConnTx<W::Pdu>) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Some(queued) = state.queued.remove(account) {
+            for report in queued {
+                // The receiver is alive: this connection has not even started reading.
+                let _ = tx.send(ConnMsg::Report(report));
+            }
+        }
+        state
+            .conns
+            .entry(account.to_string())
+            .or_default()
+            .push((id, tx));
+    }
+
+    fn detach(&self, account: &str, id: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            if let Some(list) = state.conns.get_mut(account) {
+                list.retain(|(c, _)| *c != id);
+            }
+        }
+    }
+
+    /// Sends a report to the preferred connection if it is still open, else to any connection
+    /// of the account, else queues it.
+    fn dispatch(&self, account: &str, preferred: Option<u64>, report: SimReport) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let mut msg = ConnMsg::Report(report);
+        if let Some(list) = state.conns.get(account) {
+            let ordered = list
+                .iter()
+                .filter(|(id, _)| Some(*id) == preferred)
+                .chain(list.iter().filter(|(id, _)| Some(*id) != preferred));
+            for (_, tx) in ordered {
+                match tx.send(msg) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(back)) => msg = back,
+                }
+            }
+        }
+        if let ConnMsg::Report(report) = msg {
+            state
+                .queued
+                .entry(account.to_string())
+                .or_default()
+                .push_back(report);
+        }
+    }
+
+    fn schedule_report(self: &Arc<Self>, account: String, conn: u64, report: SimReport) {
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(shared.config.report_delay) => {}
+                _ = shared.cancel.cancelled() => return,
+            }
+            let report = SimReport {
+                done_time: yymmddhhmm(),
+                ..report
+            };
+            shared.dispatch(&account, Some(conn), report);
+        });
+    }
+}
+
+fn yymmddhhmm() -> String {
+    chrono::Local::now().format("%y%m%d%H%M").to_string()
+}
+
+async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, W::Codec::default());
+    let Some(account) = login::<W>(&shared, &mut framed, peer).await else {
+        return;
+    };
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.attach(&account, id, tx.clone());
+    tracing::info!(%peer, %account, conn = id, protocol = W::NAME, "simulator: SP logged in");
+
+    let mut sequence = 0u32;
+    let mut unacked: HashMap<u32, SimReport> = HashMap::new();
+    let reason = loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break "simulator shutdown",
+            frame = framed.next() => {
+                let pdu = match frame {
+                    None => break "SP closed the connection",
+                    Some(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "simulator: bad frame");
+                        break "bad frame";
+                    }
+                    Some(Ok(pdu)) => pdu,
+                };
+                let seq = W::sequence(&pdu);
+                let reply = match W::inbound(pdu) {
+                    SimInbound::Submit(submit) => {
+                        let n = shared.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
+                        if shared.faults.drop_at_submit == Some(n) {
+                            tracing::warn!(%peer, submit = n, "simulator: dropping connection (fault)");
+                            break "fault injected";
+                        }
+                        let msg_id = accept_submit(&shared, &account, id, &submit);
+                        let resp = W::submit_resp(seq, msg_id);
+                        if shared.faults.submit_resp_delay.is_zero() {
+                            Some(resp)
+                        } else {
+                            let tx = tx.clone();
+                            let delay = shared.faults.submit_resp_delay;
+                            let cancel = shared.cancel.clone();
+                            shared.tasks.spawn(async move {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(delay) => {
+                                        let _ = tx.send(ConnMsg::Send(resp));
+                                    }
+                                    _ = cancel.cancelled() => {}
+                                }
+                            });
+                            None
+                        }
+                    }
+                    SimInbound::DeliverResp => {
+                        unacked.remove(&seq);
+                        None
+                    }
+                    SimInbound::ActiveTest => Some(W::active_test_resp(seq)),
+                    SimInbound::Exit => {
+                        let _ = framed.send(W::exit_resp(seq)).await;
+                        break "SP sent Exit";
+                    }
+                    SimInbound::Login { .. } | SimInbound::Ignore => None,
+                };
+                if let Some(reply) = reply {
+                    if framed.send(reply).await.is_err() {
+                        break "write failed";
+                    }
+                }
+            }
+            Some(msg) = rx.recv() => {
+                let pdu = match msg {
+                    ConnMsg::Send(pdu) => pdu,
+                    ConnMsg::Report(report) => {
+                        sequence = sequence.wrapping_add(1).max(1);
+                        shared.record(json!({
+                            "kind": "report",
+                            "msg_id": report.msg_id.to_string(),
+                            "dest": report.dest,
+                            "stat": report.stat,
+                            "at_ms": now_ms(),
+                        }));
+                        let deliver_id = shared.msg_ids.next_at(&chrono::Local::now());
+                        let pdu = W::report(sequence, deliver_id, &report);
+                        unacked.insert(sequence, report);
+                        pdu
+                    }
+                };
+                if framed.send(pdu).await.is_err() {
+                    break "write failed";
+                }
+            }
+        }
+    };
+    tracing::info!(%peer, %account, conn = id, reason, "simulator: connection closed");
+    // Whatever this connection still owes its account goes to another connection or the queue.
+    shared.detach(&account, id);
+    drop(tx);
+    rx.close();
+    let mut leftovers: Vec<SimReport> = Vec::new();
+    while let Ok(msg) = rx.try_recv() {
+        if let ConnMsg::Report(r) = msg {
+            leftovers.push(r);
+        }
+    }
+    let mut unacked: Vec<(u32, SimReport)> = unacked.into_iter().collect();
+    unacked.sort_by_key(|(seq, _)| *seq);
+    leftovers.splice(0..0, unacked.into_iter().map(|(_, r)| r));
+    if !shared.cancel.is_cancelled() {
+        for report in leftovers {
+            shared.dispatch(&account, None, report);
+        }
+    }
+}
+
+/// Reads and checks the Login; returns the account once logged in.
+async fn login<W: GatewayWire>(
+    shared: &Shared<W>,
+    framed: &mut Framed<TcpStream, W::Codec>,
+    peer: SocketAddr,
+) -> Option<String> {
+    let first = tokio::select! {
+        f = tokio::time::timeout(LOGIN_TIMEOUT, framed.next()) => f,
+        _ = shared.cancel.cancelled() => return None,
+    };
+    let pdu = match first {
+        Ok(Some(Ok(pdu))) => pdu,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(%peer, error = %e, "simulator: bad first frame");
+            return None;
+        }
+        _ => return None,
+    };
+    let sequence = W::sequence(&pdu);
+    let SimInbound::Login {
+        client_id,
+        authenticator,
+        timestamp,
+        version,
+    } = W::inbound(pdu)
+    else {
+        tracing::warn!(%peer, "simulator: first PDU is not Login");
+        return None;
+    };
+    let secret = shared.secret_of(&client_id);
+    let status = match secret {
+        _ if version > W::VERSION => W::STATUS_VERSION,
+        None => W::STATUS_AUTH,
+        Some(secret) => {
+            if auth::authenticator_client(&client_id, secret, timestamp) == authenticator {
+                0
+            } else {
+                W::STATUS_AUTH
+            }
+        }
+    };
+    let server = auth::authenticator_server(status, &authenticator, secret.unwrap_or(""));
+    if framed
+        .send(W::login_resp(sequence, status, server))
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    if status != 0 {
+        tracing::warn!(%peer, account = %client_id, status, "simulator: login refused");
+        return None;
+    }
+    Some(client_id)
+}
+
+/// Records the submit, schedules its reports and returns the MsgID for the Submit_Resp: one
+/// MsgID per destination, the response carrying the first.
+fn accept_submit<W: GatewayWire>(
+    shared: &Arc<Shared<W>>,
+    account: &str,
+    conn: u64,
+    submit: &SimSubmit,
+) -> MsgId10 {
+    let now = chrono::Local::now();
+    let (_, text) = text::decode_payload(submit.msg_format, submit.udhi, &submit.content);
+    let submit_time = yymmddhhmm();
+    let mut first = None;
+    for dest in &submit.dest_term_ids {
+        let msg_id = shared.msg_ids.next_at(&now);
+        first.get_or_insert(msg_id);
+        shared.record(json!({
+            "kind": "submit",
+            "account": account,
+            "msg_id": msg_id.to_string(),
+            "dest": dest,
+            "text": text,
+            "pk_total": submit.pk_total,
+            "pk_number": submit.pk_number,
+            "at_ms": now_ms(),
+        }));
+        if submit.need_report {
+            let delivered = rand::thread_rng().gen::<f64>() < shared.config.delivered_ratio;
+            let report = SimReport {
+                msg_id,
+                dest: dest.clone(),
+                sp_number: submit.src_term_id.clone(),
+                stat: if delivered { "DELIVRD" } else { "UNDELIV" }.to_string(),
+                submit_time: submit_time.clone(),
+                done_time: String::new(),
+            };
+            shared.schedule_report(account.to_string(), conn, report);
+        }
+    }
+    first.unwrap_or_else(|| shared.msg_ids.next_at(&now))
+}
+
+/// The receipt text of a simulated report.
+pub fn receipt(report: &SimReport) -> crate::telecom::Receipt {
+    let delivered = report.stat == "DELIVRD";
+    crate::telecom::Receipt {
+        msg_id: report.msg_id,
+        sub: "001".into(),
+        dlvrd: if delivered { "001" } else { "000" }.into(),
+        submit_date: report.submit_time.clone(),
+        done_date: report.done_time.clone(),
+        stat: report.stat.clone(),
+        err: if delivered { "000" } else { "001" }.into(),
+        text: String::new(),
+    }
+}
+
+/// RecvTime of a Deliver: YYYYMMDDhhmmss.
+pub fn recv_time() -> String {
+    chrono::Local::now().format("%Y%m%d%H%M%S").to_string()
+}

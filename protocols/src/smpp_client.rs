@@ -1,0 +1,828 @@
+//! The SMPP ESME-side client (3.3, 3.4, 5.0): one bind — or, for 3.3 and on request, a
+//! transmitter + receiver pair — to an SMSC that submits segments and hands delivery receipts and
+//! mobile-originated messages to the application as events. Same public shape as
+//! [`CmppClient`](crate::CmppClient), so [`crate::link::LinkClient`] routes to either.
+//!
+//! Connection handling (window, enquire_link heartbeats, reconnects) is the generic
+//! [`crate::session`] engine; this module supplies the SMPP PDUs, maps command_status to
+//! accepted / retryable / permanent, and turns receipts into [`DeliveryReport`]s whose
+//! `carrier_id` matches the submit's (see [`SmppOptions`] for the hex/decimal id pitfall). It does
+//! not retry and does not reassemble concatenated MO parts.
+//!
+//! `LinkSettings` mapping: `account` = system_id, `secret` = password, `service_id` =
+//! system_type, `src_id` = source_addr (empty: `account`).
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+
+use crate::client::{
+    ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome,
+};
+use crate::gsm7;
+use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::smpp::{
+    self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
+    submit_status, tag, tlv, Bind, BindKind, Body, IdFormat, Pdu, Sm, SmResp, SmppCodec, SmppError,
+    VERSION_3_3, VERSION_3_4, VERSION_5_0,
+};
+
+/// Code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending (a field
+/// does not fit, or the link is bound as a receiver) or answered with an unexpected PDU.
+pub const LOCAL_REJECT: u32 = u32::MAX;
+
+/// How the link binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    Transceiver,
+    Transmitter,
+    Receiver,
+    /// Two connections: a transmitter for submits and a receiver for receipts and MO (the only
+    /// way to get both in SMPP 3.3).
+    Pair,
+}
+
+/// The SMPP link options (`LinkSettings::options`).
+///
+/// - `bind`: `transceiver` (default from 3.4) | `transmitter` | `receiver` | `pair`
+///   (`transmitter+receiver`; the default for 3.3, which has no transceiver).
+/// - `version`: `3.4` (default) | `3.3` | `5.0`.
+/// - `message_id`: how the SMSC writes ids in submit_sm_resp: `as-is` (default) | `hex` |
+///   `decimal`. `receipt_id`: how it writes the receipt text's `id:` (default: like
+///   `message_id`). When they differ, the receipt's id is converted, and both are reported in
+///   one canonical form (hex: uppercase, no leading zeros; decimal: no leading zeros).
+/// - `source_ton`, `source_npi`, `dest_ton`, `dest_npi`: address type and plan (0–255). By
+///   default an alphanumeric source is 5/0, a numeric one 0/1; a destination with `+` is 1/1
+///   (the `+` is dropped), otherwise 0/1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmppOptions {
+    pub bind: BindMode,
+    pub version: u8,
+    pub message_id: IdFormat,
+    pub receipt_id: IdFormat,
+    pub source_ton: Option<u8>,
+    pub source_npi: Option<u8>,
+    pub dest_ton: Option<u8>,
+    pub dest_npi: Option<u8>,
+}
+
+const OPTION_NAMES: &str =
+    "bind, version, message_id, receipt_id, source_ton, source_npi, dest_ton, dest_npi";
+
+impl SmppOptions {
+    /// Reads the options. `fixed` is the interface_version the protocol name already chose
+    /// (`smpp33`, `smpp34`, `smpp50`); an explicit `version` contradicting it is refused, as is
+    /// any unknown option name or value.
+    pub fn parse(
+        options: &BTreeMap<String, String>,
+        fixed: Option<u8>,
+    ) -> Result<SmppOptions, String> {
+        let mut version = fixed.unwrap_or(VERSION_3_4);
+        let mut bind = None;
+        let mut message_id = IdFormat::AsIs;
+        let mut receipt_id = None;
+        let mut addr = [None; 4];
+        for (name, value) in options {
+            let v = value.trim();
+            match name.as_str() {
+                "version" => {
+                    let asked = match v {
+                        "3.3" | "33" => VERSION_3_3,
+                        "3.4" | "34" => VERSION_3_4,
+                        "5.0" | "50" | "5" => VERSION_5_0,
+                        _ => {
+                            return Err(format!(
+                                "option version = {value:?}: the SMPP version must be 3.3, 3.4 or 5.0"
+                            ))
+                        }
+                    };
+                    if let Some(f) = fixed.filter(|f| *f != asked) {
+                        return Err(format!(
+                            "option version = {value:?} contradicts the protocol, which is SMPP {}",
+                            version_name(f)
+                        ));
+                    }
+                    version = asked;
+                }
+                "bind" => {
+                    bind = Some(match v.to_ascii_lowercase().as_str() {
+                        "transceiver" | "trx" => BindMode::Transceiver,
+                        "transmitter" | "tx" => BindMode::Transmitter,
+                        "receiver" | "rx" => BindMode::Receiver,
+                        "pair" | "transmitter+receiver" => BindMode::Pair,
+                        _ => {
+                            return Err(format!(
+                                "option bind = {value:?}: must be transceiver, transmitter, receiver or pair"
+                            ))
+                        }
+                    })
+                }
+                "message_id" => {
+                    message_id = v.parse().map_err(|e| format!("option message_id: {e}"))?
+                }
+                "receipt_id" => {
+                    receipt_id = Some(
+                        v.parse::<IdFormat>()
+                            .map_err(|e| format!("option receipt_id: {e}"))?,
+                    )
+                }
+                "source_ton" | "source_npi" | "dest_ton" | "dest_npi" => {
+                    let n: u8 = v
+                        .parse()
+                        .map_err(|_| format!("option {name} = {value:?}: must be 0..=255"))?;
+                    let i = ["source_ton", "source_npi", "dest_ton", "dest_npi"]
+                        .iter()
+                        .position(|k| k == name)
+                        .unwrap_or(0);
+                    addr[i] = Some(n);
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?}: SMPP links take {OPTION_NAMES}"
+                    ))
+                }
+            }
+        }
+        let bind = match (bind, version) {
+            (Some(BindMode::Transceiver), VERSION_3_3) => {
+                return Err(
+                    "option bind = transceiver: SMPP 3.3 has no bind_transceiver \
+                            (use pair, transmitter or receiver)"
+                        .into(),
+                )
+            }
+            (Some(b), _) => b,
+            (None, VERSION_3_3) => BindMode::Pair,
+            (None, _) => BindMode::Transceiver,
+        };
+        Ok(SmppOptions {
+            bind,
+            version,
+            message_id,
+            receipt_id: receipt_id.unwrap_or(message_id),
+            source_ton: addr[0],
+            source_npi: addr[1],
+            dest_ton: addr[2],
+            dest_npi: addr[3],
+        })
+    }
+}
+
+fn version_name(v: u8) -> &'static str {
+    match v {
+        VERSION_3_3 => "3.3",
+        VERSION_5_0 => "5.0",
+        _ => "3.4",
+    }
+}
+
+/// An SMPP client link. Cloning shares the link.
+#[derive(Clone)]
+pub struct SmppClient {
+    /// Carries submits (for a receiver-only bind, the receiver: submits are refused).
+    main: Engine<SmppLink>,
+    /// The receiver of a transmitter + receiver pair.
+    receiver: Option<Engine<SmppLink>>,
+}
+
+impl SmppClient {
+    /// Spawns the connection task(s) (bind, reconnect with backoff until shutdown). Must be
+    /// called within a Tokio runtime. Dropping every clone also stops the link. Read the events
+    /// promptly: while the queue (1024) is full the link stops reading.
+    ///
+    /// Options that do not parse leave the link down: every attempt fails before connecting and
+    /// reports why in [`ClientEvent::Disconnected`].
+    pub fn start(settings: LinkSettings) -> (SmppClient, mpsc::Receiver<ClientEvent>) {
+        SmppClient::start_as(settings, None)
+    }
+
+    /// Like [`SmppClient::start`], with the interface_version fixed by the protocol name.
+    pub fn start_as(
+        settings: LinkSettings,
+        fixed: Option<u8>,
+    ) -> (SmppClient, mpsc::Receiver<ClientEvent>) {
+        let parsed = SmppOptions::parse(&settings.options, fixed);
+        let (options, error) = match parsed {
+            Ok(o) => (o, None),
+            Err(e) => {
+                tracing::error!(link = %settings.name, "link options refused: {e}");
+                let fallback = SmppOptions {
+                    bind: BindMode::Transceiver,
+                    version: fixed.unwrap_or(VERSION_3_4),
+                    message_id: IdFormat::AsIs,
+                    receipt_id: IdFormat::AsIs,
+                    source_ton: None,
+                    source_npi: None,
+                    dest_ton: None,
+                    dest_npi: None,
+                };
+                (fallback, Some(e))
+            }
+        };
+        let engine_settings = |suffix: &str| EngineSettings {
+            name: format!("{}{suffix}", settings.name),
+            addr: settings.addr.clone(),
+            window: settings.window,
+            heartbeat_interval: settings.heartbeat_interval,
+            response_timeout: settings.response_timeout,
+            reconnect_min: settings.reconnect_min,
+            reconnect_max: settings.reconnect_max,
+        };
+        let link = |bind: BindKind| SmppLink {
+            settings: settings.clone(),
+            bind,
+            options,
+            options_error: error.clone(),
+        };
+        match options.bind {
+            BindMode::Pair => {
+                let (tx, tx_events) =
+                    Engine::start(engine_settings("/tx"), link(BindKind::Transmitter));
+                let (rx, rx_events) =
+                    Engine::start(engine_settings("/rx"), link(BindKind::Receiver));
+                let events = merge_pair_events(tx_events, rx_events);
+                (
+                    SmppClient {
+                        main: tx,
+                        receiver: Some(rx),
+                    },
+                    events,
+                )
+            }
+            mode => {
+                let kind = match mode {
+                    BindMode::Transmitter => BindKind::Transmitter,
+                    BindMode::Receiver => BindKind::Receiver,
+                    _ => BindKind::Transceiver,
+                };
+                let (main, events) = Engine::start(engine_settings(""), link(kind));
+                (
+                    SmppClient {
+                        main,
+                        receiver: None,
+                    },
+                    events,
+                )
+            }
+        }
+    }
+
+    /// The options in force (defaults filled in).
+    pub fn options(&self) -> SmppOptions {
+        self.main.protocol().options
+    }
+
+    /// Waits for a window slot (and for a live connection, up to response_timeout), sends
+    /// submit_sm, awaits submit_sm_resp (or a generic_nack).
+    pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        let link = self.main.protocol();
+        if !link.bind.can_send() {
+            return Ok(SubmitOutcome::Rejected {
+                code: LOCAL_REJECT,
+                retryable: false,
+                description: "not sent: the link is bound as a receiver".into(),
+            });
+        }
+        let sm = match link.build_submit(&seg) {
+            Ok(sm) => sm,
+            Err(e) => {
+                return Ok(SubmitOutcome::Rejected {
+                    code: LOCAL_REJECT,
+                    retryable: false,
+                    description: format!("not sent: {e}"),
+                })
+            }
+        };
+        let response = self
+            .main
+            .request(|seq| Pdu::new(seq, Body::SubmitSm(Box::new(sm))))
+            .await?;
+        Ok(link.submit_outcome(response))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.main.is_connected() && self.receiver.as_ref().is_none_or(Engine::is_connected)
+    }
+
+    /// Sends unbind, waits briefly for unbind_resp, stops reconnecting.
+    pub async fn shutdown(&self) {
+        match &self.receiver {
+            Some(rx) => {
+                futures::future::join(self.main.shutdown(), rx.shutdown()).await;
+            }
+            None => self.main.shutdown().await,
+        }
+    }
+}
+
+/// One event stream for a transmitter + receiver pair: `Connected` once both are bound,
+/// every `Disconnected` of either (named), reports and MO as they come.
+fn merge_pair_events(
+    mut tx: mpsc::Receiver<ClientEvent>,
+    mut rx: mpsc::Receiver<ClientEvent>,
+) -> mpsc::Receiver<ClientEvent> {
+    let (out, events) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut up = [false, false];
+        let mut open = [true, true];
+        loop {
+            let (side, event) = tokio::select! {
+                e = tx.recv(), if open[0] => (0, e),
+                e = rx.recv(), if open[1] => (1, e),
+                else => break,
+            };
+            let Some(event) = event else {
+                open[side] = false;
+                continue;
+            };
+            let forward = match event {
+                ClientEvent::Connected => {
+                    up[side] = true;
+                    (up[0] && up[1]).then_some(ClientEvent::Connected)
+                }
+                ClientEvent::Disconnected { reason } => {
+                    up[side] = false;
+                    let name = ["transmitter", "receiver"][side];
+                    Some(ClientEvent::Disconnected {
+                        reason: format!("{name}: {reason}"),
+                    })
+                }
+                other => Some(other),
+            };
+            if let Some(e) = forward {
+                if out.send(e).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    events
+}
+
+/// The SMPP side of the session engine, for one bind.
+struct SmppLink {
+    settings: LinkSettings,
+    bind: BindKind,
+    options: SmppOptions,
+    /// Why the link options were refused; the link then never connects.
+    options_error: Option<String>,
+}
+
+impl SmppLink {
+    fn source_addr(&self) -> &str {
+        if self.settings.src_id.is_empty() {
+            &self.settings.account
+        } else {
+            &self.settings.src_id
+        }
+    }
+
+    /// Builds the submit_sm and checks that it encodes, so a field that does not fit is refused
+    /// here instead of breaking the connection when the writer meets it.
+    fn build_submit(&self, seg: &OutboundSegment) -> Result<Sm, SmppError> {
+        let o = &self.options;
+        let source = self.source_addr();
+        let (auto_ton, auto_npi) = if source.bytes().all(|b| b.is_ascii_digit()) {
+            (0, 1)
+        } else {
+            (5, 0)
+        };
+        let (dest, dest_auto) = match seg.dest.strip_prefix('+') {
+            Some(international) => (international, (1, 1)),
+            None => (seg.dest.as_str(), (0, 1)),
+        };
+        let sm = Sm {
+            source_addr_ton: o.source_ton.unwrap_or(auto_ton),
+            source_addr_npi: o.source_npi.unwrap_or(auto_npi),
+            source_addr: source.to_string(),
+            dest_addr_ton: o.dest_ton.unwrap_or(dest_auto.0),
+            dest_addr_npi: o.dest_npi.unwrap_or(dest_auto.1),
+            destination_addr: dest.to_string(),
+            esm_class: if seg.segment.udhi { esm::UDHI } else { 0 },
+            registered_delivery: u8::from(seg.registered_delivery),
+            data_coding: seg.segment.data_coding,
+            short_message: seg.segment.payload.clone(),
+            ..Sm::default()
+        };
+        Pdu::new(0, Body::SubmitSm(Box::new(sm.clone()))).encode(&mut BytesMut::new())?;
+        Ok(sm)
+    }
+
+    fn submit_outcome(&self, response: Pdu) -> SubmitOutcome {
+        let code = response.command_status;
+        match response.body {
+            Body::SubmitSmResp(r) if code == status::ESME_ROK => {
+                let fmt = self.options.message_id;
+                let carrier_id = convert_id(&r.message_id, fmt, fmt);
+                if carrier_id.is_empty() {
+                    // Reports cannot be matched to it (PROTOCOLS.md §5: all-zero ids).
+                    tracing::warn!(link = %self.settings.name, "submit_sm_resp without a message_id");
+                }
+                SubmitOutcome::Accepted { carrier_id }
+            }
+            Body::SubmitSmResp(_) | Body::GenericNack if code != status::ESME_ROK => {
+                let (retryable, description) = submit_status(code);
+                SubmitOutcome::Rejected {
+                    code,
+                    retryable,
+                    description: description.to_string(),
+                }
+            }
+            other => SubmitOutcome::Rejected {
+                code: LOCAL_REJECT,
+                retryable: true,
+                description: format!(
+                    "unexpected response {:#010x} (status {code:#x}) to submit_sm",
+                    other.command_id()
+                ),
+            },
+        }
+    }
+
+    /// Turns a deliver_sm (or data_sm) into a report or an MO event; `None` for a receipt that
+    /// names no message id (nothing could be matched to it).
+    fn deliver_event(&self, sm: &Sm) -> Option<ClientEvent> {
+        let payload = if sm.short_message.is_empty() {
+            smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD)
+                .map(|t| t.value.as_slice())
+                .unwrap_or_default()
+        } else {
+            sm.short_message.as_slice()
+        };
+        let receipted = smpp::tlv::find(&sm.tlvs, tag::RECEIPTED_MESSAGE_ID);
+        let kind = sm.esm_class & esm::TYPE_MASK;
+        let is_receipt = kind == esm::DELIVERY_RECEIPT
+            || kind == esm::INTERMEDIATE_NOTIFICATION
+            || receipted.is_some();
+        if !is_receipt {
+            let udhi = sm.esm_class & esm::UDHI != 0;
+            let (_, text) = gsm7::decode_smpp_payload(sm.data_coding, udhi, payload);
+            return Some(ClientEvent::Mo(MoMessage {
+                src: sm.source_addr.clone(),
+                dest: sm.destination_addr.clone(),
+                text,
+                carrier_id: String::new(),
+            }));
+        }
+        // Receipt text is ASCII whatever data_coding says, except from SMSCs that really send
+        // it as UCS2 (node-smpp #68); reading it through the GSM table would turn '_' into '§'.
+        let text = if sm.data_coding == gsm7::DC_UCS2 {
+            gsm7::decode_smpp_text(gsm7::DC_UCS2, payload)
+        } else {
+            payload.iter().map(|&b| char::from(b)).collect()
+        };
+        let parsed = parse_receipt(&text);
+        let fmt = self.options.message_id;
+        // receipted_message_id carries the id as submit_sm_resp gave it; the text may not.
+        let carrier_id = match (receipted, &parsed) {
+            (Some(t), _) => convert_id(&t.as_text(), fmt, fmt),
+            (None, Some(p)) => convert_id(&p.id, self.options.receipt_id, fmt),
+            (None, None) => {
+                tracing::warn!(link = %self.settings.name, %text, "receipt without a message id");
+                return None;
+            }
+        };
+        let state = smpp::tlv::find(&sm.tlvs, tag::MESSAGE_STATE)
+            .and_then(tlv::Tlv::as_uint)
+            .map(|s| message_state::stat_word(s as u8));
+        let stat = match (&parsed, state) {
+            (Some(p), _) if !p.stat.is_empty() => p.stat.to_ascii_uppercase(),
+            (_, Some(word)) => word.to_string(),
+            _ => "UNKNOWN".to_string(),
+        };
+        let (submit_time, done_time) = parsed
+            .map(|p| (p.submit_date, p.done_date))
+            .unwrap_or_default();
+        Some(ClientEvent::Report(DeliveryReport {
+            carrier_id,
+            dest: sm.source_addr.clone(),
+            delivered: stat == "DELIVRD",
+            stat,
+            submit_time,
+            done_time,
+        }))
+    }
+}
+
+impl LinkProtocol for SmppLink {
+    type Pdu = Pdu;
+    type Event = ClientEvent;
+    type Error = SmppError;
+    type Codec = SmppCodec;
+
+    fn codec(&self) -> SmppCodec {
+        SmppCodec
+    }
+
+    fn preflight(&self) -> Result<(), String> {
+        if let Some(e) = &self.options_error {
+            return Err(format!("link options refused: {e}"));
+        }
+        let s = &self.settings;
+        for (field, value, limit) in [
+            ("account (system_id)", &s.account, max::SYSTEM_ID),
+            ("secret (password)", &s.secret, max::PASSWORD),
+            ("service_id (system_type)", &s.service_id, max::SYSTEM_TYPE),
+        ] {
+            if value.len() >= limit {
+                return Err(format!(
+                    "{field} is {} bytes, SMPP allows at most {}",
+                    value.len(),
+                    limit - 1
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn login_request(&self, sequence: u32) -> Pdu {
+        Pdu::new(
+            sequence,
+            Body::Bind(Bind {
+                kind: self.bind,
+                system_id: self.settings.account.clone(),
+                password: self.settings.secret.clone(),
+                system_type: self.settings.service_id.clone(),
+                interface_version: self.options.version,
+                addr_ton: 0,
+                addr_npi: 0,
+                address_range: String::new(),
+            }),
+        )
+    }
+
+    fn check_login(&self, response: Pdu) -> Result<(), String> {
+        let code = response.command_status;
+        match response.body {
+            Body::BindResp(r) if r.kind == self.bind && code == status::ESME_ROK => {
+                let sc_version =
+                    smpp::tlv::find(&r.tlvs, tag::SC_INTERFACE_VERSION).and_then(tlv::Tlv::as_uint);
+                tracing::debug!(link = %self.settings.name, smsc = %r.system_id, ?sc_version, "bound");
+                Ok(())
+            }
+            Body::BindResp(r) if r.kind == self.bind => Err(format!(
+                "bind_{}_resp command_status {code:#x} ({})",
+                self.bind.name(),
+                bind_status(code)
+            )),
+            Body::GenericNack => Err(format!(
+                "generic_nack command_status {code:#x} ({})",
+                bind_status(code)
+            )),
+            other => Err(format!(
+                "expected bind_{}_resp, got command {:#010x}",
+                self.bind.name(),
+                other.command_id()
+            )),
+        }
+    }
+
+    fn classify(&self, pdu: Pdu) -> Inbound<Pdu, ClientEvent> {
+        let seq = pdu.sequence_number;
+        match pdu.body {
+            Body::EnquireLink => Inbound::Request {
+                reply: Some(Pdu::new(seq, Body::EnquireLinkResp)),
+                event: None,
+            },
+            Body::Unbind => Inbound::Close {
+                reply: Some(Pdu::new(seq, Body::UnbindResp)),
+            },
+            Body::DeliverSm(sm) => Inbound::Request {
+                reply: Some(Pdu::new(seq, Body::DeliverSmResp(SmResp::default()))),
+                event: self.deliver_event(&sm),
+            },
+            Body::DataSm(d) => {
+                let sm = Sm {
+                    source_addr: d.source_addr,
+                    destination_addr: d.destination_addr,
+                    esm_class: d.esm_class,
+                    data_coding: d.data_coding,
+                    tlvs: d.tlvs,
+                    ..Sm::default()
+                };
+                Inbound::Request {
+                    reply: Some(Pdu::new(seq, Body::DataSmResp(SmResp::default()))),
+                    event: self.deliver_event(&sm),
+                }
+            }
+            body if body.is_response() => Inbound::Response {
+                sequence: seq,
+                pdu: Pdu::response(seq, pdu.command_status, body),
+            },
+            other => {
+                tracing::warn!(
+                    link = %self.settings.name,
+                    command = other.command_id(),
+                    "answering a request the ESME side does not serve with generic_nack"
+                );
+                Inbound::Request {
+                    reply: Some(Pdu::response(
+                        seq,
+                        status::ESME_RINVCMDID,
+                        Body::GenericNack,
+                    )),
+                    event: None,
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&self, sequence: u32) -> Pdu {
+        Pdu::new(sequence, Body::EnquireLink)
+    }
+
+    fn terminate(&self, sequence: u32) -> Pdu {
+        Pdu::new(sequence, Body::Unbind)
+    }
+
+    fn link_event(&self, state: LinkState) -> ClientEvent {
+        match state {
+            LinkState::Up => ClientEvent::Connected,
+            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smpp::Tlv;
+    use std::time::Duration;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn link(options: SmppOptions) -> SmppLink {
+        SmppLink {
+            settings: LinkSettings {
+                name: "t".into(),
+                addr: "127.0.0.1:1".into(),
+                account: "esme".into(),
+                secret: "pw".into(),
+                service_id: String::new(),
+                src_id: "Herald".into(),
+                window: 1,
+                heartbeat_interval: Duration::from_secs(30),
+                response_timeout: Duration::from_secs(5),
+                reconnect_min: Duration::from_millis(10),
+                reconnect_max: Duration::from_millis(10),
+                options: BTreeMap::new(),
+            },
+            bind: BindKind::Transceiver,
+            options,
+            options_error: None,
+        }
+    }
+
+    #[test]
+    fn options_defaults_and_refusals() {
+        let o = SmppOptions::parse(&opts(&[]), None).expect("defaults");
+        assert_eq!((o.bind, o.version), (BindMode::Transceiver, VERSION_3_4));
+        let o = SmppOptions::parse(&opts(&[("version", "3.3")]), None).expect("3.3");
+        assert_eq!(o.bind, BindMode::Pair);
+        let o = SmppOptions::parse(&opts(&[]), Some(VERSION_5_0)).expect("5.0");
+        assert_eq!(o.version, VERSION_5_0);
+        let o = SmppOptions::parse(
+            &opts(&[("message_id", "hex"), ("receipt_id", "decimal")]),
+            None,
+        )
+        .expect("ids");
+        assert_eq!(
+            (o.message_id, o.receipt_id),
+            (IdFormat::Hex, IdFormat::Decimal)
+        );
+        for bad in [
+            opts(&[("bnd", "transceiver")]),
+            opts(&[("bind", "both")]),
+            opts(&[("version", "4.0")]),
+            opts(&[("version", "3.3"), ("bind", "transceiver")]),
+            opts(&[("dest_ton", "256")]),
+        ] {
+            assert!(SmppOptions::parse(&bad, None).is_err(), "{bad:?}");
+        }
+        let e = SmppOptions::parse(&opts(&[("version", "3.4")]), Some(VERSION_3_3)).unwrap_err();
+        assert!(e.contains("contradicts"), "{e}");
+    }
+
+    fn receipt(text: &str, tlvs: Vec<Tlv>) -> Sm {
+        Sm {
+            source_addr: "8613800138000".into(),
+            destination_addr: "Herald".into(),
+            esm_class: esm::DELIVERY_RECEIPT,
+            short_message: text.as_bytes().to_vec(),
+            tlvs,
+            ..Sm::default()
+        }
+    }
+
+    #[test]
+    fn receipt_text_becomes_a_report() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let ev = l.deliver_event(&receipt(
+            "id:ab12 sub:001 dlvrd:000 submit_date:2511250701 done_date:2511250702 stat:UNDELIV err:001 text:",
+            vec![],
+        ));
+        assert_eq!(
+            ev,
+            Some(ClientEvent::Report(DeliveryReport {
+                carrier_id: "ab12".into(),
+                dest: "8613800138000".into(),
+                stat: "UNDELIV".into(),
+                delivered: false,
+                submit_time: "2511250701".into(),
+                done_time: "2511250702".into(),
+            }))
+        );
+    }
+
+    #[test]
+    fn hex_submit_id_matches_a_decimal_receipt() {
+        let l = link(
+            SmppOptions::parse(
+                &opts(&[("message_id", "hex"), ("receipt_id", "decimal")]),
+                None,
+            )
+            .expect("options"),
+        );
+        let accepted = l.submit_outcome(Pdu::new(
+            1,
+            Body::SubmitSmResp(SmResp {
+                message_id: "00ff".into(),
+                tlvs: vec![],
+            }),
+        ));
+        assert_eq!(
+            accepted,
+            SubmitOutcome::Accepted {
+                carrier_id: "FF".into()
+            }
+        );
+        let Some(ClientEvent::Report(r)) = l.deliver_event(&receipt("id:255 stat:DELIVRD", vec![]))
+        else {
+            panic!("not a report")
+        };
+        assert_eq!((r.carrier_id.as_str(), r.delivered), ("FF", true));
+    }
+
+    #[test]
+    fn tlvs_alone_make_a_report() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let mut sm = receipt(
+            "",
+            vec![
+                Tlv::cstring(tag::RECEIPTED_MESSAGE_ID, "42"),
+                Tlv::u8(tag::MESSAGE_STATE, message_state::DELIVERED),
+            ],
+        );
+        sm.esm_class = 0;
+        let Some(ClientEvent::Report(r)) = l.deliver_event(&sm) else {
+            panic!("not a report")
+        };
+        assert_eq!((r.carrier_id.as_str(), r.stat.as_str()), ("42", "DELIVRD"));
+    }
+
+    #[test]
+    fn mo_is_decoded_from_gsm7_and_ucs2() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let mut sm = receipt("", vec![]);
+        sm.esm_class = 0;
+        sm.short_message = vec![0x00, b'h', b'i'];
+        assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "@hi"));
+        sm.data_coding = 8;
+        sm.esm_class = esm::UDHI;
+        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00, 0x8B, 0xA2];
+        assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "退订"));
+    }
+
+    #[test]
+    fn statuses_map_to_outcomes() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let throttled = l.submit_outcome(Pdu::response(
+            1,
+            status::ESME_RTHROTTLED,
+            Body::SubmitSmResp(SmResp::default()),
+        ));
+        assert!(matches!(
+            throttled,
+            SubmitOutcome::Rejected {
+                code: 0x58,
+                retryable: true,
+                ..
+            }
+        ));
+        let nack = l.submit_outcome(Pdu::response(1, status::ESME_RINVDSTADR, Body::GenericNack));
+        assert!(matches!(
+            nack,
+            SubmitOutcome::Rejected {
+                code: 0x0B,
+                retryable: false,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,620 @@
+//! The SGIP client against the SGIP simulator (and a scripted gateway) over real TCP on
+//! 127.0.0.1: submits on the SP's connection, reports and MOs on the gateway's connection back to
+//! the SP's listener, refused logins in both directions, and the idle close with reconnection on
+//! demand. Every wait has a deadline; no sleep is used as an assertion.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use herald_protocols::sgip::{
+    login_type, Bind, Body, Deliver, Pdu, Report, Resp, SequenceNumber, SgipCodec,
+};
+use herald_protocols::sgip_client::SgipClient;
+use herald_protocols::sim::sgip::{run_with_mo, SimAccount, SimConfig, SimFaults, SimMo};
+use herald_protocols::{
+    split_text, ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+const LOGIN: &str = "herald";
+const PASSWORD: &str = "s3cret";
+const NODE_ID: u32 = 3_020_012_345;
+const SP_NUMBER: &str = "10655012345";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Sim {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    mo: mpsc::Sender<SimMo>,
+}
+
+impl Sim {
+    /// Starts the simulator on `listener`, reporting back to `sp_addr`.
+    fn start(
+        listener: TcpListener,
+        sp_addr: SocketAddr,
+        record: Option<&Path>,
+        faults: SimFaults,
+    ) -> Sim {
+        let config = SimConfig {
+            listen: String::new(),
+            accounts: vec![SimAccount {
+                login: LOGIN.into(),
+                password: PASSWORD.into(),
+                sp_addr: None,
+            }],
+            sp_addr: Some(sp_addr.to_string()),
+            report_delay: Duration::from_millis(50),
+            delivered_ratio: 0.7,
+            record: record.map(Path::to_path_buf),
+            node_id: 4_020_000_001,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (mo, mo_rx) = mpsc::channel(16);
+        let task = tokio::spawn(run_with_mo(listener, config, faults, mo_rx, async move {
+            let _ = stopped.await;
+        }));
+        Sim {
+            stop: Some(stop),
+            task,
+            mo,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = timeout(DEADLINE, &mut self.task).await;
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "simulator ended badly: {result:?}"
+        );
+    }
+}
+
+fn settings(gateway: SocketAddr, secret: &str, window: usize) -> LinkSettings {
+    LinkSettings {
+        name: "sgip-test".into(),
+        addr: gateway.to_string(),
+        account: LOGIN.into(),
+        secret: secret.into(),
+        service_id: "HERALD".into(),
+        src_id: SP_NUMBER.into(),
+        window,
+        heartbeat_interval: Duration::from_secs(30),
+        response_timeout: Duration::from_secs(5),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(400),
+        options: [
+            ("node-id", NODE_ID.to_string()),
+            ("listen", "127.0.0.1:0".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    }
+}
+
+/// The simulator's listener, and a client started against it with `secret`.
+async fn client_and_sim_listener(
+    secret: &str,
+    window: usize,
+) -> (SgipClient, mpsc::Receiver<ClientEvent>, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (client, events) = SgipClient::start(settings(addr, secret, window));
+    (client, events, listener)
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Waits for the first event matching `pred`, returning the events skipped on the way.
+async fn wait_event(
+    events: &mut mpsc::Receiver<ClientEvent>,
+    what: &str,
+    pred: impl Fn(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    within(what, async {
+        let mut skipped = Vec::new();
+        loop {
+            match events.recv().await {
+                Some(ev) if pred(&ev) => return skipped,
+                Some(ev) => skipped.push(ev),
+                None => panic!("event channel closed while waiting for {what}"),
+            }
+        }
+    })
+    .await
+}
+
+/// 20 single ASCII parts + 10 three-part Chinese messages = 50 segments.
+fn fifty_segments() -> Vec<OutboundSegment> {
+    let mut out = Vec::new();
+    for i in 0..20 {
+        for segment in split_text(&format!("verification code {i:04}")) {
+            out.push(OutboundSegment {
+                dest: format!("1300013{i:04}"),
+                segment,
+                registered_delivery: true,
+            });
+        }
+    }
+    for i in 0..10 {
+        let text = format!("{i}号通知：").repeat(30); // 150 UTF-16 units → 3 parts
+        for segment in split_text(&text) {
+            assert_eq!(segment.total, 3);
+            out.push(OutboundSegment {
+                dest: format!("1861234{i:04}"),
+                segment,
+                registered_delivery: true,
+            });
+        }
+    }
+    assert_eq!(out.len(), 50);
+    out
+}
+
+#[tokio::test]
+async fn fifty_submits_are_accepted_and_every_report_comes_back_over_the_gateway_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("sim.jsonl");
+    let (client, mut events, listener) = client_and_sim_listener(PASSWORD, 16).await;
+    let sp_addr = client.listen_addr().expect("client listens");
+    let sim = Sim::start(listener, sp_addr, Some(&record), SimFaults::default());
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    assert!(client.is_connected());
+
+    let segments = fifty_segments();
+    let submits = segments.iter().cloned().map(|seg| {
+        let client = client.clone();
+        tokio::spawn(async move { client.submit(seg).await })
+    });
+    let results = within("50 submits", futures::future::join_all(submits)).await;
+    let mut carrier_ids = HashMap::new();
+    for (seg, result) in segments.iter().zip(results) {
+        match result.expect("submit task") {
+            Ok(SubmitOutcome::Accepted { carrier_id }) => {
+                let parts: Vec<&str> = carrier_id.split('-').collect();
+                assert_eq!(parts.len(), 3, "node-time-seq: {carrier_id}");
+                assert_eq!(parts[0], NODE_ID.to_string());
+                assert_eq!(parts[1].len(), 10, "MMDDhhmmss: {carrier_id}");
+                assert!(carrier_ids.insert(carrier_id, seg.dest.clone()).is_none());
+            }
+            other => panic!("submit not accepted: {other:?}"),
+        }
+    }
+    assert_eq!(carrier_ids.len(), 50);
+
+    let mut reported = HashSet::new();
+    within("50 reports", async {
+        while reported.len() < 50 {
+            match events.recv().await {
+                Some(ClientEvent::Report(r)) => {
+                    let dest = carrier_ids
+                        .get(&r.carrier_id)
+                        .unwrap_or_else(|| panic!("report for unknown id {}", r.carrier_id));
+                    assert_eq!(&r.dest, dest, "the report names the submit's recipient");
+                    assert!(r.stat == "DELIVRD" || r.stat == "UNDELIV", "{}", r.stat);
+                    assert_eq!(r.delivered, r.stat == "DELIVRD");
+                    assert_eq!(r.submit_time.len(), 10);
+                    assert_eq!(r.done_time.len(), 10);
+                    assert!(reported.insert(r.carrier_id), "duplicate report");
+                }
+                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
+                Some(_) => {}
+                None => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+
+    // An MO goes the same way as the reports: on the gateway's connection to the SP.
+    sim.mo
+        .send(SimMo {
+            account: LOGIN.into(),
+            from: "13000130000".into(),
+            to: SP_NUMBER.into(),
+            text: "退订".into(),
+        })
+        .await
+        .expect("simulator takes the MO");
+    wait_event(&mut events, "the MO", |e| {
+        matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "13000130000" && m.dest == SP_NUMBER)
+    })
+    .await;
+
+    // The simulator's record: one submit line per segment with the decoded text, keyed by the
+    // same id the client was given, and one report line per segment.
+    let lines = std::fs::read_to_string(&record).expect("record file");
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let submits: Vec<_> = records.iter().filter(|r| r["kind"] == "submit").collect();
+    assert_eq!(submits.len(), 50);
+    for s in &submits {
+        let id = s["msg_id"].as_str().expect("msg_id string");
+        assert_eq!(carrier_ids.get(id).map(String::as_str), s["dest"].as_str());
+        assert_eq!(s["account"], LOGIN);
+        assert!(s["at_ms"].as_i64().is_some());
+    }
+    assert!(submits
+        .iter()
+        .any(|s| s["text"] == "verification code 0007" && s["pk_total"] == 1));
+    let chinese: Vec<_> = submits.iter().filter(|s| s["pk_total"] == 3).collect();
+    assert_eq!(chinese.len(), 30);
+    assert!(chinese
+        .iter()
+        .all(|s| s["text"].as_str().is_some_and(|t| t.contains("号通知"))));
+    let reports: HashSet<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "report")
+        .filter_map(|r| r["msg_id"].as_str())
+        .collect();
+    assert_eq!(reports.len(), 50);
+
+    within("client shutdown", client.shutdown()).await;
+    assert!(!client.is_connected());
+    let after = client.submit(fifty_segments().remove(0)).await;
+    assert_eq!(after, Err(SendError::Closed));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn window_bounds_outstanding_submits() {
+    // Each Submit_Resp takes 200 ms: with a window of 2, six submits need three rounds.
+    let faults = SimFaults {
+        submit_resp_delay: Duration::from_millis(200),
+    };
+    let (client, mut events, listener) = client_and_sim_listener(PASSWORD, 2).await;
+    let sim = Sim::start(
+        listener,
+        client.listen_addr().expect("listens"),
+        None,
+        faults,
+    );
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let started = tokio::time::Instant::now();
+    let submits = fifty_segments().into_iter().take(6).map(|seg| {
+        let client = client.clone();
+        tokio::spawn(async move { client.submit(seg).await })
+    });
+    let results = within("6 submits", futures::future::join_all(submits)).await;
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    for r in results {
+        assert!(matches!(
+            r.expect("task"),
+            Ok(SubmitOutcome::Accepted { .. })
+        ));
+    }
+    within("client shutdown", client.shutdown()).await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_by_the_gateway() {
+    let (mut client_settings, listener) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (settings(addr, "not-the-password", 16), listener)
+    };
+    client_settings.response_timeout = Duration::from_millis(300);
+    let (client, mut events) = SgipClient::start(client_settings);
+    let sim = Sim::start(
+        listener,
+        client.listen_addr().expect("listens"),
+        None,
+        SimFaults::default(),
+    );
+    for attempt in 0..2 {
+        let skipped = wait_event(
+            &mut events,
+            "a refused Bind",
+            |e| matches!(e, ClientEvent::Disconnected { reason } if reason.contains("Result 1")),
+        )
+        .await;
+        assert!(
+            !skipped.contains(&ClientEvent::Connected),
+            "attempt {attempt} connected"
+        );
+        assert!(!client.is_connected());
+    }
+    assert_eq!(
+        client.submit(fifty_segments().remove(0)).await,
+        Err(SendError::NotConnected)
+    );
+    within("client shutdown", client.shutdown()).await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_option_leaves_the_link_down_and_says_why() {
+    let mut s = settings("127.0.0.1:9".parse().expect("addr"), PASSWORD, 16);
+    s.options.insert("bind".into(), "transceiver".into());
+    let (client, mut events) = SgipClient::start(s);
+    wait_event(
+        &mut events,
+        "the refusal",
+        |e| matches!(e, ClientEvent::Disconnected { reason } if reason.contains("unknown option \"bind\"")),
+    )
+    .await;
+    assert!(!client.is_connected());
+    assert_eq!(client.listen_addr(), None);
+    within("client shutdown", client.shutdown()).await;
+}
+
+/// A hand-driven gateway (SMG) connection to the client's listener.
+async fn gateway_bind(
+    to: SocketAddr,
+    kind: u8,
+    password: &str,
+) -> (Framed<TcpStream, SgipCodec>, u8) {
+    let stream = within("connect to the SP", TcpStream::connect(to))
+        .await
+        .expect("connect");
+    let mut framed = Framed::new(stream, SgipCodec);
+    framed
+        .send(Pdu::new(
+            SequenceNumber::new(4_020_000_001, 1_125_000_000, 1),
+            Body::Bind(Bind {
+                login_type: kind,
+                login_name: LOGIN.into(),
+                login_password: password.into(),
+            }),
+        ))
+        .await
+        .expect("send Bind");
+    let resp = within("Bind_Resp", framed.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    match resp.body {
+        Body::BindResp(Resp { result }) => (framed, result),
+        other => panic!("expected Bind_Resp, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
+    let (client, mut events, _sim_listener) = client_and_sim_listener(PASSWORD, 16).await;
+    let sp = client.listen_addr().expect("listens");
+
+    let (mut refused, result) = gateway_bind(sp, login_type::SMG_TO_SP, "wrong").await;
+    assert_eq!(result, 1, "illegal login");
+    assert!(
+        matches!(
+            within("close after refusal", refused.next()).await,
+            None | Some(Err(_))
+        ),
+        "the refused connection is closed"
+    );
+    let (_, result) = gateway_bind(sp, login_type::SP_TO_SMG, PASSWORD).await;
+    assert_eq!(result, 4, "login type error");
+
+    let (mut gw, result) = gateway_bind(sp, login_type::SMG_TO_SP, PASSWORD).await;
+    assert_eq!(result, 0);
+    let report_seq = SequenceNumber::new(4_020_000_001, 1_125_000_000, 2);
+    gw.send(Pdu::new(
+        report_seq,
+        Body::Report(Report {
+            submit_sequence: SequenceNumber::new(NODE_ID, 1_125_070_100, 9),
+            report_type: 0,
+            user_number: "8613000130000".into(),
+            state: 0,
+            error_code: 0,
+        }),
+    ))
+    .await
+    .expect("send Report");
+    let mo_seq = SequenceNumber::new(4_020_000_001, 1_125_000_000, 3);
+    gw.send(Pdu::new(
+        mo_seq,
+        Body::Deliver(Box::new(Deliver {
+            user_number: "8613000130000".into(),
+            sp_number: SP_NUMBER.into(),
+            tp_pid: 0,
+            tp_udhi: 0,
+            message_coding: 0,
+            message_content: b"STOP".to_vec(),
+        })),
+    ))
+    .await
+    .expect("send Deliver");
+    let mut answered = HashSet::new();
+    within("Report_Resp and Deliver_Resp", async {
+        while answered.len() < 2 {
+            let pdu = gw.next().await.expect("open").expect("valid");
+            match pdu.body {
+                Body::ReportResp(Resp { result: 0 }) => assert_eq!(pdu.sequence, report_seq),
+                Body::DeliverResp(Resp { result: 0 }) => assert_eq!(pdu.sequence, mo_seq),
+                other => panic!("unexpected {other:?}"),
+            }
+            answered.insert(pdu.sequence);
+        }
+    })
+    .await;
+    wait_event(&mut events, "the report", |e| {
+        matches!(e, ClientEvent::Report(r)
+            if r.carrier_id == format!("{NODE_ID}-1125070100-9") && r.delivered && r.dest == "13000130000")
+    })
+    .await;
+    wait_event(
+        &mut events,
+        "the MO",
+        |e| matches!(e, ClientEvent::Mo(m) if m.text == "STOP" && m.src == "13000130000"),
+    )
+    .await;
+    gw.send(Pdu::new(report_seq, Body::Unbind))
+        .await
+        .expect("send Unbind");
+    let resp = within("Unbind_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(resp.body, Body::UnbindResp);
+    within("client shutdown", client.shutdown()).await;
+}
+
+/// A scripted gateway accepting the SP's connection: answers the Bind, returns the connection.
+async fn accept_sp(listener: &TcpListener) -> Framed<TcpStream, SgipCodec> {
+    let (stream, _) = within("the SP connects", listener.accept())
+        .await
+        .expect("accept");
+    let mut framed = Framed::new(stream, SgipCodec);
+    let bind = within("Bind", framed.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert!(matches!(
+        bind.body,
+        Body::Bind(ref b) if b.login_type == login_type::SP_TO_SMG && b.login_name == LOGIN
+            && b.login_password == PASSWORD
+    ));
+    assert_eq!(bind.sequence.node_id, NODE_ID);
+    framed
+        .send(Pdu::new(bind.sequence, Body::BindResp(Resp { result: 0 })))
+        .await
+        .expect("send Bind_Resp");
+    framed
+}
+
+/// Answers the next Submit with `result`, checking the wire form; returns its sequence number.
+async fn answer_submit(framed: &mut Framed<TcpStream, SgipCodec>, result: u8) -> SequenceNumber {
+    let pdu = within("Submit", framed.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    let Body::Submit(submit) = pdu.body else {
+        panic!("expected Submit, got {pdu:?}");
+    };
+    assert_eq!(submit.user_numbers, vec!["8613000130000".to_string()]);
+    assert_eq!(submit.sp_number, SP_NUMBER);
+    assert_eq!(submit.corp_id, "12345", "default corp id from the node id");
+    assert_eq!(submit.service_type, "HERALD");
+    framed
+        .send(Pdu::new(pdu.sequence, Body::SubmitResp(Resp { result })))
+        .await
+        .expect("send Submit_Resp");
+    pdu.sequence
+}
+
+fn one_segment() -> OutboundSegment {
+    OutboundSegment {
+        dest: "13000130000".into(),
+        segment: split_text("hello").remove(0),
+        registered_delivery: true,
+    }
+}
+
+#[tokio::test]
+async fn idle_links_close_quietly_and_reopen_on_demand() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut s = settings(listener.local_addr().expect("addr"), PASSWORD, 16);
+    s.heartbeat_interval = Duration::from_millis(200);
+    let (client, mut events) = SgipClient::start(s);
+
+    let mut gw = accept_sp(&listener).await;
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let submit = tokio::spawn({
+        let client = client.clone();
+        async move { client.submit(one_segment()).await }
+    });
+    let sequence = answer_submit(&mut gw, 0).await;
+    let outcome = within("the submit", submit).await.expect("task");
+    assert_eq!(
+        outcome,
+        Ok(SubmitOutcome::Accepted {
+            carrier_id: sequence.to_string()
+        }),
+        "the carrier id is the Submit's sequence number"
+    );
+
+    // Nothing to send: the client unbinds and closes, yet stays available, and says nothing.
+    let unbind = within("the client's Unbind", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(unbind.body, Body::Unbind);
+    gw.send(Pdu::new(unbind.sequence, Body::UnbindResp))
+        .await
+        .expect("send");
+    assert!(
+        matches!(within("the close", gw.next()).await, None | Some(Err(_))),
+        "connection closed after Unbind"
+    );
+    assert!(
+        client.is_connected(),
+        "an idle-closed link is still available"
+    );
+
+    // The next submit opens a new connection.
+    let submit = tokio::spawn({
+        let client = client.clone();
+        async move { client.submit(one_segment()).await }
+    });
+    let mut gw = accept_sp(&listener).await;
+    let sequence = answer_submit(&mut gw, 11).await;
+    // This time the gateway closes the link first (well within the client's idle time); that
+    // too is quiet.
+    gw.send(Pdu::new(
+        SequenceNumber::new(4_020_000_001, 1_125_000_000, 5),
+        Body::Unbind,
+    ))
+    .await
+    .expect("send Unbind");
+    let outcome = within("the second submit", submit).await.expect("task");
+    assert_eq!(
+        outcome,
+        Ok(SubmitOutcome::Rejected {
+            code: 11,
+            retryable: true,
+            description: "node busy".into()
+        })
+    );
+    assert_eq!(sequence.node_id, NODE_ID);
+    let resp = within("the client's Unbind_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(resp.body, Body::UnbindResp);
+    let submit = tokio::spawn({
+        let client = client.clone();
+        async move { client.submit(one_segment()).await }
+    });
+    let mut gw = accept_sp(&listener).await;
+    answer_submit(&mut gw, 0).await;
+    assert!(matches!(
+        within("the third submit", submit).await.expect("task"),
+        Ok(SubmitOutcome::Accepted { .. })
+    ));
+
+    within("client shutdown", client.shutdown()).await;
+    // Only the first connection was announced: idle closes are not failures. (Shutting down a
+    // live connection may report it.)
+    let mut rest = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        rest.push(ev);
+    }
+    assert!(
+        !rest.iter().any(|e| match e {
+            ClientEvent::Connected => true,
+            ClientEvent::Disconnected { reason } => reason != "shut down",
+            _ => false,
+        }),
+        "{rest:?}"
+    );
+}

@@ -1,0 +1,525 @@
+//! The SMPP client against the SMPP simulator (and a hand-driven SMSC) over real TCP on
+//! 127.0.0.1, for 3.3, 3.4 and 5.0. Every wait has a deadline; no sleep is used as an assertion.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use herald_protocols::gsm7::split_smpp;
+use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::sim::smpp::{run_on, SimConfig, SimFaults};
+use herald_protocols::smpp::{esm, status, BindKind, BindResp, Body, IdFormat, Pdu, Sm, SmppCodec};
+use herald_protocols::smpp_client::SmppClient;
+use herald_protocols::{ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+const SYSTEM_ID: &str = "herald";
+const PASSWORD: &str = "s3cret";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Sim {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Sim {
+    async fn start(
+        record: Option<&Path>,
+        tune: impl FnOnce(&mut SimConfig),
+        faults: SimFaults,
+    ) -> Sim {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut config = SimConfig::new(addr.to_string(), SYSTEM_ID, PASSWORD);
+        config.delivered_ratio = 0.7;
+        config.record = record.map(Path::to_path_buf);
+        tune(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_on(listener, config, faults, async move {
+            let _ = stopped.await;
+        }));
+        Sim {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = timeout(DEADLINE, &mut self.task).await;
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "simulator ended badly: {result:?}"
+        );
+    }
+}
+
+fn settings(
+    addr: SocketAddr,
+    password: &str,
+    window: usize,
+    options: &[(&str, &str)],
+) -> LinkSettings {
+    LinkSettings {
+        name: "smpp-test".into(),
+        addr: addr.to_string(),
+        account: SYSTEM_ID.into(),
+        secret: password.into(),
+        service_id: "HERALD".into(),
+        src_id: "Herald".into(),
+        window,
+        heartbeat_interval: Duration::from_secs(30),
+        response_timeout: Duration::from_secs(5),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(400),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Waits for the first event matching `pred`, returning the events skipped on the way.
+async fn wait_event(
+    events: &mut mpsc::Receiver<ClientEvent>,
+    what: &str,
+    pred: impl Fn(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    within(what, async {
+        let mut skipped = Vec::new();
+        loop {
+            match events.recv().await {
+                Some(ev) if pred(&ev) => return skipped,
+                Some(ev) => skipped.push(ev),
+                None => panic!("event channel closed while waiting for {what}"),
+            }
+        }
+    })
+    .await
+}
+
+/// 20 single GSM parts + 10 three-part Chinese (UCS2) messages = 50 segments.
+fn fifty_segments() -> Vec<OutboundSegment> {
+    let mut out = Vec::new();
+    for i in 0..20 {
+        for segment in split_smpp(&format!("Your code is {i:04} {{ok}}")) {
+            out.push(OutboundSegment {
+                dest: format!("+861380013{i:04}"),
+                segment,
+                registered_delivery: true,
+            });
+        }
+    }
+    for i in 0..10 {
+        let text = format!("{i}号通知：").repeat(30); // 150 UTF-16 units → 3 parts
+        for segment in split_smpp(&text) {
+            assert_eq!(segment.total, 3);
+            out.push(OutboundSegment {
+                dest: format!("1391234{i:04}"),
+                segment,
+                registered_delivery: true,
+            });
+        }
+    }
+    assert_eq!(out.len(), 50);
+    out
+}
+
+/// Submits every segment concurrently (the window bounds how many are in flight) and returns
+/// carrier id → destination as the client reported them.
+async fn submit_all(client: &SmppClient, segments: &[OutboundSegment]) -> HashMap<String, String> {
+    let submits = segments.iter().cloned().map(|seg| {
+        let client = client.clone();
+        tokio::spawn(async move { client.submit(seg).await })
+    });
+    let results = within("submits", futures::future::join_all(submits)).await;
+    let mut ids = HashMap::new();
+    for (seg, result) in segments.iter().zip(results) {
+        match result.expect("submit task") {
+            Ok(SubmitOutcome::Accepted { carrier_id }) => {
+                let dest = seg.dest.trim_start_matches('+').to_string();
+                assert!(ids.insert(carrier_id, dest).is_none(), "duplicate id");
+            }
+            other => panic!("submit not accepted: {other:?}"),
+        }
+    }
+    ids
+}
+
+/// Waits until every id has exactly one report, checking each against its destination.
+async fn expect_reports(events: &mut mpsc::Receiver<ClientEvent>, ids: &HashMap<String, String>) {
+    let mut reported = HashSet::new();
+    within("every receipt", async {
+        while reported.len() < ids.len() {
+            match events.recv().await {
+                Some(ClientEvent::Report(r)) => {
+                    let dest = ids
+                        .get(&r.carrier_id)
+                        .unwrap_or_else(|| panic!("receipt for unknown id {:?}", r.carrier_id));
+                    assert_eq!(&r.dest, dest);
+                    assert!(r.stat == "DELIVRD" || r.stat == "UNDELIV", "{}", r.stat);
+                    assert_eq!(r.delivered, r.stat == "DELIVRD");
+                    assert_eq!(r.submit_time.len(), 10, "{r:?}");
+                    assert_eq!(r.done_time.len(), 10, "{r:?}");
+                    assert!(reported.insert(r.carrier_id), "duplicate receipt");
+                }
+                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
+                Some(_) => {}
+                None => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fifty_submits_with_a_window_and_every_receipt_matches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("sim.jsonl");
+    let sim = Sim::start(Some(&record), |_| {}, SimFaults::default()).await;
+    let (client, mut events) = SmppClient::start(settings(sim.addr, PASSWORD, 8, &[]));
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    assert!(client.is_connected());
+
+    let segments = fifty_segments();
+    let ids = submit_all(&client, &segments).await;
+    assert_eq!(ids.len(), 50);
+    assert!(
+        ids.keys().all(|id| id.parse::<u64>().is_ok()),
+        "decimal ids"
+    );
+    expect_reports(&mut events, &ids).await;
+
+    let lines = std::fs::read_to_string(&record).expect("record file");
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let submits: Vec<_> = records.iter().filter(|r| r["kind"] == "submit").collect();
+    assert_eq!(submits.len(), 50);
+    for s in &submits {
+        let id = s["msg_id"].as_str().expect("msg_id string");
+        assert_eq!(ids.get(id).map(String::as_str), s["dest"].as_str());
+        assert_eq!(s["account"], SYSTEM_ID);
+        assert!(s["at_ms"].as_i64().is_some());
+    }
+    // GSM 7-bit with an extension character survived the trip.
+    assert!(submits
+        .iter()
+        .any(|s| s["text"] == "Your code is 0007 {ok}" && s["pk_total"] == 1));
+    let chinese: Vec<_> = submits.iter().filter(|s| s["pk_total"] == 3).collect();
+    assert_eq!(chinese.len(), 30);
+    assert!(chinese
+        .iter()
+        .all(|s| s["text"].as_str().is_some_and(|t| t.contains("号通知"))));
+    assert_eq!(records.iter().filter(|r| r["kind"] == "report").count(), 50);
+
+    within("client shutdown", client.shutdown()).await;
+    assert!(!client.is_connected());
+    assert_eq!(
+        client.submit(segments[0].clone()).await,
+        Err(SendError::Closed)
+    );
+    sim.stop().await;
+}
+
+/// One version/bind/id-format combination: ten submits, every receipt matched.
+async fn round_trip(
+    protocol: Protocol,
+    options: &[(&str, &str)],
+    sim_ids: (IdFormat, Option<IdFormat>),
+) {
+    let sim = Sim::start(
+        None,
+        |c| {
+            c.id_format = sim_ids.0;
+            c.receipt_id_format = sim_ids.1;
+        },
+        SimFaults::default(),
+    )
+    .await;
+    let (client, mut events) =
+        LinkClient::start(protocol, settings(sim.addr, PASSWORD, 4, options));
+    let LinkClient::Smpp(smpp) = &client else {
+        panic!("not an SMPP link")
+    };
+    let smpp = smpp.clone();
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let segments: Vec<_> = fifty_segments().into_iter().take(10).collect();
+    // The link's own split is the SMPP one.
+    assert_eq!(client.split("hi €").first().map(|s| s.data_coding), Some(0));
+    let ids = submit_all(&smpp, &segments).await;
+    expect_reports(&mut events, &ids).await;
+    within("client shutdown", client.shutdown()).await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn smpp_3_3_binds_a_transmitter_receiver_pair() {
+    round_trip(Protocol::Smpp33, &[], (IdFormat::Decimal, None)).await;
+}
+
+#[tokio::test]
+async fn smpp_5_0_transceiver() {
+    round_trip(Protocol::Smpp50, &[], (IdFormat::Decimal, None)).await;
+}
+
+#[tokio::test]
+async fn smpp_3_4_pair_on_request() {
+    round_trip(Protocol::Smpp, &[("bind", "pair")], (IdFormat::Hex, None)).await;
+}
+
+#[tokio::test]
+async fn hex_submit_ids_match_decimal_receipts_when_configured() {
+    round_trip(
+        Protocol::Smpp34,
+        &[("message_id", "hex"), ("receipt_id", "decimal")],
+        (IdFormat::Hex, Some(IdFormat::Decimal)),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn throttling_is_retryable_and_bad_credentials_keep_the_link_down() {
+    let faults = SimFaults {
+        throttle_at: Some(1),
+        ..SimFaults::default()
+    };
+    let sim = Sim::start(None, |_| {}, faults).await;
+    let (client, mut events) = SmppClient::start(settings(sim.addr, PASSWORD, 4, &[]));
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let seg = fifty_segments().remove(0);
+    let first = within("throttled submit", client.submit(seg.clone())).await;
+    assert!(
+        matches!(
+            first,
+            Ok(SubmitOutcome::Rejected {
+                code: 0x58,
+                retryable: true,
+                ..
+            })
+        ),
+        "{first:?}"
+    );
+    let second = within("second submit", client.submit(seg.clone())).await;
+    assert!(
+        matches!(second, Ok(SubmitOutcome::Accepted { .. })),
+        "{second:?}"
+    );
+    within("client shutdown", client.shutdown()).await;
+
+    let mut s = settings(sim.addr, "wrong", 4, &[]);
+    s.response_timeout = Duration::from_millis(300);
+    let (client, mut events) = SmppClient::start(s);
+    for _ in 0..2 {
+        let skipped = wait_event(&mut events, "a refused bind", |e| {
+            matches!(e, ClientEvent::Disconnected { reason } if reason.contains("ESME_RINVPASWD"))
+        })
+        .await;
+        assert!(!skipped.contains(&ClientEvent::Connected));
+    }
+    assert_eq!(client.submit(seg).await, Err(SendError::NotConnected));
+    within("client shutdown", client.shutdown()).await;
+
+    // Options that do not parse: the link stays down and says why, without connecting.
+    let (client, mut events) =
+        SmppClient::start(settings(sim.addr, PASSWORD, 4, &[("bindd", "transceiver")]));
+    wait_event(&mut events, "options refused", |e| {
+        matches!(e, ClientEvent::Disconnected { reason } if reason.contains("unknown option \"bindd\""))
+    })
+    .await;
+    within("client shutdown", client.shutdown()).await;
+    sim.stop().await;
+}
+
+/// A hand-driven SMSC: heartbeats, MO, a generic_nack for a submit, and unbind from the SMSC.
+#[tokio::test]
+async fn client_answers_the_smsc_and_heartbeats_when_idle() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut s = settings(addr, PASSWORD, 4, &[("version", "5.0")]);
+    s.heartbeat_interval = Duration::from_millis(100);
+    s.response_timeout = Duration::from_millis(500);
+    let (client, mut events) = SmppClient::start(s);
+
+    let (stream, _) = within("client connects", listener.accept())
+        .await
+        .expect("accept");
+    let mut peer = Framed::new(stream, SmppCodec);
+    let bind = within("bind", peer.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    let Body::Bind(b) = &bind.body else {
+        panic!("expected a bind, got {bind:?}")
+    };
+    assert_eq!(
+        (
+            b.kind,
+            b.system_id.as_str(),
+            b.password.as_str(),
+            b.system_type.as_str(),
+            b.interface_version
+        ),
+        (BindKind::Transceiver, SYSTEM_ID, PASSWORD, "HERALD", 0x50)
+    );
+    peer.send(Pdu::new(
+        bind.sequence_number,
+        Body::BindResp(BindResp {
+            kind: BindKind::Transceiver,
+            system_id: "SMSC".into(),
+            tlvs: vec![],
+        }),
+    ))
+    .await
+    .expect("send");
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+
+    // Idle: the client probes with enquire_link.
+    let probe = within("enquire_link", peer.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(probe.body, Body::EnquireLink);
+    peer.send(Pdu::new(probe.sequence_number, Body::EnquireLinkResp))
+        .await
+        .expect("send");
+
+    // The SMSC's own enquire_link and an MO are answered.
+    peer.send(Pdu::new(900, Body::EnquireLink))
+        .await
+        .expect("send");
+    let mo = Sm {
+        source_addr: "8613800138000".into(),
+        destination_addr: "Herald".into(),
+        data_coding: 8,
+        short_message: vec![0x90, 0x00, 0x8B, 0xA2], // 退订
+        ..Sm::default()
+    };
+    peer.send(Pdu::new(901, Body::DeliverSm(Box::new(mo))))
+        .await
+        .expect("send");
+
+    // A submit answered with generic_nack (throttled).
+    let submitter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.submit(fifty_segments().remove(0)).await })
+    };
+    let mut answered = HashSet::new();
+    within("answers and the submit", async {
+        while answered.len() < 3 {
+            let pdu = peer.next().await.expect("open").expect("valid");
+            match pdu.body {
+                Body::EnquireLinkResp => assert!(answered.insert(pdu.sequence_number)),
+                Body::DeliverSmResp(_) => {
+                    assert_eq!(pdu.command_status, 0);
+                    assert!(answered.insert(pdu.sequence_number));
+                }
+                Body::SubmitSm(sm) => {
+                    assert_eq!(sm.destination_addr, "8613800130000");
+                    assert_eq!((sm.dest_addr_ton, sm.dest_addr_npi), (1, 1));
+                    assert_eq!((sm.source_addr.as_str(), sm.source_addr_ton), ("Herald", 5));
+                    assert_eq!(sm.registered_delivery, 1);
+                    assert_eq!(sm.esm_class & esm::UDHI, 0);
+                    peer.send(Pdu::response(
+                        pdu.sequence_number,
+                        status::ESME_RTHROTTLED,
+                        Body::GenericNack,
+                    ))
+                    .await
+                    .expect("send");
+                    assert!(answered.insert(pdu.sequence_number));
+                }
+                Body::EnquireLink => {
+                    peer.send(Pdu::new(pdu.sequence_number, Body::EnquireLinkResp))
+                        .await
+                        .expect("send");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(answered.contains(&900) && answered.contains(&901));
+    let outcome = within("submit outcome", submitter).await.expect("task");
+    assert!(
+        matches!(
+            outcome,
+            Ok(SubmitOutcome::Rejected {
+                code: 0x58,
+                retryable: true,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    wait_event(
+        &mut events,
+        "the MO event",
+        |e| matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "8613800138000"),
+    )
+    .await;
+
+    // The SMSC unbinds: the client answers and the link goes down, then reconnects.
+    peer.send(Pdu::new(77, Body::Unbind)).await.expect("send");
+    within("unbind_resp", async {
+        loop {
+            let pdu = peer.next().await.expect("open").expect("valid");
+            if pdu.body == Body::UnbindResp {
+                assert_eq!(pdu.sequence_number, 77);
+                return;
+            }
+        }
+    })
+    .await;
+    wait_event(&mut events, "Disconnected after unbind", |e| {
+        matches!(e, ClientEvent::Disconnected { .. })
+    })
+    .await;
+    let (stream, _) = within("client reconnects", listener.accept())
+        .await
+        .expect("accept");
+    let mut peer = Framed::new(stream, SmppCodec);
+    let bind = within("bind", peer.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert!(matches!(bind.body, Body::Bind(_)));
+    // Silence now: three unanswered probes and the client gives up on the connection.
+    peer.send(Pdu::new(
+        bind.sequence_number,
+        Body::BindResp(BindResp {
+            kind: BindKind::Transceiver,
+            system_id: "SMSC".into(),
+            tlvs: vec![],
+        }),
+    ))
+    .await
+    .expect("send");
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_event(
+        &mut events,
+        "Disconnected for silence",
+        |e| matches!(e, ClientEvent::Disconnected { reason } if reason.contains("heartbeats")),
+    )
+    .await;
+    drop(peer);
+    within("client shutdown", client.shutdown()).await;
+}

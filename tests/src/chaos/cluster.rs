@@ -1,0 +1,489 @@
+//! The cluster under test: N `herald node` processes, each on its own loopback address
+//! (127.0.0.(10+id)) and data dir, one or more CMPP simulators, and a fault proxy for every ordered
+//! pair of nodes and every (node, simulator) pair.
+//!
+//! Each node gets its own config whose `[[peers]] route` points at the proxy `i → j`, so blocking
+//! that proxy cuts exactly node i's traffic to node j; the membership (`raft`) is the same
+//! everywhere. Nodes and simulators can be SIGKILLed, restarted, SIGSTOPped and SIGCONTed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use herald_api::v1::cluster_client::ClusterClient;
+use herald_api::v1::messaging_client::MessagingClient;
+use herald_api::v1::{ClusterStatusRequest, ClusterStatusResponse};
+use tonic::transport::Channel;
+
+use super::proxy::Proxy;
+use crate::herald_bin;
+
+pub const ACCOUNT: &str = "900001";
+pub const SECRET: &str = "chaos-secret";
+
+/// Tuning shared by every node of a chaos cluster.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    pub node_lost_after_ms: u64,
+    pub snapshot_logs: u64,
+    pub keep_logs: u64,
+    pub max_window: usize,
+    pub max_per_second: u32,
+    pub report_delay_ms: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            heartbeat_ms: 150,
+            election_min_ms: 1000,
+            election_max_ms: 2000,
+            node_lost_after_ms: 2000,
+            snapshot_logs: 2000,
+            keep_logs: 500,
+            max_window: 16,
+            max_per_second: 300,
+            report_delay_ms: 100,
+        }
+    }
+}
+
+pub struct Node {
+    pub id: u64,
+    pub grpc: String,
+    pub raft: String,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+pub struct Sim {
+    /// The link name the nodes use for this simulator.
+    pub link: String,
+    pub addr: String,
+    pub record: PathBuf,
+    pub log: PathBuf,
+    pub gateway_id: u32,
+}
+
+pub struct ChaosCluster {
+    pub dir: PathBuf,
+    pub nodes: Vec<Node>,
+    pub sims: Vec<Sim>,
+    pub tuning: Tuning,
+    /// (from, to) → the proxy `from` uses to reach `to`'s internal service.
+    pub peer_proxies: BTreeMap<(u64, u64), Proxy>,
+    /// (node, simulator index) → the proxy that node's link uses.
+    pub sim_proxies: BTreeMap<(u64, usize), Proxy>,
+    procs: Mutex<HashMap<u64, Child>>,
+    paused: Mutex<BTreeSet<u64>>,
+    sim_procs: Mutex<Vec<Option<Child>>>,
+    sim_paused: Mutex<BTreeSet<usize>>,
+}
+
+/// A port free on `ip` at the time of asking.
+fn free_port_on(ip: &str) -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind(format!("{ip}:0"))
+        .with_context(|| format!("binding an ephemeral port on {ip}"))?;
+    Ok(l.local_addr()?.port())
+}
+
+fn node_ip(id: u64) -> String {
+    format!("127.0.0.{}", 10 + id)
+}
+
+fn log_file(path: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+impl ChaosCluster {
+    pub async fn start(
+        dir: &Path,
+        nodes: u64,
+        sims: usize,
+        tuning: Tuning,
+    ) -> anyhow::Result<ChaosCluster> {
+        std::fs::create_dir_all(dir)?;
+        let sims: Vec<Sim> = (0..sims)
+            .map(|i| -> anyhow::Result<Sim> {
+                let letter = (b'a' + i as u8) as char;
+                Ok(Sim {
+                    link: format!("sim-{letter}"),
+                    addr: format!("127.0.0.1:{}", free_port_on("127.0.0.1")?),
+                    record: dir.join(format!("sim-{letter}.jsonl")),
+                    log: dir.join(format!("sim-{letter}.log")),
+                    gateway_id: 100 + i as u32,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let nodes: Vec<Node> = (1..=nodes)
+            .map(|id| -> anyhow::Result<Node> {
+                let ip = node_ip(id);
+                Ok(Node {
+                    id,
+                    grpc: format!("{ip}:{}", free_port_on(&ip)?),
+                    raft: format!("{ip}:{}", free_port_on(&ip)?),
+                    data_dir: dir.join(format!("node{id}")),
+                    config: dir.join(format!("node{id}.toml")),
+                    log: dir.join(format!("node{id}.log")),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut peer_proxies = BTreeMap::new();
+        let mut sim_proxies = BTreeMap::new();
+        for from in &nodes {
+            for to in &nodes {
+                if from.id != to.id {
+                    let p = Proxy::start("127.0.0.1", &to.raft).await?;
+                    peer_proxies.insert((from.id, to.id), p);
+                }
+            }
+            for (s, sim) in sims.iter().enumerate() {
+                let p = Proxy::start("127.0.0.1", &sim.addr).await?;
+                sim_proxies.insert((from.id, s), p);
+            }
+        }
+        for n in &nodes {
+            let mut peers = String::new();
+            for p in &nodes {
+                peers.push_str(&format!(
+                    "[[peers]]\nid = {}\ngrpc = \"{}\"\nraft = \"{}\"\n",
+                    p.id, p.grpc, p.raft
+                ));
+                if let Some(proxy) = peer_proxies.get(&(n.id, p.id)) {
+                    peers.push_str(&format!("route = \"{}\"\n", proxy.addr()));
+                }
+                peers.push('\n');
+            }
+            let mut links = String::new();
+            for (s, sim) in sims.iter().enumerate() {
+                let via = sim_proxies[&(n.id, s)].addr();
+                links.push_str(&format!(
+                    "[[links]]\nname = \"{}\"\nprotocol = \"cmpp\"\naddress = \"{via}\"\n\
+                     account = \"{ACCOUNT}\"\nsecret = \"{SECRET}\"\nsrc-id = \"1069{:04}\"\n\
+                     max-window = {}\nmax-per-second = {}\n\n",
+                    sim.link, sim.gateway_id, tuning.max_window, tuning.max_per_second
+                ));
+            }
+            let t = &tuning;
+            let config = format!(
+                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
+                 [raft]\nheartbeat-ms = {hb}\nelection-timeout-min-ms = {emin}\nelection-timeout-max-ms = {emax}\n\
+                 snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = {lost}\n\n\
+                 {peers}{links}",
+                id = n.id,
+                grpc = n.grpc,
+                raft = n.raft,
+                data = n.data_dir.display(),
+                hb = t.heartbeat_ms,
+                emin = t.election_min_ms,
+                emax = t.election_max_ms,
+                snap = t.snapshot_logs,
+                keep = t.keep_logs,
+                lost = t.node_lost_after_ms,
+            );
+            std::fs::write(&n.config, config)?;
+        }
+        let cluster = ChaosCluster {
+            dir: dir.to_path_buf(),
+            sim_procs: Mutex::new((0..sims.len()).map(|_| None).collect()),
+            nodes,
+            sims,
+            tuning,
+            peer_proxies,
+            sim_proxies,
+            procs: Mutex::default(),
+            paused: Mutex::default(),
+            sim_paused: Mutex::default(),
+        };
+        for s in 0..cluster.sims.len() {
+            cluster.start_sim(s)?;
+        }
+        for id in cluster.ids() {
+            cluster.start_node(id)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn start_sim(&self, s: usize) -> anyhow::Result<()> {
+        let sim = &self.sims[s];
+        let child = Command::new(herald_bin())
+            .args(["sim", "cmpp", "--listen", &sim.addr])
+            .arg("--account")
+            .arg(format!("{ACCOUNT}:{SECRET}"))
+            .args([
+                "--report-delay-ms",
+                &self.tuning.report_delay_ms.to_string(),
+            ])
+            .args(["--gateway-id", &sim.gateway_id.to_string()])
+            .arg("--record")
+            .arg(&sim.record)
+            .stdout(Stdio::null())
+            .stderr(log_file(&sim.log))
+            .spawn()
+            .context("starting a CMPP simulator")?;
+        if let Ok(mut p) = self.sim_procs.lock() {
+            p[s] = Some(child);
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts, on its data dir) node `id`.
+    pub fn start_node(&self, id: u64) -> anyhow::Result<()> {
+        let spec = self.node(id);
+        let child = Command::new(herald_bin())
+            .args(["node", "--config"])
+            .arg(&spec.config)
+            .env("HERALD_LOG", "info,openraft=warn,h2=warn,tower=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file(&spec.log))
+            .spawn()
+            .context("starting a herald node")?;
+        if let Ok(mut p) = self.procs.lock() {
+            p.insert(id, child);
+        }
+        Ok(())
+    }
+
+    /// SIGKILL, as a power cut of the process: no shutdown code runs.
+    pub fn kill_node(&self, id: u64) {
+        let child = self.procs.lock().ok().and_then(|mut p| p.remove(&id));
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(mut p) = self.paused.lock() {
+            p.remove(&id);
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; SIGKILL after `limit`.
+    pub fn stop_node(&self, id: u64, limit: Duration) {
+        self.resume_node(id);
+        let child = self.procs.lock().ok().and_then(|mut p| p.remove(&id));
+        let Some(mut child) = child else { return };
+        signal(&child, libc::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn pause_node(&self, id: u64) {
+        if let Ok(p) = self.procs.lock() {
+            if let Some(child) = p.get(&id) {
+                signal(child, libc::SIGSTOP);
+                if let Ok(mut paused) = self.paused.lock() {
+                    paused.insert(id);
+                }
+            }
+        }
+    }
+
+    pub fn resume_node(&self, id: u64) {
+        if let Ok(p) = self.procs.lock() {
+            if let Some(child) = p.get(&id) {
+                signal(child, libc::SIGCONT);
+            }
+        }
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.remove(&id);
+        }
+    }
+
+    pub fn pause_sim(&self, s: usize) {
+        if let Ok(p) = self.sim_procs.lock() {
+            if let Some(Some(child)) = p.get(s) {
+                signal(child, libc::SIGSTOP);
+                if let Ok(mut paused) = self.sim_paused.lock() {
+                    paused.insert(s);
+                }
+            }
+        }
+    }
+
+    pub fn resume_sim(&self, s: usize) {
+        if let Ok(p) = self.sim_procs.lock() {
+            if let Some(Some(child)) = p.get(s) {
+                signal(child, libc::SIGCONT);
+            }
+        }
+        if let Ok(mut paused) = self.sim_paused.lock() {
+            paused.remove(&s);
+        }
+    }
+
+    /// Nodes whose process is running (paused or not).
+    pub fn running(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .procs
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Running and not paused.
+    pub fn live(&self) -> Vec<u64> {
+        let paused = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
+        self.running()
+            .into_iter()
+            .filter(|id| !paused.contains(id))
+            .collect()
+    }
+
+    /// Cuts every link from a node in `a` to a node in `b`, both ways.
+    pub fn partition(&self, a: &[u64], b: &[u64]) {
+        for (&(from, to), proxy) in &self.peer_proxies {
+            if (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to)) {
+                proxy.block();
+            }
+        }
+    }
+
+    pub fn heal_network(&self) {
+        for proxy in self.peer_proxies.values() {
+            proxy.unblock();
+        }
+        for proxy in self.sim_proxies.values() {
+            proxy.unblock();
+        }
+    }
+
+    /// Undoes every fault: network healed, everything resumed, dead nodes restarted.
+    pub fn heal_all(&self) -> anyhow::Result<()> {
+        self.heal_network();
+        for s in 0..self.sims.len() {
+            self.resume_sim(s);
+        }
+        let running = self.running();
+        for id in self.ids() {
+            if running.contains(&id) {
+                self.resume_node(id);
+            } else {
+                self.start_node(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
+        let channel = channel(&self.node(id).grpc, Duration::from_secs(2)).await?;
+        let mut client = ClusterClient::new(channel);
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            client.status(ClusterStatusRequest {}),
+        )
+        .await
+        .ok()?
+        .ok()
+        .map(|r| r.into_inner())
+    }
+
+    /// The node that says it is the leader, among the live ones (the highest term wins).
+    pub async fn leader(&self) -> Option<u64> {
+        let mut best: Option<(u64, u64)> = None;
+        for id in self.live() {
+            if let Some(s) = self.status(id).await {
+                if s.state == "Leader" && best.is_none_or(|(term, _)| s.term > term) {
+                    best = Some((s.term, id));
+                }
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    pub async fn wait_for_leader(&self, limit: Duration) -> Option<u64> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(id) = self.leader().await {
+                return Some(id);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    }
+
+    /// Nodes holding a carrier link, as the leader's applied link table says.
+    pub async fn link_holders(&self) -> Vec<u64> {
+        let Some(leader) = self.leader().await else {
+            return Vec::new();
+        };
+        let Some(s) = self.status(leader).await else {
+            return Vec::new();
+        };
+        let mut holders: Vec<u64> = s.links.iter().map(|l| l.node).filter(|n| *n != 0).collect();
+        holders.sort();
+        holders.dedup();
+        holders
+    }
+
+    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<Channel>> {
+        channel(&self.node(id).grpc, Duration::from_secs(30))
+            .await
+            .map(MessagingClient::new)
+    }
+}
+
+impl Drop for ChaosCluster {
+    fn drop(&mut self) {
+        let procs: Vec<Child> = match self.procs.lock() {
+            Ok(mut p) => p.drain().map(|(_, c)| c).collect(),
+            Err(_) => Vec::new(),
+        };
+        for mut child in procs {
+            signal(&child, libc::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(mut sims) = self.sim_procs.lock() {
+            for mut child in sims.drain(..).flatten() {
+                signal(&child, libc::SIGCONT);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+pub async fn channel(addr: &str, timeout: Duration) -> Option<Channel> {
+    Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(timeout)
+        .connect()
+        .await
+        .ok()
+}

@@ -1,0 +1,431 @@
+//! Faults and their schedule. The schedule is drawn from the seed before the run starts: which
+//! fault, when, for how long, and the random draws each fault makes (which node, which split).
+//! Who the leader or a link holder *is* at that moment is read from the cluster, so a rerun with the
+//! same seed injects the same sequence of faults against the same roles.
+//!
+//! Faults run one at a time; each ends by undoing itself (restart, SIGCONT, heal), and the run ends
+//! with a heal of everything.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::cluster::ChaosCluster;
+use super::history::{History, Phase, Record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    KillLeader,
+    KillFollower,
+    KillRandom,
+    KillLinkHolder,
+    PauseLeader,
+    PauseRandom,
+    PartitionHalves,
+    IsolateLeader,
+    FlappingBridge,
+    SimDisconnect,
+    SimStall,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::KillLeader,
+        FaultKind::KillFollower,
+        FaultKind::KillRandom,
+        FaultKind::KillLinkHolder,
+        FaultKind::PauseLeader,
+        FaultKind::PauseRandom,
+        FaultKind::PartitionHalves,
+        FaultKind::IsolateLeader,
+        FaultKind::FlappingBridge,
+        FaultKind::SimDisconnect,
+        FaultKind::SimStall,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::KillFollower => "kill-follower",
+            FaultKind::KillRandom => "kill-random",
+            FaultKind::KillLinkHolder => "kill-link-holder",
+            FaultKind::PauseLeader => "pause-leader",
+            FaultKind::PauseRandom => "pause-random",
+            FaultKind::PartitionHalves => "partition-halves",
+            FaultKind::IsolateLeader => "isolate-leader",
+            FaultKind::FlappingBridge => "flapping-bridge",
+            FaultKind::SimDisconnect => "sim-disconnect",
+            FaultKind::SimStall => "sim-stall",
+        }
+    }
+
+    /// The `--faults` family: kill, pause, partition, sim.
+    pub fn family(self) -> &'static str {
+        match self {
+            FaultKind::KillLeader
+            | FaultKind::KillFollower
+            | FaultKind::KillRandom
+            | FaultKind::KillLinkHolder => "kill",
+            FaultKind::PauseLeader | FaultKind::PauseRandom => "pause",
+            FaultKind::PartitionHalves | FaultKind::IsolateLeader | FaultKind::FlappingBridge => {
+                "partition"
+            }
+            FaultKind::SimDisconnect | FaultKind::SimStall => "sim",
+        }
+    }
+
+    /// Kinds of the given families (`kill`, `pause`, `partition`, `sim`) or exact names.
+    pub fn parse_list(list: &str) -> Result<Vec<FaultKind>, String> {
+        let mut kinds = Vec::new();
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let matched: Vec<FaultKind> = FaultKind::ALL
+                .into_iter()
+                .filter(|k| word == "all" || k.family() == word || k.name() == word)
+                .collect();
+            if matched.is_empty() {
+                return Err(format!(
+                    "--faults: {word:?} is not a fault family (kill, pause, partition, sim, all) \
+                     or a fault name ({})",
+                    FaultKind::ALL.map(|k| k.name()).join(", ")
+                ));
+            }
+            for k in matched {
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+        }
+        if kinds.is_empty() {
+            return Err("--faults: name at least one fault family".into());
+        }
+        Ok(kinds)
+    }
+
+    /// Does this fault take the leader (or possibly the leader) away?
+    pub fn hits_leader(self) -> bool {
+        matches!(
+            self,
+            FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::IsolateLeader
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduledFault {
+    pub seq: u32,
+    /// From the start of the workload.
+    pub at: Duration,
+    pub kind: FaultKind,
+    pub hold: Duration,
+    /// The fault's own random draws (which node, which split).
+    pub draw: u64,
+}
+
+/// Draws the schedule: every kind once (in a seeded order), then random kinds, each followed by a
+/// quiet gap, until `span` is used up.
+pub fn schedule(
+    seed: u64,
+    kinds: &[FaultKind],
+    span: Duration,
+    warmup: Duration,
+) -> Vec<ScheduledFault> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut order: Vec<FaultKind> = kinds.to_vec();
+    order.shuffle(&mut rng);
+    let mut out = Vec::new();
+    let mut at = warmup;
+    let mut seq = 0;
+    loop {
+        let kind = if (seq as usize) < order.len() {
+            order[seq as usize]
+        } else {
+            kinds[rng.gen_range(0..kinds.len())]
+        };
+        let hold = Duration::from_millis(match kind {
+            // Longer than the election timeout (1-2 s) and the node-lost delay (2 s).
+            FaultKind::PauseLeader | FaultKind::PauseRandom => rng.gen_range(3000..6000),
+            // Shorter than the link's 10 s response timeout: a stall, not a dead carrier.
+            FaultKind::SimStall => rng.gen_range(2000..5000),
+            FaultKind::SimDisconnect => rng.gen_range(500..2500),
+            FaultKind::FlappingBridge => rng.gen_range(5000..9000),
+            // Some partitions outlast the node's 10 s proposal deadline, so the minority's
+            // refusals are seen while it is still cut off.
+            FaultKind::PartitionHalves | FaultKind::IsolateLeader => rng.gen_range(4000..14000),
+            _ => rng.gen_range(3000..7000),
+        });
+        let gap = Duration::from_millis(rng.gen_range(3000..6000));
+        if at + hold > span {
+            break;
+        }
+        out.push(ScheduledFault {
+            seq,
+            at,
+            kind,
+            hold,
+            draw: rng.gen(),
+        });
+        seq += 1;
+        at += hold + gap;
+    }
+    out
+}
+
+/// Injects `faults` in order, timed from when it is called; stops early when `stop` is set.
+pub async fn run(
+    cluster: Arc<ChaosCluster>,
+    history: Arc<History>,
+    faults: Vec<ScheduledFault>,
+    stop: Arc<AtomicBool>,
+) {
+    let start = tokio::time::Instant::now();
+    for fault in faults {
+        tokio::time::sleep_until(start + fault.at).await;
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        inject(&cluster, &history, &fault).await;
+    }
+}
+
+fn record(
+    history: &History,
+    fault: &ScheduledFault,
+    phase: Phase,
+    nodes: &[u64],
+    minority: &[u64],
+    detail: String,
+) {
+    tracing_line(fault, phase, nodes, &detail);
+    history.push(Record::Fault {
+        t_ms: history.now(),
+        seq: fault.seq,
+        kind: fault.kind.name().to_string(),
+        phase,
+        nodes: nodes.to_vec(),
+        minority: minority.to_vec(),
+        detail,
+    });
+}
+
+fn tracing_line(fault: &ScheduledFault, phase: Phase, nodes: &[u64], detail: &str) {
+    eprintln!(
+        "chaos: fault {} {} {:?} nodes {nodes:?} {detail}",
+        fault.seq,
+        fault.kind.name(),
+        phase
+    );
+}
+
+async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFault) {
+    let mut rng = StdRng::seed_from_u64(fault.draw);
+    let ids = cluster.ids();
+    let leader = cluster.leader().await;
+    let pick = |rng: &mut StdRng, from: &[u64]| -> Option<u64> { from.choose(rng).copied() };
+    match fault.kind {
+        FaultKind::KillLeader
+        | FaultKind::KillFollower
+        | FaultKind::KillRandom
+        | FaultKind::KillLinkHolder => {
+            let target = match fault.kind {
+                FaultKind::KillLeader => leader.or_else(|| pick(&mut rng, &ids)),
+                FaultKind::KillFollower => {
+                    let followers: Vec<u64> =
+                        ids.iter().copied().filter(|i| Some(*i) != leader).collect();
+                    pick(&mut rng, &followers)
+                }
+                FaultKind::KillLinkHolder => {
+                    let holders = cluster.link_holders().await;
+                    pick(&mut rng, &holders).or_else(|| pick(&mut rng, &ids))
+                }
+                _ => pick(&mut rng, &ids),
+            };
+            let Some(target) = target else { return };
+            let detail = format!(
+                "SIGKILL (leader was {leader:?}), restart after {:?}",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &[target], &[], detail);
+            cluster.kill_node(target);
+            tokio::time::sleep(fault.hold).await;
+            if let Err(e) = cluster.start_node(target) {
+                eprintln!("chaos: restarting node {target}: {e:#}");
+            }
+            record(
+                history,
+                fault,
+                Phase::End,
+                &[target],
+                &[],
+                "restarted".into(),
+            );
+        }
+        FaultKind::PauseLeader | FaultKind::PauseRandom => {
+            let target = match fault.kind {
+                FaultKind::PauseLeader => leader.or_else(|| pick(&mut rng, &ids)),
+                _ => pick(&mut rng, &ids),
+            };
+            let Some(target) = target else { return };
+            let detail = format!("SIGSTOP for {:?} (leader was {leader:?})", fault.hold);
+            record(history, fault, Phase::Start, &[target], &[target], detail);
+            cluster.pause_node(target);
+            tokio::time::sleep(fault.hold).await;
+            cluster.resume_node(target);
+            record(history, fault, Phase::End, &[target], &[], "SIGCONT".into());
+        }
+        FaultKind::PartitionHalves | FaultKind::IsolateLeader => {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(&mut rng);
+            let minority_size = (ids.len() - 1) / 2;
+            let minority: Vec<u64> = match fault.kind {
+                FaultKind::IsolateLeader => {
+                    vec![leader.unwrap_or(shuffled[0])]
+                }
+                _ => shuffled[..minority_size.max(1)].to_vec(),
+            };
+            let majority: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|i| !minority.contains(i))
+                .collect();
+            let detail = format!(
+                "minority {minority:?} | majority {majority:?} (leader was {leader:?}) for {:?}",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &minority, &minority, detail);
+            cluster.partition(&minority, &majority);
+            tokio::time::sleep(fault.hold).await;
+            cluster.heal_network();
+            record(history, fault, Phase::End, &minority, &[], "healed".into());
+        }
+        FaultKind::FlappingBridge => {
+            // Two sides joined only through one bridge node; the bridge's links to one side come
+            // and go every few hundred milliseconds.
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(&mut rng);
+            let bridge = shuffled[0];
+            let rest = &shuffled[1..];
+            let (left, right) = rest.split_at(rest.len() / 2);
+            let detail = format!(
+                "{left:?} <-> bridge {bridge} <-> {right:?}, bridge to {right:?} flapping, for {:?}",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &[bridge], &[], detail);
+            cluster.partition(left, right);
+            let end = tokio::time::Instant::now() + fault.hold;
+            let mut up = true;
+            for _ in 0..100 {
+                let now = tokio::time::Instant::now();
+                if now >= end {
+                    break;
+                }
+                if up {
+                    cluster.partition(&[bridge], right);
+                } else {
+                    cluster.heal_network();
+                    cluster.partition(left, right);
+                }
+                up = !up;
+                let step = Duration::from_millis(rng.gen_range(300..1200));
+                tokio::time::sleep(step.min(end - now)).await;
+            }
+            cluster.heal_network();
+            record(history, fault, Phase::End, &[bridge], &[], "healed".into());
+        }
+        FaultKind::SimDisconnect => {
+            let s = rng.gen_range(0..cluster.sims.len());
+            let detail = format!(
+                "every connection to {} cut, reconnects refused for {:?}",
+                cluster.sims[s].link, fault.hold
+            );
+            record(history, fault, Phase::Start, &[], &[], detail);
+            for ((_, sim), proxy) in &cluster.sim_proxies {
+                if *sim == s {
+                    proxy.block();
+                }
+            }
+            tokio::time::sleep(fault.hold).await;
+            for ((_, sim), proxy) in &cluster.sim_proxies {
+                if *sim == s {
+                    proxy.unblock();
+                }
+            }
+            record(
+                history,
+                fault,
+                Phase::End,
+                &[],
+                &[],
+                "reconnects allowed".into(),
+            );
+        }
+        FaultKind::SimStall => {
+            let s = rng.gen_range(0..cluster.sims.len());
+            let detail = format!("{} SIGSTOPped for {:?}", cluster.sims[s].link, fault.hold);
+            record(history, fault, Phase::Start, &[], &[], detail);
+            cluster.pause_sim(s);
+            tokio::time::sleep(fault.hold).await;
+            cluster.resume_sim(s);
+            record(history, fault, Phase::End, &[], &[], "SIGCONT".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_schedule() {
+        let a = schedule(
+            7,
+            &FaultKind::ALL,
+            Duration::from_secs(300),
+            Duration::from_secs(5),
+        );
+        let b = schedule(
+            7,
+            &FaultKind::ALL,
+            Duration::from_secs(300),
+            Duration::from_secs(5),
+        );
+        let key = |s: &[ScheduledFault]| -> Vec<(Duration, FaultKind, Duration, u64)> {
+            s.iter().map(|f| (f.at, f.kind, f.hold, f.draw)).collect()
+        };
+        assert_eq!(key(&a), key(&b));
+        assert_ne!(
+            key(&a),
+            key(&schedule(
+                8,
+                &FaultKind::ALL,
+                Duration::from_secs(300),
+                Duration::from_secs(5)
+            ))
+        );
+    }
+
+    #[test]
+    fn the_short_run_schedules_every_kind() {
+        // The seed and span of tests/chaos_short.rs.
+        let s = schedule(
+            20261125,
+            &FaultKind::ALL,
+            Duration::from_secs(145),
+            Duration::from_secs(5),
+        );
+        for kind in FaultKind::ALL {
+            assert!(s.iter().any(|f| f.kind == kind), "{} missing", kind.name());
+        }
+    }
+
+    #[test]
+    fn fault_lists_parse_by_family_and_name() {
+        let k = FaultKind::parse_list("kill,sim-stall").expect("valid");
+        assert_eq!(k.len(), 5);
+        assert!(FaultKind::parse_list("kill,bogus").is_err());
+        assert_eq!(FaultKind::parse_list("all").expect("valid").len(), 11);
+    }
+}
