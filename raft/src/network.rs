@@ -350,3 +350,17 @@ pub async fn propose_remote(
         Err(ProposeError::Failed(reply.error))
     }
 }
+
+#[cfg(test)]
+mod propose_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_discarded_entry_is_retried_not_given_up() {
+        // An entry discarded on a leader change may still commit; callers must retry it (safe,
+        // every event is idempotent) rather than drop it — found by the chaos harness, seed
+        // 20261125: delivery reports were dropped after an isolated leader rejoined.
+        assert!(ProposeError::Discarded { leader: Some(2) }.is_retryable());
+        assert!(!ProposeError::Failed("x".into()).is_retryable());
+    }
+}

@@ -137,14 +137,14 @@ async fn bad_input_is_refused_and_writes_nothing_and_keys_are_idempotent() {
     // Any node answers, with the same record.
     let id = ids[0].0.clone();
     cluster
-        .wait_all_delivered(leader, &[id.clone()], Duration::from_secs(30))
+        .wait_all_delivered(leader, std::slice::from_ref(&id), Duration::from_secs(30))
         .await;
     let reference = cluster.get_message(leader, &id).await.expect("message");
     assert_eq!(reference.state, MessageState::Delivered as i32);
     assert_eq!(reference.priority, Priority::Alarm as i32);
     for node in cluster.running() {
         cluster
-            .wait_all_delivered(node, &[id.clone()], Duration::from_secs(30))
+            .wait_all_delivered(node, std::slice::from_ref(&id), Duration::from_secs(30))
             .await;
         let other = cluster.get_message(node, &id).await.expect("message");
         assert_eq!(other.timeline, reference.timeline);
