@@ -156,8 +156,12 @@ impl NodeConfig {
         }
         let mut names = std::collections::HashSet::new();
         for link in &self.links {
-            if let Err(e) = link.protocol.parse::<herald_protocols::link::Protocol>() {
-                anyhow::bail!("links.{}.protocol: {e}", link.name);
+            let protocol = match link.protocol.parse::<herald_protocols::link::Protocol>() {
+                Ok(p) => p,
+                Err(e) => anyhow::bail!("links.{}.protocol: {e}", link.name),
+            };
+            if let Err(e) = protocol.check_options(&link.options) {
+                anyhow::bail!("links.{}.options: {e}", link.name);
             }
             if link.name.is_empty() || link.name.contains('\0') {
                 anyhow::bail!("links: a link name must be non-empty text");

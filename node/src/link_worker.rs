@@ -397,6 +397,7 @@ async fn handle_client_events(
                 run.ctx.set_link_connected(&link, false);
             }
             ClientEvent::Report(report) => {
+                let ack = report.ack;
                 let event = Event::new(
                     now_ms(),
                     Kind::DeliveryReported(DeliveryReported {
@@ -413,13 +414,18 @@ async fn handle_client_events(
                 };
                 let run = run.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = run
+                    // The carrier is acknowledged only once the report is committed; if it never
+                    // is, the carrier keeps the report and delivers it again.
+                    match run
                         .ctx
                         .proposer
                         .propose_persistently(vec![event], PERSIST_FOR)
                         .await
                     {
-                        tracing::error!(link = %run.link.name, "delivery report not recorded: {e}");
+                        Ok(_) => ack.done(),
+                        Err(e) => {
+                            tracing::error!(link = %run.link.name, "delivery report not recorded: {e}")
+                        }
                     }
                     drop(permit);
                 });

@@ -109,6 +109,22 @@ pub struct DeliveryReport {
     pub delivered: bool,
     pub submit_time: String,
     pub done_time: String,
+    /// Complete it once the report is durably recorded: only then does the carrier get its
+    /// acknowledgement (see [`crate::ack`]).
+    pub ack: crate::ack::Ack,
+}
+
+/// For [`crate::session::LinkProtocol::defer_reply`]: a delivery report's acknowledgement waits
+/// until the application has recorded it.
+pub fn defer_report_ack(event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+    match event {
+        ClientEvent::Report(report) => {
+            let (ack, waiter) = crate::ack::Ack::pair();
+            report.ack = ack;
+            Some(waiter)
+        }
+        _ => None,
+    }
 }
 
 /// One mobile-originated message part (parts of a concatenated MO are not reassembled here).
@@ -318,6 +334,10 @@ struct CmppLink {
 }
 
 impl LinkProtocol for CmppLink {
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = CmppError;
@@ -444,6 +464,7 @@ fn deliver_event(d: Deliver) -> ClientEvent {
             stat: r.stat,
             submit_time: r.submit_time,
             done_time: r.done_time,
+            ack: crate::ack::Ack::none(),
         }),
         DeliverContent::Message(content) => {
             let (_, text) = text::decode_payload(d.msg_fmt, d.tp_udhi != 0, &content);
@@ -500,6 +521,7 @@ mod tests {
                 delivered: false,
                 submit_time: "2511250701".into(),
                 done_time: "2511250702".into(),
+                ack: crate::ack::Ack::none(),
             })
         );
     }

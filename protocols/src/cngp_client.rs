@@ -174,6 +174,10 @@ struct CngpLink {
 }
 
 impl LinkProtocol for CngpLink {
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = CngpError;

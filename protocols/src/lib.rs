@@ -16,6 +16,7 @@
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
+pub mod ack;
 pub mod client;
 pub mod cmpp;
 pub mod cngp;

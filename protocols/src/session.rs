@@ -39,6 +39,8 @@ pub enum SendError {
 
 /// Heartbeats a silent peer may miss before the link is declared dead (CMPP: 3).
 const MAX_MISSED_HEARTBEATS: u32 = 3;
+/// How long a deferred reply (see [`LinkProtocol::defer_reply`]) waits for the application.
+const DEFERRED_REPLY_WAIT: Duration = Duration::from_secs(60);
 /// Upper bound on the wait for the peer's answer to our terminate request.
 const TERMINATE_WAIT: Duration = Duration::from_secs(2);
 /// Floor for the reconnect delay, so a zero setting cannot turn into a busy loop.
@@ -115,6 +117,12 @@ pub trait LinkProtocol: Send + Sync + 'static {
     fn heartbeat(&self, sequence: u32) -> Self::Pdu;
     fn terminate(&self, sequence: u32) -> Self::Pdu;
     fn link_event(&self, state: LinkState) -> Self::Event;
+    /// For an inbound request that carries an event and a reply: whether the reply must wait for
+    /// the application (see [`crate::ack`]). The protocol plants an [`crate::ack::Ack`] in the event
+    /// and returns its waiter; the engine then sends the reply only once the ack is completed.
+    fn defer_reply(&self, _event: &mut Self::Event) -> Option<crate::ack::AckWaiter> {
+        None
+    }
     /// How an idle connection is treated; heartbeats unless the protocol says otherwise.
     fn idle_policy(&self) -> IdlePolicy {
         IdlePolicy::Heartbeat
@@ -574,13 +582,30 @@ async fn serve<P: LinkProtocol>(
                         }
                     }
                     Inbound::Request { reply, event } => {
-                        if let Some(event) = event {
+                        let mut deferred = None;
+                        if let Some(mut event) = event {
+                            if reply.is_some() {
+                                deferred = inner.protocol.defer_reply(&mut event);
+                            }
                             let _ = events.send(event).await;
                         }
-                        if let Some(reply) = reply {
-                            if let Err(e) = framed.send(reply).await {
-                                break format!("write failed: {e}");
+                        match (reply, deferred) {
+                            (Some(reply), Some(waiter)) => {
+                                // Answered by the writer once the application has the event on
+                                // disk; never, if it does not (the peer then sends it again).
+                                let tx = conn.tx.clone();
+                                tokio::spawn(async move {
+                                    if waiter.wait(DEFERRED_REPLY_WAIT).await {
+                                        let _ = tx.send(reply).await;
+                                    }
+                                });
                             }
+                            (Some(reply), None) => {
+                                if let Err(e) = framed.send(reply).await {
+                                    break format!("write failed: {e}");
+                                }
+                            }
+                            (None, _) => {}
                         }
                     }
                     Inbound::Close { reply } => {

@@ -484,6 +484,7 @@ fn report_event(r: Report) -> Option<ClientEvent> {
         delivered: r.state == report_state::DELIVERED,
         submit_time: submit_time(r.submit_sequence.time, &now),
         done_time: now.format("%y%m%d%H%M").to_string(),
+        ack: crate::ack::Ack::none(),
     }))
 }
 

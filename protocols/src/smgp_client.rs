@@ -193,6 +193,10 @@ fn login_status(status: u32) -> &'static str {
 }
 
 impl LinkProtocol for SmgpLink {
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = SmgpError;
@@ -366,6 +370,7 @@ mod tests {
                 delivered: false,
                 submit_time: "2401161700".into(),
                 done_time: "2401161701".into(),
+                ack: crate::ack::Ack::none(),
             })
         );
     }

@@ -501,11 +501,16 @@ impl SmppLink {
             stat,
             submit_time,
             done_time,
+            ack: crate::ack::Ack::none(),
         }))
     }
 }
 
 impl LinkProtocol for SmppLink {
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = SmppError;
@@ -736,6 +741,7 @@ mod tests {
                 delivered: false,
                 submit_time: "2511250701".into(),
                 done_time: "2511250702".into(),
+                ack: crate::ack::Ack::none(),
             }))
         );
     }

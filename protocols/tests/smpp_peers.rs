@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use herald_protocols::client::DeliveryReport;
 use herald_protocols::gsm7::split_smpp;
 use herald_protocols::sim::smpp::{run_on, SimConfig, SimFaults};
 use herald_protocols::smpp_client::SmppClient;
@@ -150,47 +151,77 @@ impl Peer {
 }
 
 /// Submits `texts` (split for SMPP) through `client` and waits for a receipt per accepted id.
-/// Returns carrier id → the segment it carried.
+/// Returns carrier id → the segment it carried. Receipts are taken (and acknowledged, as the node
+/// does once they are recorded) while the submits go on: a single-threaded SMSC may wait for a
+/// receipt's acknowledgement before it reads the next submit.
 async fn submit_and_match(
     client: &SmppClient,
     events: &mut mpsc::Receiver<ClientEvent>,
     texts: &[&str],
 ) -> HashMap<String, OutboundSegment> {
     let mut accepted = HashMap::new();
-    for (i, text) in texts.iter().enumerate() {
-        for segment in split_smpp(text) {
-            let seg = OutboundSegment {
-                dest: format!("44770090{i:04}"),
-                segment,
-                registered_delivery: true,
-            };
-            match within("submit", client.submit(seg.clone())).await {
-                Ok(SubmitOutcome::Accepted { carrier_id }) => {
-                    assert!(accepted.insert(carrier_id, seg).is_none(), "duplicate id");
+    let mut reports: Vec<DeliveryReport> = Vec::new();
+    let submits = async {
+        let mut accepted = HashMap::new();
+        for (i, text) in texts.iter().enumerate() {
+            for segment in split_smpp(text) {
+                let seg = OutboundSegment {
+                    dest: format!("44770090{i:04}"),
+                    segment,
+                    registered_delivery: true,
+                };
+                match within("submit", client.submit(seg.clone())).await {
+                    Ok(SubmitOutcome::Accepted { carrier_id }) => {
+                        assert!(accepted.insert(carrier_id, seg).is_none(), "duplicate id");
+                    }
+                    other => panic!("not accepted: {other:?}"),
                 }
-                other => panic!("not accepted: {other:?}"),
             }
         }
-    }
-    let mut reported = HashMap::new();
-    within("receipts", async {
-        while reported.len() < accepted.len() {
-            match events.recv().await {
-                Some(ClientEvent::Report(r)) => {
-                    let seg = accepted
-                        .get(&r.carrier_id)
-                        .unwrap_or_else(|| panic!("receipt for unknown id {:?}", r.carrier_id));
-                    assert_eq!(r.dest, seg.dest);
-                    assert!(r.delivered && r.stat == "DELIVRD", "{r:?}");
-                    reported.insert(r.carrier_id.clone(), r);
+        accepted
+    };
+    tokio::pin!(submits);
+    let mut submitted = None;
+    within("submits and receipts", async {
+        loop {
+            if let Some(acc) = &submitted {
+                let acc: &HashMap<String, OutboundSegment> = acc;
+                if reports.len() >= acc.len() {
+                    break;
                 }
-                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
-                Some(_) => {}
-                None => panic!("events closed"),
+            }
+            tokio::select! {
+                acc = &mut submits, if submitted.is_none() => submitted = Some(acc),
+                event = events.recv() => match event {
+                    Some(ClientEvent::Report(mut r)) => {
+                        std::mem::take(&mut r.ack).done();
+                        reports.push(r);
+                    }
+                    Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
+                    Some(_) => {}
+                    None => panic!("events closed"),
+                },
             }
         }
     })
     .await;
+    if let Some(acc) = submitted {
+        accepted = acc;
+    }
+    let mut reported = HashMap::new();
+    for r in reports {
+        let seg = accepted
+            .get(&r.carrier_id)
+            .unwrap_or_else(|| panic!("receipt for unknown id {:?}", r.carrier_id));
+        assert_eq!(r.dest, seg.dest);
+        assert!(r.delivered && r.stat == "DELIVRD", "{r:?}");
+        reported.insert(r.carrier_id.clone(), r);
+    }
+    assert_eq!(
+        reported.len(),
+        accepted.len(),
+        "a receipt for every accepted id"
+    );
     accepted
 }
 

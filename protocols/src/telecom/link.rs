@@ -49,6 +49,7 @@ pub fn delivery_report(receipt: Receipt, dest: String) -> DeliveryReport {
         stat: receipt.stat,
         submit_time: receipt.submit_date,
         done_time: receipt.done_date,
+        ack: crate::ack::Ack::none(),
     }
 }
 

@@ -200,3 +200,15 @@ async fn submit_once(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_is_found_again_in_the_text() {
+        let r = reference(42, 7);
+        assert_eq!(reference_in(&text_of(&r)), Some(r.as_str()));
+        assert_eq!(reference_in("no reference here"), None);
+    }
+}
