@@ -25,11 +25,23 @@ pub struct DevArgs {
     /// Start from empty data directories.
     #[arg(long)]
     fresh: bool,
+    /// Carrier links to the simulator (messages are spread over them).
+    #[arg(long, default_value_t = 1)]
+    links: usize,
+    /// Window (unacknowledged submits) of each link.
+    #[arg(long, default_value_t = 16)]
+    link_window: usize,
+    /// Messages per second each link may send.
+    #[arg(long, default_value_t = 500)]
+    link_rate: u32,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 9 {
         anyhow::bail!("--nodes must be between 1 and 9");
+    }
+    if args.links == 0 || args.link_window == 0 || args.link_rate == 0 {
+        anyhow::bail!("--links, --link-window and --link-rate must be at least 1");
     }
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
@@ -75,18 +87,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             raft_listen: peer.raft.parse()?,
             data_dir: dir.join(format!("node{}", peer.id)),
             peers: peers.clone(),
-            links: vec![LinkConfig {
-                name: "cmpp-sim".into(),
-                protocol: "cmpp".into(),
-                address: sim_addr.clone(),
-                account: "900001".into(),
-                secret: "dev-secret".into(),
-                service_id: "HERALD".into(),
-                src_id: "10690001".into(),
-                max_window: 16,
-                max_per_second: 500,
-                options: Default::default(),
-            }],
+            links: (1..=args.links)
+                .map(|k| LinkConfig {
+                    name: if args.links == 1 {
+                        "cmpp-sim".into()
+                    } else {
+                        format!("cmpp-sim-{k}")
+                    },
+                    protocol: "cmpp".into(),
+                    address: sim_addr.clone(),
+                    account: "900001".into(),
+                    secret: "dev-secret".into(),
+                    service_id: "HERALD".into(),
+                    src_id: "10690001".into(),
+                    max_window: args.link_window,
+                    max_per_second: args.link_rate,
+                    options: Default::default(),
+                })
+                .collect(),
             raft: RaftTuning::default(),
             messages: MessageLimits::default(),
             placement: PlacementConfig::default(),

@@ -217,9 +217,15 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
                     let run = run.clone();
                     tokio::spawn(async move {
                         let id = msg.id;
-                        send_message(&run, msg).await;
-                        forget(&run, &[id]);
+                        let recording = send_message(&run, msg).await;
+                        // The window is about the carrier: free it as soon as the carrier has
+                        // answered, and let the acknowledgements commit in the background. The
+                        // message stays ours (not dispatched again) until they have.
                         drop(permit);
+                        for task in recording {
+                            let _ = task.await;
+                        }
+                        forget(&run, &[id]);
                     });
                 }
                 other => {
@@ -275,7 +281,9 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
 }
 
 /// Sends every segment of `msg` the carrier has not acknowledged yet.
-async fn send_message(run: &LinkRun, msg: MessageRecord) {
+/// Returns the tasks still recording the carrier's acknowledgements.
+async fn send_message(run: &Arc<LinkRun>, msg: MessageRecord) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut recording = Vec::new();
     let parts = run.client.split(&msg.text);
     for (r, dest) in msg.recipients.iter().enumerate() {
         for (p, part) in parts.iter().enumerate() {
@@ -292,19 +300,21 @@ async fn send_message(run: &LinkRun, msg: MessageRecord) {
                 segment: part.clone(),
                 registered_delivery: true,
             };
-            if !send_segment(run, &msg, index as u32, segment).await {
-                return;
+            if !send_segment(run, &msg, index as u32, segment, &mut recording).await {
+                return recording;
             }
         }
     }
+    recording
 }
 
 /// Returns false when the rest of the message must not be sent (rejected, or the link stopped).
 async fn send_segment(
-    run: &LinkRun,
+    run: &Arc<LinkRun>,
     msg: &MessageRecord,
     index: u32,
     segment: OutboundSegment,
+    recording: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> bool {
     let link = &run.link.name;
     loop {
@@ -323,15 +333,19 @@ async fn send_segment(
                         carrier_id,
                     }),
                 );
-                if let Err(e) = run
-                    .ctx
-                    .proposer
-                    .propose_persistently(vec![event], PERSIST_FOR)
-                    .await
-                {
-                    tracing::error!(%link, id = msg.id, "carrier acknowledgement not recorded: {e}");
-                    return false;
-                }
+                let (run, id) = (run.clone(), msg.id);
+                recording.push(tokio::spawn(async move {
+                    if let Err(e) = run
+                        .ctx
+                        .proposer
+                        .propose_persistently(vec![event], PERSIST_FOR)
+                        .await
+                    {
+                        // The message stays in flight and is sent again by the link's next
+                        // holder: a duplicate, never a loss.
+                        tracing::error!(link = %run.link.name, id, "carrier acknowledgement not recorded: {e}");
+                    }
+                }));
                 return true;
             }
             Ok(SubmitOutcome::Rejected {

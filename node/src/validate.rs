@@ -48,6 +48,24 @@ pub fn normalise_mobile(raw: &str) -> Option<String> {
     None
 }
 
+/// Without a link named, messages are spread over every configured link by recipient (the same
+/// number always takes the same link, which keeps one recipient's messages in order). Routing by
+/// carrier and number segment replaces this.
+fn default_link(config: &NodeConfig, recipient: &str) -> Option<String> {
+    if config.links.is_empty() {
+        return None;
+    }
+    // FNV-1a: stable across versions and nodes, unlike the standard library's hasher.
+    let hash = recipient.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Some(
+        config.links[(hash % config.links.len() as u64) as usize]
+            .name
+            .clone(),
+    )
+}
+
 pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmission, Status> {
     let limits = &config.messages;
     if req.recipients.is_empty() {
@@ -99,13 +117,9 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
         }
     };
     let link = if req.link.is_empty() {
-        config
-            .links
-            .first()
-            .map(|l| l.name.clone())
-            .ok_or_else(|| {
-                Status::failed_precondition("no carrier link is configured on this cluster")
-            })?
+        default_link(config, &recipients[0]).ok_or_else(|| {
+            Status::failed_precondition("no carrier link is configured on this cluster")
+        })?
     } else if config.link(&req.link).is_some() {
         req.link.clone()
     } else {
