@@ -68,6 +68,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
 
     let internal = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .add_service(
             InternalServer::new(InternalService::new(raft.clone()))
                 .max_decoding_message_size(MAX_INTERNAL_MESSAGE)
@@ -75,6 +76,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         )
         .serve_with_shutdown(config.raft_listen, shutdown.clone().cancelled_owned());
     let public = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
         .add_service(MessagingServer::new(MessagingService::new(ctx.clone())))
         .add_service(ClusterServer::new(ClusterService::new(ctx.clone())))
