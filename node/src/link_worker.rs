@@ -195,43 +195,60 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
             planned.push(Some(msg));
         }
         let ids: Vec<u64> = planned.iter().flatten().map(|m| m.id).collect();
+        // Each message holds a window slot from its dispatch proposal until the carrier answers,
+        // so proposals of successive rounds overlap (one commit per round would otherwise cap a
+        // link at a window per commit latency) while the slots still bound the work in hand.
+        let Ok(permits) = window.clone().acquire_many_owned(ids.len() as u32).await else {
+            break;
+        };
         if let Ok(mut set) = run.in_progress.lock() {
             set.extend(ids.iter().copied());
         }
-        let outcomes = match ctx.proposer.propose(events).await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(link = %run.link.name, "dispatch not committed: {e}");
-                forget(&run, &ids);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
+        tokio::spawn(dispatch_round(run.clone(), events, planned, ids, permits));
+    }
+}
+
+/// Commits one round's dispatches, then sends every message whose dispatch was applied.
+async fn dispatch_round(
+    run: Arc<LinkRun>,
+    events: Vec<Event>,
+    planned: Vec<Option<MessageRecord>>,
+    ids: Vec<u64>,
+    mut permits: tokio::sync::OwnedSemaphorePermit,
+) {
+    let outcomes = match run.ctx.proposer.propose(events).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(link = %run.link.name, "dispatch not committed: {e}");
+            forget(&run, &ids);
+            return;
+        }
+    };
+    for (msg, outcome) in planned.into_iter().zip(outcomes) {
+        let Some(msg) = msg else { continue };
+        let Some(permit) = permits.split(1) else {
+            forget(&run, &[msg.id]);
+            continue;
         };
-        for (msg, outcome) in planned.into_iter().zip(outcomes) {
-            let Some(msg) = msg else { continue };
-            match outcome {
-                EventOutcome::Applied => {
-                    let Ok(permit) = window.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let run = run.clone();
-                    tokio::spawn(async move {
-                        let id = msg.id;
-                        let recording = send_message(&run, msg).await;
-                        // The window is about the carrier: free it as soon as the carrier has
-                        // answered, and let the acknowledgements commit in the background. The
-                        // message stays ours (not dispatched again) until they have.
-                        drop(permit);
-                        for task in recording {
-                            let _ = task.await;
-                        }
-                        forget(&run, &[id]);
-                    });
-                }
-                other => {
-                    tracing::debug!(link = %run.link.name, id = msg.id, "dispatch not applied: {other:?}");
-                    forget(&run, &[msg.id]);
-                }
+        match outcome {
+            EventOutcome::Applied => {
+                let run = run.clone();
+                tokio::spawn(async move {
+                    let id = msg.id;
+                    let recording = send_message(&run, msg).await;
+                    // The window is about the carrier: free it as soon as the carrier has
+                    // answered, and let the acknowledgements commit in the background. The
+                    // message stays ours (not dispatched again) until they have.
+                    drop(permit);
+                    for task in recording {
+                        let _ = task.await;
+                    }
+                    forget(&run, &[id]);
+                });
+            }
+            other => {
+                tracing::debug!(link = %run.link.name, id = msg.id, "dispatch not applied: {other:?}");
+                forget(&run, &[msg.id]);
             }
         }
     }
