@@ -182,6 +182,8 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("message is not waiting to be sent"));
             }
             kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
+            // A dispatch on another link than the last one moves the message's in-flight entry.
+            kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
             msg.link = d.link.clone();
             msg.state = MessageState::Sending as u32;
             msg.attempts = d.attempt;
