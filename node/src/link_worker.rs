@@ -151,7 +151,9 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
         tracing::info!(link = %run.link.name, count = resend.len(), "resending in-flight messages");
     }
     let mut applied = ctx.applied.clone();
+    let mut stuck_scan = StuckScan::default();
     while !run.stop.is_cancelled() {
+        resend.extend(stuck_scan.poll(&run));
         let free = window.available_permits();
         if free == 0 || !run.client.is_connected() {
             tokio::select! {
@@ -251,6 +253,54 @@ async fn dispatch_round(
                 forget(&run, &[msg.id]);
             }
         }
+    }
+}
+
+/// Finds in-flight messages nobody on this node is working on any more — a carrier acknowledgement
+/// whose recording failed leaves its message in flight — so they are sent again instead of waiting
+/// for their validity to run out. A message counts as stuck only when two scans
+/// [`STUCK_SCAN_EVERY`] apart both find it so, which rules out one whose last event this node has
+/// simply not applied yet.
+#[derive(Default)]
+struct StuckScan {
+    last: Option<std::time::Instant>,
+    suspects: HashSet<u64>,
+}
+
+const STUCK_SCAN_EVERY: Duration = Duration::from_secs(30);
+
+impl StuckScan {
+    fn poll(&mut self, run: &LinkRun) -> Vec<u64> {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(at) if now.duration_since(at) < STUCK_SCAN_EVERY => return Vec::new(),
+            None => {
+                // The worker's start already resends every in-flight message.
+                self.last = Some(now);
+                return Vec::new();
+            }
+            Some(_) => {}
+        }
+        self.last = Some(now);
+        let busy = run
+            .in_progress
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let idle: HashSet<u64> = run
+            .ctx
+            .reader
+            .inflight(&run.link.name, usize::MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| !busy.contains(id))
+            .collect();
+        let stuck: Vec<u64> = idle.intersection(&self.suspects).copied().collect();
+        if !stuck.is_empty() {
+            tracing::warn!(link = %run.link.name, count = stuck.len(), "resending messages stuck in flight");
+        }
+        self.suspects = idle.difference(&self.suspects).copied().collect();
+        stuck
     }
 }
 
