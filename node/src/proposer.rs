@@ -105,19 +105,25 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
         let forwarder = forwarder.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let events: Vec<Event> = batch.iter().flat_map(|p| p.events.clone()).collect();
+            // Move the events into the batch (no copy on this per-message path); keep how many
+            // each caller sent, to hand back its share of the outcomes.
+            let mut events: Vec<Event> = Vec::with_capacity(count);
+            let mut waiting = Vec::with_capacity(batch.len());
+            for pending in batch {
+                waiting.push((pending.events.len(), pending.reply));
+                events.extend(pending.events);
+            }
             let encoded = EventBatch { events }.encode_to_vec();
             let result = forwarder.commit(encoded).await;
             let mut outcomes = match result {
                 Ok(resp) => Ok(resp.outcomes.into_iter()),
                 Err(e) => Err(e),
             };
-            for pending in batch {
+            for (sent, reply_to) in waiting {
                 let reply = match &mut outcomes {
                     Ok(iter) => {
-                        let mine: Vec<EventOutcome> =
-                            iter.by_ref().take(pending.events.len()).collect();
-                        if mine.len() == pending.events.len() {
+                        let mine: Vec<EventOutcome> = iter.by_ref().take(sent).collect();
+                        if mine.len() == sent {
                             Ok(mine)
                         } else {
                             Err(ProposeError::Failed(
@@ -127,7 +133,7 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
                     }
                     Err(e) => Err(clone_err(e)),
                 };
-                let _ = pending.reply.send(reply);
+                let _ = reply_to.send(reply);
             }
         });
     }
