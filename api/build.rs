@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/herald/v1/messaging.proto",
         "proto/herald/v1/cluster.proto",
         "proto/herald/v1/internal.proto",
+        "proto/herald/v1/admin.proto",
     ];
     let descriptors = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;

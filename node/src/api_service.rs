@@ -7,13 +7,13 @@ use std::time::Duration;
 use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
-    ClusterStatusRequest, ClusterStatusResponse, GetMessageRequest, GetMessageResponse,
-    LinkPlacement, Member, Segment, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
-    SubmitResponse, SubmitResult, TimelineEvent,
+    CancelMessageRequest, CancelMessageResponse, ClusterStatusRequest, ClusterStatusResponse,
+    GetMessageRequest, GetMessageResponse, LinkPlacement, Member, Segment, SubmitBatchRequest,
+    SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult, TimelineEvent,
 };
-use herald_raft::events::{event::Kind, now_ms, Event, MessageSubmitted};
+use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled, MessageSubmitted};
 use herald_raft::network::ProposeError;
-use herald_raft::records::{MessageRecord, SegmentStatus};
+use herald_raft::records::{MessageRecord, MessageState, SegmentStatus};
 use herald_raft::types::EventOutcome;
 use tonic::{Request, Response, Status};
 
@@ -59,7 +59,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<SubmitResponse>, Status> {
         let client = client_id(&request);
         let req = request.into_inner();
-        let event = submitted_event(&req, &self.ctx.config, &client, now_ms())?;
+        let policy = self.ctx.policy();
+        let event = submitted_event(&req, &self.ctx.config, &policy, &client, now_ms())?;
+        self.admit(&policy, &client, 1)?;
         let outcomes = self
             .ctx
             .proposer
@@ -93,11 +95,12 @@ impl Messaging for MessagingService {
             )));
         }
         let now = now_ms();
+        let policy = self.ctx.policy();
         let mut results = vec![SubmitResult::default(); messages.len()];
         let mut events = Vec::with_capacity(messages.len());
         let mut positions = Vec::with_capacity(messages.len());
         for (i, req) in messages.iter().enumerate() {
-            match submitted_event(req, &self.ctx.config, &client, now) {
+            match submitted_event(req, &self.ctx.config, &policy, &client, now) {
                 Ok(event) => {
                     events.push(event);
                     positions.push(i);
@@ -109,6 +112,7 @@ impl Messaging for MessagingService {
             }
         }
         if !events.is_empty() {
+            self.admit(&policy, &client, events.len() as u32)?;
             let outcomes = self
                 .ctx
                 .proposer
@@ -157,6 +161,45 @@ impl Messaging for MessagingService {
             *self.ctx.applied.borrow(),
         )))
     }
+
+    async fn cancel_message(
+        &self,
+        request: Request<CancelMessageRequest>,
+    ) -> Result<Response<CancelMessageResponse>, Status> {
+        let raw = request.into_inner().message_id;
+        let id: u64 = raw.trim().parse().map_err(|_| {
+            Status::invalid_argument(format!("message_id: {raw:?} is not a message id (digits)"))
+        })?;
+        if self.read(id)?.is_none() {
+            self.catch_up(Duration::from_secs(2)).await;
+        }
+        let record = self
+            .read(id)?
+            .ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))?;
+        if record.state() == MessageState::Canceled {
+            return Ok(Response::new(CancelMessageResponse {
+                state: MessageState::Canceled as i32,
+            }));
+        }
+        let event = Event::new(now_ms(), Kind::Canceled(MessageCanceled { message_id: id }));
+        let outcomes = self
+            .ctx
+            .proposer
+            .propose(vec![event])
+            .await
+            .map_err(propose_status)?;
+        match outcomes.first() {
+            Some(EventOutcome::Applied) => Ok(Response::new(CancelMessageResponse {
+                state: MessageState::Canceled as i32,
+            })),
+            Some(EventOutcome::Ignored { reason }) => Err(Status::failed_precondition(format!(
+                "message_id: message {id} cannot be canceled: {reason}"
+            ))),
+            other => Err(Status::internal(format!(
+                "unexpected outcome of a cancellation: {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Most messages in one `SubmitBatch` call.
@@ -166,10 +209,11 @@ pub const MAX_BATCH: usize = 1000;
 fn submitted_event(
     req: &SubmitRequest,
     config: &crate::config::NodeConfig,
+    policy: &crate::policy::DispatchPolicy,
     client: &str,
     now: u64,
 ) -> Result<Event, Status> {
-    let valid = validate::submission(req, config)?;
+    let valid = validate::submission(req, config, policy, client, now)?;
     // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
     // answer must not create the message twice.
     let idempotency_key = if req.idempotency_key.is_empty() {
@@ -187,12 +231,27 @@ fn submitted_event(
             text: valid.text,
             priority: valid.priority,
             link: valid.link,
-            expires_at_ms: now + valid.validity_seconds * 1000,
+            // The validity counts from when the message may first be sent.
+            expires_at_ms: now.max(valid.send_at_ms) + valid.validity_seconds * 1000,
+            route: valid.route,
+            send_at_ms: valid.send_at_ms,
+            deferred_because: valid.deferred_because,
         }),
     ))
 }
 
 impl MessagingService {
+    fn admit(
+        &self,
+        policy: &crate::policy::DispatchPolicy,
+        client: &str,
+        count: u32,
+    ) -> Result<(), Status> {
+        self.ctx.client_rates.admit(policy, client, count, || {
+            self.ctx.reader.pending_of(client).unwrap_or(0)
+        })
+    }
+
     fn read(&self, id: u64) -> Result<Option<MessageRecord>, Status> {
         self.ctx
             .reader
@@ -253,25 +312,48 @@ fn message_response(m: &MessageRecord, node: u64, applied: u64) -> GetMessageRes
         timeline: m.timeline.iter().map(timeline_event).collect(),
         answered_by: node,
         applied_index: applied,
+        route: m.route.clone(),
+        not_before_ms: m.not_before_ms,
+        last_code: m.last_code,
     }
 }
 
 fn timeline_event(e: &Event) -> TimelineEvent {
     let detail = match &e.kind {
         Some(Kind::Submitted(s)) => format!(
-            "to {} via {} priority {}{}",
+            "to {} via {} class {}{}{}",
             s.recipients.join(","),
-            s.link,
-            s.priority,
+            if s.route.is_empty() {
+                format!("link {}", s.link)
+            } else {
+                format!("route {}", s.route)
+            },
+            crate::policy::CLASS_NAMES
+                .get(s.priority as usize)
+                .unwrap_or(&"bulk"),
             if s.client_ref.is_empty() {
                 String::new()
             } else {
                 format!(" ref {}", s.client_ref)
+            },
+            if s.send_at_ms == 0 {
+                String::new()
+            } else {
+                format!(" not before {} ({})", s.send_at_ms, s.deferred_because)
             }
         ),
         Some(Kind::Dispatched(d)) => format!(
-            "link {} node {} epoch {} attempt {} segments {}",
-            d.link, d.node, d.epoch, d.attempt, d.segments
+            "link {}{} node {} epoch {} attempt {} segments {}",
+            d.link,
+            if d.slot.is_empty() {
+                String::new()
+            } else {
+                format!(" slot {}", d.slot)
+            },
+            d.node,
+            d.epoch,
+            d.attempt,
+            d.segments
         ),
         Some(Kind::CarrierAccepted(a)) => {
             format!(
@@ -280,7 +362,7 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             )
         }
         Some(Kind::CarrierRejected(r)) => format!(
-            "link {} segment {} code {} ({}) {}",
+            "link {} segment {} code {} ({}) {}; {}",
             r.link,
             r.segment,
             r.code,
@@ -289,7 +371,12 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             } else {
                 "permanent"
             },
-            r.description
+            r.description,
+            match (r.policy_decided, r.retry_at_ms) {
+                (false, _) => "retried while attempts remain".to_string(),
+                (true, 0) => "not retried: the message fails".to_string(),
+                (true, at) => format!("retry at {at}"),
+            }
         ),
         Some(Kind::DeliveryReported(r)) => format!(
             "link {} carrier id {} to {} status {} at {}",
@@ -300,6 +387,21 @@ fn timeline_event(e: &Event) -> TimelineEvent {
         Some(Kind::LinkAssigned(l)) => {
             format!("link {} to node {} epoch {}", l.link, l.node, l.epoch)
         }
+        Some(Kind::Released(_)) => "send time reached: queued".into(),
+        Some(Kind::Requeued(r)) => format!("given back by link {}: {}", r.link, r.reason),
+        Some(Kind::LinkStatus(l)) => format!(
+            "link {} {}{}: {}",
+            l.link,
+            if l.up { "up" } else { "down" },
+            if l.congested { ", congested" } else { "" },
+            l.reason
+        ),
+        Some(Kind::PolicyChanged(p)) => format!("policy version {} by {}", p.version, p.changed_by),
+        Some(Kind::NodeDrain(n)) => format!(
+            "node {} {}",
+            n.node,
+            if n.drained { "drained" } else { "undrained" }
+        ),
         None => String::new(),
     };
     TimelineEvent {
@@ -347,14 +449,18 @@ impl Cluster for ClusterService {
             .config
             .links
             .iter()
-            .map(|l| {
-                let holder = table.holder(&l.name);
+            .flat_map(|l| l.slots())
+            .map(|slot| {
+                let holder = table.holder(&slot);
                 let node = holder.map(|h| h.node).unwrap_or(0);
                 LinkPlacement {
-                    link: l.name.clone(),
                     node,
                     epoch: holder.map(|h| h.epoch).unwrap_or(0),
-                    connected: node == self.ctx.id() && self.ctx.is_link_connected(&l.name),
+                    connected: node == self.ctx.id() && self.ctx.is_link_connected(&slot),
+                    down: holder.is_some_and(|h| h.down),
+                    congested: holder.is_some_and(|h| h.congested),
+                    status_reason: holder.map(|h| h.status_reason.clone()).unwrap_or_default(),
+                    link: slot,
                 }
             })
             .collect();
@@ -371,6 +477,7 @@ impl Cluster for ClusterService {
             members,
             links,
             state: format!("{:?}", m.state),
+            drained: table.drained.clone(),
         }))
     }
 }

@@ -3,7 +3,8 @@
 use herald_api::v1::cluster_client::ClusterClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
-    ClusterStatusRequest, GetMessageRequest, MessageState, Priority, SubmitRequest,
+    CancelMessageRequest, ClusterStatusRequest, GetMessageRequest, MessageState, Priority,
+    SubmitRequest,
 };
 use tonic::transport::Channel;
 
@@ -26,6 +27,23 @@ pub struct SendArgs {
     client_ref: String,
     #[arg(long, default_value = "")]
     link: String,
+    /// Send later: an RFC 3339 time (2026-11-25T21:30:00+08:00) or +SECONDS from now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Validity in seconds (0: the class's or the node's default).
+    #[arg(long, default_value_t = 0)]
+    validity_seconds: u32,
+    /// The sending system's name (quotas and idempotency keys are per client).
+    #[arg(long, default_value = "cli")]
+    client: String,
+}
+
+#[derive(clap::Args)]
+pub struct CancelArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    /// The message id `herald send` printed.
+    id: String,
 }
 
 #[derive(clap::Args)]
@@ -46,7 +64,7 @@ pub struct ClusterStatusArgs {
     json: bool,
 }
 
-async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
+pub async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
     let uri = if endpoint.starts_with("http") {
         endpoint.to_string()
     } else {
@@ -59,7 +77,7 @@ async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
         .map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+pub fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
@@ -73,21 +91,59 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
             "--priority {other:?}: expected alarm, notification, customer-service or bulk"
         ),
     };
+    let send_at_ms = match args.at.as_deref() {
+        None => 0,
+        Some(at) => parse_send_time(at)?,
+    };
     let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let mut request = tonic::Request::new(SubmitRequest {
+        recipients: args.to,
+        text: args.text,
+        priority: priority as i32,
+        idempotency_key: args.idempotency_key,
+        client_ref: args.client_ref,
+        link: args.link,
+        validity_seconds: args.validity_seconds,
+        send_at_ms,
+    });
+    request.metadata_mut().insert(
+        "x-herald-client",
+        args.client
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--client: must be plain ASCII text"))?,
+    );
     let resp = client
-        .submit(SubmitRequest {
-            recipients: args.to,
-            text: args.text,
-            priority: priority as i32,
-            idempotency_key: args.idempotency_key,
-            client_ref: args.client_ref,
-            link: args.link,
-            validity_seconds: 0,
-        })
+        .submit(request)
         .await
         .map_err(status_error)?
         .into_inner();
     println!("{}", resp.message_id);
+    Ok(())
+}
+
+/// `+SECONDS` from now, or an RFC 3339 time.
+fn parse_send_time(at: &str) -> anyhow::Result<u64> {
+    if let Some(seconds) = at.strip_prefix('+') {
+        let seconds: u64 = seconds
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--at {at:?}: expected +SECONDS or an RFC 3339 time"))?;
+        return Ok(herald_raft::events::now_ms() + seconds * 1000);
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(at)
+        .map_err(|e| anyhow::anyhow!("--at {at:?}: expected +SECONDS or an RFC 3339 time ({e})"))?;
+    Ok(time.timestamp_millis().max(0) as u64)
+}
+
+pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
+    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let resp = client
+        .cancel_message(CancelMessageRequest {
+            message_id: args.id.clone(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("message {}: {}", args.id, state_name(resp.state));
     Ok(())
 }
 
@@ -119,6 +175,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "recipients": m.recipients,
             "text": m.text,
             "link": m.link,
+            "route": m.route,
+            "not_before_ms": m.not_before_ms,
+            "last_code": m.last_code,
             "client_ref": m.client_ref,
             "attempts": m.attempts,
             "last_error": m.last_error,
@@ -138,11 +197,19 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     println!("message {}: {}", m.message_id, state_name(m.state));
     println!(
-        "  to {} via {} (attempts {})",
+        "  to {} via {}{} (attempts {})",
         m.recipients.join(", "),
         m.link,
+        if m.route.is_empty() {
+            String::new()
+        } else {
+            format!(" on route {}", m.route)
+        },
         m.attempts
     );
+    if m.not_before_ms != 0 {
+        println!("  not before {}", time(m.not_before_ms));
+    }
     if !m.last_error.is_empty() {
         println!("  last error: {}", m.last_error);
     }
@@ -172,7 +239,9 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
             "links": s.links.iter().map(|l| serde_json::json!({
                 "link": l.link, "node": l.node, "epoch": l.epoch, "connected": l.connected,
+                "down": l.down, "congested": l.congested, "status_reason": l.status_reason,
             })).collect::<Vec<_>>(),
+            "drained": s.drained,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -200,7 +269,21 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
         );
     }
     for l in &s.links {
-        println!("  link {} on node {} (epoch {})", l.link, l.node, l.epoch);
+        println!(
+            "  link {} on node {} (epoch {}){}{}",
+            l.link,
+            l.node,
+            l.epoch,
+            if l.down {
+                format!(" DOWN: {}", l.status_reason)
+            } else {
+                String::new()
+            },
+            if l.congested { " congested" } else { "" }
+        );
+    }
+    if !s.drained.is_empty() {
+        println!("  drained nodes: {:?}", s.drained);
     }
     Ok(())
 }

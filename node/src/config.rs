@@ -63,6 +63,9 @@ pub struct LinkConfig {
     pub max_window: usize,
     #[serde(default = "default_rate")]
     pub max_per_second: u32,
+    /// Connections the carrier allows for this account; the leader spreads them over nodes.
+    #[serde(default = "default_connections")]
+    pub connections: u32,
     /// Protocol-specific options (e.g. SMPP `bind = "transceiver"`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
@@ -73,6 +76,28 @@ fn default_window() -> usize {
 }
 fn default_rate() -> u32 {
     100
+}
+fn default_connections() -> u32 {
+    1
+}
+
+impl LinkConfig {
+    /// The link's connection slots: its own name for one connection, `name#0`, `name#1`, … for
+    /// several. Each slot is held by one node at a time.
+    pub fn slots(&self) -> Vec<String> {
+        if self.connections <= 1 {
+            vec![self.name.clone()]
+        } else {
+            (0..self.connections)
+                .map(|i| format!("{}#{i}", self.name))
+                .collect()
+        }
+    }
+
+    /// Messages per second of one slot: the link's rate shared by its connections.
+    pub fn rate_per_slot(&self) -> u32 {
+        (self.max_per_second / self.connections.max(1)).max(1)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,8 +188,13 @@ impl NodeConfig {
             if let Err(e) = protocol.check_options(&link.options) {
                 anyhow::bail!("links.{}.options: {e}", link.name);
             }
-            if link.name.is_empty() || link.name.contains('\0') {
-                anyhow::bail!("links: a link name must be non-empty text");
+            if link.name.is_empty() || link.name.chars().any(|c| c.is_control() || c == '#') {
+                anyhow::bail!(
+                    "links: a link name must be non-empty text without '#' or control characters"
+                );
+            }
+            if link.connections == 0 || link.connections > 64 {
+                anyhow::bail!("links.{}.connections: between 1 and 64", link.name);
             }
             if !names.insert(&link.name) {
                 anyhow::bail!("links: the name {:?} is used twice", link.name);

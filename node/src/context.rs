@@ -1,5 +1,5 @@
-//! What every part of a running node shares: its configuration, its Raft handle, the proposer, and
-//! read access to the projection.
+//! What every part of a running node shares: its configuration, its Raft handle, the proposer,
+//! read access to the projection, and the dispatch policy in force.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,9 @@ use herald_raft::types::{NodeId, Raft};
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
+use crate::policy::DispatchPolicy;
 use crate::proposer::Proposer;
+use crate::quota::ClientRates;
 
 pub struct NodeContext {
     pub config: NodeConfig,
@@ -18,8 +20,11 @@ pub struct NodeContext {
     pub reader: ProjectionReader,
     /// Last log index applied to the local projection.
     pub applied: watch::Receiver<u64>,
-    /// Whether each link this node runs is connected to its carrier now.
+    /// Whether each link slot this node runs is connected to its carrier now.
     pub link_connected: Mutex<HashMap<String, bool>>,
+    /// The parsed policy of the version last read from the projection.
+    pub policy_cache: Mutex<(u64, Arc<DispatchPolicy>)>,
+    pub client_rates: ClientRates,
 }
 
 pub type Ctx = Arc<NodeContext>;
@@ -40,5 +45,42 @@ impl NodeContext {
             .lock()
             .map(|m| m.get(link).copied().unwrap_or(false))
             .unwrap_or(false)
+    }
+
+    /// The dispatch policy as of this node's projection. Parsed once per version; a stored policy
+    /// this node cannot read (a newer format) leaves the last one it could in force, loudly.
+    pub fn policy(&self) -> Arc<DispatchPolicy> {
+        let cached = match self.policy_cache.lock() {
+            Ok(c) => c.clone(),
+            Err(_) => return Arc::new(DispatchPolicy::default()),
+        };
+        let record = match self.reader.policy() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("reading the dispatch policy: {e}");
+                return cached.1;
+            }
+        };
+        if record.version == cached.0 {
+            return cached.1;
+        }
+        match DispatchPolicy::from_stored(&record.document) {
+            Ok(policy) => {
+                let policy = Arc::new(policy);
+                if let Ok(mut c) = self.policy_cache.lock() {
+                    *c = (record.version, policy.clone());
+                }
+                policy
+            }
+            Err(e) => {
+                tracing::error!(version = record.version, "dispatch policy not applied: {e}");
+                cached.1
+            }
+        }
+    }
+
+    /// The names of the links configured on this node.
+    pub fn link_names(&self) -> Vec<&str> {
+        self.config.links.iter().map(|l| l.name.as_str()).collect()
     }
 }

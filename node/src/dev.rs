@@ -102,6 +102,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     src_id: "10690001".into(),
                     max_window: args.link_window,
                     max_per_second: args.link_rate,
+                    connections: 1,
                     options: Default::default(),
                 })
                 .collect(),

@@ -8,11 +8,9 @@
 //! so duplicates are bounded by the window of segments awaiting an answer when the node died.
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use herald_protocols::client::{
     ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
@@ -21,13 +19,16 @@ use herald_raft::events::{
     event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
     MessageDispatched, MessageExpired,
 };
-use herald_raft::records::{MessageRecord, SegmentStatus};
+use herald_raft::records::{queue_name, slot_link, LinkTable, MessageRecord, SegmentStatus};
 use herald_raft::types::EventOutcome;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::adaptive_rate::AdaptiveRate;
+use crate::class_pick::ClassPicker;
 use crate::config::LinkConfig;
 use crate::context::Ctx;
+use crate::policy::DispatchPolicy;
 
 /// How long an acknowledgement or report is retried before it is given up (and the message is
 /// left to be resent by the next holder).
@@ -62,13 +63,19 @@ pub async fn run_manager(ctx: Ctx, shutdown: CancellationToken) {
             if holder.node != ctx.id() || running.contains_key(&holder.link) {
                 continue;
             }
-            let Some(link) = ctx.config.link(&holder.link).cloned() else {
-                tracing::warn!(link = %holder.link, "assigned a link this node has no configuration for");
+            let Some(link) = ctx.config.link(slot_link(&holder.link)).cloned() else {
+                tracing::warn!(slot = %holder.link, "assigned a link this node has no configuration for");
                 continue;
             };
-            tracing::info!(link = %link.name, epoch = holder.epoch, "starting link");
+            tracing::info!(slot = %holder.link, epoch = holder.epoch, "starting link");
             let stop = shutdown.child_token();
-            let task = tokio::spawn(run_link(ctx.clone(), link, holder.epoch, stop.clone()));
+            let task = tokio::spawn(run_link(
+                ctx.clone(),
+                link,
+                holder.link.clone(),
+                holder.epoch,
+                stop.clone(),
+            ));
             running.insert(holder.link.clone(), (holder.epoch, stop, task));
         }
         tokio::select! {
@@ -100,18 +107,48 @@ fn settings(link: &LinkConfig) -> LinkSettings {
     }
 }
 
-/// What one link worker shares with its send tasks.
-struct LinkRun {
-    ctx: Ctx,
-    link: LinkConfig,
-    epoch: u64,
-    client: LinkClient,
-    limiter: DefaultDirectRateLimiter,
-    in_progress: Mutex<HashSet<u64>>,
-    stop: CancellationToken,
+/// What one link worker (one connection slot) shares with its send tasks.
+pub(crate) struct LinkRun {
+    pub(crate) ctx: Ctx,
+    pub(crate) link: LinkConfig,
+    /// The slot this worker holds: the link's name, or `name#n`.
+    pub(crate) slot: String,
+    pub(crate) epoch: u64,
+    pub(crate) protocol: Protocol,
+    pub(crate) client: LinkClient,
+    pub(crate) rate: AdaptiveRate,
+    pub(crate) in_progress: Mutex<HashSet<u64>>,
+    /// Since when the connection has been down (None while connected), and why.
+    pub(crate) down_since: Mutex<Option<Instant>>,
+    pub(crate) last_down_reason: Mutex<String>,
+    /// When in-flight messages were last given back to their routes (at most once a second).
+    pub(crate) last_give_back: Mutex<Option<Instant>>,
+    pub(crate) picker: Mutex<ClassPicker>,
+    pub(crate) stop: CancellationToken,
 }
 
-async fn run_link(ctx: Ctx, link: LinkConfig, epoch: u64, stop: CancellationToken) {
+impl LinkRun {
+    /// The slot as events record it: empty for a link's only connection.
+    pub(crate) fn slot_field(&self) -> String {
+        if self.slot == self.link.name {
+            String::new()
+        } else {
+            self.slot.clone()
+        }
+    }
+
+    /// How long the connection has been down (zero while it is up).
+    pub(crate) fn down_for(&self) -> Duration {
+        self.down_since
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .map(|at| at.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: CancellationToken) {
     let protocol: Protocol = match link.protocol.parse() {
         Ok(p) => p,
         Err(e) => {
@@ -121,39 +158,46 @@ async fn run_link(ctx: Ctx, link: LinkConfig, epoch: u64, stop: CancellationToke
         }
     };
     let (client, events) = LinkClient::start(protocol, settings(&link));
-    let rate = NonZeroU32::new(link.max_per_second).unwrap_or(NonZeroU32::MIN);
     let run = Arc::new(LinkRun {
         ctx: ctx.clone(),
-        link: link.clone(),
+        rate: AdaptiveRate::new(link.rate_per_slot()),
+        link,
+        slot: slot.clone(),
         epoch,
+        protocol,
         client: client.clone(),
-        limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)),
         in_progress: Mutex::new(HashSet::new()),
+        down_since: Mutex::new(Some(Instant::now())),
+        last_down_reason: Mutex::new("not connected yet".into()),
+        last_give_back: Mutex::new(None),
+        picker: Mutex::new(ClassPicker::default()),
         stop: stop.clone(),
     });
     let events_task = tokio::spawn(handle_client_events(run.clone(), events));
+    let status_task = tokio::spawn(crate::link_status::run(run.clone()));
     dispatch_loop(run.clone()).await;
     client.shutdown().await;
     events_task.abort();
-    ctx.set_link_connected(&link.name, false);
+    status_task.abort();
+    ctx.set_link_connected(&slot, false);
 }
 
 async fn dispatch_loop(run: Arc<LinkRun>) {
     let ctx = &run.ctx;
     let window = Arc::new(Semaphore::new(run.link.max_window.max(1)));
-    // Messages a previous holder (or this node before a restart) dispatched and the carrier never
-    // acknowledged: they go first.
-    let mut resend: Vec<u64> = ctx
-        .reader
-        .inflight(&run.link.name, usize::MAX)
-        .unwrap_or_default();
+    // Messages a previous holder of this slot (or this node before a restart) dispatched and the
+    // carrier never acknowledged: they go first.
+    let mut resend: Vec<u64> = inflight_of_slot(&run);
     if !resend.is_empty() {
-        tracing::info!(link = %run.link.name, count = resend.len(), "resending in-flight messages");
+        tracing::info!(slot = %run.slot, count = resend.len(), "resending in-flight messages");
     }
     let mut applied = ctx.applied.clone();
     let mut stuck_scan = StuckScan::default();
     while !run.stop.is_cancelled() {
         resend.extend(stuck_scan.poll(&run));
+        if !run.client.is_connected() {
+            crate::link_status::give_back_if_down(&run, &mut resend).await;
+        }
         let free = window.available_permits();
         if free == 0 || !run.client.is_connected() {
             tokio::select! {
@@ -192,6 +236,7 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
                     epoch: run.epoch,
                     attempt: msg.attempts + 1,
                     segments: parts * msg.recipients.len() as u32,
+                    slot: run.slot_field(),
                 }),
             ));
             planned.push(Some(msg));
@@ -287,11 +332,7 @@ impl StuckScan {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
-        let idle: HashSet<u64> = run
-            .ctx
-            .reader
-            .inflight(&run.link.name, usize::MAX)
-            .unwrap_or_default()
+        let idle: HashSet<u64> = inflight_of_slot(run)
             .into_iter()
             .filter(|id| !busy.contains(id))
             .collect();
@@ -312,7 +353,41 @@ fn forget(run: &LinkRun, ids: &[u64]) {
     }
 }
 
-/// Up to `limit` messages to dispatch now: leftovers to resend first, then the queue in order.
+/// The in-flight messages of `link` that this worker's slot dispatched.
+pub(crate) fn inflight_of_slot(run: &LinkRun) -> Vec<u64> {
+    let mine = run.slot_field();
+    run.ctx
+        .reader
+        .inflight_slots(&run.link.name)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, slot)| *slot == mine)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// The queues this link takes messages from now: its own (messages that named it), and the queue
+/// of every route where it is the primary, or where every link ahead of it is down or congested.
+fn served_queues(run: &LinkRun, policy: &DispatchPolicy, table: &LinkTable) -> Vec<String> {
+    let me = run.link.name.as_str();
+    let mut queues = vec![queue_name("", me)];
+    for route in &policy.routes {
+        let Some(position) = route.links.iter().position(|l| l == me) else {
+            continue;
+        };
+        let ahead_unusable = route.links[..position]
+            .iter()
+            .all(|l| !table.link_up(l) || table.link_congested(l));
+        if ahead_unusable {
+            queues.push(queue_name(&route.name, ""));
+        }
+    }
+    queues
+}
+
+/// Up to `limit` messages to dispatch now: leftovers to resend first, then the waiting messages
+/// of the queues this link serves, alarms first and the other classes by weight; a class in its
+/// quiet hours waits.
 fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<MessageRecord> {
     let busy = run
         .in_progress
@@ -328,18 +403,45 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
         }
     }
     if ids.len() < limit {
-        let queued = run
-            .ctx
-            .reader
-            .queued(&run.link.name, limit + busy.len())
-            .unwrap_or_default();
+        let policy = run.ctx.policy();
+        let table = run.ctx.reader.links().unwrap_or_default();
+        let queues = served_queues(run, &policy, &table);
+        let now = now_ms();
         let room = limit - ids.len();
-        let fresh: Vec<u64> = queued
-            .into_iter()
-            .filter(|id| !busy.contains(id) && !ids.contains(id))
-            .take(room)
-            .collect();
-        ids.extend(fresh);
+        let mut waiting: [Vec<u64>; 4] = Default::default();
+        for (priority, class_ids) in waiting.iter_mut().enumerate() {
+            let priority = priority as u32;
+            if policy.quiet_until(priority, now).is_some() {
+                continue;
+            }
+            for queue in &queues {
+                let queued = run
+                    .ctx
+                    .reader
+                    .queued_in_class(queue, priority, room + busy.len())
+                    .unwrap_or_default();
+                class_ids.extend(
+                    queued
+                        .into_iter()
+                        .filter(|id| !busy.contains(id) && !ids.contains(id)),
+                );
+            }
+            // Oldest first across the queues of one class.
+            class_ids.sort_unstable();
+            class_ids.dedup();
+            class_ids.truncate(room);
+        }
+        let weights = [
+            0,
+            policy.classes.notification.weight,
+            policy.classes.customer_service.weight,
+            policy.classes.bulk.weight,
+        ];
+        let picked = match run.picker.lock() {
+            Ok(mut picker) => picker.pick(waiting, weights, room),
+            Err(_) => Vec::new(),
+        };
+        ids.extend(picked);
     }
     ids.into_iter()
         .filter_map(|id| run.ctx.reader.message(id).ok().flatten())
@@ -375,7 +477,8 @@ async fn send_message(run: &Arc<LinkRun>, msg: MessageRecord) -> Vec<tokio::task
     recording
 }
 
-/// Returns false when the rest of the message must not be sent (rejected, or the link stopped).
+/// Returns false when the rest of the message must not be sent (rejected, the link stopped, or
+/// the link is down long enough that the message's route should carry it elsewhere).
 async fn send_segment(
     run: &Arc<LinkRun>,
     msg: &MessageRecord,
@@ -388,7 +491,7 @@ async fn send_segment(
         if run.stop.is_cancelled() {
             return false;
         }
-        run.limiter.until_ready().await;
+        run.rate.until_ready().await;
         match run.client.submit(segment.clone()).await {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
                 let event = Event::new(
@@ -420,6 +523,11 @@ async fn send_segment(
                 retryable,
                 description,
             }) => {
+                let flow_control = run.protocol.is_flow_control(code);
+                if flow_control {
+                    run.rate.throttled();
+                }
+                let retry_at_ms = retry_decision(run, msg, code, retryable, flow_control);
                 let event = Event::new(
                     now_ms(),
                     Kind::CarrierRejected(CarrierRejected {
@@ -429,6 +537,8 @@ async fn send_segment(
                         code,
                         retryable,
                         description,
+                        retry_at_ms,
+                        policy_decided: true,
                     }),
                 );
                 if let Err(e) = run
@@ -439,18 +549,19 @@ async fn send_segment(
                 {
                     tracing::error!(%link, id = msg.id, "carrier rejection not recorded: {e}");
                 }
-                if retryable {
-                    // Flow control or a passing fault: give the carrier room before the message
-                    // is offered again.
-                    let pause = Duration::from_millis(200 * u64::from(msg.attempts.max(1)));
-                    tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
-                }
                 return false;
             }
             Err(SendError::Closed) => return false,
             Err(e) => {
                 // Transport trouble: the segment may or may not have reached the carrier. Send it
-                // again once the link is back (a possible duplicate, bounded by the window).
+                // again once the link is back (a possible duplicate, bounded by the window) —
+                // unless the link stays down and the message's route has other links: then the
+                // worker gives it back to the route (see `link_status::give_back_if_down`).
+                let requeue_after =
+                    Duration::from_millis(run.ctx.policy().failover.requeue_after_ms);
+                if !msg.route.is_empty() && run.down_for() >= requeue_after {
+                    return false;
+                }
                 tracing::debug!(%link, id = msg.id, "segment not acknowledged: {e}; retrying");
                 tokio::select! {
                     _ = run.stop.cancelled() => return false,
@@ -459,6 +570,30 @@ async fn send_segment(
             }
         }
     }
+}
+
+/// When the refused message is offered again (ms since the epoch), or 0 when it fails now: the
+/// class's retry policy decides, and the decision goes into the event. Flow control is the carrier
+/// asking for less traffic, not a verdict on the message: it is retried after a short pause
+/// without counting against the class's attempts (the validity still bounds it).
+fn retry_decision(
+    run: &LinkRun,
+    msg: &MessageRecord,
+    code: u32,
+    protocol_says_retryable: bool,
+    flow_control: bool,
+) -> u64 {
+    let policy = run.ctx.policy();
+    let now = now_ms();
+    if flow_control {
+        return now + 200;
+    }
+    let class = policy.classes.of(msg.priority);
+    let retryable = policy.retryable(msg.priority, code, protocol_says_retryable);
+    if !retryable || msg.attempts >= class.max_attempts {
+        return 0;
+    }
+    now + policy.backoff_ms(msg.priority, msg.attempts).max(1)
 }
 
 async fn handle_client_events(
@@ -470,12 +605,21 @@ async fn handle_client_events(
     while let Some(event) = events.recv().await {
         match event {
             ClientEvent::Connected => {
-                tracing::info!(%link, "link connected");
-                run.ctx.set_link_connected(&link, true);
+                tracing::info!(slot = %run.slot, "link connected");
+                run.ctx.set_link_connected(&run.slot, true);
+                if let Ok(mut d) = run.down_since.lock() {
+                    *d = None;
+                }
             }
             ClientEvent::Disconnected { reason } => {
-                tracing::warn!(%link, %reason, "link down");
-                run.ctx.set_link_connected(&link, false);
+                tracing::warn!(slot = %run.slot, %reason, "link down");
+                run.ctx.set_link_connected(&run.slot, false);
+                if let Ok(mut d) = run.down_since.lock() {
+                    d.get_or_insert_with(Instant::now);
+                }
+                if let Ok(mut r) = run.last_down_reason.lock() {
+                    *r = reason;
+                }
             }
             ClientEvent::Report(report) => {
                 let ack = report.ack;

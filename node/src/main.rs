@@ -1,18 +1,26 @@
 //! The `herald` binary: runs a node, a local development cluster, a carrier simulator, and the
 //! client commands operators and scripts use.
 
+mod adaptive_rate;
+mod admin_cli;
+mod admin_service;
 mod api_service;
 mod bench;
+mod class_pick;
 mod cli_client;
 mod config;
 mod context;
 mod debug;
 mod dev;
-mod expiry;
+mod link_status;
 mod link_worker;
 mod placement;
+mod policy;
 mod proposer;
+mod quota;
+mod routing;
 mod server;
+mod timers;
 mod validate;
 
 use std::path::PathBuf;
@@ -48,6 +56,13 @@ enum Command {
     Send(cli_client::SendArgs),
     /// Shows a message's state and timeline.
     Status(cli_client::StatusArgs),
+    /// Cancels a message not yet handed to a carrier.
+    Cancel(cli_client::CancelArgs),
+    /// The dispatch policy: routes, classes, quotas (replicated; effective on every node).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Load generator: submits messages and measures throughput and latency.
     Bench(bench::BenchArgs),
     /// Cluster commands.
@@ -200,6 +215,16 @@ struct SimCmppArgs {
 enum ClusterCommand {
     /// Members, leader, term, commit index and link placement.
     Status(cli_client::ClusterStatusArgs),
+    /// Moves every link off a node (before stopping it) and gives it none until undrained.
+    Drain(admin_cli::DrainArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Prints the policy in force, every default filled in.
+    Show(admin_cli::PolicyShowArgs),
+    /// Replaces the policy with a TOML (or JSON) file.
+    Set(admin_cli::PolicySetArgs),
 }
 
 fn init_tracing() {
@@ -279,6 +304,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bench::run(args).await
             }
             Command::Status(args) => cli_client::status(args).await,
+            Command::Cancel(args) => cli_client::cancel(args).await,
+            Command::Policy {
+                command: PolicyCommand::Show(args),
+            } => admin_cli::policy_show(args).await,
+            Command::Policy {
+                command: PolicyCommand::Set(args),
+            } => admin_cli::policy_set(args).await,
+            Command::Cluster {
+                command: ClusterCommand::Drain(args),
+            } => admin_cli::drain(args).await,
             Command::Cluster {
                 command: ClusterCommand::Status(args),
             } => cli_client::cluster_status(args).await,

@@ -74,34 +74,195 @@ fn plan(
     may_move: bool,
 ) -> Result<Vec<Event>, herald_raft::projection::ProjectionError> {
     let table = ctx.reader.links()?;
-    let mut load: BTreeMap<NodeId, usize> = live.iter().map(|n| (*n, 0)).collect();
-    for h in &table.links {
-        if let Some(count) = load.get_mut(&h.node) {
-            *count += 1;
+    let slots: Vec<(String, String)> = ctx
+        .config
+        .links
+        .iter()
+        .flat_map(|l| l.slots().into_iter().map(|s| (l.name.clone(), s)))
+        .collect();
+    let current: BTreeMap<String, (NodeId, u64)> = table
+        .links
+        .iter()
+        .map(|h| (h.link.clone(), (h.node, h.epoch)))
+        .collect();
+    let eligible: BTreeSet<NodeId> = live
+        .iter()
+        .copied()
+        .filter(|n| !table.is_drained(*n))
+        .collect();
+    Ok(assign(&slots, &current, live, &eligible, may_move)
+        .into_iter()
+        .map(|(slot, node, epoch)| {
+            Event::new(
+                now_ms(),
+                Kind::LinkAssigned(LinkAssigned {
+                    link: slot,
+                    node,
+                    epoch,
+                }),
+            )
+        })
+        .collect())
+}
+
+/// The pure placement rule. `slots` are (link, slot) pairs; `current` the slot table; `live` the
+/// nodes heard from; `eligible` the live nodes not drained. Returns (slot, node, epoch) moves:
+/// - a slot without a holder, or whose holder is lost (once `may_move`) or drained, goes to the
+///   eligible node with the fewest slots of the same link, then the fewest slots overall;
+/// - otherwise, when `may_move` and one node holds two or more slots more than another (a node
+///   joined or came back), one slot moves from the busiest to the idlest per round.
+pub fn assign(
+    slots: &[(String, String)],
+    current: &BTreeMap<String, (NodeId, u64)>,
+    live: &BTreeSet<NodeId>,
+    eligible: &BTreeSet<NodeId>,
+    may_move: bool,
+) -> Vec<(String, NodeId, u64)> {
+    let mut holder: BTreeMap<&str, NodeId> = BTreeMap::new();
+    for (_, slot) in slots {
+        if let Some((node, _)) = current.get(slot) {
+            holder.insert(slot, *node);
         }
     }
-    let mut events = Vec::new();
-    for link in &ctx.config.links {
-        let holder = table.holder(&link.name);
-        let needs_holder = match holder {
+    let load = |holder: &BTreeMap<&str, NodeId>, node: NodeId, link: Option<&str>| {
+        slots
+            .iter()
+            .filter(|(l, s)| holder.get(s.as_str()) == Some(&node) && link.is_none_or(|x| x == l))
+            .count()
+    };
+    let mut moves = Vec::new();
+    for (link, slot) in slots {
+        let needs = match holder.get(slot.as_str()) {
             None => true,
-            Some(h) => may_move && !live.contains(&h.node),
+            Some(node) if !eligible.contains(node) && live.contains(node) => true, // drained
+            Some(node) => may_move && !live.contains(node),
         };
-        if !needs_holder {
+        if !needs {
             continue;
         }
-        let Some((&node, _)) = load.iter().min_by_key(|(id, count)| (**count, **id)) else {
+        let Some(node) = eligible
+            .iter()
+            .copied()
+            .min_by_key(|n| (load(&holder, *n, Some(link)), load(&holder, *n, None), *n))
+        else {
             continue;
         };
-        *load.entry(node).or_default() += 1;
-        events.push(Event::new(
-            now_ms(),
-            Kind::LinkAssigned(LinkAssigned {
-                link: link.name.clone(),
-                node,
-                epoch: holder.map(|h| h.epoch).unwrap_or(0) + 1,
-            }),
-        ));
+        let epoch = current.get(slot).map(|(_, e)| *e).unwrap_or(0) + 1;
+        holder.insert(slot, node);
+        moves.push((slot.clone(), node, epoch));
     }
-    Ok(events)
+    if moves.is_empty() && may_move && eligible.len() > 1 {
+        let by_load = |h: &BTreeMap<&str, NodeId>| {
+            let mut v: Vec<(usize, NodeId)> =
+                eligible.iter().map(|n| (load(h, *n, None), *n)).collect();
+            v.sort();
+            v
+        };
+        let loads = by_load(&holder);
+        if let (Some(&(low, idle)), Some(&(high, busy))) = (loads.first(), loads.last()) {
+            if high >= low + 2 {
+                if let Some((_, slot)) = slots
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| holder.get(s.as_str()) == Some(&busy))
+                {
+                    let epoch = current.get(slot).map(|(_, e)| *e).unwrap_or(0) + 1;
+                    moves.push((slot.clone(), idle, epoch));
+                }
+            }
+        }
+    }
+    moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(spec: &[(&str, u32)]) -> Vec<(String, String)> {
+        spec.iter()
+            .flat_map(|(link, n)| {
+                (0..*n).map(move |i| {
+                    let slot = if *n == 1 {
+                        link.to_string()
+                    } else {
+                        format!("{link}#{i}")
+                    };
+                    (link.to_string(), slot)
+                })
+            })
+            .collect()
+    }
+
+    fn nodes(ids: &[NodeId]) -> BTreeSet<NodeId> {
+        ids.iter().copied().collect()
+    }
+
+    fn apply(current: &mut BTreeMap<String, (NodeId, u64)>, moves: &[(String, NodeId, u64)]) {
+        for (slot, node, epoch) in moves {
+            current.insert(slot.clone(), (*node, *epoch));
+        }
+    }
+
+    #[test]
+    fn connections_of_one_link_spread_over_nodes() {
+        let s = slots(&[("a", 3), ("b", 1)]);
+        let mut current = BTreeMap::new();
+        let moves = assign(&s, &current, &nodes(&[1, 2, 3]), &nodes(&[1, 2, 3]), false);
+        apply(&mut current, &moves);
+        let a_nodes: BTreeSet<NodeId> = ["a#0", "a#1", "a#2"]
+            .iter()
+            .map(|k| current[*k].0)
+            .collect();
+        assert_eq!(a_nodes.len(), 3, "{current:?}");
+    }
+
+    #[test]
+    fn a_drained_node_loses_its_slots_at_once_and_gets_none() {
+        let s = slots(&[("a", 2), ("b", 1), ("c", 1)]);
+        let mut current = BTreeMap::new();
+        let all = nodes(&[1, 2, 3, 4]);
+        let first = assign(&s, &current, &all, &all, false);
+        apply(&mut current, &first);
+        let on_4: Vec<String> = current
+            .iter()
+            .filter(|(_, (n, _))| *n == 4)
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert!(!on_4.is_empty());
+        let eligible = nodes(&[1, 2, 3]);
+        let moves = assign(&s, &current, &all, &eligible, false);
+        apply(&mut current, &moves);
+        assert!(current.values().all(|(n, _)| *n != 4));
+        for slot in on_4 {
+            assert_eq!(current[&slot].1, 2, "a moved slot gets the next epoch");
+        }
+    }
+
+    #[test]
+    fn a_lost_node_loses_its_slots_only_once_moving_is_allowed() {
+        let s = slots(&[("a", 1)]);
+        let mut current = BTreeMap::from([("a".to_string(), (3, 4))]);
+        let live = nodes(&[1, 2]);
+        assert!(assign(&s, &current, &live, &live, false).is_empty());
+        let moves = assign(&s, &current, &live, &live, true);
+        assert_eq!(moves, [("a".to_string(), 1, 5)]);
+        apply(&mut current, &moves);
+    }
+
+    #[test]
+    fn a_returning_node_gets_slots_back_one_at_a_time() {
+        let s = slots(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)]);
+        let mut current: BTreeMap<String, (NodeId, u64)> = [("a", 1), ("b", 1), ("c", 2), ("d", 2)]
+            .iter()
+            .map(|(k, n)| (k.to_string(), (*n, 1)))
+            .collect();
+        let all = nodes(&[1, 2, 3]);
+        let moves = assign(&s, &current, &all, &all, true);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].1, 3);
+        apply(&mut current, &moves);
+        // 1-1-2 or 2-1-1: balanced within one, no more moves.
+        assert!(assign(&s, &current, &all, &all, true).is_empty());
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_api::v1::admin_server::AdminServer;
 use herald_api::v1::cluster_server::ClusterServer;
 use herald_api::v1::internal_server::InternalServer;
 use herald_api::v1::messaging_server::MessagingServer;
@@ -15,11 +16,12 @@ use herald_raft::state_machine::StateMachineStore;
 use herald_raft::types::{Member, Raft};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin_service::AdminService;
 use crate::api_service::{ClusterService, MessagingService};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::proposer::Proposer;
-use crate::{expiry, link_worker, placement};
+use crate::{link_worker, placement, timers};
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -64,6 +66,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         reader: ProjectionReader::new(db.clone()),
         applied,
         link_connected: Default::default(),
+        policy_cache: Default::default(),
+        client_rates: Default::default(),
     });
     let shutdown = CancellationToken::new();
 
@@ -80,6 +84,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .add_service(MessagingServer::new(MessagingService::new(ctx.clone())))
         .add_service(ClusterServer::new(ClusterService::new(ctx.clone())))
+        .add_service(AdminServer::new(AdminService::new(ctx.clone())))
         .serve_with_shutdown(config.grpc_listen, shutdown.clone().cancelled_owned());
     let internal_task = tokio::spawn(internal);
     let public_task = tokio::spawn(public);
@@ -106,7 +111,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
 
     tokio::spawn(placement::run(ctx.clone()));
-    tokio::spawn(expiry::run(ctx.clone()));
+    tokio::spawn(timers::run(ctx.clone()));
     let links = tokio::spawn(link_worker::run_manager(ctx.clone(), shutdown.clone()));
     tracing::info!(
         node = config.node_id,

@@ -5,16 +5,27 @@ use herald_api::v1::{Priority, SubmitRequest};
 use tonic::Status;
 
 use crate::config::NodeConfig;
+use crate::policy::DispatchPolicy;
+use crate::routing;
 
-/// A submission that passed every check, normalised.
+/// A submission that passed every check, normalised and routed.
 pub struct ValidSubmission {
     pub recipients: Vec<String>,
     pub text: String,
     /// 0 = alarm … 3 = bulk.
     pub priority: u32,
+    /// The route whose links carry it; empty when the client named a link or no route matched.
+    pub route: String,
+    /// The named link, the route's primary, or the link chosen without a route.
     pub link: String,
     pub validity_seconds: u64,
+    /// Not before this time (0: at once), and why.
+    pub send_at_ms: u64,
+    pub deferred_because: String,
 }
+
+/// The longest a send may be scheduled ahead.
+const MAX_SCHEDULE_AHEAD_MS: u64 = 366 * 24 * 3600 * 1000;
 
 fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {rule}"))
@@ -66,7 +77,14 @@ fn default_link(config: &NodeConfig, recipient: &str) -> Option<String> {
     )
 }
 
-pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmission, Status> {
+/// Checks `req` and decides its route, validity and send time under `policy`.
+pub fn submission(
+    req: &SubmitRequest,
+    config: &NodeConfig,
+    policy: &DispatchPolicy,
+    client: &str,
+    now_ms: u64,
+) -> Result<ValidSubmission, Status> {
     let limits = &config.messages;
     if req.recipients.is_empty() {
         return Err(invalid("recipients", "at least one recipient is required"));
@@ -116,12 +134,20 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
             ))
         }
     };
-    let link = if req.link.is_empty() {
-        default_link(config, &recipients[0]).ok_or_else(|| {
+    let routed = req
+        .link
+        .is_empty()
+        .then(|| routing::route_for(policy, &recipients[0], client, priority))
+        .flatten();
+    let (route, link) = if let Some(route) = routed {
+        (route.name.clone(), route.links[0].clone())
+    } else if req.link.is_empty() {
+        let link = default_link(config, &recipients[0]).ok_or_else(|| {
             Status::failed_precondition("no carrier link is configured on this cluster")
-        })?
+        })?;
+        (String::new(), link)
     } else if config.link(&req.link).is_some() {
-        req.link.clone()
+        (String::new(), req.link.clone())
     } else {
         return Err(invalid(
             "link",
@@ -143,17 +169,44 @@ pub fn submission(req: &SubmitRequest, config: &NodeConfig) -> Result<ValidSubmi
     if req.client_ref.len() > 128 {
         return Err(invalid("client_ref", "at most 128 bytes"));
     }
-    let validity_seconds = if req.validity_seconds == 0 {
-        limits.default_validity_seconds
-    } else {
-        u64::from(req.validity_seconds)
+    let class = policy.classes.of(priority);
+    let validity_seconds = match (req.validity_seconds, class.validity_seconds) {
+        (0, 0) => limits.default_validity_seconds,
+        (0, class_default) => class_default,
+        (given, _) => u64::from(given),
     };
+    if req.send_at_ms > now_ms + MAX_SCHEDULE_AHEAD_MS {
+        return Err(invalid(
+            "send_at_ms",
+            "at most one year ahead (milliseconds since the Unix epoch)",
+        ));
+    }
+    let mut send_at_ms = if req.send_at_ms > now_ms {
+        req.send_at_ms
+    } else {
+        0
+    };
+    let mut deferred_because = if send_at_ms > 0 {
+        "scheduled".to_string()
+    } else {
+        String::new()
+    };
+    if let Some(end) = policy.quiet_until(priority, send_at_ms.max(now_ms)) {
+        send_at_ms = end;
+        deferred_because = format!(
+            "quiet hours of {}",
+            crate::policy::CLASS_NAMES[priority as usize]
+        );
+    }
     Ok(ValidSubmission {
         recipients,
         text: req.text.clone(),
         priority,
+        route,
         link,
         validity_seconds,
+        send_at_ms,
+        deferred_because,
     })
 }
 

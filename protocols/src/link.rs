@@ -68,6 +68,24 @@ impl Protocol {
 }
 
 impl Protocol {
+    /// Whether a refusal code is the carrier asking to send less (flow control) rather than a
+    /// verdict on the message: the sender slows down and offers the message again.
+    pub fn is_flow_control(self, code: u32) -> bool {
+        match self {
+            // CMPP Result 8: flow control error.
+            Protocol::Cmpp3 | Protocol::Cmpp2 => code == 8,
+            // ESME_RTHROTTLED and ESME_RMSGQFUL.
+            Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
+                code == crate::smpp::status::ESME_RTHROTTLED || code == 0x14
+            }
+            // SGIP 88: flow control (see `crate::sgip`).
+            Protocol::Sgip => code == 88,
+            // SMGP and CNGP have no flow-control code: 1 (system busy) and 75 (over the sending
+            // limit) are how gateways say it (see `crate::smgp::status`).
+            Protocol::Smgp | Protocol::Cngp => code == 1 || code == 75,
+        }
+    }
+
     /// The interface_version an SMPP protocol name fixes (`None` for plain `smpp` and non-SMPP).
     fn smpp_version(self) -> Option<u8> {
         match self {

@@ -28,6 +28,9 @@ pub const CF_ORPHAN_REPORTS: &str = "sm_orphan_reports_v1";
 /// `expires-at (ms, big-endian) ++ message id` for every message not yet terminal: lets the leader
 /// find the messages whose validity ran out without scanning them all.
 pub const CF_EXPIRY: &str = "sm_expiry_v1";
+/// `due (ms, big-endian) ++ message id` for every SCHEDULED message: lets the leader release the
+/// messages whose time came.
+pub const CF_SCHEDULED: &str = "sm_scheduled_v1";
 /// Projection metadata: last applied log id, membership, id counter, link assignments.
 pub const CF_SM_META: &str = "sm_meta_v1";
 
@@ -41,6 +44,7 @@ pub const PROJECTION_CFS: &[&str] = &[
     CF_ORPHAN_REPORTS,
     CF_SM_META,
     CF_EXPIRY,
+    CF_SCHEDULED,
 ];
 
 const ALL_CFS: &[&str] = &[
@@ -54,6 +58,7 @@ const ALL_CFS: &[&str] = &[
     CF_ORPHAN_REPORTS,
     CF_SM_META,
     CF_EXPIRY,
+    CF_SCHEDULED,
 ];
 
 /// Opens (creating if needed) the node's database under `dir`.

@@ -17,7 +17,10 @@ pub struct Event {
     /// Milliseconds since the Unix epoch, taken where the event was observed.
     #[prost(uint64, tag = "1")]
     pub at_ms: u64,
-    #[prost(oneof = "event::Kind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(
+        oneof = "event::Kind",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
+    )]
     pub kind: Option<event::Kind>,
 }
 
@@ -41,6 +44,16 @@ pub mod event {
         LinkAssigned(super::LinkAssigned),
         #[prost(message, tag = "9")]
         Canceled(super::MessageCanceled),
+        #[prost(message, tag = "10")]
+        Released(super::MessageReleased),
+        #[prost(message, tag = "11")]
+        Requeued(super::MessageRequeued),
+        #[prost(message, tag = "12")]
+        LinkStatus(super::LinkStatusChanged),
+        #[prost(message, tag = "13")]
+        PolicyChanged(super::PolicyChanged),
+        #[prost(message, tag = "14")]
+        NodeDrain(super::NodeDrainChanged),
     }
 }
 
@@ -68,6 +81,17 @@ pub struct MessageSubmitted {
     /// The message expires at this time (ms since epoch); 0 = never.
     #[prost(uint64, tag = "8")]
     pub expires_at_ms: u64,
+    /// The route whose links may carry the message (its queue is the route's); empty when the
+    /// client named a link, which is then the only one.
+    #[prost(string, tag = "9")]
+    pub route: String,
+    /// Not to be sent before this time (ms since epoch): a scheduled send, or the end of the
+    /// class's quiet hours. 0 or a time already past = at once.
+    #[prost(uint64, tag = "10")]
+    pub send_at_ms: u64,
+    /// Why the message waits until `send_at_ms` ("scheduled", "quiet hours of bulk"), for its timeline.
+    #[prost(string, tag = "11")]
+    pub deferred_because: String,
 }
 
 /// A link holder took a message off the queue and is about to send it.
@@ -87,6 +111,9 @@ pub struct MessageDispatched {
     /// How many carrier submissions (recipients × parts) the message takes on this link.
     #[prost(uint32, tag = "6")]
     pub segments: u32,
+    /// The connection slot of the link that sends it (`link#n`); empty = the link's only slot.
+    #[prost(string, tag = "7")]
+    pub slot: String,
 }
 
 /// The carrier acknowledged one segment and gave it an id.
@@ -117,6 +144,13 @@ pub struct CarrierRejected {
     pub retryable: bool,
     #[prost(string, tag = "6")]
     pub description: String,
+    /// The retry policy's decision, taken by the link holder: with `policy_decided`, the message
+    /// waits until `retry_at_ms` and is offered again, or fails when it is 0. Events written
+    /// before retry policies existed leave both unset and fall back to [`crate::projection::MAX_ATTEMPTS`].
+    #[prost(uint64, tag = "7")]
+    pub retry_at_ms: u64,
+    #[prost(bool, tag = "8")]
+    pub policy_decided: bool,
 }
 
 /// A delivery report from the carrier, matched to its message by `link` and `carrier_id`.
@@ -152,6 +186,70 @@ pub struct MessageCanceled {
     pub message_id: u64,
 }
 
+/// A scheduled (or backed-off) message's time came: it joins its queue.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageReleased {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+}
+
+/// A link holder gave a message back to its queue unsent (the link is down and the route has
+/// other links): any link of the route may take it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageRequeued {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    /// The slot and epoch of the dispatch being given back: a stale holder's requeue is ignored.
+    #[prost(string, tag = "3")]
+    pub slot: String,
+    #[prost(uint64, tag = "4")]
+    pub epoch: u64,
+    #[prost(string, tag = "5")]
+    pub reason: String,
+}
+
+/// A link holder saw its carrier connection change: up or down, congested (flow-control answers)
+/// or not. Routes read this to decide when backups take over.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkStatusChanged {
+    #[prost(string, tag = "1")]
+    pub link: String,
+    #[prost(string, tag = "2")]
+    pub slot: String,
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+    #[prost(bool, tag = "4")]
+    pub up: bool,
+    #[prost(bool, tag = "5")]
+    pub congested: bool,
+    #[prost(string, tag = "6")]
+    pub reason: String,
+}
+
+/// An operator replaced the dispatch policy (routes, classes, quotas). `document` is the policy as
+/// JSON with its own `format` field; the projection keeps it as given and nodes interpret it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PolicyChanged {
+    /// Must be the current version + 1, so two operators' concurrent edits cannot both win.
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(string, tag = "2")]
+    pub document: String,
+    #[prost(string, tag = "3")]
+    pub changed_by: String,
+}
+
+/// An operator drained a node (its links move away and it gets none) or undrained it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeDrainChanged {
+    #[prost(uint64, tag = "1")]
+    pub node: u64,
+    #[prost(bool, tag = "2")]
+    pub drained: bool,
+}
+
 /// The leader handed a link to a node; `epoch` grows with every assignment of that link.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LinkAssigned {
@@ -183,6 +281,11 @@ impl Event {
             Some(Expired(_)) => "MessageExpired",
             Some(LinkAssigned(_)) => "LinkAssigned",
             Some(Canceled(_)) => "MessageCanceled",
+            Some(Released(_)) => "MessageReleased",
+            Some(Requeued(_)) => "MessageRequeued",
+            Some(LinkStatus(_)) => "LinkStatusChanged",
+            Some(PolicyChanged(_)) => "PolicyChanged",
+            Some(NodeDrain(_)) => "NodeDrainChanged",
             None => "Unknown",
         }
     }

@@ -37,6 +37,13 @@ pub fn inflight_prefix(link: &str) -> Vec<u8> {
     queue_prefix(link)
 }
 
+/// The in-flight value: the dispatch's epoch, then its slot name.
+pub fn inflight_value(epoch: u64, slot: &str) -> Vec<u8> {
+    let mut value = epoch.to_be_bytes().to_vec();
+    value.extend_from_slice(slot.as_bytes());
+    value
+}
+
 pub fn inflight(link: &str, id: u64) -> Vec<u8> {
     let mut key = inflight_prefix(link);
     key.extend_from_slice(&id.to_be_bytes());
@@ -59,6 +66,24 @@ pub const META_LAST_APPLIED: &[u8] = b"last_applied";
 pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_NEXT_ID: &[u8] = b"next_message_id";
 pub const META_LINKS: &[u8] = b"links";
+pub const META_POLICY: &[u8] = b"policy";
+
+/// Counter of a client's messages not yet terminal (for its queued-messages quota).
+pub fn pending_of(client_id: &str) -> Vec<u8> {
+    join(&[b"pending", client_id.as_bytes()])
+}
+
+/// Orders scheduled messages by when they are due (same layout as [`expiry`]).
+pub fn scheduled(due_ms: u64, id: u64) -> Vec<u8> {
+    expiry(due_ms, id)
+}
+
+/// Prefix of one priority class within a queue.
+pub fn queue_class_prefix(queue: &str, priority: u32) -> Vec<u8> {
+    let mut key = queue_prefix(queue);
+    key.push(priority.min(255) as u8);
+    key
+}
 
 fn join(parts: &[&[u8]]) -> Vec<u8> {
     let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());

@@ -10,11 +10,13 @@ use prost::Message as _;
 
 use crate::db::{
     CF_CARRIER_IDS, CF_EXPIRY, CF_IDEMPOTENCY, CF_INFLIGHT, CF_MESSAGES, CF_ORPHAN_REPORTS,
-    CF_QUEUE, CF_SM_META,
+    CF_QUEUE, CF_SCHEDULED, CF_SM_META,
 };
 use crate::events::{event::Kind, DeliveryReported, Event};
 use crate::keys;
-use crate::records::{LinkTable, MessageRecord, MessageState, SegmentRecord, SegmentStatus};
+use crate::records::{
+    LinkTable, MessageRecord, MessageState, PolicyRecord, SegmentRecord, SegmentStatus,
+};
 use crate::types::EventOutcome;
 
 /// How many times a message is offered to a carrier that answers "retry later" before it fails.
@@ -73,6 +75,31 @@ pub fn load_links(kv: &impl Kv) -> Result<LinkTable, ProjectionError> {
     }
 }
 
+pub fn load_policy(kv: &impl Kv) -> Result<PolicyRecord, ProjectionError> {
+    match kv.get(CF_SM_META, keys::META_POLICY)? {
+        Some(bytes) => decode("dispatch policy", &bytes),
+        None => Ok(PolicyRecord::default()),
+    }
+}
+
+/// How many of `client_id`'s messages have not reached a terminal state.
+pub fn pending_of(kv: &impl Kv, client_id: &str) -> Result<u64, ProjectionError> {
+    Ok(kv
+        .get(CF_SM_META, &keys::pending_of(client_id))?
+        .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0))
+}
+
+fn add_pending(kv: &mut impl Kv, client_id: &str, delta: i64) -> Result<(), ProjectionError> {
+    let next = pending_of(kv, client_id)?.saturating_add_signed(delta);
+    kv.put(
+        CF_SM_META,
+        keys::pending_of(client_id),
+        next.to_be_bytes().to_vec(),
+    );
+    Ok(())
+}
+
 fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
     let current = match kv.get(CF_SM_META, keys::META_NEXT_ID)? {
         Some(bytes) => {
@@ -96,11 +123,51 @@ fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
     Ok(current)
 }
 
-fn save(kv: &mut impl Kv, msg: &MessageRecord) {
+/// Stores `msg`; `before` is its state before this event (for the per-client pending count).
+fn save(
+    kv: &mut impl Kv,
+    msg: &MessageRecord,
+    before: MessageState,
+) -> Result<(), ProjectionError> {
     kv.put(CF_MESSAGES, keys::message(msg.id), msg.encode_to_vec());
     // Only messages that can still change wait for their expiry.
-    if msg.state().is_terminal() && msg.expires_at_ms != 0 {
-        kv.delete(CF_EXPIRY, keys::expiry(msg.expires_at_ms, msg.id));
+    if msg.state().is_terminal() {
+        if msg.expires_at_ms != 0 {
+            kv.delete(CF_EXPIRY, keys::expiry(msg.expires_at_ms, msg.id));
+        }
+        if !before.is_terminal() {
+            add_pending(kv, &msg.client_id, -1)?;
+        }
+    }
+    Ok(())
+}
+
+fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord) {
+    msg.state = MessageState::Accepted as u32;
+    msg.not_before_ms = 0;
+    kv.put(
+        CF_QUEUE,
+        keys::queue(&msg.queue_name(), msg.priority, msg.id),
+        Vec::new(),
+    );
+}
+
+/// Parks the message until `due_ms` (the leader releases it then with a `MessageReleased`).
+fn schedule(kv: &mut impl Kv, msg: &mut MessageRecord, due_ms: u64) {
+    msg.state = MessageState::Scheduled as u32;
+    msg.not_before_ms = due_ms;
+    kv.put(CF_SCHEDULED, keys::scheduled(due_ms, msg.id), Vec::new());
+}
+
+/// Takes the message out of whichever waiting place it is in (queue, schedule, in-flight set).
+fn unqueue(kv: &mut impl Kv, msg: &MessageRecord) {
+    kv.delete(
+        CF_QUEUE,
+        keys::queue(&msg.queue_name(), msg.priority, msg.id),
+    );
+    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+    if msg.state() == MessageState::Scheduled {
+        kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
     }
 }
 
@@ -134,7 +201,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 }
             }
             let id = next_message_id(kv)?;
-            let msg = MessageRecord {
+            let mut msg = MessageRecord {
                 id,
                 client_id: s.client_id.clone(),
                 idempotency_key: s.idempotency_key.clone(),
@@ -143,7 +210,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 text: s.text.clone(),
                 priority: s.priority,
                 link: s.link.clone(),
-                state: MessageState::Accepted as u32,
+                route: s.route.clone(),
                 submitted_at_ms: event.at_ms,
                 expires_at_ms: s.expires_at_ms,
                 timeline: vec![event.clone()],
@@ -152,11 +219,16 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             if let Some(key) = idem_key {
                 kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
             }
-            kv.put(CF_QUEUE, keys::queue(&s.link, s.priority, id), Vec::new());
+            if s.send_at_ms > event.at_ms {
+                schedule(kv, &mut msg, s.send_at_ms);
+            } else {
+                enqueue(kv, &mut msg);
+            }
             if s.expires_at_ms != 0 {
                 kv.put(CF_EXPIRY, keys::expiry(s.expires_at_ms, id), Vec::new());
             }
-            save(kv, &msg);
+            add_pending(kv, &s.client_id, 1)?;
+            save(kv, &msg, MessageState::Accepted)?;
             Ok(EventOutcome::Submitted {
                 message_id: id,
                 created: true,
@@ -166,11 +238,13 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let Some(mut msg) = load_message(kv, d.message_id)? else {
                 return Ok(ignored("unknown message"));
             };
-            if msg.state().is_terminal() {
+            let before = msg.state();
+            if before.is_terminal() {
                 return Ok(ignored("message is already terminal"));
             }
+            let slot = if d.slot.is_empty() { &d.link } else { &d.slot };
             let links = load_links(kv)?;
-            match links.holder(&d.link) {
+            match links.holder(slot) {
                 Some(h) if h.node == d.node && h.epoch == d.epoch => {}
                 _ => {
                     return Ok(ignored(
@@ -178,13 +252,21 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                     ))
                 }
             }
-            if !matches!(msg.state(), MessageState::Accepted | MessageState::Sending) {
+            if !matches!(before, MessageState::Accepted | MessageState::Sending) {
                 return Ok(ignored("message is not waiting to be sent"));
             }
-            kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
-            // A dispatch on another link than the last one moves the message's in-flight entry.
-            kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+            // Compare-and-set on the attempt number: of two connections that picked the same
+            // message, only the first dispatch counts and only its sender may send.
+            if d.attempt != msg.attempts + 1 {
+                return Ok(ignored(format!(
+                    "attempt {} is not the next one ({})",
+                    d.attempt,
+                    msg.attempts + 1
+                )));
+            }
+            unqueue(kv, &msg);
             msg.link = d.link.clone();
+            msg.slot = d.slot.clone();
             msg.state = MessageState::Sending as u32;
             msg.attempts = d.attempt;
             msg.epoch = d.epoch;
@@ -195,16 +277,17 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             kv.put(
                 CF_INFLIGHT,
                 keys::inflight(&d.link, msg.id),
-                d.epoch.to_be_bytes().to_vec(),
+                keys::inflight_value(d.epoch, &d.slot),
             );
             msg.timeline.push(event.clone());
-            save(kv, &msg);
+            save(kv, &msg, before)?;
             Ok(EventOutcome::Applied)
         }
         Kind::CarrierAccepted(a) => {
             let Some(mut msg) = load_message(kv, a.message_id)? else {
                 return Ok(ignored("unknown message"));
             };
+            let before = msg.state();
             let Some(segment) = msg.segments.get_mut(a.segment as usize) else {
                 return Ok(ignored("no such segment"));
             };
@@ -230,32 +313,36 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 }
             }
             settle(kv, &mut msg);
-            save(kv, &msg);
+            save(kv, &msg, before)?;
             Ok(EventOutcome::Applied)
         }
         Kind::CarrierRejected(r) => {
             let Some(mut msg) = load_message(kv, r.message_id)? else {
                 return Ok(ignored("unknown message"));
             };
+            let before = msg.state();
             // Only a message in flight can be refused: a late answer from an older dispatch of a
             // message that was requeued, sent or finished since must not move it again.
-            if msg.state() != MessageState::Sending {
+            if before != MessageState::Sending {
                 return Ok(ignored("message is not in flight"));
             }
             msg.last_error = format!("carrier code {}: {}", r.code, r.description);
+            msg.last_code = r.code;
             msg.timeline.push(event.clone());
             kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
-            if r.retryable && msg.attempts < MAX_ATTEMPTS {
-                msg.state = MessageState::Accepted as u32;
-                kv.put(
-                    CF_QUEUE,
-                    keys::queue(&msg.link, msg.priority, msg.id),
-                    Vec::new(),
-                );
+            let retry = if r.policy_decided {
+                r.retry_at_ms > 0
             } else {
+                r.retryable && msg.attempts < MAX_ATTEMPTS
+            };
+            if !retry {
                 msg.state = MessageState::Failed as u32;
+            } else if r.policy_decided && r.retry_at_ms > event.at_ms {
+                schedule(kv, &mut msg, r.retry_at_ms);
+            } else {
+                enqueue(kv, &mut msg);
             }
-            save(kv, &msg);
+            save(kv, &msg, before)?;
             Ok(EventOutcome::Applied)
         }
         Kind::DeliveryReported(report) => {
@@ -284,19 +371,55 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let Some(mut msg) = load_message(kv, id)? else {
                 return Ok(ignored("unknown message"));
             };
+            let before = msg.state();
             record_report(&mut msg, seg, report);
             msg.timeline.push(event.clone());
             settle(kv, &mut msg);
-            save(kv, &msg);
+            save(kv, &msg, before)?;
             Ok(EventOutcome::Applied)
         }
         Kind::Expired(e) => finish_early(kv, e.message_id, event, MessageState::Expired, false),
         Kind::Canceled(c) => finish_early(kv, c.message_id, event, MessageState::Canceled, true),
+        Kind::Released(r) => {
+            let Some(mut msg) = load_message(kv, r.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            let before = msg.state();
+            if before != MessageState::Scheduled {
+                return Ok(ignored("message is not scheduled"));
+            }
+            kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
+            enqueue(kv, &mut msg);
+            msg.timeline.push(event.clone());
+            save(kv, &msg, before)?;
+            Ok(EventOutcome::Applied)
+        }
+        Kind::Requeued(r) => {
+            let Some(mut msg) = load_message(kv, r.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            let before = msg.state();
+            // Only the slot's current holder may give back what that slot has in flight (a
+            // previous holder's dispatch included); a fenced worker may not.
+            let slot = if r.slot.is_empty() { &r.link } else { &r.slot };
+            if load_links(kv)?.holder(slot).map(|h| h.epoch) != Some(r.epoch) {
+                return Ok(ignored("requeue from a node that no longer holds the link"));
+            }
+            if before != MessageState::Sending || msg.link != r.link || msg.slot != r.slot {
+                return Ok(ignored("message is not in flight on that connection"));
+            }
+            kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+            enqueue(kv, &mut msg);
+            msg.timeline.push(event.clone());
+            save(kv, &msg, before)?;
+            Ok(EventOutcome::Applied)
+        }
         Kind::LinkAssigned(l) => {
             let mut links = load_links(kv)?;
             match links.links.iter_mut().find(|h| h.link == l.link) {
                 Some(h) if h.epoch >= l.epoch => return Ok(ignored("stale link assignment")),
                 Some(h) => {
+                    // The link's reported condition stays until the new holder reports its own.
                     h.node = l.node;
                     h.epoch = l.epoch;
                 }
@@ -304,9 +427,56 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                     link: l.link.clone(),
                     node: l.node,
                     epoch: l.epoch,
+                    ..Default::default()
                 }),
             }
             kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
+            Ok(EventOutcome::Applied)
+        }
+        Kind::LinkStatus(l) => {
+            let slot = if l.slot.is_empty() { &l.link } else { &l.slot };
+            let mut links = load_links(kv)?;
+            let Some(h) = links.links.iter_mut().find(|h| &h.link == slot) else {
+                return Ok(ignored("no such link"));
+            };
+            if h.epoch != l.epoch {
+                return Ok(ignored("status from a node that no longer holds the link"));
+            }
+            h.down = !l.up;
+            h.congested = l.congested;
+            h.status_reason = l.reason.clone();
+            kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
+            Ok(EventOutcome::Applied)
+        }
+        Kind::NodeDrain(n) => {
+            let mut links = load_links(kv)?;
+            links.drained.retain(|id| *id != n.node);
+            if n.drained {
+                links.drained.push(n.node);
+                links.drained.sort_unstable();
+            }
+            kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
+            Ok(EventOutcome::Applied)
+        }
+        Kind::PolicyChanged(p) => {
+            let current = load_policy(kv)?;
+            if p.version != current.version + 1 {
+                return Ok(ignored(format!(
+                    "policy version {} is not the next one: the current version is {}",
+                    p.version, current.version
+                )));
+            }
+            let record = PolicyRecord {
+                version: p.version,
+                document: p.document.clone(),
+                changed_at_ms: event.at_ms,
+                changed_by: p.changed_by.clone(),
+            };
+            kv.put(
+                CF_SM_META,
+                keys::META_POLICY.to_vec(),
+                record.encode_to_vec(),
+            );
             Ok(EventOutcome::Applied)
         }
     }
@@ -332,10 +502,9 @@ fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) {
     if statuses.contains(&SegmentStatus::Pending) {
         return;
     }
-    // A late acknowledgement can complete a message that was requeued meanwhile: it leaves the
-    // queue as well as the in-flight set.
-    kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
-    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+    // A late acknowledgement can complete a message that was requeued or rescheduled meanwhile:
+    // it leaves every waiting place.
+    unqueue(kv, msg);
     let reported = statuses
         .iter()
         .all(|s| matches!(s, SegmentStatus::Delivered | SegmentStatus::Undelivered));
@@ -358,16 +527,16 @@ fn finish_early(
     let Some(mut msg) = load_message(kv, id)? else {
         return Ok(ignored("unknown message"));
     };
-    if msg.state().is_terminal() {
+    let before = msg.state();
+    if before.is_terminal() {
         return Ok(ignored("message is already terminal"));
     }
-    if only_if_unsent && msg.state() != MessageState::Accepted {
+    if only_if_unsent && !matches!(before, MessageState::Accepted | MessageState::Scheduled) {
         return Ok(ignored("message is already being sent"));
     }
-    kv.delete(CF_QUEUE, keys::queue(&msg.link, msg.priority, msg.id));
-    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+    unqueue(kv, &msg);
     msg.state = state as u32;
     msg.timeline.push(event.clone());
-    save(kv, &msg);
+    save(kv, &msg, before)?;
     Ok(EventOutcome::Applied)
 }

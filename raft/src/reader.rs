@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, DB};
 
-use crate::db::{self, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE};
+use crate::db::{self, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE, CF_SCHEDULED};
 use crate::keys;
-use crate::projection::{load_links, load_message, Kv, ProjectionError};
-use crate::records::{LinkTable, MessageRecord};
+use crate::projection::{load_links, load_message, load_policy, Kv, ProjectionError};
+use crate::records::{LinkTable, MessageRecord, PolicyRecord};
 
 #[derive(Clone)]
 pub struct ProjectionReader {
@@ -47,9 +47,20 @@ impl ProjectionReader {
         load_links(&DbKv(&self.db))
     }
 
-    /// Up to `limit` message ids queued on `link`, most urgent first, oldest first within a priority.
-    pub fn queued(&self, link: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
-        self.ids_with_prefix(CF_QUEUE, &keys::queue_prefix(link), limit)
+    /// Up to `limit` message ids waiting in `queue` (a link's, or a route's: see
+    /// [`crate::records::queue_name`]), most urgent first, oldest first within a priority.
+    pub fn queued(&self, queue: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        self.ids_with_prefix(CF_QUEUE, &keys::queue_prefix(queue), limit)
+    }
+
+    /// Up to `limit` message ids of one priority class waiting in `queue`, oldest first.
+    pub fn queued_in_class(
+        &self,
+        queue: &str,
+        priority: u32,
+        limit: usize,
+    ) -> Result<Vec<u64>, ProjectionError> {
+        self.ids_with_prefix(CF_QUEUE, &keys::queue_class_prefix(queue, priority), limit)
     }
 
     /// Ids of the messages dispatched on `link` and not yet fully acknowledged by the carrier.
@@ -57,12 +68,52 @@ impl ProjectionReader {
         self.ids_with_prefix(CF_INFLIGHT, &keys::inflight_prefix(link), limit)
     }
 
+    /// The in-flight messages of `link` with the slot that dispatched each.
+    pub fn inflight_slots(&self, link: &str) -> Result<Vec<(u64, String)>, ProjectionError> {
+        let prefix = keys::inflight_prefix(link);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            db::cf(&self.db, CF_INFLIGHT),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let slot = String::from_utf8_lossy(value.get(8..).unwrap_or_default()).into_owned();
+            if let Some(id) = keys::id_suffix(&key) {
+                out.push((id, slot));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The dispatch policy in force (version 0 and an empty document before any was set).
+    pub fn policy(&self) -> Result<PolicyRecord, ProjectionError> {
+        load_policy(&DbKv(&self.db))
+    }
+
+    /// How many of a client's messages are not terminal yet.
+    pub fn pending_of(&self, client_id: &str) -> Result<u64, ProjectionError> {
+        crate::projection::pending_of(&DbKv(&self.db), client_id)
+    }
+
     /// Up to `limit` ids of non-terminal messages whose validity ended at or before `now_ms`.
     pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        self.due_in(CF_EXPIRY, now_ms, limit)
+    }
+
+    /// Up to `limit` ids of SCHEDULED messages due at or before `now_ms`.
+    pub fn due_scheduled(&self, now_ms: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
+        self.due_in(CF_SCHEDULED, now_ms, limit)
+    }
+
+    fn due_in(&self, cf: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         let mut ids = Vec::new();
         let iter = self
             .db
-            .iterator_cf(db::cf(&self.db, CF_EXPIRY), IteratorMode::Start);
+            .iterator_cf(db::cf(&self.db, cf), IteratorMode::Start);
         for item in iter {
             let (key, _) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
             match keys::expiry_time(&key) {

@@ -18,6 +18,8 @@ pub enum MessageState {
     Failed = 6,
     Expired = 7,
     Canceled = 8,
+    /// Committed, waiting for its send time (a scheduled send, quiet hours, a retry's backoff).
+    Scheduled = 9,
 }
 
 impl MessageState {
@@ -32,6 +34,7 @@ impl MessageState {
             6 => Failed,
             7 => Expired,
             8 => Canceled,
+            9 => Scheduled,
             _ => return None,
         })
     }
@@ -59,6 +62,7 @@ impl MessageState {
             Failed => "FAILED",
             Expired => "EXPIRED",
             Canceled => "CANCELED",
+            Scheduled => "SCHEDULED",
         }
     }
 }
@@ -135,33 +139,115 @@ pub struct MessageRecord {
     pub timeline: Vec<Event>,
     #[prost(string, tag = "17")]
     pub last_error: String,
+    /// The route the message was submitted to (empty: the client named `link`).
+    #[prost(string, tag = "18")]
+    pub route: String,
+    /// While SCHEDULED: when it joins its queue.
+    #[prost(uint64, tag = "19")]
+    pub not_before_ms: u64,
+    /// The connection slot of the latest accepted dispatch.
+    #[prost(string, tag = "20")]
+    pub slot: String,
+    /// The carrier code of the latest refusal (0: none).
+    #[prost(uint32, tag = "21")]
+    pub last_code: u32,
 }
 
 impl MessageRecord {
     pub fn state(&self) -> MessageState {
         MessageState::from_u32(self.state).unwrap_or(MessageState::Accepted)
     }
+
+    /// The name of the queue the message waits in: its route's, or its link's.
+    pub fn queue_name(&self) -> String {
+        queue_name(&self.route, &self.link)
+    }
 }
 
-/// Which node holds a link, and since which epoch.
+/// Route queues and link queues share one column family; a route's queue name starts with a
+/// control character no link name may contain, so the two never collide.
+pub fn queue_name(route: &str, link: &str) -> String {
+    if route.is_empty() {
+        link.to_string()
+    } else {
+        format!("\u{1}{route}")
+    }
+}
+
+/// Which node holds a connection slot of a link, since which epoch, and how the link fares there.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LinkHolder {
+    /// The slot: the link's name for a link of one connection, `name#n` for each of several.
     #[prost(string, tag = "1")]
     pub link: String,
     #[prost(uint64, tag = "2")]
     pub node: u64,
     #[prost(uint64, tag = "3")]
     pub epoch: u64,
+    /// The holder reported the carrier connection down (unknown counts as up: a link is given
+    /// the benefit of the doubt until its holder says otherwise).
+    #[prost(bool, tag = "4")]
+    pub down: bool,
+    /// The holder reported flow-control answers from the carrier.
+    #[prost(bool, tag = "5")]
+    pub congested: bool,
+    #[prost(string, tag = "6")]
+    pub status_reason: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LinkTable {
     #[prost(message, repeated, tag = "1")]
     pub links: Vec<LinkHolder>,
+    /// Nodes an operator drained: they hold no links.
+    #[prost(uint64, repeated, tag = "2")]
+    pub drained: Vec<u64>,
+}
+
+/// The link a slot belongs to (`sms#2` → `sms`).
+pub fn slot_link(slot: &str) -> &str {
+    slot.split_once('#').map(|(link, _)| link).unwrap_or(slot)
 }
 
 impl LinkTable {
-    pub fn holder(&self, link: &str) -> Option<&LinkHolder> {
-        self.links.iter().find(|h| h.link == link)
+    /// The holder of a slot (a link of one connection is its own slot).
+    pub fn holder(&self, slot: &str) -> Option<&LinkHolder> {
+        self.links.iter().find(|h| h.link == slot)
     }
+
+    /// Every slot of `link`.
+    pub fn slots_of<'a>(&'a self, link: &'a str) -> impl Iterator<Item = &'a LinkHolder> + 'a {
+        self.links
+            .iter()
+            .filter(move |h| slot_link(&h.link) == link)
+    }
+
+    /// A link is usable when at least one of its slots is not reported down (or none reported).
+    pub fn link_up(&self, link: &str) -> bool {
+        let mut slots = self.slots_of(link).peekable();
+        slots.peek().is_none() || self.slots_of(link).any(|h| !h.down)
+    }
+
+    /// Congested when every slot that is up reports flow control.
+    pub fn link_congested(&self, link: &str) -> bool {
+        let up: Vec<&LinkHolder> = self.slots_of(link).filter(|h| !h.down).collect();
+        !up.is_empty() && up.iter().all(|h| h.congested)
+    }
+
+    pub fn is_drained(&self, node: u64) -> bool {
+        self.drained.contains(&node)
+    }
+}
+
+/// The dispatch policy in force, as an operator last set it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PolicyRecord {
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(string, tag = "2")]
+    pub document: String,
+    #[prost(uint64, tag = "3")]
+    pub changed_at_ms: u64,
+    #[prost(string, tag = "4")]
+    pub changed_by: String,
 }

@@ -623,6 +623,7 @@ mod tests {
             epoch: 1,
             attempt: 1,
             segments,
+            ..Default::default()
         })
     }
 
@@ -662,6 +663,15 @@ mod tests {
                     submit("k2"),
                     submit(""),
                     submit("k4"),
+                    Kind::Submitted(MessageSubmitted {
+                        client_id: "client".into(),
+                        idempotency_key: "later".into(),
+                        recipients: vec!["+1".into()],
+                        text: "scheduled".into(),
+                        link: "acme".into(),
+                        send_at_ms: 4_000_000_000_000,
+                        ..Default::default()
+                    }),
                 ],
             ),
             normal(3, vec![dispatch(1, 2), dispatch(2, 2), dispatch(3, 1)]),
@@ -692,7 +702,7 @@ mod tests {
         let messages = db
             .iterator_cf(db::cf(&db, CF_MESSAGES), IteratorMode::Start)
             .count();
-        assert_eq!(messages, 4);
+        assert_eq!(messages, 5);
     }
 
     #[test]

@@ -4,13 +4,16 @@
 //! event comes out ("new 1", "dup 1", "applied", "ignored"), and the resulting message record is
 //! checked. No RocksDB here: the projection is pure, and that is what these tests rely on.
 
-use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE};
+use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE, CF_SCHEDULED};
 use herald_raft::events::{
     event::Kind, CarrierAccepted, CarrierRejected, DeliveryReported, Event, LinkAssigned,
-    MessageCanceled, MessageDispatched, MessageExpired, MessageSubmitted,
+    MessageCanceled, MessageDispatched, MessageExpired, MessageReleased, MessageRequeued,
+    MessageSubmitted,
 };
 use herald_raft::keys;
-use herald_raft::projection::{apply_event, load_links, load_message, MemKv, MAX_ATTEMPTS};
+use herald_raft::projection::{
+    apply_event, load_links, load_message, pending_of, MemKv, MAX_ATTEMPTS,
+};
 use herald_raft::records::{MessageRecord, MessageState, SegmentStatus};
 use herald_raft::types::EventOutcome;
 use proptest::prelude::*;
@@ -34,6 +37,7 @@ fn submit_on(client: &str, key: &str, recipients: &[&str], link: &str) -> Kind {
         priority: 1,
         link: link.into(),
         expires_at_ms: 0,
+        ..Default::default()
     })
 }
 
@@ -53,6 +57,7 @@ fn dispatch(id: u64, node: u64, epoch: u64, attempt: u32, segments: u32) -> Kind
         epoch,
         attempt,
         segments,
+        ..Default::default()
     })
 }
 
@@ -73,6 +78,7 @@ fn rejected(id: u64, code: u32, retryable: bool) -> Kind {
         code,
         retryable,
         description: "refused".into(),
+        ..Default::default()
     })
 }
 
@@ -404,7 +410,7 @@ fn failover_redispatch_keeps_acknowledged_segments() {
             &[
                 accepted(1, 0, "c-0"),
                 assign(LINK, 8, 2),
-                dispatch(1, 8, 2, 1, 2)
+                dispatch(1, 8, 2, 2, 2)
             ]
         ),
         ["applied"; 3]
@@ -434,7 +440,7 @@ fn redispatch_with_a_different_segment_count_rebuilds_the_segments() {
             &[
                 accepted(1, 0, "c-0"),
                 assign(LINK, 8, 2),
-                dispatch(1, 8, 2, 1, 3)
+                dispatch(1, 8, 2, 2, 3)
             ]
         ),
         ["applied"; 3]
@@ -822,6 +828,7 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 epoch,
                 attempt,
                 segments,
+                ..Default::default()
             })
         ),
         3 => (id.clone(), link.clone(), 0..3u32, cid.clone()).prop_map(|(id, link, segment, c)| {
@@ -840,9 +847,10 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 code: 88,
                 retryable,
                 description: String::new(),
+                ..Default::default()
             })
         }),
-        3 => (link, cid, any::<bool>()).prop_map(|(link, c, delivered)| {
+        3 => (link.clone(), cid, any::<bool>()).prop_map(|(link, c, delivered)| {
             Kind::DeliveryReported(DeliveryReported {
                 link: link.into(),
                 carrier_id: c.into(),
@@ -853,7 +861,36 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
             })
         }),
         1 => id.clone().prop_map(expire),
-        1 => id.prop_map(cancel),
+        1 => id.clone().prop_map(cancel),
+        1 => (prop::sample::select(&["x", "y"][..]), prop::sample::select(&[0u64, 5, 500][..]))
+            .prop_map(|(client, send_at_ms)| Kind::Submitted(MessageSubmitted {
+                client_id: client.into(),
+                recipients: vec!["+1".into()],
+                text: "later".into(),
+                route: "r".into(),
+                send_at_ms,
+                ..Default::default()
+            })),
+        1 => id.clone().prop_map(|message_id| Kind::Released(MessageReleased { message_id })),
+        1 => (id.clone(), link.clone(), 1..=4u64).prop_map(|(message_id, link, epoch)| {
+            Kind::Requeued(MessageRequeued {
+                message_id,
+                link: link.into(),
+                epoch,
+                ..Default::default()
+            })
+        }),
+        1 => (id, link, prop::sample::select(&[0u64, 3, 900][..])).prop_map(|(message_id, link, retry_at_ms)| {
+            Kind::CarrierRejected(CarrierRejected {
+                message_id,
+                link: link.into(),
+                code: 8,
+                retryable: true,
+                retry_at_ms,
+                policy_decided: true,
+                ..Default::default()
+            })
+        }),
     ]
 }
 
@@ -949,6 +986,25 @@ fn check_indexes(kinds: &[Kind]) -> Result<(), String> {
                 return Err(format!(
                     "after event {i}: message {id} is {} yet queued",
                     s.name()
+                ));
+            }
+            let scheduled = indexed_in(&kv, CF_SCHEDULED, id);
+            if scheduled != (s == MessageState::Scheduled) {
+                return Err(format!(
+                    "after event {i}: message {id} is {} and scheduled={scheduled}",
+                    s.name()
+                ));
+            }
+        }
+        for client in ["x", "y"] {
+            let open = (1..=kinds.len() as u64)
+                .filter_map(|id| load_message(&kv, id).unwrap())
+                .filter(|m| m.client_id == client && !m.state().is_terminal())
+                .count() as u64;
+            let counted = pending_of(&kv, client).unwrap();
+            if open != counted {
+                return Err(format!(
+                    "after event {i}: client {client} has {open} open messages, counted {counted}"
                 ));
             }
         }

@@ -1,0 +1,141 @@
+//! A link's sending rate: never above the configured maximum, halved when the carrier answers
+//! with flow control, and recovered step by step while it does not (additive increase,
+//! multiplicative decrease — the carrier gets room at once, and no resend storm follows).
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// How long without flow control before the rate grows one step.
+const CALM: Duration = Duration::from_secs(1);
+
+pub struct AdaptiveRate {
+    max: u32,
+    state: Mutex<State>,
+}
+
+struct State {
+    current: u32,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    last_change: Instant,
+    last_throttle: Option<Instant>,
+}
+
+fn limiter(rate: u32) -> Arc<DefaultDirectRateLimiter> {
+    let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+    ))
+}
+
+impl AdaptiveRate {
+    pub fn new(max_per_second: u32) -> Self {
+        let max = max_per_second.max(1);
+        AdaptiveRate {
+            max,
+            state: Mutex::new(State {
+                current: max,
+                limiter: limiter(max),
+                last_change: Instant::now(),
+                last_throttle: None,
+            }),
+        }
+    }
+
+    /// Waits for the next send's turn.
+    pub async fn until_ready(&self) {
+        let limiter = match self.state.lock() {
+            Ok(mut s) => {
+                self.recover(&mut s, Instant::now());
+                s.limiter.clone()
+            }
+            Err(_) => return,
+        };
+        limiter.until_ready().await;
+    }
+
+    /// The carrier answered with flow control: halve the rate (at most once per second, since the
+    /// answers to sends already under way arrive together).
+    pub fn throttled(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            let now = Instant::now();
+            s.last_throttle = Some(now);
+            if now.duration_since(s.last_change) >= CALM || s.current == self.max {
+                let next = (s.current / 2).max(1);
+                if next != s.current {
+                    tracing::info!(
+                        from = s.current,
+                        to = next,
+                        "carrier flow control: slowing down"
+                    );
+                    s.current = next;
+                    s.limiter = limiter(next);
+                }
+                s.last_change = now;
+            }
+        }
+    }
+
+    /// Whether the carrier asked to slow down within `window`.
+    pub fn congested_within(&self, window: Duration) -> bool {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.last_throttle)
+            .is_some_and(|t| t.elapsed() < window)
+    }
+
+    pub fn current(&self) -> u32 {
+        self.state.lock().map(|s| s.current).unwrap_or(self.max)
+    }
+
+    fn recover(&self, s: &mut State, now: Instant) {
+        if s.current >= self.max || now.duration_since(s.last_change) < CALM {
+            return;
+        }
+        let calm_since = s
+            .last_throttle
+            .is_none_or(|t| now.duration_since(t) >= CALM);
+        if calm_since {
+            let step = (self.max / 10).max(1);
+            s.current = (s.current + step).min(self.max);
+            s.limiter = limiter(s.current);
+            s.last_change = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_control_halves_and_calm_recovers_up_to_the_maximum() {
+        let rate = AdaptiveRate::new(100);
+        rate.throttled();
+        assert_eq!(rate.current(), 50);
+        // A burst of answers to sends already under way halves only once.
+        rate.throttled();
+        assert_eq!(rate.current(), 50);
+        let mut s = rate.state.lock().unwrap();
+        let later = Instant::now() + Duration::from_secs(2);
+        rate.recover(&mut s, later);
+        assert_eq!(s.current, 60);
+        for i in 0..10 {
+            rate.recover(&mut s, later + CALM * (i + 1));
+        }
+        assert_eq!(s.current, 100, "never above the configured maximum");
+    }
+
+    #[test]
+    fn the_rate_never_drops_below_one_per_second() {
+        let rate = AdaptiveRate::new(3);
+        for _ in 0..5 {
+            rate.throttled();
+            rate.state.lock().unwrap().last_change -= CALM;
+        }
+        assert_eq!(rate.current(), 1);
+    }
+}

@@ -1,0 +1,102 @@
+//! Operators' commands on the Admin API: `herald policy show|set` and `herald cluster drain`.
+
+use herald_api::v1::admin_client::AdminClient;
+use herald_api::v1::{DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
+
+use crate::cli_client::{channel, status_error};
+
+#[derive(clap::Args)]
+pub struct PolicyShowArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PolicySetArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    /// The policy file (TOML, or JSON); `-` reads standard input.
+    file: String,
+    /// The version this change is based on; by default the current one (last writer wins).
+    #[arg(long)]
+    expected_version: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct DrainArgs {
+    #[arg(long, default_value = "127.0.0.1:7101")]
+    endpoint: String,
+    /// The node to drain.
+    node: u64,
+    /// Undrain instead: the node takes links again.
+    #[arg(long)]
+    undo: bool,
+}
+
+pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
+    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let p = client
+        .get_policy(GetPolicyRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.json {
+        println!("{}", p.json);
+    } else {
+        println!("# policy version {} (set by {:?})", p.version, p.changed_by);
+        print!("{}", p.toml);
+    }
+    Ok(())
+}
+
+pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
+    let document = if args.file == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.file))?
+    };
+    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let expected_version = match args.expected_version {
+        Some(v) => v,
+        None => {
+            client
+                .get_policy(GetPolicyRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .version
+        }
+    };
+    let mut request = tonic::Request::new(SetPolicyRequest {
+        document,
+        expected_version,
+    });
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    if let Ok(value) = user.parse() {
+        request.metadata_mut().insert("x-herald-client", value);
+    }
+    let resp = client
+        .set_policy(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("policy version {}", resp.version);
+    Ok(())
+}
+
+pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let resp = client
+        .drain_node(DrainNodeRequest {
+            node: args.node,
+            drained: !args.undo,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("drained nodes: {:?}", resp.drained);
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Per-client submission limits from the policy: a rate per node (governor, keyed by client) and
+//! a ceiling on the client's messages not yet terminal (from the projection's replicated count).
+//! A refused submission gets `RESOURCE_EXHAUSTED` with a retry hint and writes nothing.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tonic::Status;
+
+use crate::policy::DispatchPolicy;
+
+type SharedLimiter = std::sync::Arc<DefaultKeyedRateLimiter<()>>;
+
+/// One keyed limiter per configured rate, rebuilt when the policy changes a client's rate.
+#[derive(Default)]
+pub struct ClientRates {
+    limiters: Mutex<std::collections::HashMap<(String, u32), SharedLimiter>>,
+}
+
+/// The metadata key of the retry hint on a refused submission, in milliseconds.
+pub const RETRY_AFTER_KEY: &str = "retry-after-ms";
+
+fn exhausted(rule: String, retry_after: Duration) -> Status {
+    let ms = retry_after.as_millis().max(1) as u64;
+    let mut status = Status::resource_exhausted(format!("{rule}; retry after {ms} ms"));
+    if let Ok(value) = ms.to_string().parse() {
+        status.metadata_mut().insert(RETRY_AFTER_KEY, value);
+    }
+    status
+}
+
+impl ClientRates {
+    /// Admits `count` submissions of `client` now, or refuses them all.
+    pub fn admit(
+        &self,
+        policy: &DispatchPolicy,
+        client: &str,
+        count: u32,
+        pending: impl FnOnce() -> u64,
+    ) -> Result<(), Status> {
+        let Some(quota) = policy.clients.get(client) else {
+            return Ok(());
+        };
+        if quota.max_queued > 0 {
+            let pending = pending();
+            if pending + u64::from(count) > quota.max_queued {
+                return Err(exhausted(
+                    format!(
+                        "client {client:?} has {pending} messages not yet sent or finished; its quota is {} (max-queued)",
+                        quota.max_queued
+                    ),
+                    Duration::from_secs(1),
+                ));
+            }
+        }
+        let Some(rate) = NonZeroU32::new(quota.max_per_second) else {
+            return Ok(());
+        };
+        let limiter = {
+            let Ok(mut map) = self.limiters.lock() else {
+                return Ok(());
+            };
+            map.entry((client.to_string(), rate.get()))
+                .or_insert_with(|| std::sync::Arc::new(RateLimiter::keyed(Quota::per_second(rate))))
+                .clone()
+        };
+        let n = NonZeroU32::new(count.max(1)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&(), n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(exhausted(
+                format!("client {client:?} is over its rate of {rate} submissions per second"),
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )),
+            Err(_) => Err(exhausted(
+                format!("a batch of {count} is more than client {client:?}'s rate of {rate} per second allows at once"),
+                Duration::from_secs(1),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ClientQuota;
+
+    fn policy(max_per_second: u32, max_queued: u64) -> DispatchPolicy {
+        let mut p = DispatchPolicy::default();
+        p.clients.insert(
+            "erp".into(),
+            ClientQuota {
+                max_per_second,
+                max_queued,
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn unknown_clients_are_not_limited() {
+        let rates = ClientRates::default();
+        for _ in 0..1000 {
+            rates.admit(&policy(1, 1), "crm", 1, || 10_000).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_queued_ceiling_refuses_with_a_retry_hint() {
+        let rates = ClientRates::default();
+        rates.admit(&policy(0, 10), "erp", 3, || 7).unwrap();
+        let refused = rates.admit(&policy(0, 10), "erp", 4, || 7).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("max-queued"),
+            "{}",
+            refused.message()
+        );
+        assert!(refused.metadata().get(RETRY_AFTER_KEY).is_some());
+    }
+
+    #[test]
+    fn the_rate_refuses_beyond_its_burst() {
+        let rates = ClientRates::default();
+        let p = policy(5, 0);
+        let admitted = (0..20)
+            .filter(|_| rates.admit(&p, "erp", 1, || 0).is_ok())
+            .count();
+        assert_eq!(admitted, 5, "a burst of one second's worth, then refusals");
+    }
+}

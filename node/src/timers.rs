@@ -1,0 +1,62 @@
+//! The leader's clock-driven decisions, each recorded as an event so every node sees the same:
+//! - messages whose validity ran out become EXPIRED (`MessageExpired`), whatever state they were
+//!   stuck in (queued on a link nobody can run, sent but never reported) — this is what makes every
+//!   acknowledged message reach a terminal state;
+//! - SCHEDULED messages whose time came (a scheduled send, the end of quiet hours, a retry's
+//!   backoff) join their queue (`MessageReleased`).
+
+use std::time::Duration;
+
+use herald_raft::events::{event::Kind, now_ms, Event, MessageExpired, MessageReleased};
+use openraft::async_runtime::WatchReceiver as _;
+use openraft::ServerState;
+
+use crate::context::Ctx;
+
+/// Most messages expired or released by one proposal.
+const SWEEP_BATCH: usize = 1000;
+
+pub async fn run(ctx: Ctx) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if ctx.raft.metrics().borrow_watched().state != ServerState::Leader {
+            continue;
+        }
+        let now = now_ms();
+        let expired = ctx.reader.expired(now, SWEEP_BATCH);
+        let due = ctx.reader.due_scheduled(now, SWEEP_BATCH);
+        let (expired, due) = match (expired, due) {
+            (Ok(e), Ok(d)) => (e, d),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("reading the expiry or schedule index: {e}");
+                continue;
+            }
+        };
+        if expired.is_empty() && due.is_empty() {
+            continue;
+        }
+        if !expired.is_empty() {
+            tracing::info!(
+                count = expired.len(),
+                "expiring messages past their validity"
+            );
+        }
+        // Expiry first: a message both due and expired must not be sent.
+        let events: Vec<Event> = expired
+            .iter()
+            .map(|&message_id| Event::new(now, Kind::Expired(MessageExpired { message_id })))
+            .chain(
+                due.iter()
+                    .filter(|id| !expired.contains(id))
+                    .map(|&message_id| {
+                        Event::new(now, Kind::Released(MessageReleased { message_id }))
+                    }),
+            )
+            .collect();
+        if let Err(e) = ctx.proposer.propose(events).await {
+            tracing::warn!("expiry or release not committed: {e}");
+        }
+    }
+}
