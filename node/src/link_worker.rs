@@ -590,10 +590,12 @@ fn retry_decision(
     }
     let class = policy.classes.of(msg.priority);
     let retryable = policy.retryable(msg.priority, code, protocol_says_retryable);
-    if !retryable || msg.attempts >= class.max_attempts {
+    // `msg` is the record as it was before this attempt's dispatch.
+    let this_attempt = msg.attempts + 1;
+    if !retryable || this_attempt >= class.max_attempts {
         return 0;
     }
-    now + policy.backoff_ms(msg.priority, msg.attempts).max(1)
+    now + policy.backoff_ms(msg.priority, this_attempt).max(1)
 }
 
 async fn handle_client_events(

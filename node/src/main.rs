@@ -209,6 +209,10 @@ struct SimCmppArgs {
     /// Send a mobile-originated message on every connection this often, in milliseconds.
     #[arg(long)]
     mo_every_ms: Option<u64>,
+    /// Fault: refuse every SUBMIT to numbers starting with PREFIX, with Result CODE
+    /// (PREFIX=CODE); repeatable.
+    #[arg(long = "reject-dest")]
+    reject_dest: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -433,7 +437,18 @@ async fn run_cmpp_sim(args: SimCmppArgs) -> anyhow::Result<()> {
         gateway_id: args.gateway_id,
         version: args.version,
     };
+    let mut reject_dest = Vec::new();
+    for spec in &args.reject_dest {
+        let parsed = spec
+            .split_once('=')
+            .and_then(|(prefix, code)| Some((prefix.to_string(), code.parse::<u32>().ok()?)));
+        match parsed {
+            Some(rule) => reject_dest.push(rule),
+            None => anyhow::bail!("--reject-dest {spec:?}: expected PREFIX=CODE"),
+        }
+    }
     let faults = herald_protocols::sim::cmpp::SimFaults {
+        reject_dest,
         submit_resp_delay: std::time::Duration::from_millis(args.submit_resp_delay_ms),
         max_per_second: args.max_per_second,
         max_window: args.max_window,

@@ -19,6 +19,7 @@ use crate::context::Ctx;
 pub async fn run(ctx: Ctx) {
     let lost_after = Duration::from_millis(ctx.config.placement.node_lost_after_ms);
     let mut leader_since: Option<Instant> = None;
+    let mut parked_since: BTreeMap<String, Instant> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
@@ -32,7 +33,7 @@ pub async fn run(ctx: Ctx) {
         // A new leader has not heard every follower yet: give them one loss period before moving
         // links away from them.
         let may_move = since.elapsed() >= lost_after;
-        match plan(&ctx, &live, may_move) {
+        match plan(&ctx, &live, may_move, &mut parked_since) {
             Ok(events) if !events.is_empty() => {
                 for e in &events {
                     if let Some(Kind::LinkAssigned(l)) = &e.kind {
@@ -72,8 +73,20 @@ fn plan(
     ctx: &Ctx,
     live: &BTreeSet<NodeId>,
     may_move: bool,
+    parked_since: &mut BTreeMap<String, Instant>,
 ) -> Result<Vec<Event>, herald_raft::projection::ProjectionError> {
     let table = ctx.reader.links()?;
+    parked_since.retain(|slot, _| table.holder(slot).is_some_and(|h| h.node == PARKED));
+    for h in table.links.iter().filter(|h| h.node == PARKED) {
+        parked_since
+            .entry(h.link.clone())
+            .or_insert_with(Instant::now);
+    }
+    let parked_ready: BTreeSet<String> = parked_since
+        .iter()
+        .filter(|(_, at)| at.elapsed() >= PARK_GRACE)
+        .map(|(slot, _)| slot.clone())
+        .collect();
     let slots: Vec<(String, String)> = ctx
         .config
         .links
@@ -90,20 +103,29 @@ fn plan(
         .copied()
         .filter(|n| !table.is_drained(*n))
         .collect();
-    Ok(assign(&slots, &current, live, &eligible, may_move)
-        .into_iter()
-        .map(|(slot, node, epoch)| {
-            Event::new(
-                now_ms(),
-                Kind::LinkAssigned(LinkAssigned {
-                    link: slot,
-                    node,
-                    epoch,
-                }),
-            )
-        })
-        .collect())
+    Ok(
+        assign(&slots, &current, live, &eligible, may_move, &parked_ready)
+            .into_iter()
+            .map(|(slot, node, epoch)| {
+                Event::new(
+                    now_ms(),
+                    Kind::LinkAssigned(LinkAssigned {
+                        link: slot,
+                        node,
+                        epoch,
+                    }),
+                )
+            })
+            .collect(),
+    )
 }
+
+/// The "node" of a slot taken from its holder and not yet given to another: nobody runs it.
+pub const PARKED: NodeId = 0;
+
+/// How long a slot stays parked before its next holder gets it: the old holder must have applied
+/// the change and closed its carrier connection, so one slot is never connected twice.
+const PARK_GRACE: Duration = Duration::from_secs(1);
 
 /// The pure placement rule. `slots` are (link, slot) pairs; `current` the slot table; `live` the
 /// nodes heard from; `eligible` the live nodes not drained. Returns (slot, node, epoch) moves:
@@ -117,6 +139,7 @@ pub fn assign(
     live: &BTreeSet<NodeId>,
     eligible: &BTreeSet<NodeId>,
     may_move: bool,
+    parked_ready: &BTreeSet<String>,
 ) -> Vec<(String, NodeId, u64)> {
     let mut holder: BTreeMap<&str, NodeId> = BTreeMap::new();
     for (_, slot) in slots {
@@ -132,9 +155,17 @@ pub fn assign(
     };
     let mut moves = Vec::new();
     for (link, slot) in slots {
+        let epoch = current.get(slot).map(|(_, e)| *e).unwrap_or(0) + 1;
         let needs = match holder.get(slot.as_str()) {
             None => true,
-            Some(node) if !eligible.contains(node) && live.contains(node) => true, // drained
+            Some(&PARKED) => parked_ready.contains(slot),
+            Some(node) if !eligible.contains(node) && live.contains(node) => {
+                // Drained but alive: park the slot first, so the old holder has closed its
+                // connection before another node opens one.
+                holder.insert(slot, PARKED);
+                moves.push((slot.clone(), PARKED, epoch));
+                continue;
+            }
             Some(node) => may_move && !live.contains(node),
         };
         if !needs {
@@ -147,7 +178,6 @@ pub fn assign(
         else {
             continue;
         };
-        let epoch = current.get(slot).map(|(_, e)| *e).unwrap_or(0) + 1;
         holder.insert(slot, node);
         moves.push((slot.clone(), node, epoch));
     }
@@ -160,14 +190,15 @@ pub fn assign(
         };
         let loads = by_load(&holder);
         if let (Some(&(low, idle)), Some(&(high, busy))) = (loads.first(), loads.last()) {
-            if high >= low + 2 {
+            // Parked first, like a drain; then the least loaded node (the idle one) gets it.
+            if high >= low + 2 && idle != busy {
                 if let Some((_, slot)) = slots
                     .iter()
                     .rev()
                     .find(|(_, s)| holder.get(s.as_str()) == Some(&busy))
                 {
                     let epoch = current.get(slot).map(|(_, e)| *e).unwrap_or(0) + 1;
-                    moves.push((slot.clone(), idle, epoch));
+                    moves.push((slot.clone(), PARKED, epoch));
                 }
             }
         }
@@ -194,6 +225,10 @@ mod tests {
             .collect()
     }
 
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+
     fn nodes(ids: &[NodeId]) -> BTreeSet<NodeId> {
         ids.iter().copied().collect()
     }
@@ -208,7 +243,14 @@ mod tests {
     fn connections_of_one_link_spread_over_nodes() {
         let s = slots(&[("a", 3), ("b", 1)]);
         let mut current = BTreeMap::new();
-        let moves = assign(&s, &current, &nodes(&[1, 2, 3]), &nodes(&[1, 2, 3]), false);
+        let moves = assign(
+            &s,
+            &current,
+            &nodes(&[1, 2, 3]),
+            &nodes(&[1, 2, 3]),
+            false,
+            &none(),
+        );
         apply(&mut current, &moves);
         let a_nodes: BTreeSet<NodeId> = ["a#0", "a#1", "a#2"]
             .iter()
@@ -222,7 +264,7 @@ mod tests {
         let s = slots(&[("a", 2), ("b", 1), ("c", 1)]);
         let mut current = BTreeMap::new();
         let all = nodes(&[1, 2, 3, 4]);
-        let first = assign(&s, &current, &all, &all, false);
+        let first = assign(&s, &current, &all, &all, false, &none());
         apply(&mut current, &first);
         let on_4: Vec<String> = current
             .iter()
@@ -231,11 +273,23 @@ mod tests {
             .collect();
         assert!(!on_4.is_empty());
         let eligible = nodes(&[1, 2, 3]);
-        let moves = assign(&s, &current, &all, &eligible, false);
+        let moves = assign(&s, &current, &all, &eligible, false, &none());
         apply(&mut current, &moves);
-        assert!(current.values().all(|(n, _)| *n != 4));
-        for slot in on_4 {
-            assert_eq!(current[&slot].1, 2, "a moved slot gets the next epoch");
+        for slot in &on_4 {
+            assert_eq!(
+                current[slot],
+                (PARKED, 2),
+                "parked first, with the next epoch"
+            );
+        }
+        // Not before the grace passed; then to an eligible node with the next epoch again.
+        assert!(assign(&s, &current, &all, &eligible, false, &none()).is_empty());
+        let ready: BTreeSet<String> = on_4.iter().cloned().collect();
+        let moves = assign(&s, &current, &all, &eligible, false, &ready);
+        apply(&mut current, &moves);
+        assert!(current.values().all(|(n, _)| *n != 4 && *n != PARKED));
+        for slot in &on_4 {
+            assert_eq!(current[slot].1, 3);
         }
     }
 
@@ -244,8 +298,8 @@ mod tests {
         let s = slots(&[("a", 1)]);
         let mut current = BTreeMap::from([("a".to_string(), (3, 4))]);
         let live = nodes(&[1, 2]);
-        assert!(assign(&s, &current, &live, &live, false).is_empty());
-        let moves = assign(&s, &current, &live, &live, true);
+        assert!(assign(&s, &current, &live, &live, false, &none()).is_empty());
+        let moves = assign(&s, &current, &live, &live, true, &none());
         assert_eq!(moves, [("a".to_string(), 1, 5)]);
         apply(&mut current, &moves);
     }
@@ -258,11 +312,16 @@ mod tests {
             .map(|(k, n)| (k.to_string(), (*n, 1)))
             .collect();
         let all = nodes(&[1, 2, 3]);
-        let moves = assign(&s, &current, &all, &all, true);
+        let moves = assign(&s, &current, &all, &all, true, &none());
         assert_eq!(moves.len(), 1);
-        assert_eq!(moves[0].1, 3);
+        assert_eq!(moves[0].1, PARKED);
         apply(&mut current, &moves);
-        // 1-1-2 or 2-1-1: balanced within one, no more moves.
-        assert!(assign(&s, &current, &all, &all, true).is_empty());
+        let ready = BTreeSet::from([moves[0].0.clone()]);
+        let moves = assign(&s, &current, &all, &all, true, &ready);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].1, 3, "the idle node gets it");
+        apply(&mut current, &moves);
+        // Balanced within one: no more moves.
+        assert!(assign(&s, &current, &all, &all, true, &none()).is_empty());
     }
 }

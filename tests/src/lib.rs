@@ -98,7 +98,28 @@ where
     }
 }
 
+/// A CMPP simulator of the test cluster; `args` are extra `herald sim cmpp` flags (faults, limits).
+#[derive(Clone, Default)]
+pub struct SimSpec {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// A link of every node's configuration, to the simulator named `sim`.
+#[derive(Clone)]
+pub struct LinkSpec {
+    pub name: String,
+    pub sim: String,
+    pub max_window: usize,
+    pub max_per_second: u32,
+    pub connections: u32,
+}
+
 pub struct Options {
+    /// Simulators and links; empty: one simulator and one link `cmpp-sim` (window and rate from
+    /// `max_window` and `max_per_second`).
+    pub sims: Vec<SimSpec>,
+    pub links: Vec<LinkSpec>,
     pub nodes: u64,
     /// Raft snapshot threshold (entries); small values force snapshots and log purges.
     pub snapshot_logs: u64,
@@ -111,6 +132,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            sims: Vec::new(),
+            links: Vec::new(),
             nodes: 3,
             snapshot_logs: 20_000,
             keep_logs: 1_000,
@@ -129,14 +152,16 @@ pub struct NodeSpec {
     pub log: PathBuf,
 }
 
-/// A running cluster of `herald node` processes plus one CMPP simulator.
+/// A running cluster of `herald node` processes plus CMPP simulators.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<NodeSpec>,
+    /// The first simulator's address and record (the only one of a default cluster).
     pub sim_addr: String,
     pub sim_record: PathBuf,
     procs: std::sync::Mutex<HashMap<u64, Child>>,
-    sim: Option<Child>,
+    sim_specs: Vec<(SimSpec, String)>,
+    sims: std::sync::Mutex<HashMap<String, Child>>,
 }
 
 impl Cluster {
@@ -146,25 +171,54 @@ impl Cluster {
             .tempdir()
             .expect("creating a temp dir");
         let net = LoopbackNet::new();
-        let sim_addr = net.addr(200, 7190);
-        let sim_record = dir.path().join("sim-cmpp.jsonl");
-        let sim_log = dir.path().join("sim-cmpp.log");
-        let sim = Command::new(herald_bin())
-            .args([
-                "sim",
-                "cmpp",
-                "--listen",
-                &sim_addr,
-                "--account",
-                "900001:test-secret",
-            ])
-            .args(["--report-delay-ms", &opts.report_delay_ms.to_string()])
-            .arg("--record")
-            .arg(&sim_record)
-            .stdout(Stdio::null())
-            .stderr(log_file(&sim_log))
-            .spawn()
-            .expect("starting the CMPP simulator");
+        let mut sim_list = opts.sims.clone();
+        let mut link_list = opts.links.clone();
+        if sim_list.is_empty() {
+            sim_list.push(SimSpec {
+                name: "cmpp".into(),
+                args: Vec::new(),
+            });
+        }
+        if link_list.is_empty() {
+            link_list.push(LinkSpec {
+                name: "cmpp-sim".into(),
+                sim: sim_list[0].name.clone(),
+                max_window: opts.max_window,
+                max_per_second: opts.max_per_second,
+                connections: 1,
+            });
+        }
+        let sim_specs: Vec<(SimSpec, String)> = sim_list
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut spec)| {
+                spec.args.extend([
+                    "--report-delay-ms".to_string(),
+                    opts.report_delay_ms.to_string(),
+                ]);
+                (spec, net.addr(200 + i as u8, 7190))
+            })
+            .collect();
+        let sim_addr = sim_specs[0].1.clone();
+        let sim_record = dir
+            .path()
+            .join(format!("sim-{}.jsonl", sim_specs[0].0.name));
+        let links_toml: String = link_list
+            .iter()
+            .map(|l| {
+                let addr = &sim_specs
+                    .iter()
+                    .find(|(s, _)| s.name == l.sim)
+                    .expect("a link names a simulator of the options")
+                    .1;
+                format!(
+                    "[[links]]\nname = \"{}\"\nprotocol = \"cmpp\"\naddress = \"{addr}\"\n\
+                     account = \"900001\"\nsecret = \"test-secret\"\nsrc-id = \"10690001\"\n\
+                     max-window = {}\nmax-per-second = {}\nconnections = {}\n\n",
+                    l.name, l.max_window, l.max_per_second, l.connections
+                )
+            })
+            .collect();
 
         let nodes: Vec<NodeSpec> = (1..=opts.nodes)
             .map(|id| NodeSpec {
@@ -189,18 +243,13 @@ impl Cluster {
                 "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
                  [raft]\nheartbeat-ms = 150\nelection-timeout-min-ms = 1000\nelection-timeout-max-ms = 2000\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = 2000\n\n\
-                 {peers}[[links]]\nname = \"cmpp-sim\"\nprotocol = \"cmpp\"\naddress = \"{sim}\"\n\
-                 account = \"900001\"\nsecret = \"test-secret\"\nsrc-id = \"10690001\"\n\
-                 max-window = {window}\nmax-per-second = {rate}\n",
+                 {peers}{links_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
                 data = dir.path().join(format!("node{}", n.id)).display(),
                 snap = opts.snapshot_logs,
                 keep = opts.keep_logs,
-                sim = sim_addr,
-                window = opts.max_window,
-                rate = opts.max_per_second,
             );
             std::fs::write(&n.config, config).expect("writing a node config");
         }
@@ -210,12 +259,116 @@ impl Cluster {
             sim_addr,
             sim_record,
             procs: Default::default(),
-            sim: Some(sim),
+            sim_specs,
+            sims: Default::default(),
         };
+        for (spec, _) in &cluster.sim_specs {
+            cluster.start_sim(&spec.name);
+        }
         for id in 1..=opts.nodes {
             cluster.start_node(id);
         }
         cluster
+    }
+
+    /// Starts (or restarts) the simulator `name`; its record file is appended to.
+    pub fn start_sim(&self, name: &str) {
+        let (spec, addr) = self
+            .sim_specs
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .expect("no such simulator");
+        let child = Command::new(herald_bin())
+            .args([
+                "sim",
+                "cmpp",
+                "--listen",
+                addr,
+                "--account",
+                "900001:test-secret",
+            ])
+            .args(&spec.args)
+            .arg("--record")
+            .arg(self.sim_record_path(name))
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.dir.path().join(format!("sim-{name}.log"))))
+            .spawn()
+            .expect("starting a CMPP simulator");
+        self.sims
+            .lock()
+            .expect("simulator table")
+            .insert(name.to_string(), child);
+    }
+
+    /// SIGKILL of a simulator: the carrier's gateway vanishes mid-conversation.
+    pub fn kill_sim(&self, name: &str) {
+        let child = self.sims.lock().expect("simulator table").remove(name);
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn sim_record_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("sim-{name}.jsonl"))
+    }
+
+    /// Every line the simulator `name` recorded.
+    pub fn sim_lines(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.sim_record_path(name))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub async fn admin(
+        &self,
+        id: u64,
+    ) -> Option<herald_api::v1::admin_client::AdminClient<Channel>> {
+        channel(&self.node(id).grpc)
+            .await
+            .map(herald_api::v1::admin_client::AdminClient::new)
+    }
+
+    /// Sets the dispatch policy (TOML) through node `id`, on top of whatever version is current,
+    /// and waits until every running node applies it.
+    pub async fn set_policy(&self, id: u64, toml: &str) -> u64 {
+        use herald_api::v1::{GetPolicyRequest, SetPolicyRequest};
+        let mut admin = self.admin(id).await.expect("reaching the admin API");
+        let current = admin
+            .get_policy(GetPolicyRequest {})
+            .await
+            .expect("reading the policy")
+            .into_inner()
+            .version;
+        let version = admin
+            .set_policy(SetPolicyRequest {
+                document: toml.to_string(),
+                expected_version: current,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("setting the policy: {e}"))
+            .into_inner()
+            .version;
+        for node in self.running() {
+            wait_for(
+                "every node to apply the policy",
+                Duration::from_secs(10),
+                || async {
+                    let mut admin = self.admin(node).await?;
+                    let v = admin
+                        .get_policy(GetPolicyRequest {})
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .version;
+                    (v >= version).then_some(())
+                },
+            )
+            .await;
+        }
+        version
     }
 
     pub fn node(&self, id: u64) -> &NodeSpec {
@@ -333,7 +486,11 @@ impl Drop for Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(mut sim) = self.sim.take() {
+        let sims: Vec<Child> = match self.sims.lock() {
+            Ok(mut s) => s.drain().map(|(_, c)| c).collect(),
+            Err(_) => Vec::new(),
+        };
+        for mut sim in sims {
             let _ = sim.kill();
             let _ = sim.wait();
         }

@@ -85,6 +85,8 @@ pub struct SimFaults {
     pub malformed_after: Option<u64>,
     /// Send a mobile-originated DELIVER on every logged-in connection this often.
     pub mo_every: Option<Duration>,
+    /// Refuse every SUBMIT to a number starting with the prefix, with the Result code.
+    pub reject_dest: Vec<(String, u32)>,
 }
 
 /// Binds `config.listen` and serves until `shutdown` completes.
@@ -261,11 +263,18 @@ impl Shared {
                 let _ = tx.send(ConnMsg::Report(report));
             }
         }
-        state
-            .conns
-            .entry(account.to_string())
-            .or_default()
-            .push((id, tx));
+        let list = state.conns.entry(account.to_string()).or_default();
+        list.push((id, tx));
+        let open = list.len();
+        drop(state);
+        // How many connections the account has at once: a test checks that Herald never opens
+        // more than the link allows.
+        self.record(json!({
+            "kind": "attach",
+            "account": account,
+            "connections": open,
+            "at_ms": now_ms(),
+        }));
     }
 
     fn detach(&self, account: &str, id: u64) {
@@ -420,7 +429,19 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             sp_number.clone_from(&submit.src_id);
                         }
                         let over_window = shared.faults.max_window.is_some_and(|w| outstanding >= w);
-                        if over_window || !shared.rate_allows(&account) {
+                        let refused = submit.dest_terminal_ids.iter().find_map(|d| {
+                            shared.faults.reject_dest.iter().find(|(p, _)| d.starts_with(p.as_str())).map(|(_, code)| *code)
+                        });
+                        if let Some(code) = refused {
+                            shared.record(json!({
+                                "kind": "refused",
+                                "account": account,
+                                "dest": submit.dest_terminal_ids.first().cloned().unwrap_or_default(),
+                                "result": code,
+                                "at_ms": now_ms(),
+                            }));
+                            Some(Pdu::new(seq, Body::SubmitResp(SubmitResp { msg_id: 0, result: code })))
+                        } else if over_window || !shared.rate_allows(&account) {
                             let why = if over_window { "window" } else { "rate" };
                             Some(throttle(&shared, &account, seq, &submit, why))
                         } else {
