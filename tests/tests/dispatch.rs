@@ -547,3 +547,109 @@ async fn expiry_attempts_schedule_cancel_and_quiet_hours_end_in_the_right_state(
         .expect_err("a delivered message cannot be canceled");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_nodes_one_drained_then_stopped_loses_nothing_and_no_slot_is_held_twice() {
+    let cluster = Cluster::start(Options {
+        nodes: 4,
+        sims: vec![sim("gw-a", &[]), sim("gw-b", &[])],
+        links: vec![link("a", "gw-a", 200, 2), link("b", "gw-b", 200, 2)],
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let holders = |s: &herald_api::v1::ClusterStatusResponse| -> Vec<(String, u64)> {
+        s.links.iter().map(|l| (l.link.clone(), l.node)).collect()
+    };
+    // Every slot placed, the two connections of each link on different nodes.
+    let placed = wait_for("all four slots placed", Duration::from_secs(30), || async {
+        let s = cluster.status(1).await?;
+        let h = holders(&s);
+        (h.len() == 4 && h.iter().all(|(_, n)| *n != 0)).then_some(h)
+    })
+    .await;
+    for l in ["a", "b"] {
+        let nodes: Vec<u64> = placed
+            .iter()
+            .filter(|(s, _)| s.starts_with(&format!("{l}#")))
+            .map(|(_, n)| *n)
+            .collect();
+        assert_ne!(
+            nodes[0], nodes[1],
+            "link {l}'s connections share a node: {placed:?}"
+        );
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let victim = placed
+        .iter()
+        .map(|(_, n)| *n)
+        .find(|n| *n != leader)
+        .expect("a non-leader holder");
+
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        ids.push(
+            submit(
+                &cluster,
+                message(&format!("1380017{i:04}"), &format!("first {i}")),
+            )
+            .await,
+        );
+    }
+    let mut admin = cluster.admin(leader).await.expect("admin API");
+    admin
+        .drain_node(herald_api::v1::DrainNodeRequest {
+            node: victim,
+            drained: true,
+        })
+        .await
+        .expect("drain accepted");
+    for i in 0..100 {
+        ids.push(
+            submit(
+                &cluster,
+                message(&format!("1380018{i:04}"), &format!("during {i}")),
+            )
+            .await,
+        );
+    }
+    let moved = wait_for(
+        "the drained node to hold nothing",
+        Duration::from_secs(30),
+        || async {
+            let s = cluster.status(leader).await?;
+            let h = holders(&s);
+            (h.iter().all(|(_, n)| *n != victim && *n != 0) && s.drained == vec![victim])
+                .then_some(h)
+        },
+    )
+    .await;
+    eprintln!("placement before {placed:?}, after draining node {victim}: {moved:?}");
+    cluster.kill_node(victim);
+    for i in 0..100 {
+        ids.push(
+            submit(
+                &cluster,
+                message(&format!("1380019{i:04}"), &format!("after {i}")),
+            )
+            .await,
+        );
+    }
+    let reader = cluster.running()[0];
+    cluster
+        .wait_all_delivered(reader, &ids, Duration::from_secs(120))
+        .await;
+    // No gateway ever saw more connections of the account than the link has slots.
+    for gw in ["gw-a", "gw-b"] {
+        let most = cluster
+            .sim_lines(gw)
+            .iter()
+            .filter(|v| v["kind"] == "attach")
+            .filter_map(|v| v["connections"].as_u64())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            most <= 2,
+            "{gw} saw {most} connections at once for a link of 2"
+        );
+    }
+}
