@@ -30,6 +30,7 @@ pub use crate::client::{
     ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError,
     SubmitOutcome, LOCAL_REJECT,
 };
+use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState};
 use crate::sgip::{
     self, login_type, report_flag, report_state, Bind, Body, Deliver, Pdu, Report, Resp,
@@ -169,6 +170,13 @@ impl SgipClient {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut local = None;
+        // One assembly for every connection: the gateway may send a message's parts on several.
+        let mo = MoAssembly::new(
+            &settings.name,
+            text::decode_text,
+            reassembly::Limits::default(),
+        );
+        mo.spawn_flusher(&events_tx, reassembly::FLUSH_EVERY);
         let options = SgipOptions::from_settings(&settings).and_then(|options| {
             let listener = bind_listener(&options.listen)?;
             local = listener.local_addr().ok();
@@ -182,6 +190,7 @@ impl SgipClient {
                 // itself long before this.
                 idle_timeout: settings.heartbeat_interval.max(Duration::from_secs(1)) * 6,
                 events: events_tx.clone(),
+                mo: mo.clone(),
                 stop: stop.clone(),
                 tasks: tasks.clone(),
             };
@@ -208,6 +217,7 @@ impl SgipClient {
                 .unwrap_or_default(),
             options_error: options.err(),
             settings,
+            mo,
         };
         let engine = Engine::start_with_events(engine_settings, link, events_tx);
         let listener = Arc::new(ListenerHandle {
@@ -338,6 +348,8 @@ struct SgipLink {
     corp_id: String,
     /// Why the settings were refused; the link then never connects.
     options_error: Option<String>,
+    /// Joins the parts of long MO messages (shared with the gateway's connections).
+    mo: MoAssembly,
 }
 
 impl SgipLink {
@@ -400,7 +412,7 @@ impl LinkProtocol for SgipLink {
             },
             // Reports and MOs belong on the gateway's own connection, but answering them here
             // costs nothing and loses nothing.
-            body => match gateway_request(&self.settings.name, sequence, body) {
+            body => match gateway_request(&self.settings.name, &self.mo, sequence, body) {
                 Some((event, reply)) => Inbound::Request {
                     reply: Some(reply),
                     event,
@@ -438,13 +450,14 @@ impl LinkProtocol for SgipLink {
 /// requests get `None` (logged).
 fn gateway_request(
     link: &str,
+    mo: &MoAssembly,
     sequence: SequenceNumber,
     body: Body,
 ) -> Option<(Option<ClientEvent>, Pdu)> {
     let ok = Resp { result: 0 };
     match body {
         Body::Deliver(d) => Some((
-            Some(mo_event(sequence, *d)),
+            mo_event(sequence, *d, mo),
             Pdu::new(sequence, Body::DeliverResp(ok)),
         )),
         Body::Report(r) => Some((report_event(r), Pdu::new(sequence, Body::ReportResp(ok)))),
@@ -459,14 +472,17 @@ fn gateway_request(
     }
 }
 
-fn mo_event(sequence: SequenceNumber, d: Deliver) -> ClientEvent {
-    let (_, text) = text::decode_payload(d.message_coding, d.tp_udhi != 0, &d.message_content);
-    ClientEvent::Mo(MoMessage {
-        src: sgip::national_number(&d.user_number).to_string(),
-        dest: d.sp_number,
-        text,
-        carrier_id: sequence.to_string(),
-    })
+/// An MO event once the Deliver completes its message (at once for a single-part one).
+fn mo_event(sequence: SequenceNumber, d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
+    mo.accept(MoPart::from_payload(
+        sgip::national_number(&d.user_number).to_string(),
+        d.sp_number,
+        sequence.to_string(),
+        d.message_coding,
+        d.tp_udhi != 0,
+        &d.message_content,
+    ))
+    .map(ClientEvent::Mo)
 }
 
 /// A final report about a Submit becomes an event; "waiting" reports (not final) and reports
@@ -526,6 +542,7 @@ struct GatewayListener {
     login_timeout: Duration,
     idle_timeout: Duration,
     events: mpsc::Sender<ClientEvent>,
+    mo: MoAssembly,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -580,7 +597,7 @@ impl GatewayListener {
                 }
                 Body::Bind(_) => Some(Pdu::new(sequence, Body::BindResp(Resp { result: 2 }))),
                 body if body.is_response() => None,
-                body => match gateway_request(&self.name, sequence, body) {
+                body => match gateway_request(&self.name, &self.mo, sequence, body) {
                     Some((event, reply)) => {
                         // The acknowledgement goes out only once the application has the event.
                         if let Some(event) = event {
@@ -748,26 +765,36 @@ mod tests {
     }
 
     #[test]
-    fn mo_text_is_decoded_and_the_sender_is_national() {
-        let ev = mo_event(
-            SequenceNumber::new(4, 5, 6),
-            Deliver {
-                user_number: "8613800138000".into(),
-                sp_number: "10655012345".into(),
-                tp_pid: 0,
-                tp_udhi: 1,
-                message_coding: 8,
-                message_content: vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60],
-            },
+    fn mo_parts_are_joined_and_the_sender_is_national() {
+        let mo = MoAssembly::new("t", text::decode_text, reassembly::Limits::default());
+        let part = |n: u8, content: &[u8]| Deliver {
+            // The gateway writes the number with and without the country code alike.
+            user_number: if n == 1 {
+                "8613800138000"
+            } else {
+                "13800138000"
+            }
+            .into(),
+            sp_number: "10655012345".into(),
+            tp_pid: 0,
+            tp_udhi: 1,
+            message_coding: 8,
+            message_content: [&[5, 0, 3, 1, 2, n][..], content].concat(),
+        };
+        assert_eq!(
+            mo_event(SequenceNumber::new(4, 5, 7), part(2, &[0x59, 0x7D]), &mo),
+            None
         );
         assert_eq!(
-            ev,
-            ClientEvent::Mo(MoMessage {
+            mo_event(SequenceNumber::new(4, 5, 6), part(1, &[0x4F, 0x60]), &mo),
+            Some(ClientEvent::Mo(MoMessage {
                 src: "13800138000".into(),
                 dest: "10655012345".into(),
-                text: "你".into(),
+                text: "你好".into(),
                 carrier_id: "4-0000000005-6".into(),
-            })
+                parts: 2,
+                complete: true,
+            }))
         );
     }
 }

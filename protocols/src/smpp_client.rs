@@ -7,7 +7,7 @@
 //! [`crate::session`] engine; this module supplies the SMPP PDUs, maps command_status to
 //! accepted / retryable / permanent, and turns receipts into [`DeliveryReport`]s whose
 //! `carrier_id` matches the submit's (see [`SmppOptions`] for the hex/decimal id pitfall). It does
-//! not retry and does not reassemble concatenated MO parts.
+//! not retry. Concatenated MO parts (UDH or sar_* TLVs) are joined by [`crate::reassembly`].
 //!
 //! `LinkSettings` mapping: `account` = system_id, `secret` = password, `service_id` =
 //! system_type, `src_id` = source_addr (empty: `account`).
@@ -18,9 +18,10 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use crate::client::{
-    ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome,
+    ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use crate::gsm7;
+use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::smpp::{
     self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
@@ -229,18 +230,25 @@ impl SmppClient {
             reconnect_min: settings.reconnect_min,
             reconnect_max: settings.reconnect_max,
         };
+        // One assembly for both binds of a pair: parts may come on either connection.
+        let mo = MoAssembly::new(
+            &settings.name,
+            gsm7::decode_smpp_text,
+            reassembly::Limits::default(),
+        );
         let link = |bind: BindKind| SmppLink {
             settings: settings.clone(),
             bind,
             options,
             options_error: error.clone(),
+            mo: mo.clone(),
         };
         match options.bind {
             BindMode::Pair => {
                 let (tx, tx_events) =
                     Engine::start(engine_settings("/tx"), link(BindKind::Transmitter));
                 let (rx, rx_events) =
-                    Engine::start(engine_settings("/rx"), link(BindKind::Receiver));
+                    reassembly::start_engine(engine_settings("/rx"), link(BindKind::Receiver), &mo);
                 let events = merge_pair_events(tx_events, rx_events);
                 (
                     SmppClient {
@@ -256,7 +264,7 @@ impl SmppClient {
                     BindMode::Receiver => BindKind::Receiver,
                     _ => BindKind::Transceiver,
                 };
-                let (main, events) = Engine::start(engine_settings(""), link(kind));
+                let (main, events) = reassembly::start_engine(engine_settings(""), link(kind), &mo);
                 (
                     SmppClient {
                         main,
@@ -367,6 +375,8 @@ struct SmppLink {
     options: SmppOptions,
     /// Why the link options were refused; the link then never connects.
     options_error: Option<String>,
+    /// Joins the parts of long MO messages, across reconnections (shared by a pair's binds).
+    mo: MoAssembly,
 }
 
 impl SmppLink {
@@ -441,7 +451,8 @@ impl SmppLink {
     }
 
     /// Turns a deliver_sm (or data_sm) into a report or an MO event; `None` for a receipt that
-    /// names no message id (nothing could be matched to it).
+    /// names no message id (nothing could be matched to it) and for an MO part that does not
+    /// complete its message yet.
     fn deliver_event(&self, sm: &Sm) -> Option<ClientEvent> {
         let payload = if sm.short_message.is_empty() {
             smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD)
@@ -456,14 +467,7 @@ impl SmppLink {
             || kind == esm::INTERMEDIATE_NOTIFICATION
             || receipted.is_some();
         if !is_receipt {
-            let udhi = sm.esm_class & esm::UDHI != 0;
-            let (_, text) = gsm7::decode_smpp_payload(sm.data_coding, udhi, payload);
-            return Some(ClientEvent::Mo(MoMessage {
-                src: sm.source_addr.clone(),
-                dest: sm.destination_addr.clone(),
-                text,
-                carrier_id: String::new(),
-            }));
+            return self.mo.accept(mo_part(sm, payload)).map(ClientEvent::Mo);
         }
         // Receipt text is ASCII whatever data_coding says, except from SMSCs that really send
         // it as UCS2 (node-smpp #68); reading it through the GSM table would turn '_' into '§'.
@@ -504,6 +508,35 @@ impl SmppLink {
             ack: crate::ack::Ack::none(),
         }))
     }
+}
+
+/// An MO deliver_sm or data_sm as a part: concatenated by a UDH (esm_class UDHI), or by the
+/// three sar_* TLVs (all three needed: any one alone says nothing usable).
+fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
+    let udhi = sm.esm_class & esm::UDHI != 0;
+    let mut part = MoPart::from_payload(
+        sm.source_addr.clone(),
+        sm.destination_addr.clone(),
+        String::new(),
+        sm.data_coding,
+        udhi,
+        payload,
+    );
+    if part.concat.is_none() {
+        let field = |t| smpp::tlv::find(&sm.tlvs, t).and_then(tlv::Tlv::as_uint);
+        if let (Some(reference), Some(total), Some(number)) = (
+            field(tag::SAR_MSG_REF_NUM),
+            field(tag::SAR_TOTAL_SEGMENTS),
+            field(tag::SAR_SEGMENT_SEQNUM),
+        ) {
+            part.concat = Some(crate::text::Concat {
+                reference: reference as u16,
+                total: total.min(255) as u8,
+                number: number.min(255) as u8,
+            });
+        }
+    }
+    part
 }
 
 impl LinkProtocol for SmppLink {
@@ -681,6 +714,7 @@ mod tests {
             bind: BindKind::Transceiver,
             options,
             options_error: None,
+            mo: MoAssembly::new("t", gsm7::decode_smpp_text, reassembly::Limits::default()),
         }
     }
 
@@ -801,8 +835,44 @@ mod tests {
         assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "@hi"));
         sm.data_coding = 8;
         sm.esm_class = esm::UDHI;
-        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00, 0x8B, 0xA2];
-        assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "退订"));
+        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00];
+        assert_eq!(l.deliver_event(&sm), None, "part 1 of 2 waits");
+        sm.short_message = vec![5, 0, 3, 1, 2, 2, 0x8B, 0xA2];
+        assert!(matches!(l.deliver_event(&sm),
+            Some(ClientEvent::Mo(m)) if m.text == "退订" && m.parts == 2 && m.complete));
+    }
+
+    #[test]
+    fn mo_parts_by_sar_tlvs_and_message_payload_are_joined() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let part = |n: u8, tlvs: Vec<Tlv>, text: &[u8]| Sm {
+            source_addr: "8613800138000".into(),
+            destination_addr: "Herald".into(),
+            short_message: text.to_vec(),
+            tlvs: [
+                vec![
+                    Tlv::u16(tag::SAR_MSG_REF_NUM, 0x1234),
+                    Tlv::u8(tag::SAR_TOTAL_SEGMENTS, 3),
+                    Tlv::u8(tag::SAR_SEGMENT_SEQNUM, n),
+                ],
+                tlvs,
+            ]
+            .concat(),
+            ..Sm::default()
+        };
+        assert_eq!(l.deliver_event(&part(3, vec![], b"!")), None);
+        let payload = vec![Tlv::new(tag::MESSAGE_PAYLOAD, b"lo".to_vec())];
+        assert_eq!(l.deliver_event(&part(2, payload, b"")), None);
+        let ev = l.deliver_event(&part(1, vec![], b"hel"));
+        assert!(
+            matches!(ev, Some(ClientEvent::Mo(ref m))
+            if m.text == "hello!" && m.parts == 3 && m.src == "8613800138000"),
+            "{ev:?}"
+        );
+        // One sar TLV alone is no concatenation: the message stands by itself.
+        let mut alone = part(1, vec![], b"solo");
+        alone.tlvs.truncate(1);
+        assert!(matches!(l.deliver_event(&alone), Some(ClientEvent::Mo(m)) if m.text == "solo"));
     }
 
     #[test]
