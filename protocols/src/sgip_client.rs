@@ -8,6 +8,11 @@
 //! the counter part of SGIP's 12-byte sequence number; this module adds the node id and time.
 //! Like the CMPP client it does not retry: the caller decides, guided by `retryable`.
 //!
+//! As with every other protocol, a Report is acknowledged (Report_Resp) only once the
+//! application completes the report's [`crate::ack::Ack`]: a Report the node loses before
+//! recording it stays unanswered, and the gateway sends it again. Delivers (MO) are answered as
+//! soon as their event is queued.
+//!
 //! Link options (`LinkSettings::options`): `node-id` (required: the SP node number, 3AAAAQQQQQ),
 //! `corp-id` (default: the last five digits of the node id), `listen` (required: the address on
 //! which the gateway connects back). `account`/`secret` are the login name and password for both
@@ -19,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -31,7 +38,9 @@ pub use crate::client::{
     SubmitOutcome, LOCAL_REJECT,
 };
 use crate::reassembly::{self, MoAssembly, MoPart};
-use crate::session::{Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState};
+use crate::session::{
+    Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState, DEFERRED_REPLY_WAIT,
+};
 use crate::sgip::{
     self, login_type, report_flag, report_state, Bind, Body, Deliver, Pdu, Report, Resp,
     SequenceNumber, SgipCodec, SgipError, Submit,
@@ -359,6 +368,12 @@ impl SgipLink {
 }
 
 impl LinkProtocol for SgipLink {
+    /// A Report's Report_Resp waits until the application has recorded it, as on the gateway's
+    /// own connections (see [`GatewayListener::serve`]).
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = SgipError;
@@ -569,15 +584,31 @@ impl GatewayListener {
         }
     }
 
+    /// Serves one gateway connection. Deliver_Resp goes out once the MO event is queued;
+    /// Report_Resp only once the application completes the report's [`crate::ack::Ack`] (within
+    /// [`DEFERRED_REPLY_WAIT`]), so a report lost before it is recorded stays unanswered and the
+    /// gateway sends it again. Reports wait for their acks side by side: one slow report holds
+    /// up neither the others nor the MOs.
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, SgipCodec);
         if !self.login(&mut framed, peer).await {
             return;
         }
+        // Report_Resps waiting for their acks; `None` when an ack was dropped or timed out.
+        let mut deferred: FuturesUnordered<BoxFuture<'static, Option<Pdu>>> =
+            FuturesUnordered::new();
         let reason = loop {
             let frame = tokio::select! {
                 _ = self.stop.cancelled() => break "link shut down",
+                Some(reply) = deferred.next(), if !deferred.is_empty() => {
+                    if let Some(reply) = reply {
+                        if framed.send(reply).await.is_err() {
+                            break "write failed";
+                        }
+                    }
+                    continue;
+                }
                 f = tokio::time::timeout(self.idle_timeout, framed.next()) => f,
             };
             let pdu = match frame {
@@ -598,18 +629,26 @@ impl GatewayListener {
                 Body::Bind(_) => Some(Pdu::new(sequence, Body::BindResp(Resp { result: 2 }))),
                 body if body.is_response() => None,
                 body => match gateway_request(&self.name, &self.mo, sequence, body) {
-                    Some((event, reply)) => {
+                    Some((Some(mut event), reply)) => {
+                        let waiter = crate::client::defer_report_ack(&mut event);
                         // The acknowledgement goes out only once the application has the event.
-                        if let Some(event) = event {
-                            tokio::select! {
-                                sent = self.events.send(event) => if sent.is_err() {
-                                    break "client dropped";
-                                },
-                                _ = self.stop.cancelled() => break "link shut down",
-                            }
+                        tokio::select! {
+                            sent = self.events.send(event) => if sent.is_err() {
+                                break "client dropped";
+                            },
+                            _ = self.stop.cancelled() => break "link shut down",
                         }
-                        Some(reply)
+                        match waiter {
+                            Some(waiter) => {
+                                deferred.push(Box::pin(async move {
+                                    waiter.wait(DEFERRED_REPLY_WAIT).await.then_some(reply)
+                                }));
+                                None
+                            }
+                            None => Some(reply),
+                        }
                     }
+                    Some((None, reply)) => Some(reply),
                     None => None,
                 },
             };
