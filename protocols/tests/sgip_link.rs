@@ -286,6 +286,7 @@ async fn window_bounds_outstanding_submits() {
     // Each Submit_Resp takes 200 ms: with a window of 2, six submits need three rounds.
     let faults = SimFaults {
         submit_resp_delay: Duration::from_millis(200),
+        ..SimFaults::default()
     };
     let (client, mut events, listener) = client_and_sim_listener(PASSWORD, 2).await;
     let sim = Sim::start(
