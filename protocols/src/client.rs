@@ -17,9 +17,13 @@ use crate::cmpp::{
     self, auth, Body, CmppCodec, CmppError, Connect, Deliver, DeliverContent, DeliverResp, Pdu,
     Submit, Version,
 };
+use crate::reassembly::{self, MoAssembly, MoPart};
 pub use crate::session::SendError;
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::text::{self, Segment};
+
+/// Events a client queues before its link stops reading (as the session engine's queue).
+pub(crate) const EVENT_QUEUE: usize = 1024;
 
 /// Result code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending
 /// (a field does not fit its CMPP width) or answered with an unexpected PDU.
@@ -127,13 +131,19 @@ pub fn defer_report_ack(event: &mut ClientEvent) -> Option<crate::ack::AckWaiter
     }
 }
 
-/// One mobile-originated message part (parts of a concatenated MO are not reassembled here).
+/// One mobile-originated message, its parts joined (see [`crate::reassembly`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoMessage {
     pub src: String,
     pub dest: String,
     pub text: String,
+    /// The carrier's id of the (first received) part.
     pub carrier_id: String,
+    /// How many parts `text` was joined from (1 for a message that came whole).
+    pub parts: u32,
+    /// False when parts are missing: the message ran out of time or room while waiting for
+    /// them, or its concatenation header was unusable. `text` is then what arrived, in order.
+    pub complete: bool,
 }
 
 /// The CMPP link options (`LinkSettings::options`): only `version`, `3` (the default) or `2`.
@@ -215,7 +225,13 @@ impl CmppClient {
             reconnect_min: settings.reconnect_min,
             reconnect_max: settings.reconnect_max,
         };
+        let mo = MoAssembly::new(
+            &settings.name,
+            text::decode_text,
+            reassembly::Limits::default(),
+        );
         let link = CmppLink {
+            mo: mo.clone(),
             version: options
                 .as_ref()
                 .map(|o| o.version)
@@ -224,7 +240,7 @@ impl CmppClient {
             settings,
             last_authenticator: Mutex::new([0; 16]),
         };
-        let (engine, events) = Engine::start(engine_settings, link);
+        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
         (CmppClient { engine }, events)
     }
 
@@ -331,6 +347,8 @@ struct CmppLink {
     options_error: Option<String>,
     /// AuthenticatorSource of the last CONNECT, to verify the gateway's AuthenticatorISMG.
     last_authenticator: Mutex<[u8; 16]>,
+    /// Joins the parts of long MO messages, across reconnections.
+    mo: MoAssembly,
 }
 
 impl LinkProtocol for CmppLink {
@@ -419,7 +437,7 @@ impl LinkProtocol for CmppLink {
                         result: 0,
                     }),
                 )),
-                event: Some(deliver_event(*d)),
+                event: deliver_event(*d, &self.mo),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -455,9 +473,10 @@ impl LinkProtocol for CmppLink {
     }
 }
 
-fn deliver_event(d: Deliver) -> ClientEvent {
+/// A report becomes an event at once; an MO part only once it completes its message.
+fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
     match d.content {
-        DeliverContent::Report(r) => ClientEvent::Report(DeliveryReport {
+        DeliverContent::Report(r) => Some(ClientEvent::Report(DeliveryReport {
             carrier_id: r.msg_id.to_string(),
             dest: r.dest_terminal_id,
             delivered: r.stat == "DELIVRD",
@@ -465,16 +484,17 @@ fn deliver_event(d: Deliver) -> ClientEvent {
             submit_time: r.submit_time,
             done_time: r.done_time,
             ack: crate::ack::Ack::none(),
-        }),
-        DeliverContent::Message(content) => {
-            let (_, text) = text::decode_payload(d.msg_fmt, d.tp_udhi != 0, &content);
-            ClientEvent::Mo(MoMessage {
-                src: d.src_terminal_id,
-                dest: d.dest_id,
-                text,
-                carrier_id: d.msg_id.to_string(),
-            })
-        }
+        })),
+        DeliverContent::Message(content) => mo
+            .accept(MoPart::from_payload(
+                d.src_terminal_id,
+                d.dest_id,
+                d.msg_id.to_string(),
+                d.msg_fmt,
+                d.tp_udhi != 0,
+                &content,
+            ))
+            .map(ClientEvent::Mo),
     }
 }
 
@@ -498,23 +518,30 @@ mod tests {
         }
     }
 
+    fn assembly() -> MoAssembly {
+        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
+    }
+
     #[test]
     fn report_becomes_event_with_decimal_id() {
-        let ev = deliver_event(deliver(
-            DeliverContent::Report(StatusReport {
-                msg_id: 1234567890123,
-                stat: "UNDELIV".into(),
-                submit_time: "2511250701".into(),
-                done_time: "2511250702".into(),
-                dest_terminal_id: "13800138000".into(),
-                smsc_sequence: 1,
-            }),
-            0,
-            0,
-        ));
+        let ev = deliver_event(
+            deliver(
+                DeliverContent::Report(StatusReport {
+                    msg_id: 1234567890123,
+                    stat: "UNDELIV".into(),
+                    submit_time: "2511250701".into(),
+                    done_time: "2511250702".into(),
+                    dest_terminal_id: "13800138000".into(),
+                    smsc_sequence: 1,
+                }),
+                0,
+                0,
+            ),
+            &assembly(),
+        );
         assert_eq!(
             ev,
-            ClientEvent::Report(DeliveryReport {
+            Some(ClientEvent::Report(DeliveryReport {
                 carrier_id: "1234567890123".into(),
                 dest: "13800138000".into(),
                 stat: "UNDELIV".into(),
@@ -522,25 +549,31 @@ mod tests {
                 submit_time: "2511250701".into(),
                 done_time: "2511250702".into(),
                 ack: crate::ack::Ack::none(),
-            })
+            }))
         );
     }
 
     #[test]
-    fn mo_text_is_decoded_without_udh() {
-        let ev = deliver_event(deliver(
-            DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
-            1,
-            8,
-        ));
+    fn mo_parts_become_one_event_without_udh() {
+        let mo = assembly();
+        let part = |n: u8, content: &[u8]| {
+            let mut body = vec![5, 0, 3, 1, 2, n];
+            body.extend_from_slice(content);
+            let mut d = deliver(DeliverContent::Message(body), 1, 8);
+            d.msg_id = 98 + u64::from(n);
+            d
+        };
+        assert_eq!(deliver_event(part(2, &[0x59, 0x7D]), &mo), None);
         assert_eq!(
-            ev,
-            ClientEvent::Mo(MoMessage {
+            deliver_event(part(1, &[0x4F, 0x60]), &mo),
+            Some(ClientEvent::Mo(MoMessage {
                 src: "13800138000".into(),
                 dest: "1065901234".into(),
-                text: "你".into(),
+                text: "你好".into(),
                 carrier_id: "99".into(),
-            })
+                parts: 2,
+                complete: true,
+            }))
         );
     }
 }

@@ -18,6 +18,7 @@ use crate::cngp::{
     self, tag, Body, CngpCodec, CngpError, Deliver, DeliverContent, DeliverResp, Login, Pdu,
     Submit, Tlvs,
 };
+use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 pub use crate::smgp_client::{
     ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
@@ -70,6 +71,11 @@ impl CngpClient {
             reconnect_min: settings.reconnect_min,
             reconnect_max: settings.reconnect_max,
         };
+        let mo = MoAssembly::new(
+            &settings.name,
+            text::decode_text,
+            reassembly::Limits::default(),
+        );
         let link = CngpLink {
             login_mode: options
                 .as_ref()
@@ -77,8 +83,9 @@ impl CngpClient {
             options_error: options.err(),
             settings,
             last_authenticator: Mutex::new([0; 16]),
+            mo: mo.clone(),
         };
-        let (engine, events) = Engine::start(engine_settings, link);
+        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
         (CngpClient { engine }, events)
     }
 
@@ -171,6 +178,8 @@ struct CngpLink {
     login_mode: u8,
     options_error: Option<String>,
     last_authenticator: Mutex<[u8; 16]>,
+    /// Joins the parts of long MO messages, across reconnections.
+    mo: MoAssembly,
 }
 
 impl LinkProtocol for CngpLink {
@@ -257,7 +266,7 @@ impl LinkProtocol for CngpLink {
                         tlvs: Tlvs::default(),
                     }),
                 )),
-                event: Some(deliver_event(*d)),
+                event: deliver_event(*d, &self.mo),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -293,18 +302,23 @@ impl LinkProtocol for CngpLink {
     }
 }
 
-fn deliver_event(d: Deliver) -> ClientEvent {
+/// A report becomes an event at once; an MO part only once it completes its message.
+fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
     match d.content {
-        DeliverContent::Report(r) => ClientEvent::Report(link::delivery_report(r, d.src_term_id)),
+        DeliverContent::Report(r) => {
+            Some(ClientEvent::Report(link::delivery_report(r, d.src_term_id)))
+        }
         DeliverContent::Message(content) => {
             let udhi = link::sniff_concat(&content).is_some();
-            let (_, text) = text::decode_payload(d.msg_format, udhi, &content);
-            ClientEvent::Mo(MoMessage {
-                src: d.src_term_id,
-                dest: d.dest_term_id,
-                text,
-                carrier_id: d.msg_id.to_string(),
-            })
+            mo.accept(MoPart::from_payload(
+                d.src_term_id,
+                d.dest_term_id,
+                d.msg_id.to_string(),
+                d.msg_format,
+                udhi,
+                &content,
+            ))
+            .map(ClientEvent::Mo)
         }
     }
 }
@@ -326,29 +340,49 @@ mod tests {
         }
     }
 
+    fn assembly() -> MoAssembly {
+        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
+    }
+
     #[test]
     fn report_becomes_event_with_hex_id() {
-        let ev = deliver_event(deliver(
-            DeliverContent::Report(Receipt {
-                msg_id: MsgId10([0x02, 0, 1, 1, 0x16, 0x17, 0, 0, 0, 7]),
-                stat: "DELIVRD".into(),
-                ..Receipt::default()
-            }),
-            0,
-        ));
-        assert!(matches!(ev, ClientEvent::Report(ref r)
+        let ev = deliver_event(
+            deliver(
+                DeliverContent::Report(Receipt {
+                    msg_id: MsgId10([0x02, 0, 1, 1, 0x16, 0x17, 0, 0, 0, 7]),
+                    stat: "DELIVRD".into(),
+                    ..Receipt::default()
+                }),
+                0,
+            ),
+            &assembly(),
+        );
+        assert!(matches!(ev, Some(ClientEvent::Report(ref r))
             if r.carrier_id == "02000101161700000007" && r.delivered && r.dest == "13000000001"));
     }
 
     #[test]
     fn mo_text_with_and_without_udh() {
-        let ev = deliver_event(deliver(
-            DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
-            8,
-        ));
-        assert!(matches!(ev, ClientEvent::Mo(ref m) if m.text == "你"));
-        let ev = deliver_event(deliver(DeliverContent::Message(vec![0xC4, 0xE3]), 15));
-        assert!(matches!(ev, ClientEvent::Mo(ref m) if m.text == "你"
-            && m.carrier_id == "07070707070707070707"));
+        let mo = assembly();
+        let ev = deliver_event(
+            deliver(
+                DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
+                8,
+            ),
+            &mo,
+        );
+        assert_eq!(ev, None, "part 1 of 2 waits for part 2");
+        let ev = deliver_event(
+            deliver(
+                DeliverContent::Message(vec![5, 0, 3, 1, 2, 2, 0x59, 0x7D]),
+                8,
+            ),
+            &mo,
+        );
+        assert!(matches!(ev, Some(ClientEvent::Mo(ref m))
+            if m.text == "你好" && m.parts == 2 && m.complete));
+        let ev = deliver_event(deliver(DeliverContent::Message(vec![0xC4, 0xE3]), 15), &mo);
+        assert!(matches!(ev, Some(ClientEvent::Mo(ref m)) if m.text == "你"
+            && m.carrier_id == "07070707070707070707" && m.parts == 1));
     }
 }

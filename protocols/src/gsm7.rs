@@ -127,6 +127,18 @@ pub fn decode_gsm7(bytes: &[u8]) -> String {
     out
 }
 
+/// The whole text in one coding, unsplit (for SMPP's message_payload): GSM 7-bit unpacked
+/// (data_coding 0) when the alphabet holds it, else UCS2 (8).
+pub fn encode_smpp(text: &str) -> (u8, Vec<u8>) {
+    match encode_gsm7(text) {
+        Some(septets) => (DC_DEFAULT, septets),
+        None => (
+            DC_UCS2,
+            ucs2_bytes(&text.encode_utf16().collect::<Vec<_>>()),
+        ),
+    }
+}
+
 /// Splits text into SMPP parts. Text needing more than [`MAX_PARTS`] parts is cut after the
 /// 255th part (with a warning); use [`try_split_smpp`] to refuse it instead.
 pub fn split_smpp(text: &str) -> Vec<Segment> {

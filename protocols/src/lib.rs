@@ -13,6 +13,7 @@
 //!   the gateway's own connection.
 //! - [`smgp`], [`smgp_client`]: SMGP 3.0.3 (China Telecom) PDUs, TLVs and framing; its client.
 //! - [`cngp`], [`cngp_client`]: CNGP 2.0 (China Netcom) PDUs, TLVs and framing; its client.
+//! - [`reassembly`]: joining the parts of long mobile-originated messages, for every client.
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
@@ -23,6 +24,7 @@ pub mod cngp;
 pub mod cngp_client;
 pub mod gsm7;
 pub mod link;
+pub mod reassembly;
 pub mod session;
 pub mod sgip;
 pub mod sgip_client;

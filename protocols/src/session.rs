@@ -40,7 +40,7 @@ pub enum SendError {
 /// Heartbeats a silent peer may miss before the link is declared dead (CMPP: 3).
 const MAX_MISSED_HEARTBEATS: u32 = 3;
 /// How long a deferred reply (see [`LinkProtocol::defer_reply`]) waits for the application.
-const DEFERRED_REPLY_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DEFERRED_REPLY_WAIT: Duration = Duration::from_secs(60);
 /// Upper bound on the wait for the peer's answer to our terminate request.
 const TERMINATE_WAIT: Duration = Duration::from_secs(2);
 /// Floor for the reconnect delay, so a zero setting cannot turn into a busy loop.

@@ -8,6 +8,11 @@
 //! the counter part of SGIP's 12-byte sequence number; this module adds the node id and time.
 //! Like the CMPP client it does not retry: the caller decides, guided by `retryable`.
 //!
+//! As with every other protocol, a Report is acknowledged (Report_Resp) only once the
+//! application completes the report's [`crate::ack::Ack`]: a Report the node loses before
+//! recording it stays unanswered, and the gateway sends it again. Delivers (MO) are answered as
+//! soon as their event is queued.
+//!
 //! Link options (`LinkSettings::options`): `node-id` (required: the SP node number, 3AAAAQQQQQ),
 //! `corp-id` (default: the last five digits of the node id), `listen` (required: the address on
 //! which the gateway connects back). `account`/`secret` are the login name and password for both
@@ -19,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -30,7 +37,10 @@ pub use crate::client::{
     ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError,
     SubmitOutcome, LOCAL_REJECT,
 };
-use crate::session::{Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState};
+use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::session::{
+    Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState, DEFERRED_REPLY_WAIT,
+};
 use crate::sgip::{
     self, login_type, report_flag, report_state, Bind, Body, Deliver, Pdu, Report, Resp,
     SequenceNumber, SgipCodec, SgipError, Submit,
@@ -169,6 +179,13 @@ impl SgipClient {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut local = None;
+        // One assembly for every connection: the gateway may send a message's parts on several.
+        let mo = MoAssembly::new(
+            &settings.name,
+            text::decode_text,
+            reassembly::Limits::default(),
+        );
+        mo.spawn_flusher(&events_tx, reassembly::FLUSH_EVERY);
         let options = SgipOptions::from_settings(&settings).and_then(|options| {
             let listener = bind_listener(&options.listen)?;
             local = listener.local_addr().ok();
@@ -182,6 +199,7 @@ impl SgipClient {
                 // itself long before this.
                 idle_timeout: settings.heartbeat_interval.max(Duration::from_secs(1)) * 6,
                 events: events_tx.clone(),
+                mo: mo.clone(),
                 stop: stop.clone(),
                 tasks: tasks.clone(),
             };
@@ -208,6 +226,7 @@ impl SgipClient {
                 .unwrap_or_default(),
             options_error: options.err(),
             settings,
+            mo,
         };
         let engine = Engine::start_with_events(engine_settings, link, events_tx);
         let listener = Arc::new(ListenerHandle {
@@ -338,6 +357,8 @@ struct SgipLink {
     corp_id: String,
     /// Why the settings were refused; the link then never connects.
     options_error: Option<String>,
+    /// Joins the parts of long MO messages (shared with the gateway's connections).
+    mo: MoAssembly,
 }
 
 impl SgipLink {
@@ -347,6 +368,12 @@ impl SgipLink {
 }
 
 impl LinkProtocol for SgipLink {
+    /// A Report's Report_Resp waits until the application has recorded it, as on the gateway's
+    /// own connections (see [`GatewayListener::serve`]).
+    fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+        crate::client::defer_report_ack(event)
+    }
+
     type Pdu = Pdu;
     type Event = ClientEvent;
     type Error = SgipError;
@@ -400,7 +427,7 @@ impl LinkProtocol for SgipLink {
             },
             // Reports and MOs belong on the gateway's own connection, but answering them here
             // costs nothing and loses nothing.
-            body => match gateway_request(&self.settings.name, sequence, body) {
+            body => match gateway_request(&self.settings.name, &self.mo, sequence, body) {
                 Some((event, reply)) => Inbound::Request {
                     reply: Some(reply),
                     event,
@@ -438,13 +465,14 @@ impl LinkProtocol for SgipLink {
 /// requests get `None` (logged).
 fn gateway_request(
     link: &str,
+    mo: &MoAssembly,
     sequence: SequenceNumber,
     body: Body,
 ) -> Option<(Option<ClientEvent>, Pdu)> {
     let ok = Resp { result: 0 };
     match body {
         Body::Deliver(d) => Some((
-            Some(mo_event(sequence, *d)),
+            mo_event(sequence, *d, mo),
             Pdu::new(sequence, Body::DeliverResp(ok)),
         )),
         Body::Report(r) => Some((report_event(r), Pdu::new(sequence, Body::ReportResp(ok)))),
@@ -459,14 +487,17 @@ fn gateway_request(
     }
 }
 
-fn mo_event(sequence: SequenceNumber, d: Deliver) -> ClientEvent {
-    let (_, text) = text::decode_payload(d.message_coding, d.tp_udhi != 0, &d.message_content);
-    ClientEvent::Mo(MoMessage {
-        src: sgip::national_number(&d.user_number).to_string(),
-        dest: d.sp_number,
-        text,
-        carrier_id: sequence.to_string(),
-    })
+/// An MO event once the Deliver completes its message (at once for a single-part one).
+fn mo_event(sequence: SequenceNumber, d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
+    mo.accept(MoPart::from_payload(
+        sgip::national_number(&d.user_number).to_string(),
+        d.sp_number,
+        sequence.to_string(),
+        d.message_coding,
+        d.tp_udhi != 0,
+        &d.message_content,
+    ))
+    .map(ClientEvent::Mo)
 }
 
 /// A final report about a Submit becomes an event; "waiting" reports (not final) and reports
@@ -526,6 +557,7 @@ struct GatewayListener {
     login_timeout: Duration,
     idle_timeout: Duration,
     events: mpsc::Sender<ClientEvent>,
+    mo: MoAssembly,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -552,15 +584,31 @@ impl GatewayListener {
         }
     }
 
+    /// Serves one gateway connection. Deliver_Resp goes out once the MO event is queued;
+    /// Report_Resp only once the application completes the report's [`crate::ack::Ack`] (within
+    /// [`DEFERRED_REPLY_WAIT`]), so a report lost before it is recorded stays unanswered and the
+    /// gateway sends it again. Reports wait for their acks side by side: one slow report holds
+    /// up neither the others nor the MOs.
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, SgipCodec);
         if !self.login(&mut framed, peer).await {
             return;
         }
+        // Report_Resps waiting for their acks; `None` when an ack was dropped or timed out.
+        let mut deferred: FuturesUnordered<BoxFuture<'static, Option<Pdu>>> =
+            FuturesUnordered::new();
         let reason = loop {
             let frame = tokio::select! {
                 _ = self.stop.cancelled() => break "link shut down",
+                Some(reply) = deferred.next(), if !deferred.is_empty() => {
+                    if let Some(reply) = reply {
+                        if framed.send(reply).await.is_err() {
+                            break "write failed";
+                        }
+                    }
+                    continue;
+                }
                 f = tokio::time::timeout(self.idle_timeout, framed.next()) => f,
             };
             let pdu = match frame {
@@ -580,19 +628,27 @@ impl GatewayListener {
                 }
                 Body::Bind(_) => Some(Pdu::new(sequence, Body::BindResp(Resp { result: 2 }))),
                 body if body.is_response() => None,
-                body => match gateway_request(&self.name, sequence, body) {
-                    Some((event, reply)) => {
+                body => match gateway_request(&self.name, &self.mo, sequence, body) {
+                    Some((Some(mut event), reply)) => {
+                        let waiter = crate::client::defer_report_ack(&mut event);
                         // The acknowledgement goes out only once the application has the event.
-                        if let Some(event) = event {
-                            tokio::select! {
-                                sent = self.events.send(event) => if sent.is_err() {
-                                    break "client dropped";
-                                },
-                                _ = self.stop.cancelled() => break "link shut down",
-                            }
+                        tokio::select! {
+                            sent = self.events.send(event) => if sent.is_err() {
+                                break "client dropped";
+                            },
+                            _ = self.stop.cancelled() => break "link shut down",
                         }
-                        Some(reply)
+                        match waiter {
+                            Some(waiter) => {
+                                deferred.push(Box::pin(async move {
+                                    waiter.wait(DEFERRED_REPLY_WAIT).await.then_some(reply)
+                                }));
+                                None
+                            }
+                            None => Some(reply),
+                        }
                     }
+                    Some((None, reply)) => Some(reply),
                     None => None,
                 },
             };
@@ -748,26 +804,36 @@ mod tests {
     }
 
     #[test]
-    fn mo_text_is_decoded_and_the_sender_is_national() {
-        let ev = mo_event(
-            SequenceNumber::new(4, 5, 6),
-            Deliver {
-                user_number: "8613800138000".into(),
-                sp_number: "10655012345".into(),
-                tp_pid: 0,
-                tp_udhi: 1,
-                message_coding: 8,
-                message_content: vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60],
-            },
+    fn mo_parts_are_joined_and_the_sender_is_national() {
+        let mo = MoAssembly::new("t", text::decode_text, reassembly::Limits::default());
+        let part = |n: u8, content: &[u8]| Deliver {
+            // The gateway writes the number with and without the country code alike.
+            user_number: if n == 1 {
+                "8613800138000"
+            } else {
+                "13800138000"
+            }
+            .into(),
+            sp_number: "10655012345".into(),
+            tp_pid: 0,
+            tp_udhi: 1,
+            message_coding: 8,
+            message_content: [&[5, 0, 3, 1, 2, n][..], content].concat(),
+        };
+        assert_eq!(
+            mo_event(SequenceNumber::new(4, 5, 7), part(2, &[0x59, 0x7D]), &mo),
+            None
         );
         assert_eq!(
-            ev,
-            ClientEvent::Mo(MoMessage {
+            mo_event(SequenceNumber::new(4, 5, 6), part(1, &[0x4F, 0x60]), &mo),
+            Some(ClientEvent::Mo(MoMessage {
                 src: "13800138000".into(),
                 dest: "10655012345".into(),
-                text: "你".into(),
+                text: "你好".into(),
                 carrier_id: "4-0000000005-6".into(),
-            })
+                parts: 2,
+                complete: true,
+            }))
         );
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 pub use crate::client::{
     ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
+use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::smgp::{
     self, tag, Body, Deliver, DeliverContent, DeliverResp, Login, Pdu, SmgpCodec, SmgpError,
@@ -69,6 +70,11 @@ impl SmgpClient {
             reconnect_min: settings.reconnect_min,
             reconnect_max: settings.reconnect_max,
         };
+        let mo = MoAssembly::new(
+            &settings.name,
+            text::decode_text,
+            reassembly::Limits::default(),
+        );
         let link = SmgpLink {
             login_mode: options
                 .as_ref()
@@ -76,8 +82,9 @@ impl SmgpClient {
             options_error: options.err(),
             settings,
             last_authenticator: Mutex::new([0; 16]),
+            mo: mo.clone(),
         };
-        let (engine, events) = Engine::start(engine_settings, link);
+        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
         (SmgpClient { engine }, events)
     }
 
@@ -177,6 +184,8 @@ struct SmgpLink {
     options_error: Option<String>,
     /// AuthenticatorClient of the last Login, to verify the gateway's AuthenticatorServer.
     last_authenticator: Mutex<[u8; 16]>,
+    /// Joins the parts of long MO messages, across reconnections.
+    mo: MoAssembly,
 }
 
 /// Meaning of a Login_Resp Status.
@@ -276,7 +285,7 @@ impl LinkProtocol for SmgpLink {
                         status: 0,
                     }),
                 )),
-                event: Some(deliver_event(*d)),
+                event: deliver_event(*d, &self.mo),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -312,18 +321,23 @@ impl LinkProtocol for SmgpLink {
     }
 }
 
-fn deliver_event(d: Deliver) -> ClientEvent {
+/// A report becomes an event at once; an MO part only once it completes its message.
+fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
     match d.content {
-        DeliverContent::Report(r) => ClientEvent::Report(link::delivery_report(r, d.src_term_id)),
+        DeliverContent::Report(r) => {
+            Some(ClientEvent::Report(link::delivery_report(r, d.src_term_id)))
+        }
         DeliverContent::Message(content) => {
             let udhi = d.tlvs.u8(tag::TP_UDHI).unwrap_or(0) != 0;
-            let (_, text) = text::decode_payload(d.msg_format, udhi, &content);
-            ClientEvent::Mo(MoMessage {
-                src: d.src_term_id,
-                dest: d.dest_term_id,
-                text,
-                carrier_id: d.msg_id.to_string(),
-            })
+            mo.accept(MoPart::from_payload(
+                d.src_term_id,
+                d.dest_term_id,
+                d.msg_id.to_string(),
+                d.msg_format,
+                udhi,
+                &content,
+            ))
+            .map(ClientEvent::Mo)
         }
     }
 }
@@ -347,23 +361,30 @@ mod tests {
         }
     }
 
+    fn assembly() -> MoAssembly {
+        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
+    }
+
     #[test]
     fn report_becomes_event_with_hex_id() {
         let id = MsgId10([0x01, 0x00, 0x61, 0x01, 0x16, 0x17, 0x00, 0x01, 0x23, 0x45]);
-        let ev = deliver_event(deliver(
-            DeliverContent::Report(Receipt {
-                msg_id: id,
-                stat: "UNDELIV".into(),
-                submit_date: "2401161700".into(),
-                done_date: "2401161701".into(),
-                ..Receipt::default()
-            }),
-            Tlvs::default(),
-            0,
-        ));
+        let ev = deliver_event(
+            deliver(
+                DeliverContent::Report(Receipt {
+                    msg_id: id,
+                    stat: "UNDELIV".into(),
+                    submit_date: "2401161700".into(),
+                    done_date: "2401161701".into(),
+                    ..Receipt::default()
+                }),
+                Tlvs::default(),
+                0,
+            ),
+            &assembly(),
+        );
         assert_eq!(
             ev,
-            ClientEvent::Report(DeliveryReport {
+            Some(ClientEvent::Report(DeliveryReport {
                 carrier_id: "01006101161700012345".into(),
                 dest: "13300000001".into(),
                 stat: "UNDELIV".into(),
@@ -371,25 +392,35 @@ mod tests {
                 submit_time: "2401161700".into(),
                 done_time: "2401161701".into(),
                 ack: crate::ack::Ack::none(),
-            })
+            }))
         );
     }
 
     #[test]
-    fn mo_text_is_decoded_without_udh() {
-        let ev = deliver_event(deliver(
-            DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
-            Tlvs::default().with_u8(tag::TP_UDHI, 1),
-            8,
-        ));
+    fn mo_parts_become_one_event_without_udh() {
+        let mo = assembly();
+        let part = |n: u8, content: &[u8]| {
+            let mut body = vec![6, 8, 4, 0x12, 0x34, 2, n];
+            body.extend_from_slice(content);
+            let mut d = deliver(
+                DeliverContent::Message(body),
+                Tlvs::default().with_u8(tag::TP_UDHI, 1),
+                8,
+            );
+            d.msg_id = MsgId10([n; 10]);
+            d
+        };
+        assert_eq!(deliver_event(part(2, &[0x59, 0x7D]), &mo), None);
         assert_eq!(
-            ev,
-            ClientEvent::Mo(MoMessage {
+            deliver_event(part(1, &[0x4F, 0x60]), &mo),
+            Some(ClientEvent::Mo(MoMessage {
                 src: "13300000001".into(),
                 dest: "10690001".into(),
-                text: "你".into(),
-                carrier_id: "09090909090909090909".into(),
-            })
+                text: "你好".into(),
+                carrier_id: "01010101010101010101".into(),
+                parts: 2,
+                complete: true,
+            }))
         );
     }
 }

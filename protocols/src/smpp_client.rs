@@ -7,7 +7,7 @@
 //! [`crate::session`] engine; this module supplies the SMPP PDUs, maps command_status to
 //! accepted / retryable / permanent, and turns receipts into [`DeliveryReport`]s whose
 //! `carrier_id` matches the submit's (see [`SmppOptions`] for the hex/decimal id pitfall). It does
-//! not retry and does not reassemble concatenated MO parts.
+//! not retry. Concatenated MO parts (UDH or sar_* TLVs) are joined by [`crate::reassembly`].
 //!
 //! `LinkSettings` mapping: `account` = system_id, `secret` = password, `service_id` =
 //! system_type, `src_id` = source_addr (empty: `account`).
@@ -18,15 +18,17 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use crate::client::{
-    ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome,
+    ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use crate::gsm7;
+use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::smpp::{
     self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
     submit_status, tag, tlv, Bind, BindKind, Body, IdFormat, Pdu, Sm, SmResp, SmppCodec, SmppError,
-    VERSION_3_3, VERSION_3_4, VERSION_5_0,
+    Tlv, VERSION_3_3, VERSION_3_4, VERSION_5_0,
 };
+use crate::text::Segment;
 
 /// Code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending (a field
 /// does not fit, or the link is bound as a receiver) or answered with an unexpected PDU.
@@ -52,6 +54,11 @@ pub enum BindMode {
 ///   `decimal`. `receipt_id`: how it writes the receipt text's `id:` (default: like
 ///   `message_id`). When they differ, the receipt's id is converted, and both are reported in
 ///   one canonical form (hex: uppercase, no leading zeros; decimal: no leading zeros).
+/// - `long_message`: how a part of a long message says where it belongs: `udh` (default: a User
+///   Data Header in short_message, esm_class UDHI), `sar` (the sar_msg_ref_num,
+///   sar_total_segments and sar_segment_seqnum TLVs, short_message without UDH) or `payload` (the
+///   content in the message_payload TLV; [`SmppClient::split`] then keeps a long text whole, in
+///   one submit_sm). `sar` and `payload` need TLVs: refused for SMPP 3.3.
 /// - `source_ton`, `source_npi`, `dest_ton`, `dest_npi`: address type and plan (0–255). By
 ///   default an alphanumeric source is 5/0, a numeric one 0/1; a destination with `+` is 1/1
 ///   (the `+` is dropped), otherwise 0/1.
@@ -61,14 +68,30 @@ pub struct SmppOptions {
     pub version: u8,
     pub message_id: IdFormat,
     pub receipt_id: IdFormat,
+    pub long_message: LongMessage,
     pub source_ton: Option<u8>,
     pub source_npi: Option<u8>,
     pub dest_ton: Option<u8>,
     pub dest_npi: Option<u8>,
 }
 
-const OPTION_NAMES: &str =
-    "bind, version, message_id, receipt_id, source_ton, source_npi, dest_ton, dest_npi";
+const OPTION_NAMES: &str = "bind, version, message_id, receipt_id, long_message, source_ton, \
+     source_npi, dest_ton, dest_npi";
+
+/// How the parts of a long message are marked (the `long_message` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LongMessage {
+    /// A concatenation UDH at the start of short_message, esm_class UDHI.
+    #[default]
+    Udh,
+    /// The sar_* TLVs; short_message holds only text.
+    Sar,
+    /// The whole content in message_payload (one submit for a long text).
+    Payload,
+}
+
+/// message_payload holds at most this many octets [SMPP34 §5.3.2.32].
+const MAX_PAYLOAD: usize = 64 * 1024 - 1;
 
 impl SmppOptions {
     /// Reads the options. `fixed` is the interface_version the protocol name already chose
@@ -82,6 +105,7 @@ impl SmppOptions {
         let mut bind = None;
         let mut message_id = IdFormat::AsIs;
         let mut receipt_id = None;
+        let mut long_message = LongMessage::Udh;
         let mut addr = [None; 4];
         for (name, value) in options {
             let v = value.trim();
@@ -127,6 +151,18 @@ impl SmppOptions {
                             .map_err(|e| format!("option receipt_id: {e}"))?,
                     )
                 }
+                "long_message" => {
+                    long_message = match v.to_ascii_lowercase().as_str() {
+                        "udh" => LongMessage::Udh,
+                        "sar" => LongMessage::Sar,
+                        "payload" | "message_payload" => LongMessage::Payload,
+                        _ => {
+                            return Err(format!(
+                                "option long_message = {value:?}: must be udh, sar or payload"
+                            ))
+                        }
+                    }
+                }
                 "source_ton" | "source_npi" | "dest_ton" | "dest_npi" => {
                     let n: u8 = v
                         .parse()
@@ -156,11 +192,18 @@ impl SmppOptions {
             (None, VERSION_3_3) => BindMode::Pair,
             (None, _) => BindMode::Transceiver,
         };
+        if version == VERSION_3_3 && long_message != LongMessage::Udh {
+            return Err(format!(
+                "option long_message = {:?}: SMPP 3.3 has no TLVs (use udh)",
+                options.get("long_message").map_or("", |v| v.trim())
+            ));
+        }
         Ok(SmppOptions {
             bind,
             version,
             message_id,
             receipt_id: receipt_id.unwrap_or(message_id),
+            long_message,
             source_ton: addr[0],
             source_npi: addr[1],
             dest_ton: addr[2],
@@ -212,6 +255,7 @@ impl SmppClient {
                     version: fixed.unwrap_or(VERSION_3_4),
                     message_id: IdFormat::AsIs,
                     receipt_id: IdFormat::AsIs,
+                    long_message: LongMessage::Udh,
                     source_ton: None,
                     source_npi: None,
                     dest_ton: None,
@@ -229,18 +273,25 @@ impl SmppClient {
             reconnect_min: settings.reconnect_min,
             reconnect_max: settings.reconnect_max,
         };
+        // One assembly for both binds of a pair: parts may come on either connection.
+        let mo = MoAssembly::new(
+            &settings.name,
+            gsm7::decode_smpp_text,
+            reassembly::Limits::default(),
+        );
         let link = |bind: BindKind| SmppLink {
             settings: settings.clone(),
             bind,
             options,
             options_error: error.clone(),
+            mo: mo.clone(),
         };
         match options.bind {
             BindMode::Pair => {
                 let (tx, tx_events) =
                     Engine::start(engine_settings("/tx"), link(BindKind::Transmitter));
                 let (rx, rx_events) =
-                    Engine::start(engine_settings("/rx"), link(BindKind::Receiver));
+                    reassembly::start_engine(engine_settings("/rx"), link(BindKind::Receiver), &mo);
                 let events = merge_pair_events(tx_events, rx_events);
                 (
                     SmppClient {
@@ -256,7 +307,7 @@ impl SmppClient {
                     BindMode::Receiver => BindKind::Receiver,
                     _ => BindKind::Transceiver,
                 };
-                let (main, events) = Engine::start(engine_settings(""), link(kind));
+                let (main, events) = reassembly::start_engine(engine_settings(""), link(kind), &mo);
                 (
                     SmppClient {
                         main,
@@ -271,6 +322,13 @@ impl SmppClient {
     /// The options in force (defaults filled in).
     pub fn options(&self) -> SmppOptions {
         self.main.protocol().options
+    }
+
+    /// Splits a message's text into the segments this link submits: the SMPP split (GSM 7-bit
+    /// 160/153 or UCS2 70/67), except with `long_message = payload`, where a long text stays
+    /// one segment (up to message_payload's 64 KB) sent in one submit_sm.
+    pub fn split(&self, text: &str) -> Vec<Segment> {
+        split_for(self.options().long_message, text)
     }
 
     /// Waits for a window slot (and for a live connection, up to response_timeout), sends
@@ -367,6 +425,8 @@ struct SmppLink {
     options: SmppOptions,
     /// Why the link options were refused; the link then never connects.
     options_error: Option<String>,
+    /// Joins the parts of long MO messages, across reconnections (shared by a pair's binds).
+    mo: MoAssembly,
 }
 
 impl SmppLink {
@@ -392,6 +452,38 @@ impl SmppLink {
             Some(international) => (international, (1, 1)),
             None => (seg.dest.as_str(), (0, 1)),
         };
+        let segment = &seg.segment;
+        let udh_form = || {
+            let esm_class = if segment.udhi { esm::UDHI } else { 0 };
+            (esm_class, segment.payload.clone(), Vec::new())
+        };
+        let (esm_class, short_message, tlvs) = match o.long_message {
+            LongMessage::Udh => udh_form(),
+            LongMessage::Sar => match segment
+                .udhi
+                .then(|| crate::text::strip_udh(&segment.payload))
+            {
+                Some((Some(c), body)) => (
+                    0,
+                    body.to_vec(),
+                    vec![
+                        Tlv::u16(tag::SAR_MSG_REF_NUM, c.reference),
+                        Tlv::u8(tag::SAR_TOTAL_SEGMENTS, c.total),
+                        Tlv::u8(tag::SAR_SEGMENT_SEQNUM, c.number),
+                    ],
+                ),
+                // Not a concatenated part (or a UDH without one): nothing to say in TLVs.
+                _ => udh_form(),
+            },
+            LongMessage::Payload => {
+                let (esm_class, payload, _) = udh_form();
+                (
+                    esm_class,
+                    Vec::new(),
+                    vec![Tlv::new(tag::MESSAGE_PAYLOAD, payload)],
+                )
+            }
+        };
         let sm = Sm {
             source_addr_ton: o.source_ton.unwrap_or(auto_ton),
             source_addr_npi: o.source_npi.unwrap_or(auto_npi),
@@ -399,10 +491,11 @@ impl SmppLink {
             dest_addr_ton: o.dest_ton.unwrap_or(dest_auto.0),
             dest_addr_npi: o.dest_npi.unwrap_or(dest_auto.1),
             destination_addr: dest.to_string(),
-            esm_class: if seg.segment.udhi { esm::UDHI } else { 0 },
+            esm_class,
             registered_delivery: u8::from(seg.registered_delivery),
-            data_coding: seg.segment.data_coding,
-            short_message: seg.segment.payload.clone(),
+            data_coding: segment.data_coding,
+            short_message,
+            tlvs,
             ..Sm::default()
         };
         Pdu::new(0, Body::SubmitSm(Box::new(sm.clone()))).encode(&mut BytesMut::new())?;
@@ -441,7 +534,8 @@ impl SmppLink {
     }
 
     /// Turns a deliver_sm (or data_sm) into a report or an MO event; `None` for a receipt that
-    /// names no message id (nothing could be matched to it).
+    /// names no message id (nothing could be matched to it) and for an MO part that does not
+    /// complete its message yet.
     fn deliver_event(&self, sm: &Sm) -> Option<ClientEvent> {
         let payload = if sm.short_message.is_empty() {
             smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD)
@@ -456,14 +550,7 @@ impl SmppLink {
             || kind == esm::INTERMEDIATE_NOTIFICATION
             || receipted.is_some();
         if !is_receipt {
-            let udhi = sm.esm_class & esm::UDHI != 0;
-            let (_, text) = gsm7::decode_smpp_payload(sm.data_coding, udhi, payload);
-            return Some(ClientEvent::Mo(MoMessage {
-                src: sm.source_addr.clone(),
-                dest: sm.destination_addr.clone(),
-                text,
-                carrier_id: String::new(),
-            }));
+            return self.mo.accept(mo_part(sm, payload)).map(ClientEvent::Mo);
         }
         // Receipt text is ASCII whatever data_coding says, except from SMSCs that really send
         // it as UCS2 (node-smpp #68); reading it through the GSM table would turn '_' into '§'.
@@ -504,6 +591,51 @@ impl SmppLink {
             ack: crate::ack::Ack::none(),
         }))
     }
+}
+
+/// An MO deliver_sm or data_sm as a part: concatenated by a UDH (esm_class UDHI), or by the
+/// three sar_* TLVs (all three needed: any one alone says nothing usable).
+fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
+    let udhi = sm.esm_class & esm::UDHI != 0;
+    let mut part = MoPart::from_payload(
+        sm.source_addr.clone(),
+        sm.destination_addr.clone(),
+        String::new(),
+        sm.data_coding,
+        udhi,
+        payload,
+    );
+    if part.concat.is_none() {
+        let field = |t| smpp::tlv::find(&sm.tlvs, t).and_then(tlv::Tlv::as_uint);
+        if let (Some(reference), Some(total), Some(number)) = (
+            field(tag::SAR_MSG_REF_NUM),
+            field(tag::SAR_TOTAL_SEGMENTS),
+            field(tag::SAR_SEGMENT_SEQNUM),
+        ) {
+            part.concat = Some(crate::text::Concat {
+                reference: reference as u16,
+                total: total.min(255) as u8,
+                number: number.min(255) as u8,
+            });
+        }
+    }
+    part
+}
+
+fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
+    if long_message == LongMessage::Payload {
+        let (data_coding, payload) = gsm7::encode_smpp(text);
+        if payload.len() <= MAX_PAYLOAD {
+            return vec![Segment {
+                data_coding,
+                payload,
+                udhi: false,
+                total: 1,
+                number: 1,
+            }];
+        }
+    }
+    gsm7::split_smpp(text)
 }
 
 impl LinkProtocol for SmppLink {
@@ -652,7 +784,6 @@ impl LinkProtocol for SmppLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smpp::Tlv;
     use std::time::Duration;
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -681,6 +812,7 @@ mod tests {
             bind: BindKind::Transceiver,
             options,
             options_error: None,
+            mo: MoAssembly::new("t", gsm7::decode_smpp_text, reassembly::Limits::default()),
         }
     }
 
@@ -801,8 +933,44 @@ mod tests {
         assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "@hi"));
         sm.data_coding = 8;
         sm.esm_class = esm::UDHI;
-        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00, 0x8B, 0xA2];
-        assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "退订"));
+        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00];
+        assert_eq!(l.deliver_event(&sm), None, "part 1 of 2 waits");
+        sm.short_message = vec![5, 0, 3, 1, 2, 2, 0x8B, 0xA2];
+        assert!(matches!(l.deliver_event(&sm),
+            Some(ClientEvent::Mo(m)) if m.text == "退订" && m.parts == 2 && m.complete));
+    }
+
+    #[test]
+    fn mo_parts_by_sar_tlvs_and_message_payload_are_joined() {
+        let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
+        let part = |n: u8, tlvs: Vec<Tlv>, text: &[u8]| Sm {
+            source_addr: "8613800138000".into(),
+            destination_addr: "Herald".into(),
+            short_message: text.to_vec(),
+            tlvs: [
+                vec![
+                    Tlv::u16(tag::SAR_MSG_REF_NUM, 0x1234),
+                    Tlv::u8(tag::SAR_TOTAL_SEGMENTS, 3),
+                    Tlv::u8(tag::SAR_SEGMENT_SEQNUM, n),
+                ],
+                tlvs,
+            ]
+            .concat(),
+            ..Sm::default()
+        };
+        assert_eq!(l.deliver_event(&part(3, vec![], b"!")), None);
+        let payload = vec![Tlv::new(tag::MESSAGE_PAYLOAD, b"lo".to_vec())];
+        assert_eq!(l.deliver_event(&part(2, payload, b"")), None);
+        let ev = l.deliver_event(&part(1, vec![], b"hel"));
+        assert!(
+            matches!(ev, Some(ClientEvent::Mo(ref m))
+            if m.text == "hello!" && m.parts == 3 && m.src == "8613800138000"),
+            "{ev:?}"
+        );
+        // One sar TLV alone is no concatenation: the message stands by itself.
+        let mut alone = part(1, vec![], b"solo");
+        alone.tlvs.truncate(1);
+        assert!(matches!(l.deliver_event(&alone), Some(ClientEvent::Mo(m)) if m.text == "solo"));
     }
 
     #[test]
@@ -830,5 +998,142 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn submit_as_the_smsc_reads_it(l: &SmppLink, segment: &Segment) -> Sm {
+        let sm = l
+            .build_submit(&OutboundSegment {
+                dest: "8613800138000".into(),
+                segment: segment.clone(),
+                registered_delivery: true,
+            })
+            .expect("builds");
+        let mut wire = BytesMut::new();
+        tokio_util::codec::Encoder::encode(
+            &mut SmppCodec,
+            Pdu::new(3, Body::SubmitSm(Box::new(sm))),
+            &mut wire,
+        )
+        .expect("encodes");
+        let decoded = tokio_util::codec::Decoder::decode(&mut SmppCodec, &mut wire)
+            .expect("decodes")
+            .expect("a whole PDU");
+        assert!(wire.is_empty());
+        match decoded.body {
+            Body::SubmitSm(sm) => *sm,
+            other => panic!("not a submit_sm: {other:?}"),
+        }
+    }
+
+    fn long_message_link(mode: &str) -> SmppLink {
+        link(SmppOptions::parse(&opts(&[("long_message", mode)]), None).expect("options"))
+    }
+
+    #[test]
+    fn long_message_option_is_checked() {
+        let o = SmppOptions::parse(&opts(&[]), None).expect("defaults");
+        assert_eq!(o.long_message, LongMessage::Udh);
+        for (value, mode) in [
+            ("udh", LongMessage::Udh),
+            ("SAR", LongMessage::Sar),
+            (" payload ", LongMessage::Payload),
+        ] {
+            let o = SmppOptions::parse(&opts(&[("long_message", value)]), None).expect(value);
+            assert_eq!(o.long_message, mode);
+        }
+        let e = SmppOptions::parse(&opts(&[("long_message", "tlv")]), None).unwrap_err();
+        assert!(
+            e.contains("long_message") && e.contains("udh, sar or payload"),
+            "{e}"
+        );
+        for bad in [
+            SmppOptions::parse(&opts(&[("long_message", "sar"), ("version", "3.3")]), None),
+            SmppOptions::parse(&opts(&[("long_message", "payload")]), Some(VERSION_3_3)),
+        ] {
+            let e = bad.unwrap_err();
+            assert!(e.contains("SMPP 3.3 has no TLVs"), "{e}");
+        }
+        assert!(SmppOptions::parse(&opts(&[("long_message", "udh")]), Some(VERSION_3_3)).is_ok());
+    }
+
+    #[test]
+    fn udh_parts_carry_the_header_in_short_message() {
+        let l = long_message_link("udh");
+        let segments = split_for(LongMessage::Udh, &"x".repeat(200));
+        let sm = submit_as_the_smsc_reads_it(&l, &segments[1]);
+        assert_eq!(sm.esm_class, esm::UDHI);
+        assert_eq!(sm.short_message, segments[1].payload);
+        assert_eq!(&sm.short_message[..3], &[5, 0, 3]);
+        assert!(sm.tlvs.is_empty());
+    }
+
+    #[test]
+    fn sar_parts_carry_tlvs_and_reassemble() {
+        let l = long_message_link("sar");
+        let text = format!("{}😀{}", "退订".repeat(40), "TD".repeat(30));
+        let segments = split_for(LongMessage::Sar, &text);
+        assert!(segments.len() >= 2);
+        let mut joined = crate::reassembly::Reassembler::new(
+            gsm7::decode_smpp_text,
+            reassembly::Limits::default(),
+        );
+        let mut out = None;
+        for segment in segments.iter().rev() {
+            let sm = submit_as_the_smsc_reads_it(&l, segment);
+            assert_eq!(sm.esm_class, 0, "no UDHI");
+            assert_eq!(sm.short_message, segment.payload[6..].to_vec(), "no UDH");
+            let field = |t| smpp::tlv::find(&sm.tlvs, t).and_then(tlv::Tlv::as_uint);
+            assert_eq!(
+                field(tag::SAR_MSG_REF_NUM),
+                Some(u32::from(segment.payload[3]))
+            );
+            assert_eq!(
+                field(tag::SAR_TOTAL_SEGMENTS),
+                Some(u32::from(segment.total))
+            );
+            assert_eq!(
+                field(tag::SAR_SEGMENT_SEQNUM),
+                Some(u32::from(segment.number))
+            );
+            // Read back the way an MO with sar_* TLVs is read.
+            let part = mo_part(&sm, &sm.short_message);
+            if let Some(m) = joined
+                .push(part, tokio::time::Instant::now())
+                .expect("consistent")
+            {
+                out = Some(m);
+            }
+        }
+        assert_eq!(out.map(|m| m.text), Some(text));
+        // A single-part message has nothing to say in sar TLVs.
+        let single = split_for(LongMessage::Sar, "hi");
+        let sm = submit_as_the_smsc_reads_it(&l, &single[0]);
+        assert!(sm.tlvs.is_empty() && sm.short_message == single[0].payload);
+    }
+
+    #[test]
+    fn payload_mode_sends_a_long_text_whole_in_message_payload() {
+        let l = long_message_link("payload");
+        let text = "Grüße {alle} ".repeat(40);
+        let segments = split_for(LongMessage::Payload, &text);
+        assert_eq!(segments.len(), 1, "one submit for the whole text");
+        assert!(segments[0].payload.len() > max::SHORT_MESSAGE);
+        let sm = submit_as_the_smsc_reads_it(&l, &segments[0]);
+        assert!(sm.short_message.is_empty(), "message_payload replaces it");
+        assert_eq!(sm.esm_class, 0);
+        let payload = smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD).expect("message_payload");
+        assert_eq!(gsm7::decode_smpp_text(sm.data_coding, &payload.value), text);
+        // Not GSM: UCS2, still whole.
+        let chinese = "退订".repeat(100);
+        let segments = split_for(LongMessage::Payload, &chinese);
+        assert_eq!(segments.len(), 1);
+        assert_eq!(segments[0].data_coding, gsm7::DC_UCS2);
+        // Segments from the plain split (a caller that does not ask the client to split) still
+        // go out in message_payload, their UDH flagged.
+        let parts = split_for(LongMessage::Udh, &chinese);
+        let sm = submit_as_the_smsc_reads_it(&l, &parts[0]);
+        assert_eq!(sm.esm_class, esm::UDHI);
+        let payload = smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD).expect("message_payload");
+        assert_eq!(payload.value, parts[0].payload);
     }
 }

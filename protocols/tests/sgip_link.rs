@@ -16,7 +16,8 @@ use herald_protocols::sgip::{
 use herald_protocols::sgip_client::SgipClient;
 use herald_protocols::sim::sgip::{run_with_mo, SimAccount, SimConfig, SimFaults, SimMo};
 use herald_protocols::{
-    split_text, ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
+    split_text, ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError,
+    SubmitOutcome,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -285,6 +286,7 @@ async fn window_bounds_outstanding_submits() {
     // Each Submit_Resp takes 200 ms: with a window of 2, six submits need three rounds.
     let faults = SimFaults {
         submit_resp_delay: Duration::from_millis(200),
+        ..SimFaults::default()
     };
     let (client, mut events, listener) = client_and_sim_listener(PASSWORD, 2).await;
     let sim = Sim::start(
@@ -360,6 +362,136 @@ async fn unknown_option_leaves_the_link_down_and_says_why() {
     .await;
     assert!(!client.is_connected());
     assert_eq!(client.listen_addr(), None);
+    within("client shutdown", client.shutdown()).await;
+}
+
+/// The next report event (with its ack still pending); MO events on the way are skipped.
+async fn next_report(events: &mut mpsc::Receiver<ClientEvent>) -> DeliveryReport {
+    within("a report", async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Report(r)) => return r,
+                Some(ClientEvent::Mo(_)) => {}
+                other => panic!("expected a report, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Shows that the client has sent nothing else: an MO sent now is answered, and its
+/// Deliver_Resp is the next PDU on the connection (a Report_Resp sent earlier would come first).
+async fn assert_nothing_else_sent(framed: &mut Framed<TcpStream, SgipCodec>, counter: u32) {
+    let sequence = SequenceNumber::new(4_020_000_001, 1_125_000_000, 900 + counter);
+    framed
+        .send(Pdu::new(
+            sequence,
+            Body::Deliver(Box::new(Deliver {
+                user_number: "8613000130000".into(),
+                sp_number: SP_NUMBER.into(),
+                tp_pid: 0,
+                tp_udhi: 0,
+                message_coding: 0,
+                message_content: b"PING".to_vec(),
+            })),
+        ))
+        .await
+        .expect("send Deliver");
+    let next = within("Deliver_Resp", framed.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (next.sequence, next.body),
+        (sequence, Body::DeliverResp(Resp { result: 0 })),
+        "the client answered something else first"
+    );
+}
+
+fn report_about(counter: u32) -> Report {
+    Report {
+        submit_sequence: SequenceNumber::new(NODE_ID, 1_125_070_100, counter),
+        report_type: 0,
+        user_number: "8613000130000".into(),
+        state: 0,
+        error_code: 0,
+    }
+}
+
+/// Report_Resp follows the application's ack, on the gateway's connection to the SP's listener
+/// and on the SP's own connection alike; a dropped ack leaves the Report unanswered, and the
+/// gateway's resend is answered once acked.
+#[tokio::test]
+async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropped() {
+    let (client, mut events, sim_listener) = client_and_sim_listener(PASSWORD, 16).await;
+    let sp = client.listen_addr().expect("listens");
+    let (mut gw, result) = gateway_bind(sp, login_type::SMG_TO_SP, PASSWORD).await;
+    assert_eq!(result, 0);
+
+    let first = SequenceNumber::new(4_020_000_001, 1_125_000_000, 20);
+    gw.send(Pdu::new(first, Body::Report(report_about(1))))
+        .await
+        .expect("send Report");
+    let report = next_report(&mut events).await;
+    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-1"));
+    // A second report is answered on its own ack, ahead of the first.
+    let second = SequenceNumber::new(4_020_000_001, 1_125_000_000, 21);
+    gw.send(Pdu::new(second, Body::Report(report_about(2))))
+        .await
+        .expect("send Report");
+    let other = next_report(&mut events).await;
+    assert_nothing_else_sent(&mut gw, 2).await;
+    other.ack.done();
+    let resp = within("Report_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (resp.sequence, resp.body),
+        (second, Body::ReportResp(Resp { result: 0 }))
+    );
+
+    // The node lost the first report before recording it: no answer, ever.
+    drop(report);
+    assert_nothing_else_sent(&mut gw, 3).await;
+    // So the gateway sends it again, and this time it is recorded.
+    let resent = SequenceNumber::new(4_020_000_001, 1_125_000_000, 22);
+    gw.send(Pdu::new(resent, Body::Report(report_about(1))))
+        .await
+        .expect("send Report");
+    let report = next_report(&mut events).await;
+    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-1"));
+    assert_nothing_else_sent(&mut gw, 5).await;
+    report.ack.done();
+    let resp = within("Report_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (resp.sequence, resp.body),
+        (resent, Body::ReportResp(Resp { result: 0 }))
+    );
+
+    // A Report on the SP's own connection (the session engine's path) waits the same way.
+    let mut sp_conn = accept_sp(&sim_listener).await;
+    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let on_sp = SequenceNumber::new(4_020_000_001, 1_125_000_000, 23);
+    sp_conn
+        .send(Pdu::new(on_sp, Body::Report(report_about(3))))
+        .await
+        .expect("send Report");
+    let report = next_report(&mut events).await;
+    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-3"));
+    assert_nothing_else_sent(&mut sp_conn, 4).await;
+    report.ack.done();
+    let resp = within("Report_Resp on the SP connection", sp_conn.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (resp.sequence, resp.body),
+        (on_sp, Body::ReportResp(Resp { result: 0 }))
+    );
     within("client shutdown", client.shutdown()).await;
 }
 
@@ -440,30 +572,35 @@ async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
     ))
     .await
     .expect("send Deliver");
-    let mut answered = HashSet::new();
-    within("Report_Resp and Deliver_Resp", async {
-        while answered.len() < 2 {
-            let pdu = gw.next().await.expect("open").expect("valid");
-            match pdu.body {
-                Body::ReportResp(Resp { result: 0 }) => assert_eq!(pdu.sequence, report_seq),
-                Body::DeliverResp(Resp { result: 0 }) => assert_eq!(pdu.sequence, mo_seq),
-                other => panic!("unexpected {other:?}"),
-            }
-            answered.insert(pdu.sequence);
-        }
-    })
-    .await;
-    wait_event(&mut events, "the report", |e| {
-        matches!(e, ClientEvent::Report(r)
-            if r.carrier_id == format!("{NODE_ID}-1125070100-9") && r.delivered && r.dest == "13000130000")
-    })
-    .await;
+    // The MO is answered at once; the Report only once the application has recorded it.
+    let resp = within("Deliver_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (resp.sequence, resp.body),
+        (mo_seq, Body::DeliverResp(Resp { result: 0 }))
+    );
+    let report = next_report(&mut events).await;
+    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-9"));
+    assert!(report.delivered);
+    assert_eq!(report.dest, "13000130000");
     wait_event(
         &mut events,
         "the MO",
         |e| matches!(e, ClientEvent::Mo(m) if m.text == "STOP" && m.src == "13000130000"),
     )
     .await;
+    assert_nothing_else_sent(&mut gw, 1).await;
+    report.ack.done();
+    let resp = within("Report_Resp", gw.next())
+        .await
+        .expect("open")
+        .expect("valid");
+    assert_eq!(
+        (resp.sequence, resp.body),
+        (report_seq, Body::ReportResp(Resp { result: 0 }))
+    );
     gw.send(Pdu::new(report_seq, Body::Unbind))
         .await
         .expect("send Unbind");

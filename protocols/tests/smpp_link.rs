@@ -529,3 +529,57 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
     drop(peer);
     within("client shutdown", client.shutdown()).await;
 }
+
+/// The `long_message` option over TCP: with `sar` the SMSC sees each part's place in the TLVs
+/// and text without a UDH; with `payload` it sees the whole text in one submit_sm.
+#[tokio::test]
+async fn long_messages_go_out_as_sar_parts_or_one_message_payload() {
+    let text = "第十号通知：本周六系统维护，届时服务暂停，敬请谅解。".repeat(4);
+    for mode in ["sar", "payload"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = dir.path().join("sim.jsonl");
+        let sim = Sim::start(Some(&record), |_| {}, SimFaults::default()).await;
+        let (client, mut events) =
+            SmppClient::start(settings(sim.addr, PASSWORD, 8, &[("long_message", mode)]));
+        wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+        let segments = client.split(&text);
+        assert_eq!(segments.len() == 1, mode == "payload", "{mode}");
+        for segment in segments.clone() {
+            let outcome = within(
+                "submit",
+                client.submit(OutboundSegment {
+                    dest: "+8613800138000".into(),
+                    segment,
+                    registered_delivery: false,
+                }),
+            )
+            .await;
+            assert!(
+                matches!(outcome, Ok(SubmitOutcome::Accepted { .. })),
+                "{mode}: {outcome:?}"
+            );
+        }
+        within("client shutdown", client.shutdown()).await;
+        sim.stop().await;
+
+        let lines = std::fs::read_to_string(&record).expect("record file");
+        let submits: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+            .filter(|r| r["kind"] == "submit")
+            .collect();
+        assert_eq!(submits.len(), segments.len(), "{mode}");
+        let total = segments.len() as u64;
+        let mut joined = String::new();
+        for (i, s) in submits.iter().enumerate() {
+            assert_eq!(s["pk_total"], total, "{mode}: from sar_total_segments");
+            assert_eq!(
+                s["pk_number"],
+                i as u64 + 1,
+                "{mode}: from sar_segment_seqnum"
+            );
+            joined.push_str(s["text"].as_str().expect("text"));
+        }
+        assert_eq!(joined, text, "{mode}: no UDH bytes in the text");
+    }
+}

@@ -40,6 +40,12 @@ impl GatewayWire for CngpWire {
     const VERSION: u8 = cngp::VERSION_2_0;
     const STATUS_AUTH: u32 = 21;
     const STATUS_VERSION: u32 = 22;
+    /// No public CNGP specification names a flow-control status. CNGP's codes follow SMGP's
+    /// (1 system busy, 21 authentication, 22 version), and 1 "system busy" is the retryable
+    /// one; the congestion itself is also signalled in the CongestionState TLV (100 = fully
+    /// congested), which the throttled response carries.
+    const STATUS_THROTTLED: u32 = 1;
+    const HEADER_LEN: usize = cngp::HEADER_LEN;
 
     fn sequence(pdu: &Pdu) -> u32 {
         pdu.sequence_id
@@ -91,6 +97,17 @@ impl GatewayWire for CngpWire {
             Body::SubmitResp(SubmitResp {
                 msg_id,
                 tlvs: Tlvs::default().with_u8(tag::CONGESTION_STATE, 0),
+            }),
+        )
+    }
+
+    fn submit_throttled(sequence: u32) -> Pdu {
+        Pdu::with_status(
+            sequence,
+            Self::STATUS_THROTTLED,
+            Body::SubmitResp(SubmitResp {
+                msg_id: MsgId10::default(),
+                tlvs: Tlvs::default().with_u8(tag::CONGESTION_STATE, 100),
             }),
         )
     }

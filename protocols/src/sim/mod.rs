@@ -1,9 +1,14 @@
 //! Carrier simulators for tests and demos: they play the gateway side of a protocol over real
 //! TCP, acknowledge submits, send status reports and record what they saw as JSON lines so a test
 //! can check what the carrier received. They are test equipment, not carrier implementations.
+//!
+//! [`faults`] holds the misbehaviour the SMPP, SGIP, SMGP and CNGP simulators share (rate and
+//! window limits answered with each protocol's throttling code, dropped, stalled and malformed
+//! connections, delayed responses); the CMPP simulator has its own copy.
 
 pub mod cmpp;
 pub mod cngp;
+pub mod faults;
 pub mod sgip;
 pub mod smgp;
 pub mod smpp;

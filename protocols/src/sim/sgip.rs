@@ -25,6 +25,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
 use super::{now_ms, Recorder};
 use crate::session::Backoff;
 use crate::sgip::{
@@ -66,12 +67,16 @@ pub struct SimConfig {
     pub idle_timeout: Duration,
 }
 
-/// Misbehaviour on demand, for tests.
-#[derive(Debug, Clone, Default)]
-pub struct SimFaults {
-    /// Hold every Submit_Resp this long.
-    pub submit_resp_delay: Duration,
-}
+/// Misbehaviour on demand (see [`super::faults`]), on the SPs' connections (LoginType 1).
+/// Submits refused by a rate, window or `throttle_at` fault are answered with Result
+/// [`RESULT_FLOW_CONTROL`]. A stalled connection answers nothing more, but Reports still travel
+/// on the gateway's own connection to the SP.
+pub use super::faults::SimFaults;
+
+/// Submit_Resp Result for flow control. SGIP 1.2 itself lists only 11 "node busy"; 88 is the
+/// flow-control code some implementations answer for exceeding the agreed rate (*unconfirmed*
+/// by the public specification), and [`sgip::result_meaning`] reads it as retryable.
+pub const RESULT_FLOW_CONTROL: u8 = 88;
 
 /// A mobile-originated message for the simulator to deliver to an SP.
 #[derive(Debug, Clone)]
@@ -132,7 +137,7 @@ pub async fn run_with_mo(
     tracing::info!(%local, "SGIP simulator listening");
     let shared = Arc::new(Shared {
         config,
-        faults,
+        faults: Faults::new(faults),
         recorder,
         sequence: AtomicU32::new(1),
         back: Mutex::new(HashMap::new()),
@@ -177,7 +182,7 @@ enum Outgoing {
 
 struct Shared {
     config: SimConfig,
-    faults: SimFaults,
+    faults: Faults,
     recorder: Option<Recorder>,
     sequence: AtomicU32,
     /// Per account, the queue of the task that owns the gateway's connection to that SP.
@@ -417,16 +422,19 @@ async fn serve_sp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     };
     tracing::info!(%peer, account = %login, "simulator: SP bound");
     let (tx, mut rx) = mpsc::unbounded_channel::<Pdu>();
+    let mut conn = ConnFaults::default();
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
-            Some(pdu) = rx.recv() => {
+            Some(pdu) = rx.recv(), if !conn.stalled() => {
+                conn.release();
                 if framed.send(pdu).await.is_err() {
                     break "write failed";
                 }
             }
             frame = tokio::time::timeout(shared.config.idle_timeout, framed.next()) => {
                 let pdu = match frame {
+                    Err(_) if conn.stalled() => continue,
                     Err(_) => {
                         // As a gateway does with an idle SP: unbind and close.
                         let _ = framed.send(Pdu::new(shared.next_sequence(), Body::Unbind)).await;
@@ -440,24 +448,57 @@ async fn serve_sp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                     Ok(Some(Ok(pdu))) => pdu,
                 };
-                let reply = match pdu.body {
-                    Body::Submit(submit) => {
-                        let resp = accept_submit(&shared, &login, pdu.sequence, &submit);
-                        let delay = shared.faults.submit_resp_delay;
-                        if delay.is_zero() {
-                            Some(resp)
-                        } else {
-                            let tx = tx.clone();
-                            let cancel = shared.cancel.clone();
-                            shared.tasks.spawn(async move {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => { let _ = tx.send(resp); }
-                                    _ = cancel.cancelled() => {}
-                                }
-                            });
-                            None
-                        }
+                match shared.faults.on_pdu(&mut conn) {
+                    Fate::Serve => {}
+                    Fate::Drop => {
+                        tracing::warn!(%peer, "simulator: dropping connection (fault)");
+                        break "fault injected: drop";
                     }
+                    Fate::Stall => continue,
+                    Fate::Malformed => {
+                        let valid = Pdu::new(pdu.sequence, Body::SubmitResp(Resp { result: 0 }));
+                        if faults::send_malformed(&shared.faults, &mut framed, valid, sgip::HEADER_LEN).await.is_err() {
+                            break "write failed";
+                        }
+                        continue;
+                    }
+                }
+                let reply = match pdu.body {
+                    Body::Submit(submit) => match shared.faults.on_submit(&login, &conn) {
+                        SubmitFate::Drop => {
+                            tracing::warn!(%peer, "simulator: dropping connection at a submit (fault)");
+                            break "fault injected";
+                        }
+                        SubmitFate::Throttle(why) => {
+                            for user in &submit.user_numbers {
+                                shared.record(faults::throttled_record(
+                                    &login,
+                                    sgip::national_number(user),
+                                    why,
+                                    u32::from(RESULT_FLOW_CONTROL),
+                                ));
+                            }
+                            Some(Pdu::new(pdu.sequence, Body::SubmitResp(Resp { result: RESULT_FLOW_CONTROL })))
+                        }
+                        SubmitFate::Accept => {
+                            let resp = accept_submit(&shared, &login, pdu.sequence, &submit);
+                            match shared.faults.resp_delay() {
+                                None => Some(resp),
+                                Some(delay) => {
+                                    conn.hold();
+                                    let tx = tx.clone();
+                                    let cancel = shared.cancel.clone();
+                                    shared.tasks.spawn(async move {
+                                        tokio::select! {
+                                            _ = tokio::time::sleep(delay) => { let _ = tx.send(resp); }
+                                            _ = cancel.cancelled() => {}
+                                        }
+                                    });
+                                    None
+                                }
+                            }
+                        }
+                    },
                     Body::Unbind => {
                         let _ = framed.send(Pdu::new(pdu.sequence, Body::UnbindResp)).await;
                         break "SP unbound";

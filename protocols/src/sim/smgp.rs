@@ -39,6 +39,11 @@ impl GatewayWire for SmgpWire {
     const VERSION: u8 = smgp::VERSION_3_0;
     const STATUS_AUTH: u32 = 21;
     const STATUS_VERSION: u32 = 22;
+    /// SMGP 3.0.3 defines no flow-control status. Of its codes, 1 "system busy" is the one a
+    /// client can retry soon, and is what gateways answer when they shed load; 75 "sending
+    /// limit exceeded" is a quota (typically daily), not a per-second rate.
+    const STATUS_THROTTLED: u32 = 1;
+    const HEADER_LEN: usize = smgp::HEADER_LEN;
 
     fn sequence(pdu: &Pdu) -> u32 {
         pdu.sequence_id
@@ -82,6 +87,16 @@ impl GatewayWire for SmgpWire {
 
     fn submit_resp(sequence: u32, msg_id: MsgId10) -> Pdu {
         Pdu::new(sequence, Body::SubmitResp(SubmitResp { msg_id, status: 0 }))
+    }
+
+    fn submit_throttled(sequence: u32) -> Pdu {
+        Pdu::new(
+            sequence,
+            Body::SubmitResp(SubmitResp {
+                msg_id: MsgId10::default(),
+                status: Self::STATUS_THROTTLED,
+            }),
+        )
     }
 
     fn active_test_resp(sequence: u32) -> Pdu {

@@ -26,6 +26,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
 use super::{now_ms, Recorder};
 use crate::gsm7;
 use crate::smpp::{
@@ -34,6 +35,8 @@ use crate::smpp::{
 };
 use crate::text;
 
+/// SMPP's header: command_length, command_id, command_status, sequence_number.
+const HEADER_LEN: usize = 16;
 /// How long a new connection may take to bind.
 const BIND_TIMEOUT: Duration = Duration::from_secs(30);
 const SMSC_SYSTEM_ID: &str = "HERALDSIM";
@@ -70,14 +73,9 @@ impl SimConfig {
     }
 }
 
-/// Misbehaviour on demand, for fault tests.
-#[derive(Debug, Clone, Default)]
-pub struct SimFaults {
-    /// Hold every submit_sm_resp this long.
-    pub submit_resp_delay: Duration,
-    /// Answer the n-th submit_sm (1-based, over the simulator's life) with ESME_RTHROTTLED.
-    pub throttle_at: Option<u64>,
-}
+/// Misbehaviour on demand (see [`super::faults`]); submits refused by a rate, window or
+/// `throttle_at` fault are answered with ESME_RTHROTTLED (0x58).
+pub use super::faults::SimFaults;
 
 /// Binds `config.listen` and serves until `shutdown` completes.
 pub async fn run(
@@ -106,10 +104,9 @@ pub async fn run_on(
         // Ids look like a busy SMSC's, and differ between runs.
         next_id: AtomicU64::new(rand::thread_rng().gen_range(1_000_000_000..3_000_000_000)),
         config,
-        faults,
+        faults: Faults::new(faults),
         recorder,
         state: Mutex::new(State::default()),
-        submits_seen: AtomicU64::new(0),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -166,11 +163,10 @@ struct State {
 
 struct Shared {
     config: SimConfig,
-    faults: SimFaults,
+    faults: Faults,
     recorder: Option<Recorder>,
     next_id: AtomicU64,
     state: Mutex<State>,
-    submits_seen: AtomicU64,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -303,6 +299,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
     let mut sequence = 0u32;
     let mut unacked: HashMap<u32, Report> = HashMap::new();
+    let mut conn = ConnFaults::default();
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -316,10 +313,32 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     Some(Ok(pdu)) => pdu,
                 };
                 let seq = pdu.sequence_number;
-                let reply = match pdu.body {
-                    Body::SubmitSm(sm) => {
-                        on_submit(&shared, &session, id, seq, &sm, &tx, Body::SubmitSmResp)
+                match shared.faults.on_pdu(&mut conn) {
+                    Fate::Serve => {}
+                    Fate::Drop => {
+                        tracing::warn!(%peer, "simulator: dropping connection (fault)");
+                        break "fault injected: drop";
                     }
+                    Fate::Stall => continue,
+                    Fate::Malformed => {
+                        let valid = Pdu::new(seq, Body::SubmitSmResp(SmResp {
+                            message_id: shared.submit_id(shared.next_id.fetch_add(1, Ordering::Relaxed)),
+                            tlvs: vec![],
+                        }));
+                        if faults::send_malformed(&shared.faults, &mut framed, valid, HEADER_LEN).await.is_err() {
+                            break "write failed";
+                        }
+                        continue;
+                    }
+                }
+                let mut submit = |sm: &Sm, response: fn(SmResp) -> Body| {
+                    on_submit(&shared, &session, id, seq, sm, &tx, &mut conn, response)
+                };
+                let reply = match pdu.body {
+                    Body::SubmitSm(sm) => match submit(&sm, Body::SubmitSmResp) {
+                        Some(reply) => reply,
+                        None => break "fault injected",
+                    },
                     Body::DataSm(d) => {
                         let sm = Sm {
                             source_addr: d.source_addr,
@@ -330,7 +349,10 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             tlvs: d.tlvs,
                             ..Sm::default()
                         };
-                        on_submit(&shared, &session, id, seq, &sm, &tx, Body::DataSmResp)
+                        match submit(&sm, Body::DataSmResp) {
+                            Some(reply) => reply,
+                            None => break "fault injected",
+                        }
                     }
                     Body::DeliverSmResp(_) | Body::GenericNack if pdu.command_status == 0 => {
                         unacked.remove(&seq);
@@ -361,9 +383,12 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                 }
             }
-            Some(msg) = rx.recv() => {
+            Some(msg) = rx.recv(), if !conn.stalled() => {
                 let pdu = match msg {
-                    ConnMsg::Send(pdu) => pdu,
+                    ConnMsg::Send(pdu) => {
+                        conn.release();
+                        pdu
+                    }
                     ConnMsg::Report(report) => {
                         sequence = sequence.wrapping_add(1).clamp(1, 0x7FFF_FFFF);
                         shared.record(json!({
@@ -495,37 +520,60 @@ async fn bind(
     }
 }
 
-/// Records a submit_sm (or data_sm), schedules its receipt and builds the response; `None` when
-/// the response goes out later (delayed by a fault).
+/// Records a submit_sm (or data_sm), schedules its receipt and builds the response: `Some(None)`
+/// when the response goes out later (delayed by a fault), `None` when a fault drops the
+/// connection instead.
+#[allow(clippy::too_many_arguments)]
 fn on_submit(
     shared: &Arc<Shared>,
     session: &Session,
-    conn: u64,
+    conn_id: u64,
     seq: u32,
     sm: &Sm,
     tx: &mpsc::UnboundedSender<ConnMsg>,
-    response: impl FnOnce(SmResp) -> Body,
-) -> Option<Pdu> {
-    let n = shared.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
-    let resp = if !session.kind.can_send() {
-        Pdu::response(seq, status::ESME_RINVBNDSTS, response(SmResp::default()))
-    } else if shared.faults.throttle_at == Some(n) {
-        Pdu::response(seq, status::ESME_RTHROTTLED, response(SmResp::default()))
-    } else {
-        let id = accept(shared, session, conn, sm);
-        Pdu::new(
+    conn: &mut ConnFaults,
+    response: fn(SmResp) -> Body,
+) -> Option<Option<Pdu>> {
+    if !session.kind.can_send() {
+        return Some(Some(Pdu::response(
             seq,
-            response(SmResp {
-                message_id: shared.submit_id(id),
-                tlvs: vec![],
-            }),
-        )
-    };
-    if shared.faults.submit_resp_delay.is_zero() {
-        return Some(resp);
+            status::ESME_RINVBNDSTS,
+            response(SmResp::default()),
+        )));
     }
+    match shared.faults.on_submit(&session.system_id, conn) {
+        SubmitFate::Drop => {
+            tracing::warn!(system_id = %session.system_id, "simulator: dropping connection at a submit (fault)");
+            return None;
+        }
+        SubmitFate::Throttle(why) => {
+            shared.record(faults::throttled_record(
+                &session.system_id,
+                &sm.destination_addr,
+                why,
+                status::ESME_RTHROTTLED,
+            ));
+            return Some(Some(Pdu::response(
+                seq,
+                status::ESME_RTHROTTLED,
+                response(SmResp::default()),
+            )));
+        }
+        SubmitFate::Accept => {}
+    }
+    let id = accept(shared, session, conn_id, sm);
+    let resp = Pdu::new(
+        seq,
+        response(SmResp {
+            message_id: shared.submit_id(id),
+            tlvs: vec![],
+        }),
+    );
+    let Some(delay) = shared.faults.resp_delay() else {
+        return Some(Some(resp));
+    };
+    conn.hold();
     let tx = tx.clone();
-    let delay = shared.faults.submit_resp_delay;
     let cancel = shared.cancel.clone();
     shared.tasks.spawn(async move {
         tokio::select! {
@@ -533,7 +581,7 @@ fn on_submit(
             _ = cancel.cancelled() => {}
         }
     });
-    None
+    Some(None)
 }
 
 /// Records the submit and schedules its receipt; returns the message id.

@@ -6,7 +6,9 @@
 //!
 //! The two protocols differ only in PDU layout, so each supplies a [`GatewayWire`] that turns its
 //! PDUs into the few facts the simulator acts on and builds its answers; everything else (login
-//! policy, report scheduling, JSON-lines records) is here once. Test equipment, not a gateway.
+//! policy, report scheduling, JSON-lines records) is here once. [`SimFaults`] (shared with the
+//! SMPP and SGIP simulators, see [`super::faults`]) makes it strict or broken on demand. Test
+//! equipment, not a gateway.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -25,6 +27,7 @@ use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
 use super::{now_ms, Recorder};
 use crate::telecom::{auth, CodecError, MsgId10, MsgId10Generator};
 use crate::text;
@@ -47,15 +50,7 @@ pub struct SimConfig {
     pub gateway_id: u32,
 }
 
-/// Misbehaviour on demand, for fault tests.
-#[derive(Debug, Clone, Default)]
-pub struct SimFaults {
-    /// Close the connection carrying the n-th Submit (1-based, over the simulator's life)
-    /// instead of answering it.
-    pub drop_at_submit: Option<u64>,
-    /// Hold every Submit_Resp this long.
-    pub submit_resp_delay: Duration,
-}
+pub use super::faults::SimFaults;
 
 /// What the simulator needs from one inbound PDU.
 pub enum SimInbound {
@@ -112,11 +107,17 @@ pub trait GatewayWire: Send + Sync + 'static {
     /// Login_Resp status for a bad account or authenticator, and for a version too high.
     const STATUS_AUTH: u32;
     const STATUS_VERSION: u32;
+    /// Submit_Resp status for a submit refused by a rate or window fault.
+    const STATUS_THROTTLED: u32;
+    /// Header length (for malformed frames).
+    const HEADER_LEN: usize;
 
     fn sequence(pdu: &Self::Pdu) -> u32;
     fn inbound(pdu: Self::Pdu) -> SimInbound;
     fn login_resp(sequence: u32, status: u32, authenticator_server: [u8; 16]) -> Self::Pdu;
     fn submit_resp(sequence: u32, msg_id: MsgId10) -> Self::Pdu;
+    /// A Submit_Resp refusing the submit with [`GatewayWire::STATUS_THROTTLED`].
+    fn submit_throttled(sequence: u32) -> Self::Pdu;
     fn active_test_resp(sequence: u32) -> Self::Pdu;
     fn exit_resp(sequence: u32) -> Self::Pdu;
     /// The Deliver carrying `report`; `deliver_id` is the Deliver's own MsgID.
@@ -139,13 +140,12 @@ pub async fn run_on<W: GatewayWire>(
     let shared = Arc::new(Shared::<W> {
         msg_ids: MsgId10Generator::new(config.gateway_id),
         config,
-        faults,
+        faults: Faults::new(faults),
         recorder,
         state: Mutex::new(State {
             conns: HashMap::new(),
             queued: HashMap::new(),
         }),
-        submits_seen: AtomicU64::new(0),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -190,11 +190,10 @@ struct State<P> {
 
 struct Shared<W: GatewayWire> {
     config: SimConfig,
-    faults: SimFaults,
+    faults: Faults,
     recorder: Option<Recorder>,
     msg_ids: MsgId10Generator,
     state: Mutex<State<W::Pdu>>,
-    submits_seen: AtomicU64,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -302,6 +301,7 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
 
     let mut sequence = 0u32;
     let mut unacked: HashMap<u32, SimReport> = HashMap::new();
+    let mut conn = ConnFaults::default();
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -315,32 +315,55 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
                     Some(Ok(pdu)) => pdu,
                 };
                 let seq = W::sequence(&pdu);
+                match shared.faults.on_pdu(&mut conn) {
+                    Fate::Serve => {}
+                    Fate::Drop => {
+                        tracing::warn!(%peer, "simulator: dropping connection (fault)");
+                        break "fault injected: drop";
+                    }
+                    Fate::Stall => continue,
+                    Fate::Malformed => {
+                        let valid = W::submit_resp(seq, shared.msg_ids.next_at(&chrono::Local::now()));
+                        if faults::send_malformed(&shared.faults, &mut framed, valid, W::HEADER_LEN).await.is_err() {
+                            break "write failed";
+                        }
+                        continue;
+                    }
+                }
                 let reply = match W::inbound(pdu) {
-                    SimInbound::Submit(submit) => {
-                        let n = shared.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
-                        if shared.faults.drop_at_submit == Some(n) {
-                            tracing::warn!(%peer, submit = n, "simulator: dropping connection (fault)");
+                    SimInbound::Submit(submit) => match shared.faults.on_submit(&account, &conn) {
+                        SubmitFate::Drop => {
+                            tracing::warn!(%peer, "simulator: dropping connection at a submit (fault)");
                             break "fault injected";
                         }
-                        let msg_id = accept_submit(&shared, &account, id, &submit);
-                        let resp = W::submit_resp(seq, msg_id);
-                        if shared.faults.submit_resp_delay.is_zero() {
-                            Some(resp)
-                        } else {
-                            let tx = tx.clone();
-                            let delay = shared.faults.submit_resp_delay;
-                            let cancel = shared.cancel.clone();
-                            shared.tasks.spawn(async move {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => {
-                                        let _ = tx.send(ConnMsg::Send(resp));
-                                    }
-                                    _ = cancel.cancelled() => {}
-                                }
-                            });
-                            None
+                        SubmitFate::Throttle(why) => {
+                            for dest in &submit.dest_term_ids {
+                                shared.record(faults::throttled_record(&account, dest, why, W::STATUS_THROTTLED));
+                            }
+                            Some(W::submit_throttled(seq))
                         }
-                    }
+                        SubmitFate::Accept => {
+                            let msg_id = accept_submit(&shared, &account, id, &submit);
+                            let resp = W::submit_resp(seq, msg_id);
+                            match shared.faults.resp_delay() {
+                                None => Some(resp),
+                                Some(delay) => {
+                                    conn.hold();
+                                    let tx = tx.clone();
+                                    let cancel = shared.cancel.clone();
+                                    shared.tasks.spawn(async move {
+                                        tokio::select! {
+                                            _ = tokio::time::sleep(delay) => {
+                                                let _ = tx.send(ConnMsg::Send(resp));
+                                            }
+                                            _ = cancel.cancelled() => {}
+                                        }
+                                    });
+                                    None
+                                }
+                            }
+                        }
+                    },
                     SimInbound::DeliverResp => {
                         unacked.remove(&seq);
                         None
@@ -358,9 +381,12 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
                     }
                 }
             }
-            Some(msg) = rx.recv() => {
+            Some(msg) = rx.recv(), if !conn.stalled() => {
                 let pdu = match msg {
-                    ConnMsg::Send(pdu) => pdu,
+                    ConnMsg::Send(pdu) => {
+                        conn.release();
+                        pdu
+                    }
                     ConnMsg::Report(report) => {
                         sequence = sequence.wrapping_add(1).max(1);
                         shared.record(json!({

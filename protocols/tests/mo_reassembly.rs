@@ -1,0 +1,468 @@
+//! Long mobile-originated messages over real TCP: a scripted gateway of each protocol sends the
+//! parts of one long message (cut by the crate's own splitter) out of order, acknowledged one by
+//! one, and the client's link emits exactly one `Mo` event carrying the whole text. Every wait
+//! has a deadline; no sleep is used as an assertion.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use herald_protocols::text::{split_text, split_text_140, Segment};
+use herald_protocols::{ClientEvent, LinkSettings, MoMessage};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const SUBSCRIBER: &str = "13800138000";
+const SP_NUMBER: &str = "10690001";
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn settings(addr: SocketAddr, account: &str) -> LinkSettings {
+    LinkSettings {
+        name: "mo-test".into(),
+        addr: addr.to_string(),
+        account: account.into(),
+        secret: "s3cret".into(),
+        service_id: String::new(),
+        src_id: SP_NUMBER.into(),
+        window: 8,
+        heartbeat_interval: Duration::from_secs(30),
+        response_timeout: Duration::from_secs(5),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(100),
+        options: Default::default(),
+    }
+}
+
+/// A text of several UCS2 parts, with an emoji (a surrogate pair) near a part boundary.
+fn long_text() -> String {
+    format!(
+        "{}😀{}",
+        "您好，退订本服务请回复TD。".repeat(10),
+        "谢谢".repeat(20)
+    )
+}
+
+/// The parts in the order the gateway sends them: last first, then the rest.
+fn out_of_order(mut segments: Vec<Segment>) -> Vec<Segment> {
+    assert!(segments.len() >= 3, "the text must need several parts");
+    segments.rotate_right(1);
+    segments
+}
+
+/// Waits for the next `Mo` event; link state events on the way are skipped, any other event
+/// fails the test.
+async fn next_mo(events: &mut mpsc::Receiver<ClientEvent>) -> MoMessage {
+    within("the MO event", async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Mo(m)) => return m,
+                Some(ClientEvent::Connected | ClientEvent::Disconnected { .. }) => {}
+                Some(other) => panic!("unexpected event {other:?}"),
+                None => panic!("event channel closed"),
+            }
+        }
+    })
+    .await
+}
+
+/// No `Mo` event within a short while (the parts so far do not make a message).
+async fn no_mo_yet(events: &mut mpsc::Receiver<ClientEvent>) {
+    let quiet = timeout(Duration::from_millis(300), async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Mo(m)) => return m,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "an MO event came too early: {quiet:?}");
+}
+
+fn assert_whole(m: &MoMessage, text: &str, parts: usize) {
+    assert_eq!(m.text, text);
+    assert_eq!(m.src, SUBSCRIBER);
+    assert_eq!(m.dest, SP_NUMBER);
+    assert_eq!(m.parts as usize, parts);
+    assert!(m.complete);
+}
+
+mod cmpp_mo {
+    use super::*;
+    use herald_protocols::cmpp::{Body, CmppCodec, ConnectResp, Deliver, DeliverContent, Pdu};
+    use herald_protocols::CmppClient;
+
+    async fn accept_login(listener: &TcpListener) -> Framed<TcpStream, CmppCodec> {
+        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
+        let mut peer = Framed::new(stream, CmppCodec::default());
+        let login = within("CONNECT", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        assert!(matches!(login.body, Body::Connect(_)));
+        peer.send(Pdu::new(
+            login.sequence_id,
+            Body::ConnectResp(ConnectResp {
+                status: 0,
+                authenticator_ismg: [0; 16],
+                version: herald_protocols::cmpp::VERSION_3_0,
+            }),
+        ))
+        .await
+        .expect("send");
+        peer
+    }
+
+    fn deliver(segment: &Segment, msg_id: u64) -> Pdu {
+        Pdu::new(
+            msg_id as u32,
+            Body::Deliver(Box::new(Deliver {
+                msg_id,
+                dest_id: SP_NUMBER.into(),
+                service_id: String::new(),
+                tp_pid: 0,
+                tp_udhi: u8::from(segment.udhi),
+                msg_fmt: segment.data_coding,
+                src_terminal_id: SUBSCRIBER.into(),
+                src_terminal_type: 0,
+                content: DeliverContent::Message(segment.payload.clone()),
+                link_id: String::new(),
+            })),
+        )
+    }
+
+    async fn send_acked(peer: &mut Framed<TcpStream, CmppCodec>, segment: &Segment, id: u64) {
+        peer.send(deliver(segment, id)).await.expect("send");
+        let resp = within("DELIVER_RESP", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        assert!(
+            matches!(resp.body, Body::DeliverResp(r) if r.msg_id == id && r.result == 0),
+            "every part is acknowledged"
+        );
+    }
+
+    /// The parts come over two connections: the link loses the first one mid-message.
+    #[tokio::test]
+    async fn cmpp_parts_across_a_reconnect_make_one_message() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut s = settings(listener.local_addr().expect("addr"), "901234");
+        s.src_id = "1065901234".into();
+        let (client, mut events) = CmppClient::start(s);
+        let text = long_text();
+        let segments = out_of_order(split_text(&text));
+        let (first, rest) = segments.split_at(2);
+
+        let mut peer = accept_login(&listener).await;
+        for (i, segment) in first.iter().enumerate() {
+            send_acked(&mut peer, segment, 100 + i as u64).await;
+        }
+        no_mo_yet(&mut events).await;
+        drop(peer);
+
+        let mut peer = accept_login(&listener).await;
+        for (i, segment) in rest.iter().enumerate() {
+            send_acked(&mut peer, segment, 200 + i as u64).await;
+        }
+        let m = next_mo(&mut events).await;
+        assert_eq!(m.text, text);
+        assert_eq!(m.parts as usize, segments.len());
+        assert!(m.complete);
+        no_mo_yet(&mut events).await;
+        client.shutdown().await;
+    }
+}
+
+mod smpp_mo {
+    use super::*;
+    use herald_protocols::gsm7::split_smpp;
+    use herald_protocols::smpp::{esm, tag, BindKind, BindResp, Body, Pdu, Sm, SmppCodec, Tlv};
+    use herald_protocols::smpp_client::SmppClient;
+
+    async fn accept_bind(listener: &TcpListener) -> Framed<TcpStream, SmppCodec> {
+        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
+        let mut peer = Framed::new(stream, SmppCodec);
+        let bind = within("bind", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        assert!(matches!(bind.body, Body::Bind(_)));
+        peer.send(Pdu::new(
+            bind.sequence_number,
+            Body::BindResp(BindResp {
+                kind: BindKind::Transceiver,
+                system_id: "SMSC".into(),
+                tlvs: vec![],
+            }),
+        ))
+        .await
+        .expect("send");
+        peer
+    }
+
+    async fn send_acked(peer: &mut Framed<TcpStream, SmppCodec>, sm: Sm, sequence: u32) {
+        peer.send(Pdu::new(sequence, Body::DeliverSm(Box::new(sm))))
+            .await
+            .expect("send");
+        let resp = within("deliver_sm_resp", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        assert_eq!(resp.sequence_number, sequence);
+        assert!(matches!(resp.body, Body::DeliverSmResp(_)));
+    }
+
+    fn mo(segment: &Segment) -> Sm {
+        Sm {
+            source_addr: SUBSCRIBER.into(),
+            destination_addr: SP_NUMBER.into(),
+            data_coding: segment.data_coding,
+            ..Sm::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn smpp_udh_parts_and_sar_parts_each_make_one_message() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (client, mut events) =
+            SmppClient::start(settings(listener.local_addr().expect("addr"), "esme"));
+        let mut peer = accept_bind(&listener).await;
+
+        // GSM 7-bit parts with a UDH, extension characters included.
+        let gsm = "Price list {EUR} ~ [promo] | ".repeat(12);
+        let segments = out_of_order(split_smpp(&gsm));
+        for (i, segment) in segments.iter().enumerate() {
+            let mut sm = mo(segment);
+            sm.esm_class = esm::UDHI;
+            sm.short_message = segment.payload.clone();
+            send_acked(&mut peer, sm, 10 + i as u32).await;
+        }
+        assert_whole(&next_mo(&mut events).await, &gsm, segments.len());
+
+        // The same kind of message as sar_* TLVs, one part in message_payload.
+        let text = long_text();
+        let segments = out_of_order(split_smpp(&text));
+        for (i, segment) in segments.iter().enumerate() {
+            let body = segment.payload[6..].to_vec();
+            let mut sm = mo(segment);
+            sm.tlvs = vec![
+                Tlv::u16(tag::SAR_MSG_REF_NUM, 0xBEEF),
+                Tlv::u8(tag::SAR_TOTAL_SEGMENTS, segment.total),
+                Tlv::u8(tag::SAR_SEGMENT_SEQNUM, segment.number),
+            ];
+            if i == 0 {
+                sm.tlvs.push(Tlv::new(tag::MESSAGE_PAYLOAD, body));
+            } else {
+                sm.short_message = body;
+            }
+            send_acked(&mut peer, sm, 100 + i as u32).await;
+        }
+        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        client.shutdown().await;
+    }
+}
+
+mod telecom_mo {
+    use super::*;
+
+    /// SMGP flags the UDH with the TP_udhi TLV; this gateway uses the 16-bit reference form.
+    #[tokio::test]
+    async fn smgp_parts_make_one_message() {
+        use herald_protocols::smgp::{
+            tag, Body, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SmgpCodec, Tlvs,
+            VERSION_3_0,
+        };
+        use herald_protocols::smgp_client::SmgpClient;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (client, mut events) =
+            SmgpClient::start(settings(listener.local_addr().expect("addr"), "SP000001"));
+        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
+        let mut peer = Framed::new(stream, SmgpCodec);
+        let login = within("Login", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        peer.send(Pdu::new(
+            login.sequence_id,
+            Body::LoginResp(LoginResp {
+                status: 0,
+                authenticator_server: [0; 16],
+                server_version: VERSION_3_0,
+            }),
+        ))
+        .await
+        .expect("send");
+
+        let text = long_text();
+        let segments = out_of_order(split_text_140(&text));
+        for (i, segment) in segments.iter().enumerate() {
+            // 8-bit reference 05 00 03 r t n → 16-bit 06 08 04 rH rL t n.
+            let mut payload = vec![6, 8, 4, 0x01, segment.payload[3], 0, 0];
+            payload[5] = segment.total;
+            payload[6] = segment.number;
+            payload.extend_from_slice(&segment.payload[6..]);
+            let msg_id = MsgId10([i as u8; 10]);
+            let deliver = Deliver {
+                msg_id,
+                msg_format: segment.data_coding,
+                recv_time: "20240116170001".into(),
+                src_term_id: SUBSCRIBER.into(),
+                dest_term_id: SP_NUMBER.into(),
+                content: DeliverContent::Message(payload),
+                reserve: String::new(),
+                tlvs: Tlvs::default().with_u8(tag::TP_UDHI, 1),
+            };
+            peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
+                .await
+                .expect("send");
+            let resp = within("Deliver_Resp", peer.next())
+                .await
+                .expect("open")
+                .expect("valid");
+            assert!(matches!(resp.body, Body::DeliverResp(r) if r.msg_id == msg_id));
+        }
+        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        client.shutdown().await;
+    }
+
+    /// CNGP 2.0 has no TP_udhi flag: the client recognises the UDH by its shape.
+    #[tokio::test]
+    async fn cngp_parts_make_one_message() {
+        use herald_protocols::cngp::{
+            Body, CngpCodec, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, Tlvs, VERSION_2_0,
+        };
+        use herald_protocols::cngp_client::CngpClient;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (client, mut events) =
+            CngpClient::start(settings(listener.local_addr().expect("addr"), "SP00000001"));
+        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
+        let mut peer = Framed::new(stream, CngpCodec);
+        let login = within("Login", peer.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        peer.send(Pdu::new(
+            login.sequence_id,
+            Body::LoginResp(LoginResp {
+                authenticator_server: [0; 16],
+                version: VERSION_2_0,
+            }),
+        ))
+        .await
+        .expect("send");
+
+        let text = long_text();
+        let segments = out_of_order(split_text_140(&text));
+        for (i, segment) in segments.iter().enumerate() {
+            let deliver = Deliver {
+                msg_id: MsgId10([i as u8; 10]),
+                msg_format: segment.data_coding,
+                recv_time: "20240116170001".into(),
+                src_term_id: SUBSCRIBER.into(),
+                dest_term_id: SP_NUMBER.into(),
+                content: DeliverContent::Message(segment.payload.clone()),
+                tlvs: Tlvs::default(),
+            };
+            peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
+                .await
+                .expect("send");
+            let resp = within("Deliver_Resp", peer.next())
+                .await
+                .expect("open")
+                .expect("valid");
+            assert!(matches!(resp.body, Body::DeliverResp(_)));
+        }
+        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        client.shutdown().await;
+    }
+}
+
+mod sgip_mo {
+    use super::*;
+    use herald_protocols::sgip::{
+        login_type, Bind, Body, Deliver, Pdu, Resp, SequenceNumber, SgipCodec,
+    };
+    use herald_protocols::sgip_client::SgipClient;
+
+    async fn gateway(to: SocketAddr) -> Framed<TcpStream, SgipCodec> {
+        let stream = within("connect to the SP", TcpStream::connect(to))
+            .await
+            .expect("connect");
+        let mut framed = Framed::new(stream, SgipCodec);
+        framed
+            .send(Pdu::new(
+                SequenceNumber::new(4_020_000_001, 1_125_000_000, 1),
+                Body::Bind(Bind {
+                    login_type: login_type::SMG_TO_SP,
+                    login_name: "herald".into(),
+                    login_password: "s3cret".into(),
+                }),
+            ))
+            .await
+            .expect("send Bind");
+        let resp = within("Bind_Resp", framed.next())
+            .await
+            .expect("open")
+            .expect("valid");
+        assert_eq!(resp.body, Body::BindResp(Resp { result: 0 }));
+        framed
+    }
+
+    /// The gateway sends the parts on two of its connections to the SP's listener at once.
+    #[tokio::test]
+    async fn sgip_parts_on_two_gateway_connections_make_one_message() {
+        // The SP→gateway side is never used here: nothing is submitted.
+        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut s = settings(unused.local_addr().expect("addr"), "herald");
+        s.options = [("node-id", "3020012345"), ("listen", "127.0.0.1:0")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (client, mut events) = SgipClient::start(s);
+        let sp = client.listen_addr().expect("listens");
+        let mut gateways = [gateway(sp).await, gateway(sp).await];
+
+        let text = long_text();
+        let segments = out_of_order(split_text(&text));
+        for (i, segment) in segments.iter().enumerate() {
+            let sequence = SequenceNumber::new(4_020_000_001, 1_125_000_000, 10 + i as u32);
+            let gw = &mut gateways[i % 2];
+            gw.send(Pdu::new(
+                sequence,
+                Body::Deliver(Box::new(Deliver {
+                    user_number: format!("86{SUBSCRIBER}"),
+                    sp_number: SP_NUMBER.into(),
+                    tp_pid: 0,
+                    tp_udhi: u8::from(segment.udhi),
+                    message_coding: segment.data_coding,
+                    message_content: segment.payload.clone(),
+                })),
+            ))
+            .await
+            .expect("send Deliver");
+            let resp = within("Deliver_Resp", gw.next())
+                .await
+                .expect("open")
+                .expect("valid");
+            assert_eq!(
+                (resp.sequence, resp.body),
+                (sequence, Body::DeliverResp(Resp { result: 0 }))
+            );
+        }
+        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        client.shutdown().await;
+    }
+}
