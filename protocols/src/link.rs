@@ -189,7 +189,7 @@ impl LinkClient {
             // SMGP MT content is at most 140 octets in every coding; CNGP is taken to match.
             LinkClient::Smgp(_) | LinkClient::Cngp(_) => crate::text::split_text_140(text),
             // GSM 7-bit when the text fits it (160/153), else UCS2 (70/67).
-            LinkClient::Smpp(_) => crate::gsm7::split_smpp(text),
+            LinkClient::Smpp(c) => c.split(text),
             // SGIP shares CMPP's codings and UDH scheme (TP_udhi).
             LinkClient::Sgip(_) => split_text(text),
         }
