@@ -469,6 +469,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../examples/policy.toml");
+        let policy = DispatchPolicy::parse(text, &["cmpp-sim"]).unwrap();
+        assert_eq!(policy.routes.len(), 2);
+        assert!(policy.classes.bulk.quiet_hours.is_some());
+    }
+
+    #[test]
     fn errors_name_the_field_and_the_rule() {
         let cases = [
             (
