@@ -10,6 +10,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// How long without flow control before the rate grows one step.
 const CALM: Duration = Duration::from_secs(1);
+/// Answers within this long of a decrease are to sends made before it: they do not halve again.
+const SETTLE: Duration = Duration::from_millis(250);
 
 pub struct AdaptiveRate {
     max: u32,
@@ -56,13 +58,13 @@ impl AdaptiveRate {
         limiter.until_ready().await;
     }
 
-    /// The carrier answered with flow control: halve the rate (at most once per second, since the
-    /// answers to sends already under way arrive together).
+    /// The carrier answered with flow control: halve the rate (at most once per [`SETTLE`], since
+    /// the answers to sends already under way arrive together).
     pub fn throttled(&self) {
         if let Ok(mut s) = self.state.lock() {
             let now = Instant::now();
             s.last_throttle = Some(now);
-            if now.duration_since(s.last_change) >= CALM || s.current == self.max {
+            if now.duration_since(s.last_change) >= SETTLE || s.current == self.max {
                 let next = (s.current / 2).max(1);
                 if next != s.current {
                     tracing::info!(
@@ -99,7 +101,7 @@ impl AdaptiveRate {
             .last_throttle
             .is_none_or(|t| now.duration_since(t) >= CALM);
         if calm_since {
-            let step = (self.max / 10).max(1);
+            let step = (self.max / 20).max(1);
             s.current = (s.current + step).min(self.max);
             s.limiter = limiter(s.current);
             s.last_change = now;
@@ -122,8 +124,8 @@ mod tests {
         let mut s = rate.state.lock().unwrap();
         let later = Instant::now() + Duration::from_secs(2);
         rate.recover(&mut s, later);
-        assert_eq!(s.current, 60);
-        for i in 0..10 {
+        assert_eq!(s.current, 55);
+        for i in 0..20 {
             rate.recover(&mut s, later + CALM * (i + 1));
         }
         assert_eq!(s.current, 100, "never above the configured maximum");
@@ -134,7 +136,7 @@ mod tests {
         let rate = AdaptiveRate::new(3);
         for _ in 0..5 {
             rate.throttled();
-            rate.state.lock().unwrap().last_change -= CALM;
+            rate.state.lock().unwrap().last_change -= SETTLE;
         }
         assert_eq!(rate.current(), 1);
     }

@@ -10,7 +10,7 @@ use herald_raft::types::EventOutcome;
 use openraft::async_runtime::WatchReceiver as _;
 use tonic::{Request, Response, Status};
 
-use crate::api_service::propose_status;
+use crate::api_service::{client_id, propose_status};
 use crate::context::Ctx;
 use crate::policy::DispatchPolicy;
 
@@ -22,16 +22,6 @@ impl AdminService {
     pub fn new(ctx: Ctx) -> Self {
         AdminService { ctx }
     }
-}
-
-fn caller<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get("x-herald-client")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 64)
-        .unwrap_or("anonymous")
-        .to_string()
 }
 
 #[tonic::async_trait]
@@ -60,7 +50,7 @@ impl Admin for AdminService {
         &self,
         request: Request<SetPolicyRequest>,
     ) -> Result<Response<SetPolicyResponse>, Status> {
-        let changed_by = caller(&request);
+        let changed_by = client_id(&request);
         let req = request.into_inner();
         let policy = DispatchPolicy::parse(&req.document, &self.ctx.link_names())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;

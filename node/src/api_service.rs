@@ -31,7 +31,7 @@ impl MessagingService {
 }
 
 /// The calling system, from the `x-herald-client` metadata; idempotency keys are scoped by it.
-fn client_id<T>(request: &Request<T>) -> String {
+pub fn client_id<T>(request: &Request<T>) -> String {
     request
         .metadata()
         .get("x-herald-client")
@@ -142,10 +142,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<GetMessageRequest>,
     ) -> Result<Response<GetMessageResponse>, Status> {
-        let raw = request.into_inner().message_id;
-        let id: u64 = raw.trim().parse().map_err(|_| {
-            Status::invalid_argument(format!("message_id: {raw:?} is not a message id (digits)"))
-        })?;
+        let id = parse_message_id(&request.into_inner().message_id)?;
         let mut record = self.read(id)?;
         if record.is_none() {
             // The message may be committed but not applied here yet: wait for this node to catch up
@@ -166,10 +163,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<CancelMessageRequest>,
     ) -> Result<Response<CancelMessageResponse>, Status> {
-        let raw = request.into_inner().message_id;
-        let id: u64 = raw.trim().parse().map_err(|_| {
-            Status::invalid_argument(format!("message_id: {raw:?} is not a message id (digits)"))
-        })?;
+        let id = parse_message_id(&request.into_inner().message_id)?;
         if self.read(id)?.is_none() {
             self.catch_up(Duration::from_secs(2)).await;
         }
@@ -200,6 +194,12 @@ impl Messaging for MessagingService {
             ))),
         }
     }
+}
+
+fn parse_message_id(raw: &str) -> Result<u64, Status> {
+    raw.trim().parse().map_err(|_| {
+        Status::invalid_argument(format!("message_id: {raw:?} is not a message id (digits)"))
+    })
 }
 
 /// Most messages in one `SubmitBatch` call.

@@ -9,6 +9,10 @@ use herald_api::v1::{
 };
 use herald_tests::{wait_for, Cluster, LinkSpec, Options, SimSpec};
 
+/// The tests of this file run one at a time: each starts a cluster, and the timing they check (an
+/// alarm within a second, a carrier's rate) should measure Herald, not two clusters sharing two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis() as u64
 }
@@ -79,6 +83,7 @@ fn timeline_kinds(m: &herald_api::v1::GetMessageResponse) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_primary_gateway_moves_traffic_to_the_backup_and_back() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(Options {
         sims: vec![sim("primary", &[]), sim("backup", &[])],
         links: vec![
@@ -193,6 +198,7 @@ async fn killing_the_primary_gateway_moves_traffic_to_the_backup_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_limited_to_r_per_second_is_never_overrun_while_ten_r_drain() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const R: usize = 20;
     let cluster = Cluster::start(Options {
         sims: vec![
@@ -279,6 +285,7 @@ async fn a_gateway_limited_to_r_per_second_is_never_overrun_while_ten_r_drain() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_alarm_behind_fifty_thousand_bulk_messages_is_sent_within_a_second() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(Options {
         max_per_second: 200,
         max_window: 16,
@@ -345,6 +352,7 @@ async fn an_alarm_behind_fifty_thousand_bulk_messages_is_sent_within_a_second() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expiry_attempts_schedule_cancel_and_quiet_hours_end_in_the_right_state() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(Options {
         sims: vec![
             sim("gw", &["--reject-dest", "1390000=13"]),
@@ -550,6 +558,7 @@ async fn expiry_attempts_schedule_cancel_and_quiet_hours_end_in_the_right_state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_nodes_one_drained_then_stopped_loses_nothing_and_no_slot_is_held_twice() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(Options {
         nodes: 4,
         sims: vec![sim("gw-a", &[]), sim("gw-b", &[])],
