@@ -54,7 +54,9 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let policy = DispatchPolicy::parse(&req.document, &self.ctx.link_names())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let version = req.expected_version + 1;
+        let version = req.expected_version.checked_add(1).ok_or_else(|| {
+            Status::invalid_argument("expected_version: not a version this cluster can have")
+        })?;
         let event = Event::new(
             now_ms(),
             Kind::PolicyChanged(PolicyChanged {
@@ -112,6 +114,15 @@ impl Admin for AdminService {
             .propose(vec![event])
             .await
             .map_err(propose_status)?;
+        let applied_here = || {
+            self.ctx
+                .reader
+                .links()
+                .is_ok_and(|t| t.is_drained(req.node) == req.drained)
+        };
+        self.ctx
+            .applied_until(std::time::Duration::from_secs(2), applied_here)
+            .await;
         let drained = self
             .ctx
             .reader

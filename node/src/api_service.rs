@@ -147,7 +147,7 @@ impl Messaging for MessagingService {
         if record.is_none() {
             // The message may be committed but not applied here yet: wait for this node to catch up
             // with what it knows is committed, then look again.
-            self.catch_up(Duration::from_secs(2)).await;
+            self.ctx.catch_up(Duration::from_secs(2)).await;
             record = self.read(id)?;
         }
         let record =
@@ -165,7 +165,7 @@ impl Messaging for MessagingService {
     ) -> Result<Response<CancelMessageResponse>, Status> {
         let id = parse_message_id(&request.into_inner().message_id)?;
         if self.read(id)?.is_none() {
-            self.catch_up(Duration::from_secs(2)).await;
+            self.ctx.catch_up(Duration::from_secs(2)).await;
         }
         let record = self
             .read(id)?
@@ -186,9 +186,26 @@ impl Messaging for MessagingService {
             Some(EventOutcome::Applied) => Ok(Response::new(CancelMessageResponse {
                 state: MessageState::Canceled as i32,
             })),
-            Some(EventOutcome::Ignored { reason }) => Err(Status::failed_precondition(format!(
-                "message_id: message {id} cannot be canceled: {reason}"
-            ))),
+            Some(EventOutcome::Ignored { reason }) => {
+                // A re-proposed cancellation whose first copy applied is ignored the second
+                // time: the message is canceled all the same. The leader applied it; this node
+                // may not have yet.
+                let canceled = || {
+                    self.read(id).ok().flatten().map(|m| m.state()) == Some(MessageState::Canceled)
+                };
+                if self
+                    .ctx
+                    .applied_until(Duration::from_secs(2), canceled)
+                    .await
+                {
+                    return Ok(Response::new(CancelMessageResponse {
+                        state: MessageState::Canceled as i32,
+                    }));
+                }
+                Err(Status::failed_precondition(format!(
+                    "message_id: message {id} cannot be canceled: {reason}"
+                )))
+            }
             other => Err(Status::internal(format!(
                 "unexpected outcome of a cancellation: {other:?}"
             ))),
@@ -232,7 +249,9 @@ fn submitted_event(
             priority: valid.priority,
             link: valid.link,
             // The validity counts from when the message may first be sent.
-            expires_at_ms: now.max(valid.send_at_ms) + valid.validity_seconds * 1000,
+            expires_at_ms: now
+                .max(valid.send_at_ms)
+                .saturating_add(valid.validity_seconds.saturating_mul(1000)),
             route: valid.route,
             send_at_ms: valid.send_at_ms,
             deferred_because: valid.deferred_because,
@@ -257,19 +276,6 @@ impl MessagingService {
             .reader
             .message(id)
             .map_err(|e| Status::internal(e.to_string()))
-    }
-
-    async fn catch_up(&self, limit: Duration) {
-        let committed = self
-            .ctx
-            .raft
-            .metrics()
-            .borrow_watched()
-            .local_committed
-            .map(|l| l.index)
-            .unwrap_or(0);
-        let mut applied = self.ctx.applied.clone();
-        let _ = tokio::time::timeout(limit, applied.wait_for(|a| *a >= committed)).await;
     }
 }
 

@@ -127,7 +127,10 @@ fn parse_send_time(at: &str) -> anyhow::Result<u64> {
         let seconds: u64 = seconds
             .parse()
             .map_err(|_| anyhow::anyhow!("--at {at:?}: expected +SECONDS or an RFC 3339 time"))?;
-        return Ok(herald_raft::events::now_ms() + seconds * 1000);
+        return seconds
+            .checked_mul(1000)
+            .and_then(|ms| herald_raft::events::now_ms().checked_add(ms))
+            .ok_or_else(|| anyhow::anyhow!("--at {at:?}: too far ahead"));
     }
     let time = chrono::DateTime::parse_from_rfc3339(at)
         .map_err(|e| anyhow::anyhow!("--at {at:?}: expected +SECONDS or an RFC 3339 time ({e})"))?;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use herald_raft::reader::ProjectionReader;
 use herald_raft::types::{NodeId, Raft};
+use openraft::async_runtime::WatchReceiver as _;
 use tokio::sync::watch;
 
 use crate::config::NodeConfig;
@@ -54,6 +55,14 @@ impl NodeContext {
             Ok(c) => c.clone(),
             Err(_) => return Arc::new(DispatchPolicy::default()),
         };
+        match self.reader.policy_version() {
+            Ok(version) if version == cached.0 => return cached.1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("reading the dispatch policy's version: {e}");
+                return cached.1;
+            }
+        }
         let record = match self.reader.policy() {
             Ok(r) => r,
             Err(e) => {
@@ -61,9 +70,6 @@ impl NodeContext {
                 return cached.1;
             }
         };
-        if record.version == cached.0 {
-            return cached.1;
-        }
         match DispatchPolicy::from_stored(&record.document) {
             Ok(policy) => {
                 let policy = Arc::new(policy);
@@ -77,6 +83,42 @@ impl NodeContext {
                 cached.1
             }
         }
+    }
+
+    /// Waits (at most `limit`) until this node has applied everything it knows to be committed.
+    pub async fn catch_up(&self, limit: std::time::Duration) {
+        let committed = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .local_committed
+            .map(|l| l.index)
+            .unwrap_or(0);
+        let mut applied = self.applied.clone();
+        let _ = tokio::time::timeout(limit, applied.wait_for(|a| *a >= committed)).await;
+    }
+
+    /// Waits (at most `limit`) until `seen` holds on this node's projection: after a write the
+    /// leader applied, a follower that forwarded it learns of the commit only a moment later.
+    /// Returns whether it holds.
+    pub async fn applied_until(
+        &self,
+        limit: std::time::Duration,
+        mut seen: impl FnMut() -> bool,
+    ) -> bool {
+        let mut applied = self.applied.clone();
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                if seen() {
+                    return;
+                }
+                if applied.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        waited.is_ok() && seen()
     }
 
     /// The names of the links configured on this node.

@@ -193,13 +193,20 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
     }
     let mut applied = ctx.applied.clone();
     let mut stuck_scan = StuckScan::default();
+    let mut was_connected = true;
     while !run.stop.is_cancelled() {
         resend.extend(stuck_scan.poll(&run));
-        if !run.client.is_connected() {
+        let connected = run.client.is_connected();
+        if !connected {
             crate::link_status::give_back_if_down(&run, &mut resend).await;
+        } else if !was_connected {
+            // Sends given up while the link was down (see `send_segment`) left their messages
+            // in flight with nobody working on them: offer every such message again at once.
+            resend = inflight_of_slot(&run);
         }
+        was_connected = connected;
         let free = window.available_permits();
-        if free == 0 || !run.client.is_connected() {
+        if free == 0 || !connected {
             tokio::select! {
                 _ = run.stop.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(20)) => continue,

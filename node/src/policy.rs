@@ -13,6 +13,9 @@ use crate::routing::Carrier;
 /// The format this node writes and understands.
 pub const FORMAT: u32 = 1;
 
+/// Largest policy document accepted.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct DispatchPolicy {
@@ -116,6 +119,113 @@ pub struct ClassPolicy {
     pub quiet_hours: Option<QuietHours>,
 }
 
+/// Longest validity and retry backoff a policy may set: far beyond any real use, and small enough
+/// that adding them to a timestamp can never overflow.
+const MAX_VALIDITY_SECONDS: u64 = 366 * 24 * 3600;
+const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
+
+impl ClassPolicy {
+    fn validate(&self, field: &str, is_alarm: bool) -> Result<(), PolicyError> {
+        if self.max_attempts == 0 {
+            return Err(bad(format!("{field}.max-attempts"), "must be at least 1"));
+        }
+        if !is_alarm && self.weight == 0 {
+            return Err(bad(
+                format!("{field}.weight"),
+                "must be at least 1 (no class may starve)",
+            ));
+        }
+        if self.max_backoff_ms > MAX_BACKOFF_MS {
+            return Err(bad(
+                format!("{field}.max-backoff-ms"),
+                format!("at most {MAX_BACKOFF_MS} (a day)"),
+            ));
+        }
+        if self.backoff_ms > self.max_backoff_ms {
+            return Err(bad(
+                format!("{field}.backoff-ms"),
+                "must not exceed max-backoff-ms",
+            ));
+        }
+        if self.validity_seconds > MAX_VALIDITY_SECONDS {
+            return Err(bad(
+                format!("{field}.validity-seconds"),
+                format!("at most {MAX_VALIDITY_SECONDS} (a year)"),
+            ));
+        }
+        if let Some(q) = &self.quiet_hours {
+            let clock = |text: &str, part: &str| {
+                parse_clock(text).ok_or_else(|| {
+                    bad(
+                        format!("{field}.quiet-hours.{part}"),
+                        "must be HH:MM or HH:MM:SS",
+                    )
+                })
+            };
+            if clock(&q.from, "from")? == clock(&q.to, "to")? {
+                return Err(bad(
+                    format!("{field}.quiet-hours"),
+                    "from and to must differ",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Route {
+    fn validate(&self, field: &str, known_links: &[&str]) -> Result<(), PolicyError> {
+        if self.name.is_empty() || self.name.chars().any(char::is_control) {
+            return Err(bad(format!("{field}.name"), "must be non-empty text"));
+        }
+        if self.links.is_empty() {
+            return Err(bad(format!("{field}.links"), "needs at least one link"));
+        }
+        for (j, link) in self.links.iter().enumerate() {
+            if !known_links.contains(&link.as_str()) {
+                return Err(bad(
+                    format!("{field}.links[{j}]"),
+                    format!(
+                        "no link named {link:?} (configured: {})",
+                        known_links.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (j, carrier) in self.carriers.iter().enumerate() {
+            if carrier.parse::<Carrier>().is_err() {
+                return Err(bad(
+                    format!("{field}.carriers[{j}]"),
+                    format!("unknown carrier {carrier:?} (mobile, unicom, telecom, other)"),
+                ));
+            }
+        }
+        for (j, class) in self.classes.iter().enumerate() {
+            if !CLASS_NAMES.contains(&class.as_str()) {
+                return Err(bad(
+                    format!("{field}.classes[{j}]"),
+                    format!("unknown class {class:?} ({})", CLASS_NAMES.join(", ")),
+                ));
+            }
+        }
+        for (j, prefix) in self.prefixes.iter().enumerate() {
+            let digits = prefix.strip_prefix('+').unwrap_or(prefix);
+            if !is_digits(digits) {
+                return Err(bad(
+                    format!("{field}.prefixes[{j}]"),
+                    "must be digits (optionally after +)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Non-empty and ASCII digits only.
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Default for ClassPolicy {
     fn default() -> Self {
         ClassPolicy {
@@ -199,6 +309,15 @@ impl DispatchPolicy {
     /// Reads an operator's TOML or JSON (by the first non-blank character) and checks it against
     /// the link names this node knows.
     pub fn parse(document: &str, known_links: &[&str]) -> Result<Self, PolicyError> {
+        if document.len() > MAX_DOCUMENT_BYTES {
+            return Err(bad(
+                "document",
+                format!(
+                    "at most {MAX_DOCUMENT_BYTES} bytes, got {} (it travels in every node's log)",
+                    document.len()
+                ),
+            ));
+        }
         let policy: DispatchPolicy = if document.trim_start().starts_with('{') {
             serde_json::from_str(document)
                 .map_err(|e| bad("policy", format!("not valid JSON: {e}")))?
@@ -242,114 +361,26 @@ impl DispatchPolicy {
         }
         self.zone()?;
         for (name, class) in self.classes.all() {
-            let field = format!("classes.{name}");
-            if class.max_attempts == 0 {
-                return Err(bad(format!("{field}.max-attempts"), "must be at least 1"));
-            }
-            if name != "alarm" && class.weight == 0 {
-                return Err(bad(
-                    format!("{field}.weight"),
-                    "must be at least 1 (no class may starve)",
-                ));
-            }
-            if class.backoff_ms > class.max_backoff_ms {
-                return Err(bad(
-                    format!("{field}.backoff-ms"),
-                    "must not exceed max-backoff-ms",
-                ));
-            }
-            if let Some(q) = &class.quiet_hours {
-                let from = parse_clock(&q.from).ok_or_else(|| {
-                    bad(
-                        format!("{field}.quiet-hours.from"),
-                        "must be HH:MM or HH:MM:SS",
-                    )
-                })?;
-                let to = parse_clock(&q.to).ok_or_else(|| {
-                    bad(
-                        format!("{field}.quiet-hours.to"),
-                        "must be HH:MM or HH:MM:SS",
-                    )
-                })?;
-                if from == to {
-                    return Err(bad(
-                        format!("{field}.quiet-hours"),
-                        "from and to must differ",
-                    ));
-                }
-            }
+            class.validate(&format!("classes.{name}"), name == "alarm")?;
         }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let field = format!("routes[{i}]");
-            if route.name.is_empty() || route.name.chars().any(char::is_control) {
-                return Err(bad(format!("{field}.name"), "must be non-empty text"));
-            }
             if !names.insert(&route.name) {
                 return Err(bad(
                     format!("{field}.name"),
                     format!("{:?} is used twice", route.name),
                 ));
             }
-            if route.links.is_empty() {
-                return Err(bad(format!("{field}.links"), "needs at least one link"));
-            }
-            for (j, link) in route.links.iter().enumerate() {
-                if !known_links.contains(&link.as_str()) {
-                    return Err(bad(
-                        format!("{field}.links[{j}]"),
-                        format!(
-                            "no link named {link:?} (configured: {})",
-                            known_links.join(", ")
-                        ),
-                    ));
-                }
-            }
-            for (j, carrier) in route.carriers.iter().enumerate() {
-                if carrier.parse::<Carrier>().is_err() {
-                    return Err(bad(
-                        format!("{field}.carriers[{j}]"),
-                        format!("unknown carrier {carrier:?} (mobile, unicom, telecom, other)"),
-                    ));
-                }
-            }
-            for (j, class) in route.classes.iter().enumerate() {
-                if !CLASS_NAMES.contains(&class.as_str()) {
-                    return Err(bad(
-                        format!("{field}.classes[{j}]"),
-                        format!("unknown class {class:?} ({})", CLASS_NAMES.join(", ")),
-                    ));
-                }
-            }
-            for (j, prefix) in route.prefixes.iter().enumerate() {
-                if prefix.is_empty()
-                    || !prefix
-                        .trim_start_matches('+')
-                        .bytes()
-                        .all(|b| b.is_ascii_digit())
-                {
-                    return Err(bad(
-                        format!("{field}.prefixes[{j}]"),
-                        "must be digits (optionally after +)",
-                    ));
-                }
-            }
+            route.validate(&field, known_links)?;
         }
         for (carrier, prefixes) in &self.number_segments {
+            let field = format!("number-segments.{carrier}");
             if carrier.parse::<Carrier>().is_err() {
-                return Err(bad(
-                    format!("number-segments.{carrier}"),
-                    "unknown carrier (mobile, unicom, telecom)",
-                ));
+                return Err(bad(field, "unknown carrier (mobile, unicom, telecom)"));
             }
-            if prefixes
-                .iter()
-                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-            {
-                return Err(bad(
-                    format!("number-segments.{carrier}"),
-                    "segments must be digits",
-                ));
+            if !prefixes.iter().all(|p| is_digits(p)) {
+                return Err(bad(field, "segments must be digits"));
             }
         }
         for (number, carrier) in &self.ported_numbers {
@@ -362,6 +393,10 @@ impl DispatchPolicy {
         }
         if self.failover.down_after_ms == 0 {
             return Err(bad("failover.down-after-ms", "must be at least 1"));
+        }
+        let day_ms = 24 * 3600 * 1000;
+        if self.failover.down_after_ms > day_ms || self.failover.requeue_after_ms > day_ms {
+            return Err(bad("failover", "times must be at most a day (86400000 ms)"));
         }
         Ok(())
     }
@@ -494,6 +529,18 @@ mod tests {
                 "classes.bulk.quiet-hours.from",
             ),
             ("time-zone = \"Mars/Olympus\"", "time-zone"),
+            (
+                "[[routes]]\nname = \"r\"\nprefixes = [\"+\"]\nlinks = [\"cmpp-a\"]",
+                "routes[0].prefixes[0]",
+            ),
+            (
+                "[classes.bulk]\nvalidity-seconds = 9223372036854775807",
+                "classes.bulk.validity-seconds",
+            ),
+            (
+                "[classes.bulk]\nmax-backoff-ms = 9223372036854775807",
+                "classes.bulk.max-backoff-ms",
+            ),
             ("surprise = 1", "policy"),
         ];
         for (doc, field) in cases {

@@ -1,4 +1,4 @@
-//! Per-client submission limits from the policy: a rate per node (governor, keyed by client) and
+//! Per-client submission limits from the policy: a rate per node (one governor limiter per client) and
 //! a ceiling on the client's messages not yet terminal (from the projection's replicated count).
 //! A refused submission gets `RESOURCE_EXHAUSTED` with a retry hint and writes nothing.
 
@@ -7,17 +7,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tonic::Status;
 
 use crate::policy::DispatchPolicy;
 
-type SharedLimiter = std::sync::Arc<DefaultKeyedRateLimiter<()>>;
+type SharedLimiter = std::sync::Arc<DefaultDirectRateLimiter>;
 
-/// One keyed limiter per configured rate, rebuilt when the policy changes a client's rate.
+/// One limiter per client with a rate, with the rate it was built for: a policy that changes the
+/// rate replaces it. Only clients the policy names get one, so the map is bounded by the policy.
 #[derive(Default)]
 pub struct ClientRates {
-    limiters: Mutex<std::collections::HashMap<(String, u32), SharedLimiter>>,
+    limiters: Mutex<std::collections::HashMap<String, (u32, SharedLimiter)>>,
 }
 
 /// The metadata key of the retry hint on a refused submission, in milliseconds.
@@ -63,19 +64,29 @@ impl ClientRates {
             let Ok(mut map) = self.limiters.lock() else {
                 return Ok(());
             };
-            map.entry((client.to_string(), rate.get()))
-                .or_insert_with(|| std::sync::Arc::new(RateLimiter::keyed(Quota::per_second(rate))))
-                .clone()
+            let entry = map.entry(client.to_string()).or_insert_with(|| {
+                (
+                    rate.get(),
+                    std::sync::Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+                )
+            });
+            if entry.0 != rate.get() {
+                *entry = (
+                    rate.get(),
+                    std::sync::Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+                );
+            }
+            entry.1.clone()
         };
         let n = NonZeroU32::new(count.max(1)).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_key_n(&(), n) {
+        match limiter.check_n(n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(exhausted(
                 format!("client {client:?} is over its rate of {rate} submissions per second"),
                 not_until.wait_time_from(DefaultClock::default().now()),
             )),
             Err(_) => Err(exhausted(
-                format!("a batch of {count} is more than client {client:?}'s rate of {rate} per second allows at once"),
+                format!("a batch of {count} is more than client {client:?}'s rate of {rate} per second allows at once: send at most {rate} per call"),
                 Duration::from_secs(1),
             )),
         }

@@ -76,20 +76,26 @@ pub fn carrier_of(number: &str, policy: &DispatchPolicy) -> Carrier {
     if number.len() != 11 || !number.starts_with('1') {
         return Carrier::Other;
     }
-    let mut best: Option<(usize, Carrier)> = None;
-    for (carrier, built_in) in BUILT_IN {
-        let overridden = policy.number_segments.get(carrier.name());
-        let segments: Box<dyn Iterator<Item = &str>> = match overridden {
-            Some(list) => Box::new(list.iter().map(String::as_str)),
-            None => Box::new(built_in.iter().copied()),
-        };
-        for segment in segments {
-            if number.starts_with(segment) && best.is_none_or(|(len, _)| segment.len() > len) {
-                best = Some((segment.len(), *carrier));
-            }
-        }
-    }
-    best.map(|(_, c)| c).unwrap_or(Carrier::Other)
+    // The carrier with the longest matching segment; a carrier's segments are the policy's when it
+    // lists them, the built-in ones otherwise.
+    let longest = |segments: &mut dyn Iterator<Item = &str>| {
+        segments
+            .filter(|segment| number.starts_with(segment))
+            .map(str::len)
+            .max()
+    };
+    BUILT_IN
+        .iter()
+        .filter_map(|(carrier, built_in)| {
+            let matched = match policy.number_segments.get(carrier.name()) {
+                Some(list) => longest(&mut list.iter().map(String::as_str)),
+                None => longest(&mut built_in.iter().copied()),
+            };
+            matched.map(|len| (len, *carrier))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, carrier)| carrier)
+        .unwrap_or(Carrier::Other)
 }
 
 /// The first route of the policy whose conditions all hold for a message to `recipient`, from

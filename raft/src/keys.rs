@@ -67,6 +67,9 @@ pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_NEXT_ID: &[u8] = b"next_message_id";
 pub const META_LINKS: &[u8] = b"links";
 pub const META_POLICY: &[u8] = b"policy";
+/// The policy's version alone (8 bytes), so the per-submission check for a new policy reads 8
+/// bytes instead of the whole document.
+pub const META_POLICY_VERSION: &[u8] = b"policy_version";
 
 /// Counter of a client's messages not yet terminal (for its queued-messages quota).
 pub fn pending_of(client_id: &str) -> Vec<u8> {

@@ -32,12 +32,25 @@ use crate::types::{
 /// Largest gRPC message between nodes: snapshots travel whole.
 pub const MAX_INTERNAL_MESSAGE: usize = 1 << 30;
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
-    bincode::serialize(value)
+/// bincode's original wire format (fixed-width integers, trailing bytes allowed), which nodes of
+/// every version speak to each other.
+fn wire() -> impl bincode::Options {
+    use bincode::Options as _;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
 }
 
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
+    use bincode::Options as _;
+    wire().serialize(value)
+}
+
+/// Bounded by the payload's own length, so a corrupt length prefix from a peer fails instead of
+/// allocating.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
-    bincode::deserialize(bytes)
+    use bincode::Options as _;
+    wire().with_limit(bytes.len() as u64).deserialize(bytes)
 }
 
 /// Opens a lazily connecting channel to a node's internal service.
@@ -362,5 +375,28 @@ mod propose_error_tests {
         // 20261125: delivery reports were dropped after an isolated leader rejoined.
         assert!(ProposeError::Discarded { leader: Some(2) }.is_retryable());
         assert!(!ProposeError::Failed("x".into()).is_retryable());
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::{decode, encode};
+
+    #[test]
+    fn the_wire_format_is_bincodes_original_one() {
+        let value = (7u64, String::from("herald"), vec![1u32, 2, 3]);
+        assert_eq!(encode(&value).unwrap(), bincode::serialize(&value).unwrap());
+        assert_eq!(
+            decode::<(u64, String, Vec<u32>)>(&encode(&value).unwrap()).unwrap(),
+            value
+        );
+    }
+
+    #[test]
+    fn a_length_prefix_beyond_the_payload_is_an_error() {
+        // A Vec<u64> claiming 2^40 elements in a 16-byte payload.
+        let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        assert!(decode::<Vec<u64>>(&bytes).is_err());
     }
 }

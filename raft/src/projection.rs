@@ -82,44 +82,44 @@ pub fn load_policy(kv: &impl Kv) -> Result<PolicyRecord, ProjectionError> {
     }
 }
 
+/// A big-endian counter in the meta column family; corrupt bytes are an error, not a zero.
+fn load_counter(kv: &impl Kv, key: &[u8], what: &str) -> Result<Option<u64>, ProjectionError> {
+    let Some(bytes) = kv.get(CF_SM_META, key)? else {
+        return Ok(None);
+    };
+    let raw: [u8; 8] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| ProjectionError::Corrupt {
+            what: what.into(),
+            detail: format!("{} bytes, expected 8", bytes.len()),
+        })?;
+    Ok(Some(u64::from_be_bytes(raw)))
+}
+
+fn store_counter(kv: &mut impl Kv, key: Vec<u8>, value: u64) {
+    kv.put(CF_SM_META, key, value.to_be_bytes().to_vec());
+}
+
+/// The version of the policy in force (0: never set), without reading the document.
+pub fn load_policy_version(kv: &impl Kv) -> Result<u64, ProjectionError> {
+    Ok(load_counter(kv, keys::META_POLICY_VERSION, "policy version")?.unwrap_or(0))
+}
+
 /// How many of `client_id`'s messages have not reached a terminal state.
 pub fn pending_of(kv: &impl Kv, client_id: &str) -> Result<u64, ProjectionError> {
-    Ok(kv
-        .get(CF_SM_META, &keys::pending_of(client_id))?
-        .and_then(|b| b.as_slice().try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0))
+    Ok(load_counter(kv, &keys::pending_of(client_id), "pending count")?.unwrap_or(0))
 }
 
 fn add_pending(kv: &mut impl Kv, client_id: &str, delta: i64) -> Result<(), ProjectionError> {
     let next = pending_of(kv, client_id)?.saturating_add_signed(delta);
-    kv.put(
-        CF_SM_META,
-        keys::pending_of(client_id),
-        next.to_be_bytes().to_vec(),
-    );
+    store_counter(kv, keys::pending_of(client_id), next);
     Ok(())
 }
 
 fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
-    let current = match kv.get(CF_SM_META, keys::META_NEXT_ID)? {
-        Some(bytes) => {
-            let raw: [u8; 8] =
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| ProjectionError::Corrupt {
-                        what: "next message id".into(),
-                        detail: format!("{} bytes, expected 8", bytes.len()),
-                    })?;
-            u64::from_be_bytes(raw)
-        }
-        None => 1,
-    };
-    kv.put(
-        CF_SM_META,
-        keys::META_NEXT_ID.to_vec(),
-        (current + 1).to_be_bytes().to_vec(),
-    );
+    let current = load_counter(kv, keys::META_NEXT_ID, "next message id")?.unwrap_or(1);
+    store_counter(kv, keys::META_NEXT_ID.to_vec(), current + 1);
     Ok(current)
 }
 
@@ -254,6 +254,17 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             }
             if !matches!(before, MessageState::Accepted | MessageState::Sending) {
                 return Ok(ignored("message is not waiting to be sent"));
+            }
+            // The same dispatch applied twice: the proposer re-proposes a batch whose first
+            // answer was lost in a leader change. It stays applied, and its sender still sends.
+            let replay = before == MessageState::Sending
+                && d.attempt == msg.attempts
+                && d.node == msg.node
+                && d.epoch == msg.epoch
+                && d.slot == msg.slot
+                && d.link == msg.link;
+            if replay {
+                return Ok(EventOutcome::Applied);
             }
             // Compare-and-set on the attempt number: of two connections that picked the same
             // message, only the first dispatch counts and only its sender may send.
@@ -460,7 +471,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
         }
         Kind::PolicyChanged(p) => {
             let current = load_policy(kv)?;
-            if p.version != current.version + 1 {
+            if p.version == current.version && p.document == current.document {
+                // A re-proposed change that already applied.
+                return Ok(EventOutcome::Applied);
+            }
+            if Some(p.version) != current.version.checked_add(1) {
                 return Ok(ignored(format!(
                     "policy version {} is not the next one: the current version is {}",
                     p.version, current.version
@@ -477,6 +492,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 keys::META_POLICY.to_vec(),
                 record.encode_to_vec(),
             );
+            store_counter(kv, keys::META_POLICY_VERSION.to_vec(), p.version);
             Ok(EventOutcome::Applied)
         }
     }

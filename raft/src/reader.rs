@@ -94,6 +94,11 @@ impl ProjectionReader {
         load_policy(&DbKv(&self.db))
     }
 
+    /// The policy's version alone: cheap enough to check on every submission.
+    pub fn policy_version(&self) -> Result<u64, ProjectionError> {
+        crate::projection::load_policy_version(&DbKv(&self.db))
+    }
+
     /// How many of a client's messages are not terminal yet.
     pub fn pending_of(&self, client_id: &str) -> Result<u64, ProjectionError> {
         crate::projection::pending_of(&DbKv(&self.db), client_id)

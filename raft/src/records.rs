@@ -225,7 +225,7 @@ impl LinkTable {
     /// A link is usable when at least one of its slots is not reported down (or none reported).
     pub fn link_up(&self, link: &str) -> bool {
         let mut slots = self.slots_of(link).peekable();
-        slots.peek().is_none() || self.slots_of(link).any(|h| !h.down)
+        slots.peek().is_none() || slots.any(|h| !h.down)
     }
 
     /// Congested when every slot that is up reports flow control.

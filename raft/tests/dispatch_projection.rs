@@ -340,3 +340,43 @@ fn the_pending_count_follows_each_client_to_terminal_states() {
     assert_eq!(pending_of(&kv, "erp").unwrap(), 2);
     assert_eq!(pending_of(&kv, "crm").unwrap(), 1);
 }
+
+#[test]
+fn a_replayed_dispatch_stays_applied_and_changes_nothing() {
+    let mut kv = MemKv::default();
+    applied(&mut kv, routed("erp", 0));
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, dispatch(1, "primary", "", 1, 1));
+    let before = kv.clone();
+    // The proposer re-proposes a batch whose answer was lost: its sender must still be told to send.
+    assert_eq!(
+        apply(&mut kv, NOW, dispatch(1, "primary", "", 1, 1)),
+        EventOutcome::Applied
+    );
+    assert!(kv == before, "a replay changes nothing");
+    // Another slot's dispatch of the same attempt is still refused.
+    applied(&mut kv, assign("primary#1", 2, 1));
+    ignored(&mut kv, dispatch(1, "primary", "primary#1", 2, 1));
+}
+
+#[test]
+fn a_replayed_policy_change_stays_applied_but_a_different_one_of_that_version_is_refused() {
+    let mut kv = MemKv::default();
+    let change = |doc: &str| {
+        Kind::PolicyChanged(PolicyChanged {
+            version: 1,
+            document: doc.into(),
+            changed_by: "ops".into(),
+        })
+    };
+    applied(&mut kv, change("{\"a\":1}"));
+    assert_eq!(
+        apply(&mut kv, NOW, change("{\"a\":1}")),
+        EventOutcome::Applied
+    );
+    ignored(&mut kv, change("{\"b\":1}"));
+    assert_eq!(
+        herald_raft::projection::load_policy_version(&kv).unwrap(),
+        1
+    );
+}

@@ -1,0 +1,271 @@
+//! `herald sim <protocol>`: the carrier simulators' command line. Every simulator shares the
+//! options of [`SimCommon`]; each adds only what its protocol has.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum SimProtocol {
+    /// A CMPP 3.0 / 2.0 SMS gateway.
+    Cmpp(SimCmppArgs),
+    /// An SMGP 3.0.3 (China Telecom) SMS gateway.
+    Smgp(SimGatewayArgs),
+    /// A CNGP 2.0 (China Netcom) SMS gateway.
+    Cngp(SimGatewayArgs),
+    /// An SGIP 1.2 (China Unicom) SMS gateway; it connects back to the SP to send reports.
+    Sgip(SimSgipArgs),
+    /// An SMPP 3.3 / 3.4 / 5.0 SMSC (binds of all three kinds, delivery receipts).
+    Smpp(SimSmppArgs),
+}
+
+/// What every simulator is given.
+#[derive(clap::Args)]
+pub struct SimCommon {
+    #[arg(long)]
+    listen: String,
+    /// ACCOUNT:SECRET (the protocol's login and password); repeatable. SGIP also takes
+    /// LOGIN:PASSWORD@SP_ADDR to give an SP its own report listener.
+    #[arg(long = "account", required = true)]
+    accounts: Vec<String>,
+    /// Delay before a status report is sent, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    report_delay_ms: u64,
+    /// Fraction of messages reported delivered (the rest undelivered).
+    #[arg(long, default_value_t = 1.0)]
+    delivered_ratio: f64,
+    /// JSON-lines file recording every submit received and every report sent.
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+impl SimCommon {
+    fn check(&self) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.delivered_ratio) {
+            anyhow::bail!("--delivered-ratio must be between 0 and 1");
+        }
+        Ok(())
+    }
+
+    /// The accounts as (login, secret) pairs.
+    fn pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.accounts
+            .iter()
+            .map(|raw| {
+                raw.split_once(':')
+                    .map(|(id, secret)| (id.to_string(), secret.to_string()))
+                    .ok_or_else(|| anyhow::anyhow!("--account {raw:?}: expected ACCOUNT:SECRET"))
+            })
+            .collect()
+    }
+
+    fn report_delay(&self) -> Duration {
+        Duration::from_millis(self.report_delay_ms)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct SimSmppArgs {
+    #[command(flatten)]
+    common: SimCommon,
+    /// How message ids are written: hex or decimal.
+    #[arg(long, default_value = "decimal")]
+    id_format: String,
+}
+
+#[derive(clap::Args)]
+pub struct SimSgipArgs {
+    #[command(flatten)]
+    common: SimCommon,
+    /// The SP's listener (its `listen` link option) for Reports and MOs.
+    #[arg(long)]
+    sp_addr: Option<String>,
+    /// The gateway's node id in its own sequence numbers.
+    #[arg(long, default_value_t = 4_000_000_001)]
+    node_id: u32,
+    /// Close an SP connection idle this long, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+}
+
+/// Options of the SMGP and CNGP simulators.
+#[derive(clap::Args)]
+pub struct SimGatewayArgs {
+    #[command(flatten)]
+    common: SimCommon,
+    /// Gateway code in minted MsgIDs (up to six digits).
+    #[arg(long, default_value_t = 1)]
+    gateway_id: u32,
+}
+
+#[derive(clap::Args)]
+pub struct SimCmppArgs {
+    #[command(flatten)]
+    common: SimCommon,
+    #[arg(long, default_value_t = 1)]
+    gateway_id: u32,
+    /// Accept only this CMPP version (2 or 3); both by default.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+    version: Option<u8>,
+    /// Answer SUBMITs beyond this many per second per account with Result=8 (flow control).
+    #[arg(long)]
+    max_per_second: Option<u32>,
+    /// Answer a SUBMIT with Result=8 while this many of its connection await SUBMIT_RESP.
+    #[arg(long)]
+    max_window: Option<usize>,
+    /// Hold every SUBMIT_RESP this long, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    submit_resp_delay_ms: u64,
+    /// Fault: answer N PDUs per connection, then close it on the next.
+    #[arg(long)]
+    drop_after: Option<u64>,
+    /// Fault: answer N PDUs per connection, then stop answering (the connection stays open).
+    #[arg(long)]
+    stall_after: Option<u64>,
+    /// Fault: answer N PDUs per connection, then answer with malformed PDUs.
+    #[arg(long)]
+    malformed_after: Option<u64>,
+    /// Send a mobile-originated message on every connection this often, in milliseconds.
+    #[arg(long)]
+    mo_every_ms: Option<u64>,
+    /// Fault: refuse every SUBMIT to numbers starting with PREFIX, with Result CODE
+    /// (PREFIX=CODE); repeatable.
+    #[arg(long = "reject-dest")]
+    reject_dest: Vec<String>,
+}
+
+/// Runs the chosen simulator until `shutdown` completes.
+pub async fn run(
+    protocol: SimProtocol,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match protocol {
+        SimProtocol::Cmpp(args) => run_cmpp(args, shutdown).await,
+        SimProtocol::Smgp(args) => {
+            herald_protocols::sim::smgp::run(gateway_config(args)?, shutdown).await?;
+            Ok(())
+        }
+        SimProtocol::Cngp(args) => {
+            herald_protocols::sim::cngp::run(gateway_config(args)?, shutdown).await?;
+            Ok(())
+        }
+        SimProtocol::Sgip(args) => run_sgip(args, shutdown).await,
+        SimProtocol::Smpp(args) => run_smpp(args, shutdown).await,
+    }
+}
+
+fn gateway_config(
+    args: SimGatewayArgs,
+) -> anyhow::Result<herald_protocols::sim::telecom::SimConfig> {
+    args.common.check()?;
+    Ok(herald_protocols::sim::telecom::SimConfig {
+        accounts: args.common.pairs()?,
+        report_delay: args.common.report_delay(),
+        delivered_ratio: args.common.delivered_ratio,
+        listen: args.common.listen,
+        record: args.common.record,
+        gateway_id: args.gateway_id,
+    })
+}
+
+async fn run_sgip(
+    args: SimSgipArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use herald_protocols::sim::sgip::{SimAccount, SimConfig};
+    args.common.check()?;
+    let mut accounts = Vec::new();
+    for raw in &args.common.accounts {
+        let (login, rest) = raw.split_once(':').ok_or_else(|| {
+            anyhow::anyhow!("--account {raw:?}: expected LOGIN:PASSWORD[@SP_ADDR]")
+        })?;
+        let (password, sp_addr) = match rest.rsplit_once('@') {
+            Some((password, addr)) => (password, Some(addr.to_string())),
+            None => (rest, None),
+        };
+        if sp_addr.is_none() && args.sp_addr.is_none() {
+            anyhow::bail!("--account {login:?} has no SP address: add @SP_ADDR or --sp-addr");
+        }
+        accounts.push(SimAccount {
+            login: login.to_string(),
+            password: password.to_string(),
+            sp_addr,
+        });
+    }
+    let config = SimConfig {
+        report_delay: args.common.report_delay(),
+        delivered_ratio: args.common.delivered_ratio,
+        listen: args.common.listen,
+        record: args.common.record,
+        accounts,
+        sp_addr: args.sp_addr,
+        node_id: args.node_id,
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
+    };
+    herald_protocols::sim::sgip::run(config, shutdown).await?;
+    Ok(())
+}
+
+async fn run_smpp(
+    args: SimSmppArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use herald_protocols::smpp::IdFormat;
+    args.common.check()?;
+    let id_format = match args.id_format.parse::<IdFormat>() {
+        Ok(f @ (IdFormat::Hex | IdFormat::Decimal)) => f,
+        _ => anyhow::bail!("--id-format {:?}: must be hex or decimal", args.id_format),
+    };
+    let config = herald_protocols::sim::smpp::SimConfig {
+        accounts: args.common.pairs()?,
+        report_delay: args.common.report_delay(),
+        delivered_ratio: args.common.delivered_ratio,
+        listen: args.common.listen,
+        record: args.common.record,
+        id_format,
+        receipt_id_format: None,
+    };
+    herald_protocols::sim::smpp::run(config, shutdown).await?;
+    Ok(())
+}
+
+async fn run_cmpp(
+    args: SimCmppArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    args.common.check()?;
+    let mut reject_dest = Vec::new();
+    for spec in &args.reject_dest {
+        let parsed = spec
+            .split_once('=')
+            .and_then(|(prefix, code)| Some((prefix.to_string(), code.parse::<u32>().ok()?)));
+        match parsed {
+            Some(rule) => reject_dest.push(rule),
+            None => anyhow::bail!("--reject-dest {spec:?}: expected PREFIX=CODE"),
+        }
+    }
+    let config = herald_protocols::sim::cmpp::SimConfig {
+        accounts: args.common.pairs()?,
+        report_delay: args.common.report_delay(),
+        delivered_ratio: args.common.delivered_ratio,
+        listen: args.common.listen,
+        record: args.common.record,
+        gateway_id: args.gateway_id,
+        version: args.version,
+    };
+    let faults = herald_protocols::sim::cmpp::SimFaults {
+        reject_dest,
+        submit_resp_delay: Duration::from_millis(args.submit_resp_delay_ms),
+        max_per_second: args.max_per_second,
+        max_window: args.max_window,
+        drop_after: args.drop_after,
+        stall_after: args.stall_after,
+        malformed_after: args.malformed_after,
+        mo_every: args.mo_every_ms.map(Duration::from_millis),
+        ..Default::default()
+    };
+    herald_protocols::sim::cmpp::run_with_faults(config, faults, shutdown).await?;
+    Ok(())
+}
