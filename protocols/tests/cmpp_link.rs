@@ -1,12 +1,19 @@
 //! The CMPP client against the CMPP simulator (and a scripted peer) over real TCP on 127.0.0.1.
 //! Every wait has a deadline; no sleep is used as an assertion.
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+mod common;
+
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{
+    accept_framed, check_fifty_submit_records, expect_reports, local_listener, next_pdu,
+    read_records, refused_logins_keep_the_link_down, shutdown_and_refuse,
+    six_submits_take_three_rounds, skip_to, submit_all_accepted, submit_each, wait_connected,
+    wait_event, within, SimTask,
+};
 use futures::{SinkExt, StreamExt};
 use herald_protocols::cmpp::{
     Body, CmppCodec, ConnectResp, Deliver, DeliverContent, Pdu, VERSION_3_0,
@@ -15,212 +22,62 @@ use herald_protocols::sim::cmpp::{run_on, SimConfig, SimFaults};
 use herald_protocols::{
     split_text, ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
 const ACCOUNT: &str = "901234";
 const SECRET: &str = "s3cret";
-const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Sim {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Sim {
-    async fn start(record: Option<&Path>, faults: SimFaults) -> Sim {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let config = SimConfig {
-            listen: addr.to_string(),
-            accounts: vec![(ACCOUNT.into(), SECRET.into())],
-            report_delay: Duration::from_millis(50),
-            delivered_ratio: 0.7,
-            record: record.map(Path::to_path_buf),
-            gateway_id: 7,
-            version: None,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run_on(listener, config, faults, async move {
-            let _ = stopped.await;
-        }));
-        Sim {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = timeout(DEADLINE, &mut self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "simulator ended badly: {result:?}"
-        );
-    }
+async fn start_sim(record: Option<&Path>, faults: SimFaults) -> (SimTask, SocketAddr) {
+    let (listener, addr) = local_listener().await;
+    let config = SimConfig {
+        listen: addr.to_string(),
+        accounts: vec![(ACCOUNT.into(), SECRET.into())],
+        report_delay: Duration::from_millis(50),
+        delivered_ratio: 0.7,
+        record: record.map(Path::to_path_buf),
+        gateway_id: 7,
+        version: None,
+    };
+    let sim = SimTask::spawn(|shutdown| run_on(listener, config, faults, shutdown));
+    (sim, addr)
 }
 
 fn settings(addr: SocketAddr, secret: &str, window: usize) -> LinkSettings {
-    LinkSettings {
-        name: "test-link".into(),
-        addr: addr.to_string(),
-        account: ACCOUNT.into(),
-        secret: secret.into(),
-        service_id: "HERALD".into(),
-        src_id: "1065901234".into(),
-        window,
-        heartbeat_interval: Duration::from_secs(30),
-        response_timeout: Duration::from_secs(5),
-        reconnect_min: Duration::from_millis(50),
-        reconnect_max: Duration::from_millis(400),
-        options: Default::default(),
-    }
+    common::link_settings("test-link", addr, ACCOUNT, secret, "1065901234", window)
 }
 
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Waits for the first event matching `pred`, returning the events skipped on the way.
-async fn wait_event(
-    events: &mut mpsc::Receiver<ClientEvent>,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    within(what, async {
-        let mut skipped = Vec::new();
-        loop {
-            match events.recv().await {
-                Some(ev) if pred(&ev) => return skipped,
-                Some(ev) => skipped.push(ev),
-                None => panic!("event channel closed while waiting for {what}"),
-            }
-        }
-    })
-    .await
-}
-
-/// 20 single ASCII parts + 10 three-part Chinese messages = 50 segments.
 fn fifty_segments() -> Vec<OutboundSegment> {
-    let mut out = Vec::new();
-    for i in 0..20 {
-        for segment in split_text(&format!("verification code {i:04}")) {
-            out.push(OutboundSegment {
-                dest: format!("1380013{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    for i in 0..10 {
-        let text = format!("{i}号通知：").repeat(30); // 150 UTF-16 units → 3 parts
-        for segment in split_text(&text) {
-            assert_eq!(segment.total, 3);
-            out.push(OutboundSegment {
-                dest: format!("1391234{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    assert_eq!(out.len(), 50);
-    out
+    common::fifty_segments(
+        split_text,
+        |i| format!("verification code {i:04}"),
+        ["1380013", "1391234"],
+    )
 }
 
 #[tokio::test]
 async fn fifty_submits_are_accepted_and_all_reports_arrive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("sim.jsonl");
-    let sim = Sim::start(Some(&record), SimFaults::default()).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, SECRET, 16));
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let (sim, addr) = start_sim(Some(&record), SimFaults::default()).await;
+    let (client, mut events) = CmppClient::start(settings(addr, SECRET, 16));
+    wait_connected(&mut events).await;
     assert!(client.is_connected());
 
-    let segments = fifty_segments();
-    let submits = segments.iter().cloned().map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("50 submits", futures::future::join_all(submits)).await;
-    let mut carrier_ids = HashMap::new();
-    for (seg, result) in segments.iter().zip(results) {
-        match result.expect("submit task") {
-            Ok(SubmitOutcome::Accepted { carrier_id }) => {
-                assert!(carrier_id.parse::<u64>().is_ok(), "decimal id {carrier_id}");
-                assert!(carrier_ids.insert(carrier_id, seg.dest.clone()).is_none());
-            }
-            other => panic!("submit not accepted: {other:?}"),
-        }
-    }
-    assert_eq!(carrier_ids.len(), 50);
-
-    let mut reported = HashSet::new();
-    within("50 reports", async {
-        while reported.len() < 50 {
-            match events.recv().await {
-                Some(ClientEvent::Report(r)) => {
-                    // Recorded, as far as this test is concerned: let the carrier have its acknowledgement.
-                    let r = {
-                        let mut r = r;
-                        std::mem::take(&mut r.ack).done();
-                        r
-                    };
-                    let dest = carrier_ids
-                        .get(&r.carrier_id)
-                        .unwrap_or_else(|| panic!("report for unknown id {}", r.carrier_id));
-                    assert_eq!(&r.dest, dest);
-                    assert!(r.stat == "DELIVRD" || r.stat == "UNDELIV", "{}", r.stat);
-                    assert_eq!(r.delivered, r.stat == "DELIVRD");
-                    assert_eq!(r.submit_time.len(), 10);
-                    assert_eq!(r.done_time.len(), 10);
-                    assert!(reported.insert(r.carrier_id), "duplicate report");
-                }
-                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
-                Some(_) => {}
-                None => panic!("events closed"),
-            }
-        }
+    let carrier_ids = submit_all_accepted(&client, &fifty_segments(), |carrier_id| {
+        assert!(carrier_id.parse::<u64>().is_ok(), "decimal id {carrier_id}");
     })
     .await;
+    assert_eq!(carrier_ids.len(), 50);
+    expect_reports(&mut events, &carrier_ids).await;
 
     // The simulator's record holds one submit line per segment, with the decoded text.
-    let lines = std::fs::read_to_string(&record).expect("record file");
-    let records: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    let submits: Vec<_> = records.iter().filter(|r| r["kind"] == "submit").collect();
-    assert_eq!(submits.len(), 50);
-    for s in &submits {
-        let id = s["msg_id"].as_str().expect("msg_id string");
-        assert_eq!(carrier_ids.get(id).map(String::as_str), s["dest"].as_str());
-        assert_eq!(s["account"], ACCOUNT);
-        assert!(s["at_ms"].as_i64().is_some());
-    }
-    assert!(submits
-        .iter()
-        .any(|s| s["text"] == "verification code 0007" && s["pk_total"] == 1));
-    let chinese: Vec<_> = submits.iter().filter(|s| s["pk_total"] == 3).collect();
-    assert_eq!(chinese.len(), 30);
-    assert!(chinese
-        .iter()
-        .all(|s| s["text"].as_str().is_some_and(|t| t.contains("号通知"))));
+    let records = read_records(&record);
+    check_fifty_submit_records(&records, &carrier_ids, ACCOUNT, "verification code 0007");
     let reports = records.iter().filter(|r| r["kind"] == "report").count();
     assert_eq!(reports, 50);
 
-    within("client shutdown", client.shutdown()).await;
-    assert!(!client.is_connected());
-    let after = client.submit(fifty_segments().remove(0)).await;
-    assert_eq!(after, Err(SendError::Closed));
+    shutdown_and_refuse(&client, fifty_segments().remove(0)).await;
     sim.stop().await;
 }
 
@@ -231,50 +88,21 @@ async fn window_bounds_outstanding_submits() {
         submit_resp_delay: Duration::from_millis(200),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, SECRET, 2));
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
-    let started = tokio::time::Instant::now();
-    let submits = fifty_segments().into_iter().take(6).map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("6 submits", futures::future::join_all(submits)).await;
-    assert!(started.elapsed() >= Duration::from_millis(600));
-    for r in results {
-        assert!(matches!(
-            r.expect("task"),
-            Ok(SubmitOutcome::Accepted { .. })
-        ));
-    }
-    within("client shutdown", client.shutdown()).await;
+    let (sim, addr) = start_sim(None, faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, SECRET, 2));
+    six_submits_take_three_rounds(&client, &mut events, fifty_segments()).await;
     sim.stop().await;
 }
 
 #[tokio::test]
 async fn wrong_secret_fails_login_and_keeps_retrying() {
-    let sim = Sim::start(None, SimFaults::default()).await;
-    let mut s = settings(sim.addr, "not-the-secret", 16);
+    let (sim, addr) = start_sim(None, SimFaults::default()).await;
+    let mut s = settings(addr, "not-the-secret", 16);
     s.response_timeout = Duration::from_millis(300);
     let (client, mut events) = CmppClient::start(s);
-    for attempt in 0..3 {
-        let skipped = wait_event(
-            &mut events,
-            "a refused login",
-            |e| matches!(e, ClientEvent::Disconnected { reason } if reason.contains("Status 3")),
-        )
+    let seg = fifty_segments().remove(0);
+    refused_logins_keep_the_link_down(&client, &mut events, "a refused login", "Status 3", 3, seg)
         .await;
-        assert!(
-            !skipped.contains(&ClientEvent::Connected),
-            "attempt {attempt} connected"
-        );
-        assert!(!client.is_connected());
-    }
-    assert_eq!(
-        client.submit(fifty_segments().remove(0)).await,
-        Err(SendError::NotConnected)
-    );
-    within("client shutdown", client.shutdown()).await;
     sim.stop().await;
 }
 
@@ -287,18 +115,14 @@ async fn dropped_connection_fails_pending_submits_and_reconnects() {
         submit_resp_delay: Duration::from_millis(500),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, SECRET, 16));
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let (sim, addr) = start_sim(None, faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, SECRET, 16));
+    wait_connected(&mut events).await;
 
-    let submits = fifty_segments().into_iter().take(5).map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("5 submits", futures::future::join_all(submits)).await;
+    let five: Vec<_> = fifty_segments().into_iter().take(5).collect();
     let mut lost = 0;
-    for r in results {
-        match r.expect("task") {
+    for r in submit_each(&client, &five).await {
+        match r {
             Err(SendError::ConnectionLost) => lost += 1,
             // A submit that reached the link only after the reconnect is fine.
             Ok(SubmitOutcome::Accepted { .. }) => {}
@@ -323,25 +147,14 @@ async fn dropped_connection_fails_pending_submits_and_reconnects() {
     sim.stop().await;
 }
 
-/// A hand-driven gateway: checks heartbeats, MO delivery, and TERMINATE from the gateway.
-#[tokio::test]
-async fn client_answers_the_gateway_and_heartbeats_when_idle() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut s = settings(addr, SECRET, 16);
-    s.heartbeat_interval = Duration::from_millis(100);
-    s.response_timeout = Duration::from_millis(300);
-    let (client, mut events) = CmppClient::start(s);
-
-    let (stream, _) = within("client connects", listener.accept())
-        .await
-        .expect("accept");
-    let mut peer = Framed::new(stream, CmppCodec::default());
-    let login = within("CONNECT", peer.next())
-        .await
-        .expect("stream open")
-        .expect("valid PDU");
-    assert!(matches!(login.body, Body::Connect(ref c) if c.source_addr == ACCOUNT));
+/// Accepts the client's connection and answers its CONNECT; `check` sees the CONNECT first.
+async fn accept_login(
+    listener: &TcpListener,
+    check: impl FnOnce(&Pdu),
+) -> Framed<TcpStream, CmppCodec> {
+    let mut peer = accept_framed(listener, CmppCodec::default()).await;
+    let login = next_pdu(&mut peer, "CONNECT").await;
+    check(&login);
     peer.send(Pdu::new(
         login.sequence_id,
         Body::ConnectResp(ConnectResp {
@@ -352,13 +165,26 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     ))
     .await
     .expect("send");
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    peer
+}
+
+/// A hand-driven gateway: checks heartbeats, MO delivery, and TERMINATE from the gateway.
+#[tokio::test]
+async fn client_answers_the_gateway_and_heartbeats_when_idle() {
+    let (listener, addr) = local_listener().await;
+    let mut s = settings(addr, SECRET, 16);
+    s.heartbeat_interval = Duration::from_millis(100);
+    s.response_timeout = Duration::from_millis(300);
+    let (client, mut events) = CmppClient::start(s);
+
+    let mut peer = accept_login(&listener, |login| {
+        assert!(matches!(login.body, Body::Connect(ref c) if c.source_addr == ACCOUNT));
+    })
+    .await;
+    wait_connected(&mut events).await;
 
     // Idle link: the client probes with ACTIVE_TEST.
-    let probe = within("ACTIVE_TEST", peer.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let probe = next_pdu(&mut peer, "ACTIVE_TEST").await;
     assert_eq!(probe.body, Body::ActiveTest);
     peer.send(Pdu::new(probe.sequence_id, Body::ActiveTestResp))
         .await
@@ -420,38 +246,16 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     assert!(!client.is_connected());
 
     // It reconnects; this time the gateway sends TERMINATE and expects TERMINATE_RESP.
-    let (stream, _) = within("client reconnects", listener.accept())
-        .await
-        .expect("accept");
-    let mut peer = Framed::new(stream, CmppCodec::default());
-    let login = within("CONNECT", peer.next())
-        .await
-        .expect("open")
-        .expect("valid");
-    peer.send(Pdu::new(
-        login.sequence_id,
-        Body::ConnectResp(ConnectResp {
-            status: 0,
-            authenticator_ismg: [0; 16],
-            version: VERSION_3_0,
-        }),
-    ))
-    .await
-    .expect("send");
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let mut peer = accept_login(&listener, |_| {}).await;
+    wait_connected(&mut events).await;
     peer.send(Pdu::new(77, Body::Terminate))
         .await
         .expect("send");
-    within("TERMINATE_RESP", async {
-        loop {
-            let pdu = peer.next().await.expect("open").expect("valid");
-            if pdu.body == Body::TerminateResp {
-                assert_eq!(pdu.sequence_id, 77);
-                return;
-            }
-        }
+    let resp = skip_to(&mut peer, "TERMINATE_RESP", |p| {
+        p.body == Body::TerminateResp
     })
     .await;
+    assert_eq!(resp.sequence_id, 77);
     wait_event(&mut events, "Disconnected after TERMINATE", |e| {
         matches!(e, ClientEvent::Disconnected { .. })
     })

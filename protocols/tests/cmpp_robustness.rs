@@ -2,116 +2,53 @@
 //! TCP on 127.0.0.1. The client must surface every failure as an error or event, never panic, and
 //! reconnect. Every wait has a deadline; no sleep is used as an assertion.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{connected, local_listener, wait_event, within, SimTask, DEADLINE};
 use herald_protocols::cmpp::Version;
 use herald_protocols::link::{LinkClient, Protocol};
 use herald_protocols::sim::cmpp::{run_on, SimConfig, SimFaults, RESULT_FLOW_CONTROL};
 use herald_protocols::{
     split_text, ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
 
 const ACCOUNT: &str = "901234";
 const SECRET: &str = "s3cret";
-const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Sim {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Sim {
-    async fn start(version: Option<u8>, record: Option<&Path>, faults: SimFaults) -> Sim {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let config = SimConfig {
-            listen: addr.to_string(),
-            accounts: vec![(ACCOUNT.into(), SECRET.into())],
-            report_delay: Duration::from_millis(50),
-            delivered_ratio: 1.0,
-            record: record.map(Path::to_path_buf),
-            gateway_id: 7,
-            version,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run_on(listener, config, faults, async move {
-            let _ = stopped.await;
-        }));
-        Sim {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = timeout(DEADLINE, &mut self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "simulator ended badly: {result:?}"
-        );
-    }
+/// A simulator that only speaks `version` (2 or 3), or both.
+async fn start_sim(
+    version: Option<u8>,
+    record: Option<&Path>,
+    faults: SimFaults,
+) -> (SimTask, SocketAddr) {
+    let (listener, addr) = local_listener().await;
+    let config = SimConfig {
+        listen: addr.to_string(),
+        accounts: vec![(ACCOUNT.into(), SECRET.into())],
+        report_delay: Duration::from_millis(50),
+        delivered_ratio: 1.0,
+        record: record.map(Path::to_path_buf),
+        gateway_id: 7,
+        version,
+    };
+    let sim = SimTask::spawn(|shutdown| run_on(listener, config, faults, shutdown));
+    (sim, addr)
 }
 
 fn settings(addr: SocketAddr, window: usize, options: &[(&str, &str)]) -> LinkSettings {
     LinkSettings {
-        name: "robust-link".into(),
-        addr: addr.to_string(),
-        account: ACCOUNT.into(),
-        secret: SECRET.into(),
-        service_id: "HERALD".into(),
-        src_id: "1065901234".into(),
-        window,
-        heartbeat_interval: Duration::from_secs(30),
-        response_timeout: Duration::from_secs(5),
-        reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(200),
         options: options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..common::link_settings("robust-link", addr, ACCOUNT, SECRET, "1065901234", window)
     }
-}
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Waits for the first event matching `pred`, returning the events skipped on the way.
-async fn wait_event(
-    events: &mut mpsc::Receiver<ClientEvent>,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    within(what, async {
-        let mut skipped = Vec::new();
-        loop {
-            match events.recv().await {
-                Some(ev) if pred(&ev) => return skipped,
-                Some(ev) => skipped.push(ev),
-                None => panic!("event channel closed while waiting for {what}"),
-            }
-        }
-    })
-    .await
-}
-
-fn connected(e: &ClientEvent) -> bool {
-    *e == ClientEvent::Connected
 }
 
 /// A one-part segment asking for a report.
@@ -136,15 +73,7 @@ async fn submit_all(
     client: &CmppClient,
     segments: Vec<OutboundSegment>,
 ) -> Vec<Result<SubmitOutcome, SendError>> {
-    let tasks = segments.into_iter().map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    within("submits", futures::future::join_all(tasks))
-        .await
-        .into_iter()
-        .map(|r| r.expect("submit task must not panic"))
-        .collect()
+    common::submit_each(client, &segments).await
 }
 
 fn records(path: &Path) -> Vec<serde_json::Value> {
@@ -167,8 +96,8 @@ async fn cmpp2_client_submits_and_receives_reports_and_mo() {
         mo_every: Some(Duration::from_millis(100)),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, Some(&record), faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, 8, &[("version", "2")]));
+    let (sim, addr) = start_sim(None, Some(&record), faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, 8, &[("version", "2")]));
     assert_eq!(client.version(), Version::V2);
     wait_event(&mut events, "Connected", connected).await;
 
@@ -247,17 +176,17 @@ async fn cmpp2_client_submits_and_receives_reports_and_mo() {
 
 #[tokio::test]
 async fn protocol_cmpp2_logs_in_at_a_2_0_only_gateway_and_3_0_is_refused_there() {
-    let sim = Sim::start(Some(2), None, SimFaults::default()).await;
+    let (sim, addr) = start_sim(Some(2), None, SimFaults::default()).await;
     let protocol: Protocol = "cmpp20".parse().expect("known name");
     assert_eq!(protocol, Protocol::Cmpp2);
-    let (link, mut events) = LinkClient::start(protocol, settings(sim.addr, 4, &[]));
+    let (link, mut events) = LinkClient::start(protocol, settings(addr, 4, &[]));
     wait_event(&mut events, "2.0 Connected", connected).await;
     let r = link.submit(segment(1)).await;
     assert!(matches!(r, Ok(SubmitOutcome::Accepted { .. })), "{r:?}");
     within("shutdown", link.shutdown()).await;
 
     // A 3.0 client is told the version is too high, in a CONNECT_RESP it can read.
-    let (v3, mut events) = LinkClient::start(Protocol::Cmpp3, settings(sim.addr, 4, &[]));
+    let (v3, mut events) = LinkClient::start(Protocol::Cmpp3, settings(addr, 4, &[]));
     let skipped = wait_event(
         &mut events,
         "refused 3.0 login",
@@ -269,8 +198,8 @@ async fn protocol_cmpp2_logs_in_at_a_2_0_only_gateway_and_3_0_is_refused_there()
     sim.stop().await;
 
     // And a 2.0 client at a 3.0-only gateway is refused too.
-    let sim = Sim::start(Some(3), None, SimFaults::default()).await;
-    let (v2, mut events) = LinkClient::start(Protocol::Cmpp2, settings(sim.addr, 4, &[]));
+    let (sim, addr) = start_sim(Some(3), None, SimFaults::default()).await;
+    let (v2, mut events) = LinkClient::start(Protocol::Cmpp2, settings(addr, 4, &[]));
     wait_event(
         &mut events,
         "refused 2.0 login",
@@ -318,8 +247,8 @@ async fn link_options_are_checked() {
     // A client started with refused options never touches the gateway and keeps saying why.
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("sim.jsonl");
-    let sim = Sim::start(None, Some(&record), SimFaults::default()).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, 4, &[("versoin", "2")]));
+    let (sim, addr) = start_sim(None, Some(&record), SimFaults::default()).await;
+    let (client, mut events) = CmppClient::start(settings(addr, 4, &[("versoin", "2")]));
     for _ in 0..2 {
         wait_event(&mut events, "options refusal", |e| {
             matches!(e, ClientEvent::Disconnected { reason } if reason.contains("unknown option \"versoin\""))
@@ -340,8 +269,8 @@ async fn rate_limit_answers_flow_control_beyond_max_per_second() {
         max_per_second: Some(5),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, Some(&record), faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, 16, &[]));
+    let (sim, addr) = start_sim(None, Some(&record), faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, 16, &[]));
     wait_event(&mut events, "Connected", connected).await;
 
     let started = tokio::time::Instant::now();
@@ -394,10 +323,10 @@ async fn gateway_window_answers_flow_control_when_the_client_overruns_it() {
         submit_resp_delay: Duration::from_millis(300),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, None, faults).await;
+    let (sim, addr) = start_sim(None, None, faults).await;
 
     // A client window wider than the gateway's: the excess is refused with Result = 8.
-    let (wide, mut events) = CmppClient::start(settings(sim.addr, 6, &[]));
+    let (wide, mut events) = CmppClient::start(settings(addr, 6, &[]));
     wait_event(&mut events, "Connected", connected).await;
     let results = submit_all(&wide, (0..6).map(segment).collect()).await;
     let throttled = results.iter().filter(|r| is_flow_control(r)).count();
@@ -411,7 +340,7 @@ async fn gateway_window_answers_flow_control_when_the_client_overruns_it() {
     within("shutdown", wide.shutdown()).await;
 
     // A client that keeps to the gateway's window is never refused.
-    let (narrow, mut events) = CmppClient::start(settings(sim.addr, 2, &[]));
+    let (narrow, mut events) = CmppClient::start(settings(addr, 2, &[]));
     wait_event(&mut events, "Connected", connected).await;
     let results = submit_all(&narrow, (0..6).map(segment).collect()).await;
     assert!(
@@ -430,8 +359,8 @@ async fn drop_after_n_pdus_fails_the_pending_submit_and_the_client_reconnects() 
         drop_after: Some(2),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, None, faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, 1, &[("version", "2")]));
+    let (sim, addr) = start_sim(None, None, faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, 1, &[("version", "2")]));
     for round in 0..2 {
         wait_event(&mut events, "Connected", connected).await;
         for i in 0..2 {
@@ -464,8 +393,8 @@ async fn stalled_gateway_times_requests_out_and_heartbeats_bring_the_link_down()
         stall_after: Some(1),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, None, faults).await;
-    let mut s = settings(sim.addr, 4, &[]);
+    let (sim, addr) = start_sim(None, None, faults).await;
+    let mut s = settings(addr, 4, &[]);
     s.response_timeout = Duration::from_millis(400);
     s.heartbeat_interval = Duration::from_millis(200);
     let (client, mut events) = CmppClient::start(s);
@@ -494,8 +423,8 @@ async fn malformed_pdus_break_the_connection_cleanly_and_the_client_reconnects()
         malformed_after: Some(1),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, None, faults).await;
-    let (client, mut events) = CmppClient::start(settings(sim.addr, 4, &[]));
+    let (sim, addr) = start_sim(None, None, faults).await;
+    let (client, mut events) = CmppClient::start(settings(addr, 4, &[]));
     // Three rounds: the simulator sends each kind of malformed frame once.
     for round in 0..3 {
         wait_event(&mut events, "Connected", connected).await;

@@ -3,11 +3,13 @@
 //! one, and the client's link emits exactly one `Mo` event carrying the whole text. Every wait
 //! has a deadline; no sleep is used as an assertion.
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use common::{accept_framed, local_listener, next_pdu, within};
+use futures::SinkExt;
 use herald_protocols::text::{split_text, split_text_140, Segment};
 use herald_protocols::{ClientEvent, LinkSettings, MoMessage};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,30 +17,15 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-const DEADLINE: Duration = Duration::from_secs(20);
 const SUBSCRIBER: &str = "13800138000";
 const SP_NUMBER: &str = "10690001";
 
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 fn settings(addr: SocketAddr, account: &str) -> LinkSettings {
     LinkSettings {
-        name: "mo-test".into(),
-        addr: addr.to_string(),
-        account: account.into(),
-        secret: "s3cret".into(),
         service_id: String::new(),
-        src_id: SP_NUMBER.into(),
-        window: 8,
-        heartbeat_interval: Duration::from_secs(30),
-        response_timeout: Duration::from_secs(5),
         reconnect_min: Duration::from_millis(20),
         reconnect_max: Duration::from_millis(100),
-        options: Default::default(),
+        ..common::link_settings("mo-test", addr, account, "s3cret", SP_NUMBER, 8)
     }
 }
 
@@ -103,12 +90,8 @@ mod cmpp_mo {
     use herald_protocols::CmppClient;
 
     async fn accept_login(listener: &TcpListener) -> Framed<TcpStream, CmppCodec> {
-        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
-        let mut peer = Framed::new(stream, CmppCodec::default());
-        let login = within("CONNECT", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let mut peer = accept_framed(listener, CmppCodec::default()).await;
+        let login = next_pdu(&mut peer, "CONNECT").await;
         assert!(matches!(login.body, Body::Connect(_)));
         peer.send(Pdu::new(
             login.sequence_id,
@@ -143,10 +126,7 @@ mod cmpp_mo {
 
     async fn send_acked(peer: &mut Framed<TcpStream, CmppCodec>, segment: &Segment, id: u64) {
         peer.send(deliver(segment, id)).await.expect("send");
-        let resp = within("DELIVER_RESP", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let resp = next_pdu(peer, "DELIVER_RESP").await;
         assert!(
             matches!(resp.body, Body::DeliverResp(r) if r.msg_id == id && r.result == 0),
             "every part is acknowledged"
@@ -156,8 +136,8 @@ mod cmpp_mo {
     /// The parts come over two connections: the link loses the first one mid-message.
     #[tokio::test]
     async fn cmpp_parts_across_a_reconnect_make_one_message() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut s = settings(listener.local_addr().expect("addr"), "901234");
+        let (listener, addr) = local_listener().await;
+        let mut s = settings(addr, "901234");
         s.src_id = "1065901234".into();
         let (client, mut events) = CmppClient::start(s);
         let text = long_text();
@@ -191,12 +171,8 @@ mod smpp_mo {
     use herald_protocols::smpp_client::SmppClient;
 
     async fn accept_bind(listener: &TcpListener) -> Framed<TcpStream, SmppCodec> {
-        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
-        let mut peer = Framed::new(stream, SmppCodec);
-        let bind = within("bind", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let mut peer = accept_framed(listener, SmppCodec).await;
+        let bind = next_pdu(&mut peer, "bind").await;
         assert!(matches!(bind.body, Body::Bind(_)));
         peer.send(Pdu::new(
             bind.sequence_number,
@@ -215,10 +191,7 @@ mod smpp_mo {
         peer.send(Pdu::new(sequence, Body::DeliverSm(Box::new(sm))))
             .await
             .expect("send");
-        let resp = within("deliver_sm_resp", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let resp = next_pdu(peer, "deliver_sm_resp").await;
         assert_eq!(resp.sequence_number, sequence);
         assert!(matches!(resp.body, Body::DeliverSmResp(_)));
     }
@@ -234,9 +207,8 @@ mod smpp_mo {
 
     #[tokio::test]
     async fn smpp_udh_parts_and_sar_parts_each_make_one_message() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (client, mut events) =
-            SmppClient::start(settings(listener.local_addr().expect("addr"), "esme"));
+        let (listener, addr) = local_listener().await;
+        let (client, mut events) = SmppClient::start(settings(addr, "esme"));
         let mut peer = accept_bind(&listener).await;
 
         // GSM 7-bit parts with a UDH, extension characters included.
@@ -285,15 +257,10 @@ mod telecom_mo {
         };
         use herald_protocols::smgp_client::SmgpClient;
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (client, mut events) =
-            SmgpClient::start(settings(listener.local_addr().expect("addr"), "SP000001"));
-        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
-        let mut peer = Framed::new(stream, SmgpCodec);
-        let login = within("Login", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let (listener, addr) = local_listener().await;
+        let (client, mut events) = SmgpClient::start(settings(addr, "SP000001"));
+        let mut peer = accept_framed(&listener, SmgpCodec).await;
+        let login = next_pdu(&mut peer, "Login").await;
         peer.send(Pdu::new(
             login.sequence_id,
             Body::LoginResp(LoginResp {
@@ -327,10 +294,7 @@ mod telecom_mo {
             peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
                 .await
                 .expect("send");
-            let resp = within("Deliver_Resp", peer.next())
-                .await
-                .expect("open")
-                .expect("valid");
+            let resp = next_pdu(&mut peer, "Deliver_Resp").await;
             assert!(matches!(resp.body, Body::DeliverResp(r) if r.msg_id == msg_id));
         }
         assert_whole(&next_mo(&mut events).await, &text, segments.len());
@@ -345,15 +309,10 @@ mod telecom_mo {
         };
         use herald_protocols::cngp_client::CngpClient;
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (client, mut events) =
-            CngpClient::start(settings(listener.local_addr().expect("addr"), "SP00000001"));
-        let (stream, _) = within("connect", listener.accept()).await.expect("accept");
-        let mut peer = Framed::new(stream, CngpCodec);
-        let login = within("Login", peer.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let (listener, addr) = local_listener().await;
+        let (client, mut events) = CngpClient::start(settings(addr, "SP00000001"));
+        let mut peer = accept_framed(&listener, CngpCodec).await;
+        let login = next_pdu(&mut peer, "Login").await;
         peer.send(Pdu::new(
             login.sequence_id,
             Body::LoginResp(LoginResp {
@@ -379,10 +338,7 @@ mod telecom_mo {
             peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
                 .await
                 .expect("send");
-            let resp = within("Deliver_Resp", peer.next())
-                .await
-                .expect("open")
-                .expect("valid");
+            let resp = next_pdu(&mut peer, "Deliver_Resp").await;
             assert!(matches!(resp.body, Body::DeliverResp(_)));
         }
         assert_whole(&next_mo(&mut events).await, &text, segments.len());
@@ -413,10 +369,7 @@ mod sgip_mo {
             ))
             .await
             .expect("send Bind");
-        let resp = within("Bind_Resp", framed.next())
-            .await
-            .expect("open")
-            .expect("valid");
+        let resp = next_pdu(&mut framed, "Bind_Resp").await;
         assert_eq!(resp.body, Body::BindResp(Resp { result: 0 }));
         framed
     }
@@ -425,8 +378,8 @@ mod sgip_mo {
     #[tokio::test]
     async fn sgip_parts_on_two_gateway_connections_make_one_message() {
         // The SP→gateway side is never used here: nothing is submitted.
-        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut s = settings(unused.local_addr().expect("addr"), "herald");
+        let (_unused, addr) = local_listener().await;
+        let mut s = settings(addr, "herald");
         s.options = [("node-id", "3020012345"), ("listen", "127.0.0.1:0")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -453,10 +406,7 @@ mod sgip_mo {
             ))
             .await
             .expect("send Deliver");
-            let resp = within("Deliver_Resp", gw.next())
-                .await
-                .expect("open")
-                .expect("valid");
+            let resp = next_pdu(gw, "Deliver_Resp").await;
             assert_eq!(
                 (resp.sequence, resp.body),
                 (sequence, Body::DeliverResp(Resp { result: 0 }))

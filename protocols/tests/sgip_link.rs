@@ -3,12 +3,18 @@
 //! the SP's listener, refused logins in both directions, and the idle close with reconnection on
 //! demand. Every wait has a deadline; no sleep is used as an assertion.
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+mod common;
+
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{
+    check_fifty_submit_records, expect_reports, next_pdu, read_records,
+    refused_logins_keep_the_link_down, shutdown_and_refuse, six_submits_take_three_rounds,
+    submit_all_accepted, wait_connected, wait_event, within, SimTask,
+};
 use futures::{SinkExt, StreamExt};
 use herald_protocols::sgip::{
     login_type, Bind, Body, Deliver, Pdu, Report, Resp, SequenceNumber, SgipCodec,
@@ -16,24 +22,20 @@ use herald_protocols::sgip::{
 use herald_protocols::sgip_client::SgipClient;
 use herald_protocols::sim::sgip::{run_with_mo, SimAccount, SimConfig, SimFaults, SimMo};
 use herald_protocols::{
-    split_text, ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError,
-    SubmitOutcome,
+    split_text, ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SubmitOutcome,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
 const LOGIN: &str = "herald";
 const PASSWORD: &str = "s3cret";
 const NODE_ID: u32 = 3_020_012_345;
 const SP_NUMBER: &str = "10655012345";
-const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The simulator, and the channel its MOs are sent on.
 struct Sim {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: SimTask,
     mo: mpsc::Sender<SimMo>,
 }
 
@@ -59,43 +61,19 @@ impl Sim {
             node_id: 4_020_000_001,
             idle_timeout: Duration::from_secs(60),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
         let (mo, mo_rx) = mpsc::channel(16);
-        let task = tokio::spawn(run_with_mo(listener, config, faults, mo_rx, async move {
-            let _ = stopped.await;
-        }));
-        Sim {
-            stop: Some(stop),
-            task,
-            mo,
-        }
+        let task =
+            SimTask::spawn(|shutdown| run_with_mo(listener, config, faults, mo_rx, shutdown));
+        Sim { task, mo }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = timeout(DEADLINE, &mut self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "simulator ended badly: {result:?}"
-        );
+    async fn stop(self) {
+        self.task.stop().await;
     }
 }
 
 fn settings(gateway: SocketAddr, secret: &str, window: usize) -> LinkSettings {
     LinkSettings {
-        name: "sgip-test".into(),
-        addr: gateway.to_string(),
-        account: LOGIN.into(),
-        secret: secret.into(),
-        service_id: "HERALD".into(),
-        src_id: SP_NUMBER.into(),
-        window,
-        heartbeat_interval: Duration::from_secs(30),
-        response_timeout: Duration::from_secs(5),
-        reconnect_min: Duration::from_millis(50),
-        reconnect_max: Duration::from_millis(400),
         options: [
             ("node-id", NODE_ID.to_string()),
             ("listen", "127.0.0.1:0".to_string()),
@@ -103,6 +81,7 @@ fn settings(gateway: SocketAddr, secret: &str, window: usize) -> LinkSettings {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
+        ..common::link_settings("sgip-test", gateway, LOGIN, secret, SP_NUMBER, window)
     }
 }
 
@@ -111,62 +90,17 @@ async fn client_and_sim_listener(
     secret: &str,
     window: usize,
 ) -> (SgipClient, mpsc::Receiver<ClientEvent>, TcpListener) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
+    let (listener, addr) = common::local_listener().await;
     let (client, events) = SgipClient::start(settings(addr, secret, window));
     (client, events, listener)
 }
 
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Waits for the first event matching `pred`, returning the events skipped on the way.
-async fn wait_event(
-    events: &mut mpsc::Receiver<ClientEvent>,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    within(what, async {
-        let mut skipped = Vec::new();
-        loop {
-            match events.recv().await {
-                Some(ev) if pred(&ev) => return skipped,
-                Some(ev) => skipped.push(ev),
-                None => panic!("event channel closed while waiting for {what}"),
-            }
-        }
-    })
-    .await
-}
-
-/// 20 single ASCII parts + 10 three-part Chinese messages = 50 segments.
 fn fifty_segments() -> Vec<OutboundSegment> {
-    let mut out = Vec::new();
-    for i in 0..20 {
-        for segment in split_text(&format!("verification code {i:04}")) {
-            out.push(OutboundSegment {
-                dest: format!("1300013{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    for i in 0..10 {
-        let text = format!("{i}号通知：").repeat(30); // 150 UTF-16 units → 3 parts
-        for segment in split_text(&text) {
-            assert_eq!(segment.total, 3);
-            out.push(OutboundSegment {
-                dest: format!("1861234{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    assert_eq!(out.len(), 50);
-    out
+    common::fifty_segments(
+        split_text,
+        |i| format!("verification code {i:04}"),
+        ["1300013", "1861234"],
+    )
 }
 
 #[tokio::test]
@@ -176,58 +110,18 @@ async fn fifty_submits_are_accepted_and_every_report_comes_back_over_the_gateway
     let (client, mut events, listener) = client_and_sim_listener(PASSWORD, 16).await;
     let sp_addr = client.listen_addr().expect("client listens");
     let sim = Sim::start(listener, sp_addr, Some(&record), SimFaults::default());
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
     assert!(client.is_connected());
 
-    let segments = fifty_segments();
-    let submits = segments.iter().cloned().map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("50 submits", futures::future::join_all(submits)).await;
-    let mut carrier_ids = HashMap::new();
-    for (seg, result) in segments.iter().zip(results) {
-        match result.expect("submit task") {
-            Ok(SubmitOutcome::Accepted { carrier_id }) => {
-                let parts: Vec<&str> = carrier_id.split('-').collect();
-                assert_eq!(parts.len(), 3, "node-time-seq: {carrier_id}");
-                assert_eq!(parts[0], NODE_ID.to_string());
-                assert_eq!(parts[1].len(), 10, "MMDDhhmmss: {carrier_id}");
-                assert!(carrier_ids.insert(carrier_id, seg.dest.clone()).is_none());
-            }
-            other => panic!("submit not accepted: {other:?}"),
-        }
-    }
-    assert_eq!(carrier_ids.len(), 50);
-
-    let mut reported = HashSet::new();
-    within("50 reports", async {
-        while reported.len() < 50 {
-            match events.recv().await {
-                Some(ClientEvent::Report(r)) => {
-                    // Recorded, as far as this test is concerned: let the carrier have its acknowledgement.
-                    let r = {
-                        let mut r = r;
-                        std::mem::take(&mut r.ack).done();
-                        r
-                    };
-                    let dest = carrier_ids
-                        .get(&r.carrier_id)
-                        .unwrap_or_else(|| panic!("report for unknown id {}", r.carrier_id));
-                    assert_eq!(&r.dest, dest, "the report names the submit's recipient");
-                    assert!(r.stat == "DELIVRD" || r.stat == "UNDELIV", "{}", r.stat);
-                    assert_eq!(r.delivered, r.stat == "DELIVRD");
-                    assert_eq!(r.submit_time.len(), 10);
-                    assert_eq!(r.done_time.len(), 10);
-                    assert!(reported.insert(r.carrier_id), "duplicate report");
-                }
-                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
-                Some(_) => {}
-                None => panic!("events closed"),
-            }
-        }
+    let carrier_ids = submit_all_accepted(&client, &fifty_segments(), |carrier_id| {
+        let parts: Vec<&str> = carrier_id.split('-').collect();
+        assert_eq!(parts.len(), 3, "node-time-seq: {carrier_id}");
+        assert_eq!(parts[0], NODE_ID.to_string());
+        assert_eq!(parts[1].len(), 10, "MMDDhhmmss: {carrier_id}");
     })
     .await;
+    assert_eq!(carrier_ids.len(), 50);
+    expect_reports(&mut events, &carrier_ids).await;
 
     // An MO goes the same way as the reports: on the gateway's connection to the SP.
     sim.mo
@@ -246,27 +140,8 @@ async fn fifty_submits_are_accepted_and_every_report_comes_back_over_the_gateway
 
     // The simulator's record: one submit line per segment with the decoded text, keyed by the
     // same id the client was given, and one report line per segment.
-    let lines = std::fs::read_to_string(&record).expect("record file");
-    let records: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    let submits: Vec<_> = records.iter().filter(|r| r["kind"] == "submit").collect();
-    assert_eq!(submits.len(), 50);
-    for s in &submits {
-        let id = s["msg_id"].as_str().expect("msg_id string");
-        assert_eq!(carrier_ids.get(id).map(String::as_str), s["dest"].as_str());
-        assert_eq!(s["account"], LOGIN);
-        assert!(s["at_ms"].as_i64().is_some());
-    }
-    assert!(submits
-        .iter()
-        .any(|s| s["text"] == "verification code 0007" && s["pk_total"] == 1));
-    let chinese: Vec<_> = submits.iter().filter(|s| s["pk_total"] == 3).collect();
-    assert_eq!(chinese.len(), 30);
-    assert!(chinese
-        .iter()
-        .all(|s| s["text"].as_str().is_some_and(|t| t.contains("号通知"))));
+    let records = read_records(&record);
+    check_fifty_submit_records(&records, &carrier_ids, LOGIN, "verification code 0007");
     let reports: HashSet<_> = records
         .iter()
         .filter(|r| r["kind"] == "report")
@@ -274,10 +149,7 @@ async fn fifty_submits_are_accepted_and_every_report_comes_back_over_the_gateway
         .collect();
     assert_eq!(reports.len(), 50);
 
-    within("client shutdown", client.shutdown()).await;
-    assert!(!client.is_connected());
-    let after = client.submit(fifty_segments().remove(0)).await;
-    assert_eq!(after, Err(SendError::Closed));
+    shutdown_and_refuse(&client, fifty_segments().remove(0)).await;
     sim.stop().await;
 }
 
@@ -295,29 +167,14 @@ async fn window_bounds_outstanding_submits() {
         None,
         faults,
     );
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
-    let started = tokio::time::Instant::now();
-    let submits = fifty_segments().into_iter().take(6).map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("6 submits", futures::future::join_all(submits)).await;
-    assert!(started.elapsed() >= Duration::from_millis(600));
-    for r in results {
-        assert!(matches!(
-            r.expect("task"),
-            Ok(SubmitOutcome::Accepted { .. })
-        ));
-    }
-    within("client shutdown", client.shutdown()).await;
+    six_submits_take_three_rounds(&client, &mut events, fifty_segments()).await;
     sim.stop().await;
 }
 
 #[tokio::test]
 async fn wrong_password_is_refused_by_the_gateway() {
     let (mut client_settings, listener) = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = common::local_listener().await;
         (settings(addr, "not-the-password", 16), listener)
     };
     client_settings.response_timeout = Duration::from_millis(300);
@@ -328,24 +185,9 @@ async fn wrong_password_is_refused_by_the_gateway() {
         None,
         SimFaults::default(),
     );
-    for attempt in 0..2 {
-        let skipped = wait_event(
-            &mut events,
-            "a refused Bind",
-            |e| matches!(e, ClientEvent::Disconnected { reason } if reason.contains("Result 1")),
-        )
+    let seg = fifty_segments().remove(0);
+    refused_logins_keep_the_link_down(&client, &mut events, "a refused Bind", "Result 1", 2, seg)
         .await;
-        assert!(
-            !skipped.contains(&ClientEvent::Connected),
-            "attempt {attempt} connected"
-        );
-        assert!(!client.is_connected());
-    }
-    assert_eq!(
-        client.submit(fifty_segments().remove(0)).await,
-        Err(SendError::NotConnected)
-    );
-    within("client shutdown", client.shutdown()).await;
     sim.stop().await;
 }
 
@@ -397,10 +239,7 @@ async fn assert_nothing_else_sent(framed: &mut Framed<TcpStream, SgipCodec>, cou
         ))
         .await
         .expect("send Deliver");
-    let next = within("Deliver_Resp", framed.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let next = next_pdu(framed, "Deliver_Resp").await;
     assert_eq!(
         (next.sequence, next.body),
         (sequence, Body::DeliverResp(Resp { result: 0 })),
@@ -442,10 +281,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
     let other = next_report(&mut events).await;
     assert_nothing_else_sent(&mut gw, 2).await;
     other.ack.done();
-    let resp = within("Report_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (second, Body::ReportResp(Resp { result: 0 }))
@@ -463,10 +299,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
     assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-1"));
     assert_nothing_else_sent(&mut gw, 5).await;
     report.ack.done();
-    let resp = within("Report_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (resent, Body::ReportResp(Resp { result: 0 }))
@@ -474,7 +307,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
 
     // A Report on the SP's own connection (the session engine's path) waits the same way.
     let mut sp_conn = accept_sp(&sim_listener).await;
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
     let on_sp = SequenceNumber::new(4_020_000_001, 1_125_000_000, 23);
     sp_conn
         .send(Pdu::new(on_sp, Body::Report(report_about(3))))
@@ -484,10 +317,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
     assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-3"));
     assert_nothing_else_sent(&mut sp_conn, 4).await;
     report.ack.done();
-    let resp = within("Report_Resp on the SP connection", sp_conn.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut sp_conn, "Report_Resp on the SP connection").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (on_sp, Body::ReportResp(Resp { result: 0 }))
@@ -516,10 +346,7 @@ async fn gateway_bind(
         ))
         .await
         .expect("send Bind");
-    let resp = within("Bind_Resp", framed.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut framed, "Bind_Resp").await;
     match resp.body {
         Body::BindResp(Resp { result }) => (framed, result),
         other => panic!("expected Bind_Resp, got {other:?}"),
@@ -573,10 +400,7 @@ async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
     .await
     .expect("send Deliver");
     // The MO is answered at once; the Report only once the application has recorded it.
-    let resp = within("Deliver_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "Deliver_Resp").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (mo_seq, Body::DeliverResp(Resp { result: 0 }))
@@ -593,10 +417,7 @@ async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
     .await;
     assert_nothing_else_sent(&mut gw, 1).await;
     report.ack.done();
-    let resp = within("Report_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (report_seq, Body::ReportResp(Resp { result: 0 }))
@@ -604,24 +425,15 @@ async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
     gw.send(Pdu::new(report_seq, Body::Unbind))
         .await
         .expect("send Unbind");
-    let resp = within("Unbind_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "Unbind_Resp").await;
     assert_eq!(resp.body, Body::UnbindResp);
     within("client shutdown", client.shutdown()).await;
 }
 
 /// A scripted gateway accepting the SP's connection: answers the Bind, returns the connection.
 async fn accept_sp(listener: &TcpListener) -> Framed<TcpStream, SgipCodec> {
-    let (stream, _) = within("the SP connects", listener.accept())
-        .await
-        .expect("accept");
-    let mut framed = Framed::new(stream, SgipCodec);
-    let bind = within("Bind", framed.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let mut framed = common::accept_framed(listener, SgipCodec).await;
+    let bind = next_pdu(&mut framed, "Bind").await;
     assert!(matches!(
         bind.body,
         Body::Bind(ref b) if b.login_type == login_type::SP_TO_SMG && b.login_name == LOGIN
@@ -637,10 +449,7 @@ async fn accept_sp(listener: &TcpListener) -> Framed<TcpStream, SgipCodec> {
 
 /// Answers the next Submit with `result`, checking the wire form; returns its sequence number.
 async fn answer_submit(framed: &mut Framed<TcpStream, SgipCodec>, result: u8) -> SequenceNumber {
-    let pdu = within("Submit", framed.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let pdu = next_pdu(framed, "Submit").await;
     let Body::Submit(submit) = pdu.body else {
         panic!("expected Submit, got {pdu:?}");
     };
@@ -665,13 +474,13 @@ fn one_segment() -> OutboundSegment {
 
 #[tokio::test]
 async fn idle_links_close_quietly_and_reopen_on_demand() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let mut s = settings(listener.local_addr().expect("addr"), PASSWORD, 16);
+    let (listener, addr) = common::local_listener().await;
+    let mut s = settings(addr, PASSWORD, 16);
     s.heartbeat_interval = Duration::from_millis(200);
     let (client, mut events) = SgipClient::start(s);
 
     let mut gw = accept_sp(&listener).await;
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
     let submit = tokio::spawn({
         let client = client.clone();
         async move { client.submit(one_segment()).await }
@@ -687,10 +496,7 @@ async fn idle_links_close_quietly_and_reopen_on_demand() {
     );
 
     // Nothing to send: the client unbinds and closes, yet stays available, and says nothing.
-    let unbind = within("the client's Unbind", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let unbind = next_pdu(&mut gw, "the client's Unbind").await;
     assert_eq!(unbind.body, Body::Unbind);
     gw.send(Pdu::new(unbind.sequence, Body::UnbindResp))
         .await
@@ -729,10 +535,7 @@ async fn idle_links_close_quietly_and_reopen_on_demand() {
         })
     );
     assert_eq!(sequence.node_id, NODE_ID);
-    let resp = within("the client's Unbind_Resp", gw.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let resp = next_pdu(&mut gw, "the client's Unbind_Resp").await;
     assert_eq!(resp.body, Body::UnbindResp);
     let submit = tokio::spawn({
         let client = client.clone();

@@ -3,20 +3,18 @@
 //! four protocols and checks what the client sees (the protocol's throttling code, a timeout, a
 //! lost connection and a reconnect). Every wait has a deadline.
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::{within, SimTask};
 use futures::future::join_all;
 use herald_protocols::link::{LinkClient, Protocol};
 use herald_protocols::sim::faults::SimFaults;
 use herald_protocols::{ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::sync::mpsc;
 
-const DEADLINE: Duration = Duration::from_secs(20);
 const SECRET: &str = "s3cret";
 const PROTOCOLS: [Protocol; 4] = [
     Protocol::Smpp,
@@ -24,12 +22,6 @@ const PROTOCOLS: [Protocol; 4] = [
     Protocol::Smgp,
     Protocol::Cngp,
 ];
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
 
 /// The code each simulator throttles with.
 fn throttle_code(protocol: Protocol) -> u32 {
@@ -46,36 +38,23 @@ struct Rig {
     protocol: Protocol,
     client: LinkClient,
     events: mpsc::Receiver<ClientEvent>,
-    stop: Option<oneshot::Sender<()>>,
-    sim: JoinHandle<std::io::Result<()>>,
+    sim: SimTask,
 }
 
 impl Rig {
     async fn start(protocol: Protocol, faults: SimFaults, window: usize) -> Rig {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
+        let (listener, addr) = common::local_listener().await;
         let account = match protocol {
             Protocol::Smgp => "SP000001",
             Protocol::Cngp => "SP00000001",
             _ => "herald",
         };
+        let name = format!("{protocol}-faults");
         let mut settings = LinkSettings {
-            name: format!("{protocol}-faults"),
-            addr: addr.to_string(),
-            account: account.into(),
-            secret: SECRET.into(),
-            service_id: "HERALD".into(),
-            src_id: "10690001".into(),
-            window,
-            heartbeat_interval: Duration::from_secs(30),
             response_timeout: Duration::from_millis(800),
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_millis(100),
-            options: Default::default(),
+            ..common::link_settings(&name, addr, account, SECRET, "10690001", window)
         };
         let telecom = |gateway_id| herald_protocols::sim::telecom::SimConfig {
             listen: addr.to_string(),
@@ -90,29 +69,23 @@ impl Rig {
                 let (client, events) = LinkClient::start(protocol, settings);
                 let config =
                     herald_protocols::sim::smpp::SimConfig::new(addr.to_string(), account, SECRET);
-                let sim = tokio::spawn(herald_protocols::sim::smpp::run_on(
-                    listener, config, faults, shutdown,
-                ));
+                let sim = SimTask::spawn(|shutdown| {
+                    herald_protocols::sim::smpp::run_on(listener, config, faults, shutdown)
+                });
                 (client, events, sim)
             }
             Protocol::Smgp => {
                 let (client, events) = LinkClient::start(protocol, settings);
-                let sim = tokio::spawn(herald_protocols::sim::smgp::run_on(
-                    listener,
-                    telecom(10061),
-                    faults,
-                    shutdown,
-                ));
+                let sim = SimTask::spawn(|shutdown| {
+                    herald_protocols::sim::smgp::run_on(listener, telecom(10061), faults, shutdown)
+                });
                 (client, events, sim)
             }
             Protocol::Cngp => {
                 let (client, events) = LinkClient::start(protocol, settings);
-                let sim = tokio::spawn(herald_protocols::sim::cngp::run_on(
-                    listener,
-                    telecom(20071),
-                    faults,
-                    shutdown,
-                ));
+                let sim = SimTask::spawn(|shutdown| {
+                    herald_protocols::sim::cngp::run_on(listener, telecom(20071), faults, shutdown)
+                });
                 (client, events, sim)
             }
             Protocol::Sgip => {
@@ -140,7 +113,7 @@ impl Rig {
                     node_id: 4_020_000_001,
                     idle_timeout: Duration::from_secs(60),
                 };
-                let sim = tokio::spawn(run_on(listener, config, faults, shutdown));
+                let sim = SimTask::spawn(|shutdown| run_on(listener, config, faults, shutdown));
                 (client, events, sim)
             }
             other => panic!("no simulator faults for {other}"),
@@ -149,7 +122,6 @@ impl Rig {
             protocol,
             client,
             events,
-            stop: Some(stop),
             sim,
         }
     }
@@ -192,16 +164,9 @@ impl Rig {
         .await
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
         within("client shutdown", self.client.shutdown()).await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let ended = within("simulator shutdown", &mut self.sim).await;
-        assert!(
-            matches!(ended, Ok(Ok(()))),
-            "simulator ended badly: {ended:?}"
-        );
+        self.sim.stop().await;
     }
 }
 

@@ -1,12 +1,18 @@
 //! The SMPP client against the SMPP simulator (and a hand-driven SMSC) over real TCP on
 //! 127.0.0.1, for 3.3, 3.4 and 5.0. Every wait has a deadline; no sleep is used as an assertion.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{
+    accept_framed, check_fifty_submit_records, expect_reports, local_listener, next_pdu,
+    read_records, shutdown_and_refuse, skip_to, submit_all_accepted, wait_connected, wait_event,
+    within, SimTask,
+};
 use futures::{SinkExt, StreamExt};
 use herald_protocols::gsm7::split_smpp;
 use herald_protocols::link::{LinkClient, Protocol};
@@ -14,55 +20,22 @@ use herald_protocols::sim::smpp::{run_on, SimConfig, SimFaults};
 use herald_protocols::smpp::{esm, status, BindKind, BindResp, Body, IdFormat, Pdu, Sm, SmppCodec};
 use herald_protocols::smpp_client::SmppClient;
 use herald_protocols::{ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-use tokio_util::codec::Framed;
 
 const SYSTEM_ID: &str = "herald";
 const PASSWORD: &str = "s3cret";
-const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Sim {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Sim {
-    async fn start(
-        record: Option<&Path>,
-        tune: impl FnOnce(&mut SimConfig),
-        faults: SimFaults,
-    ) -> Sim {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let mut config = SimConfig::new(addr.to_string(), SYSTEM_ID, PASSWORD);
-        config.delivered_ratio = 0.7;
-        config.record = record.map(Path::to_path_buf);
-        tune(&mut config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run_on(listener, config, faults, async move {
-            let _ = stopped.await;
-        }));
-        Sim {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = timeout(DEADLINE, &mut self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "simulator ended badly: {result:?}"
-        );
-    }
+async fn start_sim(
+    record: Option<&Path>,
+    tune: impl FnOnce(&mut SimConfig),
+    faults: SimFaults,
+) -> (SimTask, SocketAddr) {
+    let (listener, addr) = local_listener().await;
+    let mut config = SimConfig::new(addr.to_string(), SYSTEM_ID, PASSWORD);
+    config.delivered_ratio = 0.7;
+    config.record = record.map(Path::to_path_buf);
+    tune(&mut config);
+    let sim = SimTask::spawn(|shutdown| run_on(listener, config, faults, shutdown));
+    (sim, addr)
 }
 
 fn settings(
@@ -72,136 +45,40 @@ fn settings(
     options: &[(&str, &str)],
 ) -> LinkSettings {
     LinkSettings {
-        name: "smpp-test".into(),
-        addr: addr.to_string(),
-        account: SYSTEM_ID.into(),
-        secret: password.into(),
-        service_id: "HERALD".into(),
-        src_id: "Herald".into(),
-        window,
-        heartbeat_interval: Duration::from_secs(30),
-        response_timeout: Duration::from_secs(5),
-        reconnect_min: Duration::from_millis(50),
-        reconnect_max: Duration::from_millis(400),
         options: options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ..common::link_settings("smpp-test", addr, SYSTEM_ID, password, "Herald", window)
     }
-}
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Waits for the first event matching `pred`, returning the events skipped on the way.
-async fn wait_event(
-    events: &mut mpsc::Receiver<ClientEvent>,
-    what: &str,
-    pred: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    within(what, async {
-        let mut skipped = Vec::new();
-        loop {
-            match events.recv().await {
-                Some(ev) if pred(&ev) => return skipped,
-                Some(ev) => skipped.push(ev),
-                None => panic!("event channel closed while waiting for {what}"),
-            }
-        }
-    })
-    .await
 }
 
 /// 20 single GSM parts + 10 three-part Chinese (UCS2) messages = 50 segments.
 fn fifty_segments() -> Vec<OutboundSegment> {
-    let mut out = Vec::new();
-    for i in 0..20 {
-        for segment in split_smpp(&format!("Your code is {i:04} {{ok}}")) {
-            out.push(OutboundSegment {
-                dest: format!("+861380013{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    for i in 0..10 {
-        let text = format!("{i}号通知：").repeat(30); // 150 UTF-16 units → 3 parts
-        for segment in split_smpp(&text) {
-            assert_eq!(segment.total, 3);
-            out.push(OutboundSegment {
-                dest: format!("1391234{i:04}"),
-                segment,
-                registered_delivery: true,
-            });
-        }
-    }
-    assert_eq!(out.len(), 50);
-    out
+    common::fifty_segments(
+        split_smpp,
+        |i| format!("Your code is {i:04} {{ok}}"),
+        ["+861380013", "1391234"],
+    )
 }
 
 /// Submits every segment concurrently (the window bounds how many are in flight) and returns
-/// carrier id → destination as the client reported them.
+/// carrier id → destination as the receipts name it (without the `+`).
 async fn submit_all(client: &SmppClient, segments: &[OutboundSegment]) -> HashMap<String, String> {
-    let submits = segments.iter().cloned().map(|seg| {
-        let client = client.clone();
-        tokio::spawn(async move { client.submit(seg).await })
-    });
-    let results = within("submits", futures::future::join_all(submits)).await;
-    let mut ids = HashMap::new();
-    for (seg, result) in segments.iter().zip(results) {
-        match result.expect("submit task") {
-            Ok(SubmitOutcome::Accepted { carrier_id }) => {
-                let dest = seg.dest.trim_start_matches('+').to_string();
-                assert!(ids.insert(carrier_id, dest).is_none(), "duplicate id");
-            }
-            other => panic!("submit not accepted: {other:?}"),
-        }
-    }
-    ids
-}
-
-/// Waits until every id has exactly one report, checking each against its destination.
-async fn expect_reports(events: &mut mpsc::Receiver<ClientEvent>, ids: &HashMap<String, String>) {
-    let mut reported = HashSet::new();
-    within("every receipt", async {
-        while reported.len() < ids.len() {
-            match events.recv().await {
-                Some(ClientEvent::Report(r)) => {
-                    // Recorded, as far as this test is concerned: let the carrier have its acknowledgement.
-                    let r = {
-                        let mut r = r;
-                        std::mem::take(&mut r.ack).done();
-                        r
-                    };
-                    let dest = ids
-                        .get(&r.carrier_id)
-                        .unwrap_or_else(|| panic!("receipt for unknown id {:?}", r.carrier_id));
-                    assert_eq!(&r.dest, dest);
-                    assert!(r.stat == "DELIVRD" || r.stat == "UNDELIV", "{}", r.stat);
-                    assert_eq!(r.delivered, r.stat == "DELIVRD");
-                    assert_eq!(r.submit_time.len(), 10, "{r:?}");
-                    assert_eq!(r.done_time.len(), 10, "{r:?}");
-                    assert!(reported.insert(r.carrier_id), "duplicate receipt");
-                }
-                Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
-                Some(_) => {}
-                None => panic!("events closed"),
-            }
-        }
-    })
-    .await;
+    submit_all_accepted(client, segments, |_| {})
+        .await
+        .into_iter()
+        .map(|(id, dest)| (id, dest.trim_start_matches('+').to_string()))
+        .collect()
 }
 
 #[tokio::test]
 async fn fifty_submits_with_a_window_and_every_receipt_matches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("sim.jsonl");
-    let sim = Sim::start(Some(&record), |_| {}, SimFaults::default()).await;
-    let (client, mut events) = SmppClient::start(settings(sim.addr, PASSWORD, 8, &[]));
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let (sim, addr) = start_sim(Some(&record), |_| {}, SimFaults::default()).await;
+    let (client, mut events) = SmppClient::start(settings(addr, PASSWORD, 8, &[]));
+    wait_connected(&mut events).await;
     assert!(client.is_connected());
 
     let segments = fifty_segments();
@@ -213,36 +90,12 @@ async fn fifty_submits_with_a_window_and_every_receipt_matches() {
     );
     expect_reports(&mut events, &ids).await;
 
-    let lines = std::fs::read_to_string(&record).expect("record file");
-    let records: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    let submits: Vec<_> = records.iter().filter(|r| r["kind"] == "submit").collect();
-    assert_eq!(submits.len(), 50);
-    for s in &submits {
-        let id = s["msg_id"].as_str().expect("msg_id string");
-        assert_eq!(ids.get(id).map(String::as_str), s["dest"].as_str());
-        assert_eq!(s["account"], SYSTEM_ID);
-        assert!(s["at_ms"].as_i64().is_some());
-    }
+    let records = read_records(&record);
     // GSM 7-bit with an extension character survived the trip.
-    assert!(submits
-        .iter()
-        .any(|s| s["text"] == "Your code is 0007 {ok}" && s["pk_total"] == 1));
-    let chinese: Vec<_> = submits.iter().filter(|s| s["pk_total"] == 3).collect();
-    assert_eq!(chinese.len(), 30);
-    assert!(chinese
-        .iter()
-        .all(|s| s["text"].as_str().is_some_and(|t| t.contains("号通知"))));
+    check_fifty_submit_records(&records, &ids, SYSTEM_ID, "Your code is 0007 {ok}");
     assert_eq!(records.iter().filter(|r| r["kind"] == "report").count(), 50);
 
-    within("client shutdown", client.shutdown()).await;
-    assert!(!client.is_connected());
-    assert_eq!(
-        client.submit(segments[0].clone()).await,
-        Err(SendError::Closed)
-    );
+    shutdown_and_refuse(&client, segments[0].clone()).await;
     sim.stop().await;
 }
 
@@ -252,7 +105,7 @@ async fn round_trip(
     options: &[(&str, &str)],
     sim_ids: (IdFormat, Option<IdFormat>),
 ) {
-    let sim = Sim::start(
+    let (sim, addr) = start_sim(
         None,
         |c| {
             c.id_format = sim_ids.0;
@@ -261,13 +114,12 @@ async fn round_trip(
         SimFaults::default(),
     )
     .await;
-    let (client, mut events) =
-        LinkClient::start(protocol, settings(sim.addr, PASSWORD, 4, options));
+    let (client, mut events) = LinkClient::start(protocol, settings(addr, PASSWORD, 4, options));
     let LinkClient::Smpp(smpp) = &client else {
         panic!("not an SMPP link")
     };
     let smpp = smpp.clone();
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
     let segments: Vec<_> = fifty_segments().into_iter().take(10).collect();
     // The link's own split is the SMPP one.
     assert_eq!(client.split("hi €").first().map(|s| s.data_coding), Some(0));
@@ -308,9 +160,9 @@ async fn throttling_is_retryable_and_bad_credentials_keep_the_link_down() {
         throttle_at: Some(1),
         ..SimFaults::default()
     };
-    let sim = Sim::start(None, |_| {}, faults).await;
-    let (client, mut events) = SmppClient::start(settings(sim.addr, PASSWORD, 4, &[]));
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    let (sim, addr) = start_sim(None, |_| {}, faults).await;
+    let (client, mut events) = SmppClient::start(settings(addr, PASSWORD, 4, &[]));
+    wait_connected(&mut events).await;
     let seg = fifty_segments().remove(0);
     let first = within("throttled submit", client.submit(seg.clone())).await;
     assert!(
@@ -331,7 +183,7 @@ async fn throttling_is_retryable_and_bad_credentials_keep_the_link_down() {
     );
     within("client shutdown", client.shutdown()).await;
 
-    let mut s = settings(sim.addr, "wrong", 4, &[]);
+    let mut s = settings(addr, "wrong", 4, &[]);
     s.response_timeout = Duration::from_millis(300);
     let (client, mut events) = SmppClient::start(s);
     for _ in 0..2 {
@@ -346,7 +198,7 @@ async fn throttling_is_retryable_and_bad_credentials_keep_the_link_down() {
 
     // Options that do not parse: the link stays down and says why, without connecting.
     let (client, mut events) =
-        SmppClient::start(settings(sim.addr, PASSWORD, 4, &[("bindd", "transceiver")]));
+        SmppClient::start(settings(addr, PASSWORD, 4, &[("bindd", "transceiver")]));
     wait_event(&mut events, "options refused", |e| {
         matches!(e, ClientEvent::Disconnected { reason } if reason.contains("unknown option \"bindd\""))
     })
@@ -358,21 +210,14 @@ async fn throttling_is_retryable_and_bad_credentials_keep_the_link_down() {
 /// A hand-driven SMSC: heartbeats, MO, a generic_nack for a submit, and unbind from the SMSC.
 #[tokio::test]
 async fn client_answers_the_smsc_and_heartbeats_when_idle() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = local_listener().await;
     let mut s = settings(addr, PASSWORD, 4, &[("version", "5.0")]);
     s.heartbeat_interval = Duration::from_millis(100);
     s.response_timeout = Duration::from_millis(500);
     let (client, mut events) = SmppClient::start(s);
 
-    let (stream, _) = within("client connects", listener.accept())
-        .await
-        .expect("accept");
-    let mut peer = Framed::new(stream, SmppCodec);
-    let bind = within("bind", peer.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let mut peer = accept_framed(&listener, SmppCodec).await;
+    let bind = next_pdu(&mut peer, "bind").await;
     let Body::Bind(b) = &bind.body else {
         panic!("expected a bind, got {bind:?}")
     };
@@ -396,13 +241,10 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
     ))
     .await
     .expect("send");
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
 
     // Idle: the client probes with enquire_link.
-    let probe = within("enquire_link", peer.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let probe = next_pdu(&mut peer, "enquire_link").await;
     assert_eq!(probe.body, Body::EnquireLink);
     peer.send(Pdu::new(probe.sequence_number, Body::EnquireLinkResp))
         .await
@@ -485,28 +327,14 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
 
     // The SMSC unbinds: the client answers and the link goes down, then reconnects.
     peer.send(Pdu::new(77, Body::Unbind)).await.expect("send");
-    within("unbind_resp", async {
-        loop {
-            let pdu = peer.next().await.expect("open").expect("valid");
-            if pdu.body == Body::UnbindResp {
-                assert_eq!(pdu.sequence_number, 77);
-                return;
-            }
-        }
-    })
-    .await;
+    let resp = skip_to(&mut peer, "unbind_resp", |p| p.body == Body::UnbindResp).await;
+    assert_eq!(resp.sequence_number, 77);
     wait_event(&mut events, "Disconnected after unbind", |e| {
         matches!(e, ClientEvent::Disconnected { .. })
     })
     .await;
-    let (stream, _) = within("client reconnects", listener.accept())
-        .await
-        .expect("accept");
-    let mut peer = Framed::new(stream, SmppCodec);
-    let bind = within("bind", peer.next())
-        .await
-        .expect("open")
-        .expect("valid");
+    let mut peer = accept_framed(&listener, SmppCodec).await;
+    let bind = next_pdu(&mut peer, "bind").await;
     assert!(matches!(bind.body, Body::Bind(_)));
     // Silence now: three unanswered probes and the client gives up on the connection.
     peer.send(Pdu::new(
@@ -519,7 +347,7 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
     ))
     .await
     .expect("send");
-    wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+    wait_connected(&mut events).await;
     wait_event(
         &mut events,
         "Disconnected for silence",
@@ -538,10 +366,10 @@ async fn long_messages_go_out_as_sar_parts_or_one_message_payload() {
     for mode in ["sar", "payload"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let record = dir.path().join("sim.jsonl");
-        let sim = Sim::start(Some(&record), |_| {}, SimFaults::default()).await;
+        let (sim, addr) = start_sim(Some(&record), |_| {}, SimFaults::default()).await;
         let (client, mut events) =
-            SmppClient::start(settings(sim.addr, PASSWORD, 8, &[("long_message", mode)]));
-        wait_event(&mut events, "Connected", |e| *e == ClientEvent::Connected).await;
+            SmppClient::start(settings(addr, PASSWORD, 8, &[("long_message", mode)]));
+        wait_connected(&mut events).await;
         let segments = client.split(&text);
         assert_eq!(segments.len() == 1, mode == "payload", "{mode}");
         for segment in segments.clone() {
