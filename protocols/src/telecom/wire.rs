@@ -1,9 +1,11 @@
 //! Byte-level helpers both SMGP and CNGP codecs use: the error type, a bounds-checked reader over
-//! one frame, fixed-width Octet String writing and length-prefixed stream framing.
+//! one frame, fixed-width Octet String writing and the bounds of stream framing.
 //!
 //! Nothing here knows a PDU layout; each codec lays out its own fields with these tools.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
+
+use crate::framing::LengthPrefixed;
 
 /// Why bytes could not be turned into a PDU, or a PDU into bytes (SMGP and CNGP alike).
 #[derive(thiserror::Error, Debug)]
@@ -39,43 +41,28 @@ pub enum CodecError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads the big-endian u32 length at the front of `src` and splits off one whole frame.
-///
-/// The length (header included) is checked against `min..=max` before any buffer space is
-/// reserved, so a hostile length cannot make the caller allocate.
-pub fn split_frame(
-    src: &mut BytesMut,
-    min: usize,
-    max: usize,
-) -> Result<Option<BytesMut>, CodecError> {
-    if src.len() < 4 {
-        return Ok(None);
-    }
-    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
-    let total = len as usize;
-    if !(min..=max).contains(&total) {
-        return Err(CodecError::BadLength { len, min, max });
-    }
-    if src.len() < total {
-        src.reserve(total - src.len());
-        return Ok(None);
-    }
-    Ok(Some(src.split_to(total)))
-}
+/// Stream framing (see [`crate::framing`]) of a protocol whose header is `HEADER` bytes and
+/// whose frames are at most `MAX` bytes. The length is judged as soon as its own 4 bytes are
+/// buffered.
+pub struct Frames<const HEADER: usize, const MAX: usize>;
 
-/// At end of stream: a partial frame left in `src` is an error; an empty buffer is a clean end.
-pub fn eof_leftover(src: &mut BytesMut, min: usize) -> Result<(), CodecError> {
-    if src.is_empty() {
-        return Ok(());
+impl<const HEADER: usize, const MAX: usize> LengthPrefixed for Frames<HEADER, MAX> {
+    type Error = CodecError;
+    const PEEK_LEN: usize = 4;
+    const MIN_LEN: usize = HEADER;
+    const MAX_LEN: usize = MAX;
+
+    fn bad_length(len: u32) -> CodecError {
+        CodecError::BadLength {
+            len,
+            min: HEADER,
+            max: MAX,
+        }
     }
-    let available = src.len();
-    let needed = if available >= 4 {
-        u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize
-    } else {
-        min
-    };
-    src.advance(available);
-    Err(CodecError::Truncated { needed, available })
+
+    fn truncated(needed: usize, available: usize) -> CodecError {
+        CodecError::Truncated { needed, available }
+    }
 }
 
 /// Writes `value` into a fixed-width field, NUL-padded on the right.
