@@ -1,5 +1,6 @@
 //! Byte-level helpers both SMGP and CNGP codecs use: the error type, a bounds-checked reader over
-//! one frame, fixed-width Octet String writing and the bounds of stream framing.
+//! one frame, fixed-width Octet String writing, the header and
+//! destination list both lay out the same way, and the bounds of stream framing.
 //!
 //! Nothing here knows a PDU layout; each codec lays out its own fields with these tools.
 
@@ -63,6 +64,107 @@ impl<const HEADER: usize, const MAX: usize> LengthPrefixed for Frames<HEADER, MA
     fn truncated(needed: usize, available: usize) -> CodecError {
         CodecError::Truncated { needed, available }
     }
+}
+
+/// The `N` big-endian u32 fields of a `4 × N`-byte header at the front of `frame`, the first
+/// being the total length: it must lie in `4 × N..=max` and equal the frame's own length.
+pub fn read_header<const N: usize>(frame: &[u8], max: usize) -> Result<[u32; N], CodecError> {
+    let header_len = 4 * N;
+    if frame.len() < header_len {
+        return Err(CodecError::Truncated {
+            needed: header_len,
+            available: frame.len(),
+        });
+    }
+    let mut h = Reader::new(&frame[..header_len], 0, 0);
+    let mut fields = [0; N];
+    for field in &mut fields {
+        *field = h.u32()?;
+    }
+    let len = fields.first().copied().unwrap_or_default();
+    let total = len as usize;
+    if !(header_len..=max).contains(&total) {
+        return Err(CodecError::BadLength {
+            len,
+            min: header_len,
+            max,
+        });
+    }
+    if frame.len() != total {
+        return Err(CodecError::Truncated {
+            needed: total,
+            available: frame.len(),
+        });
+    }
+    Ok(fields)
+}
+
+/// Appends one frame: its total length, the rest of the header (`fields`, big-endian u32s) and
+/// `body`. Fails, writing nothing, when the frame would be longer than `max`.
+pub fn put_frame(
+    out: &mut BytesMut,
+    fields: &[u32],
+    body: &[u8],
+    max: usize,
+) -> Result<(), CodecError> {
+    let total = 4 * (1 + fields.len()) + body.len();
+    if total > max {
+        return Err(CodecError::FieldTooLong {
+            field: "PDU",
+            len: total,
+            max,
+        });
+    }
+    out.reserve(total);
+    out.put_u32(total as u32);
+    for field in fields {
+        out.put_u32(*field);
+    }
+    out.put_slice(body);
+    Ok(())
+}
+
+/// Reads DestTermIDCount (1..=`max`) and that many DestTermIDs of `width` bytes. The whole block
+/// must be present before the vector for it is allocated.
+pub fn read_dest_ids(
+    r: &mut Reader<'_>,
+    max: usize,
+    width: usize,
+) -> Result<Vec<String>, CodecError> {
+    let count = r.u8()? as usize;
+    if count == 0 || count > max {
+        return Err(CodecError::BadField {
+            field: "DestTermIDCount",
+            reason: format!("{count} is outside 1..={max}"),
+        });
+    }
+    r.ensure(count * width)?;
+    let mut dests = Vec::with_capacity(count);
+    for _ in 0..count {
+        dests.push(r.octets(width)?);
+    }
+    Ok(dests)
+}
+
+/// Refuses a destination list that DestTermIDCount cannot carry (outside 1..=`max`).
+pub fn check_dest_count(dests: &[String], max: usize) -> Result<(), CodecError> {
+    if dests.is_empty() || dests.len() > max {
+        return Err(CodecError::BadField {
+            field: "DestTermIDCount",
+            reason: format!("{} destinations is outside 1..={max}", dests.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Writes DestTermIDCount and the DestTermIDs, `width` bytes each; the count was checked by
+/// [`check_dest_count`].
+pub fn put_dest_ids(out: &mut BytesMut, dests: &[String], width: usize) -> Result<(), CodecError> {
+    out.put_u8(dests.len() as u8);
+    for d in dests {
+        put_octets(out, "DestTermID", d, width)?;
+    }
+    Ok(())
 }
 
 /// Writes `value` into a fixed-width field, NUL-padded on the right.
