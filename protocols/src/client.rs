@@ -73,6 +73,30 @@ impl fmt::Debug for LinkSettings {
     }
 }
 
+impl LinkSettings {
+    /// The session engine's part of the settings.
+    pub(crate) fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            window: self.window,
+            heartbeat_interval: self.heartbeat_interval,
+            response_timeout: self.response_timeout,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+        }
+    }
+
+    /// The source number of submits: `src_id`, or `account` when that is empty.
+    pub(crate) fn source_id(&self) -> &str {
+        if self.src_id.is_empty() {
+            &self.account
+        } else {
+            &self.src_id
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundSegment {
     pub dest: String,
@@ -89,6 +113,52 @@ pub enum SubmitOutcome {
         retryable: bool,
         description: String,
     },
+}
+
+impl SubmitOutcome {
+    /// A segment refused before sending, because a field does not fit the protocol's layout:
+    /// resending the same segment would fail the same way.
+    pub(crate) fn not_sent(reason: impl fmt::Display) -> SubmitOutcome {
+        SubmitOutcome::Rejected {
+            code: LOCAL_REJECT,
+            retryable: false,
+            description: format!("not sent: {reason}"),
+        }
+    }
+
+    /// A submit the carrier answered with `code`: accepted (as `carrier_id`) when it is 0, else
+    /// rejected with the protocol's `meaning` of the code, (retryable, description).
+    pub(crate) fn answered(
+        code: u32,
+        carrier_id: impl FnOnce() -> String,
+        meaning: impl FnOnce(u32) -> (bool, &'static str),
+    ) -> SubmitOutcome {
+        if code == 0 {
+            SubmitOutcome::Accepted {
+                carrier_id: carrier_id(),
+            }
+        } else {
+            SubmitOutcome::rejected(code, meaning(code))
+        }
+    }
+
+    /// A submit the carrier refused with `code`, which means (retryable, description).
+    pub(crate) fn rejected(code: u32, (retryable, description): (bool, &str)) -> SubmitOutcome {
+        SubmitOutcome::Rejected {
+            code,
+            retryable,
+            description: description.to_string(),
+        }
+    }
+
+    /// A submit answered by a PDU of another command (`command_id`): the segment may be resent.
+    pub(crate) fn unexpected(command_id: u32, request: &str) -> SubmitOutcome {
+        SubmitOutcome::Rejected {
+            code: LOCAL_REJECT,
+            retryable: true,
+            description: format!("unexpected response {command_id:#010x} to {request}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +186,37 @@ pub struct DeliveryReport {
     /// Complete it once the report is durably recorded: only then does the carrier get its
     /// acknowledgement (see [`crate::ack`]).
     pub ack: crate::ack::Ack,
+}
+
+impl From<LinkState> for ClientEvent {
+    fn from(state: LinkState) -> ClientEvent {
+        match state {
+            LinkState::Up => ClientEvent::Connected,
+            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
+        }
+    }
+}
+
+impl DeliveryReport {
+    /// A report as every client hands it over: delivered exactly when `stat` is DELIVRD, its
+    /// acknowledgement not yet attached (see [`defer_report_ack`]).
+    pub(crate) fn new(
+        carrier_id: String,
+        dest: String,
+        stat: String,
+        submit_time: String,
+        done_time: String,
+    ) -> DeliveryReport {
+        DeliveryReport {
+            carrier_id,
+            dest,
+            delivered: stat == "DELIVRD",
+            stat,
+            submit_time,
+            done_time,
+            ack: crate::ack::Ack::none(),
+        }
+    }
 }
 
 /// For [`crate::session::LinkProtocol::defer_reply`]: a delivery report's acknowledgement waits
@@ -216,15 +317,7 @@ impl CmppClient {
         if let Err(e) = &options {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
-        let engine_settings = EngineSettings {
-            name: settings.name.clone(),
-            addr: settings.addr.clone(),
-            window: settings.window,
-            heartbeat_interval: settings.heartbeat_interval,
-            response_timeout: settings.response_timeout,
-            reconnect_min: settings.reconnect_min,
-            reconnect_max: settings.reconnect_max,
-        };
+        let engine_settings = settings.engine_settings();
         let mo = MoAssembly::new(
             &settings.name,
             text::decode_text,
@@ -249,35 +342,17 @@ impl CmppClient {
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => {
-                return Ok(SubmitOutcome::Rejected {
-                    code: LOCAL_REJECT,
-                    retryable: false,
-                    description: format!("not sent: {e}"),
-                })
-            }
+            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
         };
         let response = self
             .engine
             .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
             .await?;
         Ok(match response.body {
-            Body::SubmitResp(r) if r.result == 0 => SubmitOutcome::Accepted {
-                carrier_id: r.msg_id.to_string(),
-            },
             Body::SubmitResp(r) => {
-                let (retryable, description) = cmpp::submit_result(r.result);
-                SubmitOutcome::Rejected {
-                    code: r.result,
-                    retryable,
-                    description: description.to_string(),
-                }
+                SubmitOutcome::answered(r.result, || r.msg_id.to_string(), cmpp::submit_result)
             }
-            other => SubmitOutcome::Rejected {
-                code: LOCAL_REJECT,
-                retryable: true,
-                description: format!("unexpected response {:#010x} to SUBMIT", other.command_id()),
-            },
+            other => SubmitOutcome::unexpected(other.command_id(), "SUBMIT"),
         })
     }
 
@@ -299,11 +374,6 @@ impl CmppClient {
     /// here instead of breaking the connection when the writer meets it.
     fn build_submit(&self, seg: &OutboundSegment) -> Result<Submit, CmppError> {
         let s = &self.engine_link().settings;
-        let src_id = if s.src_id.is_empty() {
-            &s.account
-        } else {
-            &s.src_id
-        };
         let submit = Submit {
             msg_id: 0,
             pk_total: seg.segment.total,
@@ -323,7 +393,7 @@ impl CmppClient {
             fee_code: "000000".into(),
             valid_time: String::new(),
             at_time: String::new(),
-            src_id: src_id.clone(),
+            src_id: s.source_id().to_string(),
             dest_terminal_ids: vec![seg.dest.clone()],
             dest_terminal_type: 0,
             msg_content: seg.segment.payload.clone(),
@@ -466,25 +536,20 @@ impl LinkProtocol for CmppLink {
     }
 
     fn link_event(&self, state: LinkState) -> ClientEvent {
-        match state {
-            LinkState::Up => ClientEvent::Connected,
-            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
-        }
+        state.into()
     }
 }
 
 /// A report becomes an event at once; an MO part only once it completes its message.
 fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
     match d.content {
-        DeliverContent::Report(r) => Some(ClientEvent::Report(DeliveryReport {
-            carrier_id: r.msg_id.to_string(),
-            dest: r.dest_terminal_id,
-            delivered: r.stat == "DELIVRD",
-            stat: r.stat,
-            submit_time: r.submit_time,
-            done_time: r.done_time,
-            ack: crate::ack::Ack::none(),
-        })),
+        DeliverContent::Report(r) => Some(ClientEvent::Report(DeliveryReport::new(
+            r.msg_id.to_string(),
+            r.dest_terminal_id,
+            r.stat,
+            r.submit_time,
+            r.done_time,
+        ))),
         DeliverContent::Message(content) => mo
             .accept(MoPart::from_payload(
                 d.src_terminal_id,

@@ -19,7 +19,7 @@ use crate::cngp::{
     Submit, Tlvs,
 };
 use crate::reassembly::{self, MoAssembly, MoPart};
-use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::session::{Engine, Inbound, LinkProtocol, LinkState};
 pub use crate::smgp_client::{
     ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
@@ -62,15 +62,7 @@ impl CngpClient {
         if let Err(e) = &options {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
-        let engine_settings = EngineSettings {
-            name: settings.name.clone(),
-            addr: settings.addr.clone(),
-            window: settings.window,
-            heartbeat_interval: settings.heartbeat_interval,
-            response_timeout: settings.response_timeout,
-            reconnect_min: settings.reconnect_min,
-            reconnect_max: settings.reconnect_max,
-        };
+        let engine_settings = settings.engine_settings();
         let mo = MoAssembly::new(
             &settings.name,
             text::decode_text,
@@ -94,13 +86,7 @@ impl CngpClient {
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => {
-                return Ok(SubmitOutcome::Rejected {
-                    code: LOCAL_REJECT,
-                    retryable: false,
-                    description: format!("not sent: {e}"),
-                })
-            }
+            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
         };
         let response = self
             .engine
@@ -112,24 +98,9 @@ impl CngpClient {
                 if let Some(load) = r.tlvs.u8(tag::CONGESTION_STATE) {
                     tracing::debug!(link = %self.engine.protocol().settings.name, load, "gateway CongestionState");
                 }
-                if status == 0 {
-                    SubmitOutcome::Accepted {
-                        carrier_id: r.msg_id.to_string(),
-                    }
-                } else {
-                    let (retryable, description) = cngp::status(status);
-                    SubmitOutcome::Rejected {
-                        code: status,
-                        retryable,
-                        description: description.to_string(),
-                    }
-                }
+                SubmitOutcome::answered(status, || r.msg_id.to_string(), cngp::status)
             }
-            other => SubmitOutcome::Rejected {
-                code: LOCAL_REJECT,
-                retryable: true,
-                description: format!("unexpected response {:#010x} to Submit", other.command_id()),
-            },
+            other => SubmitOutcome::unexpected(other.command_id(), "Submit"),
         })
     }
 
@@ -144,11 +115,6 @@ impl CngpClient {
 
     fn build_submit(&self, seg: &OutboundSegment) -> Result<Submit, CngpError> {
         let s = &self.engine.protocol().settings;
-        let src = if s.src_id.is_empty() {
-            &s.account
-        } else {
-            &s.src_id
-        };
         let submit = Submit {
             sp_id: s.account.clone(),
             sub_type: SUB_TYPE_MT,
@@ -161,7 +127,7 @@ impl CngpClient {
             msg_format: seg.segment.data_coding,
             valid_time: String::new(),
             at_time: String::new(),
-            src_term_id: src.clone(),
+            src_term_id: s.source_id().to_string(),
             charge_term_id: String::new(),
             dest_term_ids: vec![seg.dest.clone()],
             msg_content: seg.segment.payload.clone(),
@@ -295,10 +261,7 @@ impl LinkProtocol for CngpLink {
     }
 
     fn link_event(&self, state: LinkState) -> ClientEvent {
-        match state {
-            LinkState::Up => ClientEvent::Connected,
-            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
-        }
+        state.into()
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`smgp`], [`smgp_client`]: SMGP 3.0.3 (China Telecom) PDUs, TLVs and framing; its client.
 //! - [`cngp`], [`cngp_client`]: CNGP 2.0 (China Netcom) PDUs, TLVs and framing; its client.
 //! - [`reassembly`]: joining the parts of long mobile-originated messages, for every client.
+//! - [`framing`]: cutting a byte stream into length-prefixed frames, for every codec.
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
@@ -22,6 +23,7 @@ pub mod client;
 pub mod cmpp;
 pub mod cngp;
 pub mod cngp_client;
+pub mod framing;
 pub mod gsm7;
 pub mod link;
 pub mod reassembly;

@@ -210,13 +210,8 @@ impl SgipClient {
             tracing::error!(link = %settings.name, "SGIP link refused: {e}");
         }
         let engine_settings = EngineSettings {
-            name: settings.name.clone(),
-            addr: settings.addr.clone(),
             window: settings.window.clamp(1, MAX_WINDOW),
-            heartbeat_interval: settings.heartbeat_interval,
-            response_timeout: settings.response_timeout,
-            reconnect_min: settings.reconnect_min,
-            reconnect_max: settings.reconnect_max,
+            ..settings.engine_settings()
         };
         let link = SgipLink {
             node_id: options.as_ref().map(|o| o.node_id).unwrap_or(0),
@@ -245,13 +240,7 @@ impl SgipClient {
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => {
-                return Ok(SubmitOutcome::Rejected {
-                    code: LOCAL_REJECT,
-                    retryable: false,
-                    description: format!("not sent: {e}"),
-                })
-            }
+            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
         };
         let link = self.engine.protocol();
         // The sequence number is made when the request is sent; it is kept to name the submit.
@@ -272,18 +261,9 @@ impl SgipClient {
                 carrier_id: sequence.to_string(),
             },
             (Body::SubmitResp(r), _) => {
-                let (retryable, description) = sgip::result_meaning(r.result);
-                SubmitOutcome::Rejected {
-                    code: u32::from(r.result),
-                    retryable,
-                    description: description.to_string(),
-                }
+                SubmitOutcome::rejected(u32::from(r.result), sgip::result_meaning(r.result))
             }
-            (other, _) => SubmitOutcome::Rejected {
-                code: LOCAL_REJECT,
-                retryable: true,
-                description: format!("unexpected response {:#010x} to Submit", other.command_id()),
-            },
+            (other, _) => SubmitOutcome::unexpected(other.command_id(), "Submit"),
         })
     }
 
@@ -450,10 +430,7 @@ impl LinkProtocol for SgipLink {
     }
 
     fn link_event(&self, state: LinkState) -> ClientEvent {
-        match state {
-            LinkState::Up => ClientEvent::Connected,
-            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
-        }
+        state.into()
     }
 
     fn idle_policy(&self) -> IdlePolicy {
@@ -508,15 +485,14 @@ fn report_event(r: Report) -> Option<ClientEvent> {
         return None;
     }
     let now = chrono::Local::now();
-    Some(ClientEvent::Report(DeliveryReport {
-        carrier_id: r.submit_sequence.to_string(),
-        dest: sgip::national_number(&r.user_number).to_string(),
-        stat: sgip::report_stat(r.state, r.error_code),
-        delivered: r.state == report_state::DELIVERED,
-        submit_time: submit_time(r.submit_sequence.time, &now),
-        done_time: now.format("%y%m%d%H%M").to_string(),
-        ack: crate::ack::Ack::none(),
-    }))
+    // report_stat is DELIVRD exactly for report_state::DELIVERED.
+    Some(ClientEvent::Report(DeliveryReport::new(
+        r.submit_sequence.to_string(),
+        sgip::national_number(&r.user_number).to_string(),
+        sgip::report_stat(r.state, r.error_code),
+        submit_time(r.submit_sequence.time, &now),
+        now.format("%y%m%d%H%M").to_string(),
+    )))
 }
 
 /// YYMMDDHHMM (as CMPP reports carry) from the MMDDhhmmss in a sequence number; the year is the

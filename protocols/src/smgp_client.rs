@@ -18,7 +18,7 @@ pub use crate::client::{
     ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
 use crate::reassembly::{self, MoAssembly, MoPart};
-use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::session::{Engine, Inbound, LinkProtocol, LinkState};
 use crate::smgp::{
     self, tag, Body, Deliver, DeliverContent, DeliverResp, Login, Pdu, SmgpCodec, SmgpError,
     Submit, Tlvs,
@@ -61,15 +61,7 @@ impl SmgpClient {
         if let Err(e) = &options {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
-        let engine_settings = EngineSettings {
-            name: settings.name.clone(),
-            addr: settings.addr.clone(),
-            window: settings.window,
-            heartbeat_interval: settings.heartbeat_interval,
-            response_timeout: settings.response_timeout,
-            reconnect_min: settings.reconnect_min,
-            reconnect_max: settings.reconnect_max,
-        };
+        let engine_settings = settings.engine_settings();
         let mo = MoAssembly::new(
             &settings.name,
             text::decode_text,
@@ -93,35 +85,17 @@ impl SmgpClient {
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => {
-                return Ok(SubmitOutcome::Rejected {
-                    code: LOCAL_REJECT,
-                    retryable: false,
-                    description: format!("not sent: {e}"),
-                })
-            }
+            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
         };
         let response = self
             .engine
             .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
             .await?;
         Ok(match response.body {
-            Body::SubmitResp(r) if r.status == 0 => SubmitOutcome::Accepted {
-                carrier_id: r.msg_id.to_string(),
-            },
             Body::SubmitResp(r) => {
-                let (retryable, description) = smgp::status(r.status);
-                SubmitOutcome::Rejected {
-                    code: r.status,
-                    retryable,
-                    description: description.to_string(),
-                }
+                SubmitOutcome::answered(r.status, || r.msg_id.to_string(), smgp::status)
             }
-            other => SubmitOutcome::Rejected {
-                code: LOCAL_REJECT,
-                retryable: true,
-                description: format!("unexpected response {:#010x} to Submit", other.command_id()),
-            },
+            other => SubmitOutcome::unexpected(other.command_id(), "Submit"),
         })
     }
 
@@ -138,11 +112,6 @@ impl SmgpClient {
     /// here instead of breaking the connection when the writer meets it.
     fn build_submit(&self, seg: &OutboundSegment) -> Result<Submit, SmgpError> {
         let s = &self.engine.protocol().settings;
-        let src = if s.src_id.is_empty() {
-            &s.account
-        } else {
-            &s.src_id
-        };
         let mut tlvs = Tlvs::default();
         if seg.segment.udhi {
             tlvs = tlvs.with_u8(tag::TP_UDHI, 1);
@@ -164,7 +133,7 @@ impl SmgpClient {
             msg_format: seg.segment.data_coding,
             valid_time: String::new(),
             at_time: String::new(),
-            src_term_id: src.clone(),
+            src_term_id: s.source_id().to_string(),
             charge_term_id: String::new(),
             dest_term_ids: vec![seg.dest.clone()],
             msg_content: seg.segment.payload.clone(),
@@ -314,10 +283,7 @@ impl LinkProtocol for SmgpLink {
     }
 
     fn link_event(&self, state: LinkState) -> ClientEvent {
-        match state {
-            LinkState::Up => ClientEvent::Connected,
-            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
-        }
+        state.into()
     }
 }
 

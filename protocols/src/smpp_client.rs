@@ -266,12 +266,7 @@ impl SmppClient {
         };
         let engine_settings = |suffix: &str| EngineSettings {
             name: format!("{}{suffix}", settings.name),
-            addr: settings.addr.clone(),
-            window: settings.window,
-            heartbeat_interval: settings.heartbeat_interval,
-            response_timeout: settings.response_timeout,
-            reconnect_min: settings.reconnect_min,
-            reconnect_max: settings.reconnect_max,
+            ..settings.engine_settings()
         };
         // One assembly for both binds of a pair: parts may come on either connection.
         let mo = MoAssembly::new(
@@ -344,13 +339,7 @@ impl SmppClient {
         }
         let sm = match link.build_submit(&seg) {
             Ok(sm) => sm,
-            Err(e) => {
-                return Ok(SubmitOutcome::Rejected {
-                    code: LOCAL_REJECT,
-                    retryable: false,
-                    description: format!("not sent: {e}"),
-                })
-            }
+            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
         };
         let response = self
             .main
@@ -431,11 +420,7 @@ struct SmppLink {
 
 impl SmppLink {
     fn source_addr(&self) -> &str {
-        if self.settings.src_id.is_empty() {
-            &self.settings.account
-        } else {
-            &self.settings.src_id
-        }
+        self.settings.source_id()
     }
 
     /// Builds the submit_sm and checks that it encodes, so a field that does not fit is refused
@@ -515,12 +500,7 @@ impl SmppLink {
                 SubmitOutcome::Accepted { carrier_id }
             }
             Body::SubmitSmResp(_) | Body::GenericNack if code != status::ESME_ROK => {
-                let (retryable, description) = submit_status(code);
-                SubmitOutcome::Rejected {
-                    code,
-                    retryable,
-                    description: description.to_string(),
-                }
+                SubmitOutcome::rejected(code, submit_status(code))
             }
             other => SubmitOutcome::Rejected {
                 code: LOCAL_REJECT,
@@ -581,15 +561,13 @@ impl SmppLink {
         let (submit_time, done_time) = parsed
             .map(|p| (p.submit_date, p.done_date))
             .unwrap_or_default();
-        Some(ClientEvent::Report(DeliveryReport {
+        Some(ClientEvent::Report(DeliveryReport::new(
             carrier_id,
-            dest: sm.source_addr.clone(),
-            delivered: stat == "DELIVRD",
+            sm.source_addr.clone(),
             stat,
             submit_time,
             done_time,
-            ack: crate::ack::Ack::none(),
-        }))
+        )))
     }
 }
 
@@ -774,10 +752,7 @@ impl LinkProtocol for SmppLink {
     }
 
     fn link_event(&self, state: LinkState) -> ClientEvent {
-        match state {
-            LinkState::Up => ClientEvent::Connected,
-            LinkState::Down { reason } => ClientEvent::Disconnected { reason },
-        }
+        state.into()
     }
 }
 

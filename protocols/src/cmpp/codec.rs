@@ -7,11 +7,12 @@
 //! The codec speaks one [`Version`]'s layouts at a time. CONNECT is the same in both versions,
 //! so a gateway can read it with either and then switch with [`CmppCodec::set_version`].
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::header::{CmppError, Header, Version};
 use super::pdu::Pdu;
+use crate::framing;
 
 /// Frames CMPP PDUs; `Default` is CMPP 3.0.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,31 +40,15 @@ impl Decoder for CmppCodec {
     type Error = CmppError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CmppError> {
-        let Some(header) = Header::peek(src)? else {
-            return Ok(None);
-        };
-        let total = header.total_length as usize;
-        if src.len() < total {
-            // Bounded by MAX_PDU_LEN, checked in `peek`.
-            src.reserve(total - src.len());
-            return Ok(None);
-        }
-        let frame = src.split_to(total);
-        Pdu::decode_as(&frame, self.version).map(Some)
+        framing::split_frame::<Header>(src)?
+            .map(|frame| Pdu::decode_as(&frame, self.version))
+            .transpose()
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CmppError> {
         match self.decode(src)? {
             Some(pdu) => Ok(Some(pdu)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                let available = src.len();
-                let needed = Header::peek(src)?
-                    .map(|h| h.total_length as usize)
-                    .unwrap_or(super::header::HEADER_LEN);
-                src.advance(available);
-                Err(CmppError::Truncated { needed, available })
-            }
+            None => framing::eof_leftover::<Header>(src).map(|()| None),
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::{Buf, BufMut};
 
+use crate::framing::{self, LengthPrefixed};
+
 /// Size of the CMPP header in bytes.
 pub const HEADER_LEN: usize = 12;
 
@@ -129,26 +131,36 @@ impl Header {
     /// Returns `Ok(None)` when fewer than [`HEADER_LEN`] bytes are present; a length outside
     /// `HEADER_LEN..=MAX_PDU_LEN` is an error even before the rest of the PDU arrives.
     pub fn peek(bytes: &[u8]) -> Result<Option<Header>, CmppError> {
-        if bytes.len() < HEADER_LEN {
+        if framing::frame_len::<Header>(bytes)?.is_none() {
             return Ok(None);
         }
         let mut b = &bytes[..HEADER_LEN];
-        let header = Header {
+        Ok(Some(Header {
             total_length: b.get_u32(),
             command_id: b.get_u32(),
             sequence_id: b.get_u32(),
-        };
-        let len = header.total_length as usize;
-        if !(HEADER_LEN..=MAX_PDU_LEN).contains(&len) {
-            return Err(CmppError::BadTotalLength(header.total_length));
-        }
-        Ok(Some(header))
+        }))
     }
 
     pub fn write(&self, out: &mut impl BufMut) {
         out.put_u32(self.total_length);
         out.put_u32(self.command_id);
         out.put_u32(self.sequence_id);
+    }
+}
+
+impl LengthPrefixed for Header {
+    type Error = CmppError;
+    const PEEK_LEN: usize = HEADER_LEN;
+    const MIN_LEN: usize = HEADER_LEN;
+    const MAX_LEN: usize = MAX_PDU_LEN;
+
+    fn bad_length(len: u32) -> CmppError {
+        CmppError::BadTotalLength(len)
+    }
+
+    fn truncated(needed: usize, available: usize) -> CmppError {
+        CmppError::Truncated { needed, available }
     }
 }
 

@@ -20,6 +20,7 @@ pub use pdu::{
     Body, Deliver, DeliverContent, DeliverResp, Login, LoginResp, Pdu, Submit, SubmitResp,
 };
 
+use crate::framing;
 use crate::telecom::{wire, TlvKind, TlvSpec};
 
 /// Total_Length 4, Command_Id 4, Command_Status 4, Sequence_Id 4.
@@ -101,21 +102,22 @@ pub fn status(code: u32) -> (bool, &'static str) {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CngpCodec;
 
+type Frames = wire::Frames<HEADER_LEN, MAX_PDU_LEN>;
+
 impl Decoder for CngpCodec {
     type Item = Pdu;
     type Error = CngpError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CngpError> {
-        match wire::split_frame(src, HEADER_LEN, MAX_PDU_LEN)? {
-            Some(frame) => Pdu::decode(&frame).map(Some),
-            None => Ok(None),
-        }
+        framing::split_frame::<Frames>(src)?
+            .map(|frame| Pdu::decode(&frame))
+            .transpose()
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CngpError> {
         match self.decode(src)? {
             Some(pdu) => Ok(Some(pdu)),
-            None => wire::eof_leftover(src, HEADER_LEN).map(|()| None),
+            None => framing::eof_leftover::<Frames>(src).map(|()| None),
         }
     }
 }

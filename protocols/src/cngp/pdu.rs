@@ -8,7 +8,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{command, HEADER_LEN, MAX_DESTINATIONS, MAX_PDU_LEN, TERM_ID_LEN, TLVS};
-use crate::telecom::wire::{content_len, put_octets, CodecError, Reader};
+use crate::telecom::wire::{self, content_len, put_octets, CodecError, Reader};
 use crate::telecom::{MsgId10, Receipt, Tlvs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,31 +150,7 @@ impl Pdu {
 
     /// Decodes one complete PDU. `frame` must hold exactly Total_Length bytes.
     pub fn decode(frame: &[u8]) -> Result<Pdu, CodecError> {
-        if frame.len() < HEADER_LEN {
-            return Err(CodecError::Truncated {
-                needed: HEADER_LEN,
-                available: frame.len(),
-            });
-        }
-        let mut h = Reader::new(&frame[..HEADER_LEN], 0, 0);
-        let len = h.u32()?;
-        let cmd = h.u32()?;
-        let command_status = h.u32()?;
-        let sequence_id = h.u32()?;
-        let total = len as usize;
-        if !(HEADER_LEN..=MAX_PDU_LEN).contains(&total) {
-            return Err(CodecError::BadLength {
-                len,
-                min: HEADER_LEN,
-                max: MAX_PDU_LEN,
-            });
-        }
-        if frame.len() != total {
-            return Err(CodecError::Truncated {
-                needed: total,
-                available: frame.len(),
-            });
-        }
+        let [_, cmd, command_status, sequence_id] = wire::read_header::<4>(frame, MAX_PDU_LEN)?;
         let mut r = Reader::new(&frame[HEADER_LEN..], cmd, HEADER_LEN);
         let body = match cmd {
             command::LOGIN => {
@@ -242,21 +218,16 @@ impl Pdu {
             Body::Submit(s) => encode_submit(s, &mut body)?,
             Body::Deliver(d) => encode_deliver(d, &mut body)?,
         }
-        let total = HEADER_LEN + body.len();
-        if total > MAX_PDU_LEN {
-            return Err(CodecError::FieldTooLong {
-                field: "PDU",
-                len: total,
-                max: MAX_PDU_LEN,
-            });
-        }
-        out.reserve(total);
-        out.put_u32(total as u32);
-        out.put_u32(self.body.command_id());
-        out.put_u32(self.command_status);
-        out.put_u32(self.sequence_id);
-        out.put_slice(&body);
-        Ok(())
+        wire::put_frame(
+            out,
+            &[
+                self.body.command_id(),
+                self.command_status,
+                self.sequence_id,
+            ],
+            &body,
+            MAX_PDU_LEN,
+        )
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, CodecError> {
@@ -288,20 +259,7 @@ fn decode_submit(r: &mut Reader<'_>) -> Result<Submit, CodecError> {
         charge_term_id: r.octets(TERM_ID_LEN)?,
         ..Submit::default()
     };
-    let count = r.u8()? as usize;
-    if count == 0 || count > MAX_DESTINATIONS {
-        return Err(CodecError::BadField {
-            field: "DestTermIDCount",
-            reason: format!("{count} is outside 1..={MAX_DESTINATIONS}"),
-        });
-    }
-    // The whole block must be present before the vector for it is allocated.
-    r.ensure(count * TERM_ID_LEN)?;
-    let mut dests = Vec::with_capacity(count);
-    for _ in 0..count {
-        dests.push(r.octets(TERM_ID_LEN)?);
-    }
-    s.dest_term_ids = dests;
+    s.dest_term_ids = wire::read_dest_ids(r, MAX_DESTINATIONS, TERM_ID_LEN)?;
     let len = r.u8()? as usize;
     s.msg_content = r.take(len)?.to_vec();
     s.tlvs = Tlvs::decode(r, TLVS)?;
@@ -309,15 +267,7 @@ fn decode_submit(r: &mut Reader<'_>) -> Result<Submit, CodecError> {
 }
 
 fn encode_submit(s: &Submit, out: &mut BytesMut) -> Result<(), CodecError> {
-    if s.dest_term_ids.is_empty() || s.dest_term_ids.len() > MAX_DESTINATIONS {
-        return Err(CodecError::BadField {
-            field: "DestTermIDCount",
-            reason: format!(
-                "{} destinations is outside 1..={MAX_DESTINATIONS}",
-                s.dest_term_ids.len()
-            ),
-        });
-    }
+    wire::check_dest_count(&s.dest_term_ids, MAX_DESTINATIONS)?;
     let len = content_len("MsgContent", &s.msg_content)?;
     put_octets(out, "SPID", &s.sp_id, 10)?;
     out.put_u8(s.sub_type);
@@ -332,10 +282,7 @@ fn encode_submit(s: &Submit, out: &mut BytesMut) -> Result<(), CodecError> {
     put_octets(out, "AtTime", &s.at_time, 17)?;
     put_octets(out, "SrcTermID", &s.src_term_id, TERM_ID_LEN)?;
     put_octets(out, "ChargeTermID", &s.charge_term_id, TERM_ID_LEN)?;
-    out.put_u8(s.dest_term_ids.len() as u8);
-    for d in &s.dest_term_ids {
-        put_octets(out, "DestTermID", d, TERM_ID_LEN)?;
-    }
+    wire::put_dest_ids(out, &s.dest_term_ids, TERM_ID_LEN)?;
     out.put_u8(len);
     out.put_slice(&s.msg_content);
     s.tlvs.encode(TLVS, out)

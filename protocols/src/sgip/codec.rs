@@ -4,11 +4,12 @@
 //! reserves buffer space, so a hostile length cannot make it allocate. Any error is fatal to the
 //! stream: after a bad frame the byte stream cannot be trusted.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::header::{Header, SgipError, HEADER_LEN};
+use super::header::{Header, SgipError};
 use super::pdu::Pdu;
+use crate::framing;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SgipCodec;
@@ -18,31 +19,15 @@ impl Decoder for SgipCodec {
     type Error = SgipError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, SgipError> {
-        let Some(header) = Header::peek(src)? else {
-            return Ok(None);
-        };
-        let total = header.length as usize;
-        if src.len() < total {
-            // Bounded by MAX_PDU_LEN, checked in `peek`.
-            src.reserve(total - src.len());
-            return Ok(None);
-        }
-        let frame = src.split_to(total);
-        Pdu::decode(&frame).map(Some)
+        framing::split_frame::<Header>(src)?
+            .map(|frame| Pdu::decode(&frame))
+            .transpose()
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, SgipError> {
         match self.decode(src)? {
             Some(pdu) => Ok(Some(pdu)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                let available = src.len();
-                let needed = Header::peek(src)?
-                    .map(|h| h.length as usize)
-                    .unwrap_or(HEADER_LEN);
-                src.advance(available);
-                Err(SgipError::Truncated { needed, available })
-            }
+            None => framing::eof_leftover::<Header>(src).map(|()| None),
         }
     }
 }

@@ -11,6 +11,8 @@ use std::fmt;
 use bytes::{Buf, BufMut};
 use chrono::{Datelike, Timelike};
 
+use crate::framing::{self, LengthPrefixed};
+
 /// Size of the SGIP header in bytes.
 pub const HEADER_LEN: usize = 20;
 
@@ -118,11 +120,11 @@ impl Header {
     /// Returns `Ok(None)` when fewer than [`HEADER_LEN`] bytes are present; a length outside
     /// `HEADER_LEN..=MAX_PDU_LEN` is an error even before the rest of the PDU arrives.
     pub fn peek(bytes: &[u8]) -> Result<Option<Header>, SgipError> {
-        if bytes.len() < HEADER_LEN {
+        if framing::frame_len::<Header>(bytes)?.is_none() {
             return Ok(None);
         }
         let mut b = &bytes[..HEADER_LEN];
-        let header = Header {
+        Ok(Some(Header {
             length: b.get_u32(),
             command_id: b.get_u32(),
             sequence: SequenceNumber {
@@ -130,12 +132,7 @@ impl Header {
                 time: b.get_u32(),
                 number: b.get_u32(),
             },
-        };
-        let len = header.length as usize;
-        if !(HEADER_LEN..=MAX_PDU_LEN).contains(&len) {
-            return Err(SgipError::BadLength(header.length));
-        }
-        Ok(Some(header))
+        }))
     }
 
     pub fn write(&self, out: &mut impl BufMut) {
@@ -144,6 +141,21 @@ impl Header {
         out.put_u32(self.sequence.node_id);
         out.put_u32(self.sequence.time);
         out.put_u32(self.sequence.number);
+    }
+}
+
+impl LengthPrefixed for Header {
+    type Error = SgipError;
+    const PEEK_LEN: usize = HEADER_LEN;
+    const MIN_LEN: usize = HEADER_LEN;
+    const MAX_LEN: usize = MAX_PDU_LEN;
+
+    fn bad_length(len: u32) -> SgipError {
+        SgipError::BadLength(len)
+    }
+
+    fn truncated(needed: usize, available: usize) -> SgipError {
+        SgipError::Truncated { needed, available }
     }
 }
 

@@ -28,6 +28,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::router::{yymmddhhmm, ConnMsg, ConnTx, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::cmpp::{
     auth, command, Body, CmppCodec, ConnectResp, Deliver, DeliverContent, MsgIdGenerator, Pdu,
@@ -138,7 +139,7 @@ pub async fn run_on(
         config,
         faults,
         recorder,
-        state: Mutex::new(State::default()),
+        reports: ReportRouter::default(),
         accepted_at: Mutex::new(HashMap::new()),
         malformed_sent: AtomicU64::new(0),
         mo_seen: AtomicU64::new(0),
@@ -182,20 +183,6 @@ struct Report {
     done_time: String,
 }
 
-enum ConnMsg {
-    Report(Report),
-    /// A SUBMIT_RESP that was held back (it frees a slot of the connection's window).
-    SubmitResp(Pdu),
-}
-
-#[derive(Default)]
-struct State {
-    /// Logged-in connections per account.
-    conns: HashMap<String, Vec<(u64, mpsc::UnboundedSender<ConnMsg>)>>,
-    /// Reports waiting for a connection of their account.
-    queued: HashMap<String, VecDeque<Report>>,
-}
-
 struct Shared {
     config: SimConfig,
     /// The one version accepted, if the configuration restricts it.
@@ -207,7 +194,7 @@ struct Shared {
     mo_seen: AtomicU64,
     recorder: Option<Recorder>,
     msg_ids: MsgIdGenerator,
-    state: Mutex<State>,
+    reports: ReportRouter<Report, Pdu>,
     submits_seen: AtomicU64,
     next_conn: AtomicU64,
     cancel: CancellationToken,
@@ -253,20 +240,8 @@ impl Shared {
     }
 
     /// Registers a logged-in connection and hands it the reports queued for its account.
-    fn attach(&self, account: &str, id: u64, tx: mpsc::UnboundedSender<ConnMsg>) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if let Some(queued) = state.queued.remove(account) {
-            for report in queued {
-                // The receiver is alive: this connection has not even started reading.
-                let _ = tx.send(ConnMsg::Report(report));
-            }
-        }
-        let list = state.conns.entry(account.to_string()).or_default();
-        list.push((id, tx));
-        let open = list.len();
-        drop(state);
+    fn attach(&self, account: &str, id: u64, tx: ConnTx<Report, Pdu>) {
+        let open = self.reports.attach(account, id, tx);
         // How many connections the account has at once: a test checks that Herald never opens
         // more than the link allows.
         self.record(json!({
@@ -275,42 +250,6 @@ impl Shared {
             "connections": open,
             "at_ms": now_ms(),
         }));
-    }
-
-    fn detach(&self, account: &str, id: u64) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(list) = state.conns.get_mut(account) {
-                list.retain(|(c, _)| *c != id);
-            }
-        }
-    }
-
-    /// Sends a report to the preferred connection if it is still open, else to any connection
-    /// of the account, else queues it.
-    fn dispatch(&self, account: &str, preferred: Option<u64>, report: Report) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let mut msg = ConnMsg::Report(report);
-        if let Some(list) = state.conns.get(account) {
-            let ordered = list
-                .iter()
-                .filter(|(id, _)| Some(*id) == preferred)
-                .chain(list.iter().filter(|(id, _)| Some(*id) != preferred));
-            for (_, tx) in ordered {
-                match tx.send(msg) {
-                    Ok(()) => return,
-                    Err(mpsc::error::SendError(back)) => msg = back,
-                }
-            }
-        }
-        if let ConnMsg::Report(report) = msg {
-            state
-                .queued
-                .entry(account.to_string())
-                .or_default()
-                .push_back(report);
-        }
     }
 
     fn schedule_report(self: &Arc<Self>, account: String, conn: u64, report: Report) {
@@ -324,13 +263,9 @@ impl Shared {
                 done_time: yymmddhhmm(),
                 ..report
             };
-            shared.dispatch(&account, Some(conn), report);
+            shared.reports.dispatch(&account, Some(conn), report);
         });
     }
-}
-
-fn yymmddhhmm() -> String {
-    chrono::Local::now().format("%y%m%d%H%M").to_string()
 }
 
 /// What the fault settings make of the n-th PDU (1-based, after CONNECT) of a connection.
@@ -455,7 +390,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 let cancel = shared.cancel.clone();
                                 shared.tasks.spawn(async move {
                                     tokio::select! {
-                                        _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::SubmitResp(resp)); }
+                                        _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
                                         _ = cancel.cancelled() => {}
                                     }
                                 });
@@ -486,7 +421,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }
             Some(msg) = rx.recv(), if !stalled => {
                 let pdu = match msg {
-                    ConnMsg::SubmitResp(pdu) => {
+                    ConnMsg::Send(pdu) => {
                         outstanding = outstanding.saturating_sub(1);
                         pdu
                     }
@@ -519,23 +454,10 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     };
     tracing::info!(%peer, %account, conn = id, reason, "simulator: connection closed");
     // Whatever this connection still owes its account goes to another connection or the queue.
-    shared.detach(&account, id);
     drop(tx);
-    rx.close();
-    let mut leftovers: Vec<Report> = Vec::new();
-    while let Ok(msg) = rx.try_recv() {
-        if let ConnMsg::Report(r) = msg {
-            leftovers.push(r);
-        }
-    }
-    let mut unacked: Vec<(u32, Report)> = unacked.into_iter().collect();
-    unacked.sort_by_key(|(seq, _)| *seq);
-    leftovers.splice(0..0, unacked.into_iter().map(|(_, r)| r));
-    if !shared.cancel.is_cancelled() {
-        for report in leftovers {
-            shared.dispatch(&account, None, report);
-        }
-    }
+    shared
+        .reports
+        .hand_back(&account, id, rx, unacked, shared.cancel.is_cancelled());
 }
 
 impl Shared {

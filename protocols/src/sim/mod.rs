@@ -4,11 +4,13 @@
 //!
 //! [`faults`] holds the misbehaviour the SMPP, SGIP, SMGP and CNGP simulators share (rate and
 //! window limits answered with each protocol's throttling code, dropped, stalled and malformed
-//! connections, delayed responses); the CMPP simulator has its own copy.
+//! connections, delayed responses); the CMPP simulator has its own copy. [`router`] sends
+//! reports to the client's connections, for every simulator but SGIP's.
 
 pub mod cmpp;
 pub mod cngp;
 pub mod faults;
+mod router;
 pub mod sgip;
 pub mod smgp;
 pub mod smpp;

@@ -10,11 +10,11 @@
 //! interface_version below 3.4 get no TLVs and may not bind as transceivers. [`SimFaults`] makes
 //! it misbehave on demand. Test equipment, not an SMSC.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
+use super::router::{yymmddhhmm, ConnMsg, ConnTx, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::gsm7;
 use crate::smpp::{
@@ -106,7 +107,7 @@ pub async fn run_on(
         config,
         faults: Faults::new(faults),
         recorder,
-        state: Mutex::new(State::default()),
+        reports: ReportRouter::default(),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -148,25 +149,12 @@ struct Report {
     text: String,
 }
 
-enum ConnMsg {
-    Report(Report),
-    Send(Pdu),
-}
-
-#[derive(Default)]
-struct State {
-    /// Bound sessions that can receive, per system_id.
-    receivers: HashMap<String, Vec<(u64, mpsc::UnboundedSender<ConnMsg>)>>,
-    /// Receipts waiting for a receiving session of their system_id.
-    queued: HashMap<String, VecDeque<Report>>,
-}
-
 struct Shared {
     config: SimConfig,
     faults: Faults,
     recorder: Option<Recorder>,
     next_id: AtomicU64,
-    state: Mutex<State>,
+    reports: ReportRouter<Report, Pdu>,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -202,60 +190,6 @@ impl Shared {
         }
     }
 
-    /// Registers a receiving session and hands it the receipts queued for its system_id.
-    fn attach(&self, system_id: &str, id: u64, tx: mpsc::UnboundedSender<ConnMsg>) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if let Some(queued) = state.queued.remove(system_id) {
-            for report in queued {
-                // The receiver is alive: this session has not even started reading.
-                let _ = tx.send(ConnMsg::Report(report));
-            }
-        }
-        state
-            .receivers
-            .entry(system_id.to_string())
-            .or_default()
-            .push((id, tx));
-    }
-
-    fn detach(&self, system_id: &str, id: u64) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(list) = state.receivers.get_mut(system_id) {
-                list.retain(|(c, _)| *c != id);
-            }
-        }
-    }
-
-    /// Sends a receipt to the preferred session if it can take it, else to any receiving
-    /// session of the system_id, else queues it.
-    fn dispatch(&self, system_id: &str, preferred: Option<u64>, report: Report) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let mut msg = ConnMsg::Report(report);
-        if let Some(list) = state.receivers.get(system_id) {
-            let ordered = list
-                .iter()
-                .filter(|(id, _)| Some(*id) == preferred)
-                .chain(list.iter().filter(|(id, _)| Some(*id) != preferred));
-            for (_, tx) in ordered {
-                match tx.send(msg) {
-                    Ok(()) => return,
-                    Err(mpsc::error::SendError(back)) => msg = back,
-                }
-            }
-        }
-        if let ConnMsg::Report(report) = msg {
-            state
-                .queued
-                .entry(system_id.to_string())
-                .or_default()
-                .push_back(report);
-        }
-    }
-
     fn schedule_report(self: &Arc<Self>, system_id: String, conn: u64, report: Report) {
         let shared = self.clone();
         self.tasks.spawn(async move {
@@ -267,13 +201,9 @@ impl Shared {
                 done_date: yymmddhhmm(),
                 ..report
             };
-            shared.dispatch(&system_id, Some(conn), report);
+            shared.reports.dispatch(&system_id, Some(conn), report);
         });
     }
-}
-
-fn yymmddhhmm() -> String {
-    chrono::Local::now().format("%y%m%d%H%M").to_string()
 }
 
 /// A bound session.
@@ -292,7 +222,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel();
     if session.kind.can_receive() {
-        shared.attach(&session.system_id, id, tx.clone());
+        shared.reports.attach(&session.system_id, id, tx.clone());
     }
     tracing::info!(%peer, system_id = %session.system_id, kind = session.kind.name(), conn = id,
         "simulator: ESME bound");
@@ -411,23 +341,14 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     };
     tracing::info!(%peer, system_id = %session.system_id, conn = id, reason, "simulator: session closed");
     // Whatever this session still owes its system_id goes to another session or the queue.
-    shared.detach(&session.system_id, id);
     drop(tx);
-    rx.close();
-    let mut leftovers: Vec<Report> = Vec::new();
-    while let Ok(msg) = rx.try_recv() {
-        if let ConnMsg::Report(r) = msg {
-            leftovers.push(r);
-        }
-    }
-    let mut unacked: Vec<(u32, Report)> = unacked.into_iter().collect();
-    unacked.sort_by_key(|(seq, _)| *seq);
-    leftovers.splice(0..0, unacked.into_iter().map(|(_, r)| r));
-    if !shared.cancel.is_cancelled() {
-        for report in leftovers {
-            shared.dispatch(&session.system_id, None, report);
-        }
-    }
+    shared.reports.hand_back(
+        &session.system_id,
+        id,
+        rx,
+        unacked,
+        shared.cancel.is_cancelled(),
+    );
 }
 
 /// Waits for a bind (answering enquire_link meanwhile) and checks it; returns the session.
@@ -530,7 +451,7 @@ fn on_submit(
     conn_id: u64,
     seq: u32,
     sm: &Sm,
-    tx: &mpsc::UnboundedSender<ConnMsg>,
+    tx: &ConnTx<Report, Pdu>,
     conn: &mut ConnFaults,
     response: fn(SmResp) -> Body,
 ) -> Option<Option<Pdu>> {

@@ -10,12 +10,12 @@
 //! SMPP and SGIP simulators, see [`super::faults`]) makes it strict or broken on demand. Test
 //! equipment, not a gateway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
+use super::router::{yymmddhhmm, ConnMsg, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::telecom::{auth, CodecError, MsgId10, MsgId10Generator};
 use crate::text;
@@ -142,10 +143,7 @@ pub async fn run_on<W: GatewayWire>(
         config,
         faults: Faults::new(faults),
         recorder,
-        state: Mutex::new(State {
-            conns: HashMap::new(),
-            queued: HashMap::new(),
-        }),
+        reports: ReportRouter::default(),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -174,26 +172,12 @@ pub async fn run_on<W: GatewayWire>(
     Ok(())
 }
 
-enum ConnMsg<P> {
-    Report(SimReport),
-    Send(P),
-}
-
-type ConnTx<P> = mpsc::UnboundedSender<ConnMsg<P>>;
-
-struct State<P> {
-    /// Logged-in connections per account.
-    conns: HashMap<String, Vec<(u64, ConnTx<P>)>>,
-    /// Reports waiting for a connection of their account.
-    queued: HashMap<String, VecDeque<SimReport>>,
-}
-
 struct Shared<W: GatewayWire> {
     config: SimConfig,
     faults: Faults,
     recorder: Option<Recorder>,
     msg_ids: MsgId10Generator,
-    state: Mutex<State<W::Pdu>>,
+    reports: ReportRouter<SimReport, W::Pdu>,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -214,60 +198,6 @@ impl<W: GatewayWire> Shared<W> {
         }
     }
 
-    /// Registers a logged-in connection and hands it the reports queued for its account.
-    fn attach(&self, account: &str, id: u64, tx: ConnTx<W::Pdu>) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if let Some(queued) = state.queued.remove(account) {
-            for report in queued {
-                // The receiver is alive: this connection has not even started reading.
-                let _ = tx.send(ConnMsg::Report(report));
-            }
-        }
-        state
-            .conns
-            .entry(account.to_string())
-            .or_default()
-            .push((id, tx));
-    }
-
-    fn detach(&self, account: &str, id: u64) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(list) = state.conns.get_mut(account) {
-                list.retain(|(c, _)| *c != id);
-            }
-        }
-    }
-
-    /// Sends a report to the preferred connection if it is still open, else to any connection
-    /// of the account, else queues it.
-    fn dispatch(&self, account: &str, preferred: Option<u64>, report: SimReport) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let mut msg = ConnMsg::Report(report);
-        if let Some(list) = state.conns.get(account) {
-            let ordered = list
-                .iter()
-                .filter(|(id, _)| Some(*id) == preferred)
-                .chain(list.iter().filter(|(id, _)| Some(*id) != preferred));
-            for (_, tx) in ordered {
-                match tx.send(msg) {
-                    Ok(()) => return,
-                    Err(mpsc::error::SendError(back)) => msg = back,
-                }
-            }
-        }
-        if let ConnMsg::Report(report) = msg {
-            state
-                .queued
-                .entry(account.to_string())
-                .or_default()
-                .push_back(report);
-        }
-    }
-
     fn schedule_report(self: &Arc<Self>, account: String, conn: u64, report: SimReport) {
         let shared = self.clone();
         self.tasks.spawn(async move {
@@ -279,13 +209,9 @@ impl<W: GatewayWire> Shared<W> {
                 done_time: yymmddhhmm(),
                 ..report
             };
-            shared.dispatch(&account, Some(conn), report);
+            shared.reports.dispatch(&account, Some(conn), report);
         });
     }
-}
-
-fn yymmddhhmm() -> String {
-    chrono::Local::now().format("%y%m%d%H%M").to_string()
 }
 
 async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, peer: SocketAddr) {
@@ -296,7 +222,7 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
     };
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    shared.attach(&account, id, tx.clone());
+    shared.reports.attach(&account, id, tx.clone());
     tracing::info!(%peer, %account, conn = id, protocol = W::NAME, "simulator: SP logged in");
 
     let mut sequence = 0u32;
@@ -410,23 +336,10 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
     };
     tracing::info!(%peer, %account, conn = id, reason, "simulator: connection closed");
     // Whatever this connection still owes its account goes to another connection or the queue.
-    shared.detach(&account, id);
     drop(tx);
-    rx.close();
-    let mut leftovers: Vec<SimReport> = Vec::new();
-    while let Ok(msg) = rx.try_recv() {
-        if let ConnMsg::Report(r) = msg {
-            leftovers.push(r);
-        }
-    }
-    let mut unacked: Vec<(u32, SimReport)> = unacked.into_iter().collect();
-    unacked.sort_by_key(|(seq, _)| *seq);
-    leftovers.splice(0..0, unacked.into_iter().map(|(_, r)| r));
-    if !shared.cancel.is_cancelled() {
-        for report in leftovers {
-            shared.dispatch(&account, None, report);
-        }
-    }
+    shared
+        .reports
+        .hand_back(&account, id, rx, unacked, shared.cancel.is_cancelled());
 }
 
 /// Reads and checks the Login; returns the account once logged in.

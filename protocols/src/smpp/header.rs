@@ -8,6 +8,8 @@
 
 use bytes::{Buf, BufMut};
 
+use crate::framing::{self, LengthPrefixed};
+
 /// Size of the SMPP header in bytes.
 pub const HEADER_LEN: usize = 16;
 
@@ -114,21 +116,16 @@ impl Header {
     /// Returns `Ok(None)` when fewer than [`HEADER_LEN`] bytes are present; a length outside
     /// `HEADER_LEN..=MAX_PDU_LEN` is an error even before the rest of the PDU arrives.
     pub fn peek(bytes: &[u8]) -> Result<Option<Header>, SmppError> {
-        if bytes.len() < HEADER_LEN {
+        if framing::frame_len::<Header>(bytes)?.is_none() {
             return Ok(None);
         }
         let mut b = &bytes[..HEADER_LEN];
-        let header = Header {
+        Ok(Some(Header {
             command_length: b.get_u32(),
             command_id: b.get_u32(),
             command_status: b.get_u32(),
             sequence_number: b.get_u32(),
-        };
-        let len = header.command_length as usize;
-        if !(HEADER_LEN..=MAX_PDU_LEN).contains(&len) {
-            return Err(SmppError::BadCommandLength(header.command_length));
-        }
-        Ok(Some(header))
+        }))
     }
 
     pub fn write(&self, out: &mut impl BufMut) {
@@ -136,6 +133,21 @@ impl Header {
         out.put_u32(self.command_id);
         out.put_u32(self.command_status);
         out.put_u32(self.sequence_number);
+    }
+}
+
+impl LengthPrefixed for Header {
+    type Error = SmppError;
+    const PEEK_LEN: usize = HEADER_LEN;
+    const MIN_LEN: usize = HEADER_LEN;
+    const MAX_LEN: usize = MAX_PDU_LEN;
+
+    fn bad_length(len: u32) -> SmppError {
+        SmppError::BadCommandLength(len)
+    }
+
+    fn truncated(needed: usize, available: usize) -> SmppError {
+        SmppError::Truncated { needed, available }
     }
 }
 

@@ -42,15 +42,13 @@ pub fn parse_login_mode(options: &BTreeMap<String, String>, protocol: &str) -> R
 /// `carrier_id`) and the raw stat. `dest` is the Deliver's SrcTermID, the handset the report is
 /// about.
 pub fn delivery_report(receipt: Receipt, dest: String) -> DeliveryReport {
-    DeliveryReport {
-        carrier_id: receipt.msg_id.to_string(),
+    DeliveryReport::new(
+        receipt.msg_id.to_string(),
         dest,
-        delivered: receipt.stat == "DELIVRD",
-        stat: receipt.stat,
-        submit_time: receipt.submit_date,
-        done_time: receipt.done_date,
-        ack: crate::ack::Ack::none(),
-    }
+        receipt.stat,
+        receipt.submit_date,
+        receipt.done_date,
+    )
 }
 
 /// Recognises a concatenation UDH at the front of `payload` (8-bit `05 00 03 ref total n` or

@@ -1,9 +1,12 @@
 //! Byte-level helpers both SMGP and CNGP codecs use: the error type, a bounds-checked reader over
-//! one frame, fixed-width Octet String writing and length-prefixed stream framing.
+//! one frame, fixed-width Octet String writing, the header and
+//! destination list both lay out the same way, and the bounds of stream framing.
 //!
 //! Nothing here knows a PDU layout; each codec lays out its own fields with these tools.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
+
+use crate::framing::LengthPrefixed;
 
 /// Why bytes could not be turned into a PDU, or a PDU into bytes (SMGP and CNGP alike).
 #[derive(thiserror::Error, Debug)]
@@ -39,43 +42,129 @@ pub enum CodecError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads the big-endian u32 length at the front of `src` and splits off one whole frame.
-///
-/// The length (header included) is checked against `min..=max` before any buffer space is
-/// reserved, so a hostile length cannot make the caller allocate.
-pub fn split_frame(
-    src: &mut BytesMut,
-    min: usize,
-    max: usize,
-) -> Result<Option<BytesMut>, CodecError> {
-    if src.len() < 4 {
-        return Ok(None);
+/// Stream framing (see [`crate::framing`]) of a protocol whose header is `HEADER` bytes and
+/// whose frames are at most `MAX` bytes. The length is judged as soon as its own 4 bytes are
+/// buffered.
+pub struct Frames<const HEADER: usize, const MAX: usize>;
+
+impl<const HEADER: usize, const MAX: usize> LengthPrefixed for Frames<HEADER, MAX> {
+    type Error = CodecError;
+    const PEEK_LEN: usize = 4;
+    const MIN_LEN: usize = HEADER;
+    const MAX_LEN: usize = MAX;
+
+    fn bad_length(len: u32) -> CodecError {
+        CodecError::BadLength {
+            len,
+            min: HEADER,
+            max: MAX,
+        }
     }
-    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
-    let total = len as usize;
-    if !(min..=max).contains(&total) {
-        return Err(CodecError::BadLength { len, min, max });
+
+    fn truncated(needed: usize, available: usize) -> CodecError {
+        CodecError::Truncated { needed, available }
     }
-    if src.len() < total {
-        src.reserve(total - src.len());
-        return Ok(None);
-    }
-    Ok(Some(src.split_to(total)))
 }
 
-/// At end of stream: a partial frame left in `src` is an error; an empty buffer is a clean end.
-pub fn eof_leftover(src: &mut BytesMut, min: usize) -> Result<(), CodecError> {
-    if src.is_empty() {
-        return Ok(());
+/// The `N` big-endian u32 fields of a `4 × N`-byte header at the front of `frame`, the first
+/// being the total length: it must lie in `4 × N..=max` and equal the frame's own length.
+pub fn read_header<const N: usize>(frame: &[u8], max: usize) -> Result<[u32; N], CodecError> {
+    let header_len = 4 * N;
+    if frame.len() < header_len {
+        return Err(CodecError::Truncated {
+            needed: header_len,
+            available: frame.len(),
+        });
     }
-    let available = src.len();
-    let needed = if available >= 4 {
-        u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize
-    } else {
-        min
-    };
-    src.advance(available);
-    Err(CodecError::Truncated { needed, available })
+    let mut h = Reader::new(&frame[..header_len], 0, 0);
+    let mut fields = [0; N];
+    for field in &mut fields {
+        *field = h.u32()?;
+    }
+    let len = fields.first().copied().unwrap_or_default();
+    let total = len as usize;
+    if !(header_len..=max).contains(&total) {
+        return Err(CodecError::BadLength {
+            len,
+            min: header_len,
+            max,
+        });
+    }
+    if frame.len() != total {
+        return Err(CodecError::Truncated {
+            needed: total,
+            available: frame.len(),
+        });
+    }
+    Ok(fields)
+}
+
+/// Appends one frame: its total length, the rest of the header (`fields`, big-endian u32s) and
+/// `body`. Fails, writing nothing, when the frame would be longer than `max`.
+pub fn put_frame(
+    out: &mut BytesMut,
+    fields: &[u32],
+    body: &[u8],
+    max: usize,
+) -> Result<(), CodecError> {
+    let total = 4 * (1 + fields.len()) + body.len();
+    if total > max {
+        return Err(CodecError::FieldTooLong {
+            field: "PDU",
+            len: total,
+            max,
+        });
+    }
+    out.reserve(total);
+    out.put_u32(total as u32);
+    for field in fields {
+        out.put_u32(*field);
+    }
+    out.put_slice(body);
+    Ok(())
+}
+
+/// Reads DestTermIDCount (1..=`max`) and that many DestTermIDs of `width` bytes. The whole block
+/// must be present before the vector for it is allocated.
+pub fn read_dest_ids(
+    r: &mut Reader<'_>,
+    max: usize,
+    width: usize,
+) -> Result<Vec<String>, CodecError> {
+    let count = r.u8()? as usize;
+    if count == 0 || count > max {
+        return Err(CodecError::BadField {
+            field: "DestTermIDCount",
+            reason: format!("{count} is outside 1..={max}"),
+        });
+    }
+    r.ensure(count * width)?;
+    let mut dests = Vec::with_capacity(count);
+    for _ in 0..count {
+        dests.push(r.octets(width)?);
+    }
+    Ok(dests)
+}
+
+/// Refuses a destination list that DestTermIDCount cannot carry (outside 1..=`max`).
+pub fn check_dest_count(dests: &[String], max: usize) -> Result<(), CodecError> {
+    if dests.is_empty() || dests.len() > max {
+        return Err(CodecError::BadField {
+            field: "DestTermIDCount",
+            reason: format!("{} destinations is outside 1..={max}", dests.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Writes DestTermIDCount and the DestTermIDs, `width` bytes each; the count was checked by
+/// [`check_dest_count`].
+pub fn put_dest_ids(out: &mut BytesMut, dests: &[String], width: usize) -> Result<(), CodecError> {
+    out.put_u8(dests.len() as u8);
+    for d in dests {
+        put_octets(out, "DestTermID", d, width)?;
+    }
+    Ok(())
 }
 
 /// Writes `value` into a fixed-width field, NUL-padded on the right.
