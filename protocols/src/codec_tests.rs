@@ -1,11 +1,8 @@
 //! What the codec unit tests share: padded fields for writing layouts out by hand, proptest
 //! strategies for wire text and for the status report CNGP and SMGP share, and the two
 //! properties every codec must have (a PDU survives encoding, alone and as two frames in a
-//! stream; no input makes decoding panic). Test code only: the `tests.rs` of `cmpp`, `cngp`,
-//! `sgip` and `smgp` include this file with `#[path]`; nothing else declares it.
-
-// Each codec's tests use their own part of this file.
-#![allow(dead_code)]
+//! stream; no input makes decoding panic). Test code only (`#[cfg(test)]` in `lib.rs`), used by the
+//! `tests.rs` of `cmpp`, `cngp`, `sgip` and `smgp`.
 
 use bytes::BytesMut;
 use proptest::prelude::*;

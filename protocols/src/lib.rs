@@ -23,6 +23,9 @@ pub mod client;
 pub mod cmpp;
 pub mod cngp;
 pub mod cngp_client;
+/// Test helpers the codecs' unit tests share.
+#[cfg(test)]
+mod codec_tests;
 pub mod framing;
 pub mod gsm7;
 pub mod link;

@@ -8,12 +8,7 @@ use tokio_util::codec::Decoder;
 
 use super::*;
 
-// Included by each codec's tests; lib.rs, being non-test source, does not declare it once.
-#[allow(clippy::duplicate_mod)]
-#[path = "../codec_tests.rs"]
-mod shared;
-
-use shared::{decode_garbage, octets, round_trips, text};
+use crate::codec_tests::{decode_garbage, octets, round_trips, text};
 
 /// A frame assembled field by field: header then body.
 fn frame(command: u32, sequence: u32, body: &[u8]) -> Vec<u8> {

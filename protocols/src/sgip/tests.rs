@@ -7,12 +7,7 @@ use tokio_util::codec::Decoder;
 
 use super::*;
 
-// Included by each codec's tests; lib.rs, being non-test source, does not declare it once.
-#[allow(clippy::duplicate_mod)]
-#[path = "../codec_tests.rs"]
-mod shared;
-
-use shared::{decode_garbage, octets, round_trips};
+use crate::codec_tests::{decode_garbage, octets, round_trips};
 
 const SEQ: SequenceNumber = SequenceNumber {
     node_id: 3_020_012_345,

@@ -9,12 +9,7 @@ use tokio_util::codec::Decoder;
 use super::*;
 use crate::telecom::{Tlv, TlvValue};
 
-// Included by each codec's tests; lib.rs, being non-test source, does not declare it once.
-#[allow(clippy::duplicate_mod)]
-#[path = "../codec_tests.rs"]
-mod shared;
-
-use shared::{arb_receipt, decode_garbage, octets, round_trips, text};
+use crate::codec_tests::{arb_receipt, decode_garbage, octets, round_trips, text};
 
 fn frame(command: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
     let mut v = ((12 + body.len()) as u32).to_be_bytes().to_vec();
