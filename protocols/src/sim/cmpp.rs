@@ -11,11 +11,11 @@
 //! malformed PDUs after N PDUs, and mobile-originated messages injected periodically. Plain
 //! [`run`] behaves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -28,6 +28,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::faults::{ConnFaults, Fate, Faults, SubmitFate};
 use super::router::{yymmddhhmm, ConnMsg, ConnTx, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::cmpp::{
@@ -60,35 +61,9 @@ pub struct SimConfig {
 /// Result code of a SUBMIT_RESP refused for flow control [CMPP3 §8.4.3].
 pub const RESULT_FLOW_CONTROL: u32 = 8;
 
-/// Strictness and misbehaviour on demand, for fault tests. PDU counts are per connection and
-/// start after the CONNECT, so every new connection of a reconnecting client meets the fault
-/// again.
-#[derive(Debug, Clone, Default)]
-pub struct SimFaults {
-    /// Close the connection carrying the n-th SUBMIT (1-based, counted over the simulator's
-    /// life) instead of answering it.
-    pub drop_at_submit: Option<u64>,
-    /// Hold every SUBMIT_RESP this long.
-    pub submit_resp_delay: Duration,
-    /// Accept at most this many SUBMITs per account in any one-second span; answer the rest with
-    /// Result = 8 (flow control).
-    pub max_per_second: Option<u32>,
-    /// A SUBMIT arriving while this many earlier SUBMITs of its connection still await their
-    /// SUBMIT_RESP is answered at once with Result = 8.
-    pub max_window: Option<usize>,
-    /// Answer N PDUs, then close the connection on the next one without answering it.
-    pub drop_after: Option<u64>,
-    /// Answer N PDUs, then go silent: keep the connection open and read, but answer nothing and
-    /// send nothing (no reports, no MO).
-    pub stall_after: Option<u64>,
-    /// Answer N PDUs, then answer every later one with a malformed frame (a wrong body length,
-    /// an impossible Total_Length, an unknown Command_Id, in turn).
-    pub malformed_after: Option<u64>,
-    /// Send a mobile-originated DELIVER on every logged-in connection this often.
-    pub mo_every: Option<Duration>,
-    /// Refuse every SUBMIT to a number starting with the prefix, with the Result code.
-    pub reject_dest: Vec<(String, u32)>,
-}
+/// Strictness and misbehaviour on demand: the faults every simulator shares, with Result = 8
+/// (flow control) as CMPP's throttling answer and CMPP's own malformed frames.
+pub use super::faults::SimFaults;
 
 /// Binds `config.listen` and serves until `shutdown` completes.
 pub async fn run(
@@ -137,13 +112,11 @@ pub async fn run_on(
         msg_ids: MsgIdGenerator::new(config.gateway_id),
         only,
         config,
-        faults,
+        faults: Faults::new(faults),
         recorder,
         reports: ReportRouter::default(),
-        accepted_at: Mutex::new(HashMap::new()),
         malformed_sent: AtomicU64::new(0),
         mo_seen: AtomicU64::new(0),
-        submits_seen: AtomicU64::new(0),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -187,15 +160,12 @@ struct Shared {
     config: SimConfig,
     /// The one version accepted, if the configuration restricts it.
     only: Option<Version>,
-    faults: SimFaults,
-    /// When each account's recent SUBMITs were accepted (the last second), for the rate limit.
-    accepted_at: Mutex<HashMap<String, VecDeque<tokio::time::Instant>>>,
+    faults: Faults,
     malformed_sent: AtomicU64,
     mo_seen: AtomicU64,
     recorder: Option<Recorder>,
     msg_ids: MsgIdGenerator,
     reports: ReportRouter<Report, Pdu>,
-    submits_seen: AtomicU64,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -208,29 +178,6 @@ impl Shared {
             .iter()
             .find(|(a, _)| a == account)
             .map(|(_, s)| s.as_str())
-    }
-
-    /// Whether the account's rate allows one more SUBMIT now (and counts it if so).
-    fn rate_allows(&self, account: &str) -> bool {
-        let Some(limit) = self.faults.max_per_second else {
-            return true;
-        };
-        let Ok(mut map) = self.accepted_at.lock() else {
-            return true;
-        };
-        let now = tokio::time::Instant::now();
-        let recent = map.entry(account.to_string()).or_default();
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            recent.pop_front();
-        }
-        if recent.len() >= limit as usize {
-            return false;
-        }
-        recent.push_back(now);
-        true
     }
 
     fn record(&self, value: serde_json::Value) {
@@ -268,30 +215,6 @@ impl Shared {
     }
 }
 
-/// What the fault settings make of the n-th PDU (1-based, after CONNECT) of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Serve,
-    Drop,
-    Stall,
-    Malformed,
-}
-
-impl SimFaults {
-    fn fate(&self, n: u64) -> Fate {
-        let past = |limit: Option<u64>| limit.is_some_and(|l| n > l);
-        if past(self.drop_after) {
-            Fate::Drop
-        } else if past(self.stall_after) {
-            Fate::Stall
-        } else if past(self.malformed_after) {
-            Fate::Malformed
-        } else {
-            Fate::Serve
-        }
-    }
-}
-
 async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, CmppCodec::default());
@@ -306,13 +229,9 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
     let mut sequence = 0u32;
     let mut unacked: HashMap<u32, Report> = HashMap::new();
-    // PDUs received since login, SUBMITs awaiting their held-back SUBMIT_RESP, and whether the
-    // connection has gone silent (stall fault).
-    let mut received = 0u64;
-    let mut outstanding = 0usize;
-    let mut stalled = false;
+    let mut conn = ConnFaults::default();
     let mut sp_number = account.clone();
-    let mo_every = shared.faults.mo_every.filter(|d| !d.is_zero());
+    let mo_every = shared.faults.settings().mo_every.filter(|d| !d.is_zero());
     let mut mo_tick = tokio::time::interval(mo_every.unwrap_or(Duration::from_secs(3600)));
     mo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     mo_tick.reset();
@@ -328,23 +247,16 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                     Some(Ok(pdu)) => pdu,
                 };
-                received += 1;
-                match shared.faults.fate(received) {
+                match shared.faults.on_pdu(&mut conn) {
                     Fate::Serve => {}
                     Fate::Drop => {
-                        tracing::warn!(%peer, pdus = received, "simulator: dropping connection (fault)");
+                        tracing::warn!(%peer, "simulator: dropping connection (fault)");
                         break "fault injected: drop";
                     }
-                    Fate::Stall => {
-                        if !stalled {
-                            tracing::warn!(%peer, pdus = received, "simulator: going silent (fault)");
-                            stalled = true;
-                        }
-                        continue;
-                    }
+                    Fate::Stall => continue,
                     Fate::Malformed => {
                         let bytes = shared.malformed(pdu.sequence_id);
-                        tracing::warn!(%peer, pdus = received, "simulator: answering with a malformed PDU (fault)");
+                        tracing::warn!(%peer, "simulator: answering with a malformed PDU (fault)");
                         let io = framed.get_mut();
                         if io.write_all(&bytes).await.is_err() || io.flush().await.is_err() {
                             break "write failed";
@@ -355,19 +267,10 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 let seq = pdu.sequence_id;
                 let reply = match pdu.body {
                     Body::Submit(submit) => {
-                        let n = shared.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
-                        if shared.faults.drop_at_submit == Some(n) {
-                            tracing::warn!(%peer, submit = n, "simulator: dropping connection (fault)");
-                            break "fault injected";
-                        }
                         if !submit.src_id.is_empty() {
                             sp_number.clone_from(&submit.src_id);
                         }
-                        let over_window = shared.faults.max_window.is_some_and(|w| outstanding >= w);
-                        let refused = submit.dest_terminal_ids.iter().find_map(|d| {
-                            shared.faults.reject_dest.iter().find(|(p, _)| d.starts_with(p.as_str())).map(|(_, code)| *code)
-                        });
-                        if let Some(code) = refused {
+                        if let Some(code) = shared.faults.refusal(&submit.dest_terminal_ids) {
                             shared.record(json!({
                                 "kind": "refused",
                                 "account": account,
@@ -376,25 +279,31 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 "at_ms": now_ms(),
                             }));
                             Some(Pdu::new(seq, Body::SubmitResp(SubmitResp { msg_id: 0, result: code })))
-                        } else if over_window || !shared.rate_allows(&account) {
-                            let why = if over_window { "window" } else { "rate" };
-                            Some(throttle(&shared, &account, seq, &submit, why))
                         } else {
-                            let resp = accept_submit(&shared, &account, id, seq, &submit);
-                            if shared.faults.submit_resp_delay.is_zero() {
-                                Some(resp)
-                            } else {
-                                outstanding += 1;
-                                let tx = tx.clone();
-                                let delay = shared.faults.submit_resp_delay;
-                                let cancel = shared.cancel.clone();
-                                shared.tasks.spawn(async move {
-                                    tokio::select! {
-                                        _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
-                                        _ = cancel.cancelled() => {}
+                            match shared.faults.on_submit(&account, &conn) {
+                                SubmitFate::Drop => {
+                                    tracing::warn!(%peer, "simulator: dropping connection at a submit (fault)");
+                                    break "fault injected";
+                                }
+                                SubmitFate::Throttle(why) => Some(throttle(&shared, &account, seq, &submit, why)),
+                                SubmitFate::Accept => {
+                                    let resp = accept_submit(&shared, &account, id, seq, &submit);
+                                    match shared.faults.resp_delay() {
+                                        None => Some(resp),
+                                        Some(delay) => {
+                                            conn.hold();
+                                            let tx = tx.clone();
+                                            let cancel = shared.cancel.clone();
+                                            shared.tasks.spawn(async move {
+                                                tokio::select! {
+                                                    _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
+                                                    _ = cancel.cancelled() => {}
+                                                }
+                                            });
+                                            None
+                                        }
                                     }
-                                });
-                                None
+                                }
                             }
                         }
                     }
@@ -419,10 +328,10 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                 }
             }
-            Some(msg) = rx.recv(), if !stalled => {
+            Some(msg) = rx.recv(), if !conn.stalled() => {
                 let pdu = match msg {
                     ConnMsg::Send(pdu) => {
-                        outstanding = outstanding.saturating_sub(1);
+                        conn.release();
                         pdu
                     }
                     ConnMsg::Report(report) => {
@@ -443,7 +352,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     break "write failed";
                 }
             }
-            _ = mo_tick.tick(), if mo_every.is_some() && !stalled => {
+            _ = mo_tick.tick(), if mo_every.is_some() && !conn.stalled() => {
                 sequence = sequence.wrapping_add(1).max(1);
                 let pdu = shared.mo_pdu(sequence, &account, &sp_number);
                 if framed.send(pdu).await.is_err() {
@@ -519,14 +428,12 @@ const MO_SUBSCRIBER: &str = "13800138000";
 /// Answers a SUBMIT with Result = 8 and records why.
 fn throttle(shared: &Shared, account: &str, sequence: u32, submit: &Submit, why: &str) -> Pdu {
     for dest in &submit.dest_terminal_ids {
-        shared.record(json!({
-            "kind": "throttled",
-            "account": account,
-            "dest": dest,
-            "reason": why,
-            "result": RESULT_FLOW_CONTROL,
-            "at_ms": now_ms(),
-        }));
+        shared.record(super::faults::throttled_record(
+            account,
+            dest,
+            why,
+            RESULT_FLOW_CONTROL,
+        ));
     }
     Pdu::new(
         sequence,

@@ -3,8 +3,8 @@
 //! Each simulator only answers the verdict in its own protocol (its throttle code, its framing).
 //!
 //! Limits are per account (rate) or per connection (window, PDU counts), so a reconnecting
-//! client meets the same fault on every new connection. The CMPP simulator keeps its own copy of
-//! the same behaviour (`sim::cmpp::SimFaults`).
+//! client meets the same fault on every new connection. The CMPP simulator uses it too, with its
+//! own malformed frames.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +42,12 @@ pub struct SimFaults {
     pub drop_at_submit: Option<u64>,
     /// Answer the n-th submit (1-based, over the simulator's life) with the throttling code.
     pub throttle_at: Option<u64>,
+    /// Refuse every submit to a number starting with the prefix, with the result code (the CMPP
+    /// simulator; see [`Faults::refusal`]).
+    pub reject_dest: Vec<(String, u32)>,
+    /// Send a mobile-originated message on every logged-in connection this often (the CMPP
+    /// simulator; SGIP's takes its MOs through `sim::sgip::run_with_mo`).
+    pub mo_every: Option<Duration>,
 }
 
 /// What the faults make of one PDU received on a connection.
@@ -120,6 +126,18 @@ impl Faults {
         } else {
             Fate::Serve
         }
+    }
+
+    /// The result code refusing a submit to any of `dests` ([`SimFaults::reject_dest`]). Checked
+    /// before [`Faults::on_submit`]: a refused submit neither counts nor uses the rate.
+    pub fn refusal<'a>(&self, dests: impl IntoIterator<Item = &'a String>) -> Option<u32> {
+        dests.into_iter().find_map(|dest| {
+            self.settings
+                .reject_dest
+                .iter()
+                .find(|(prefix, _)| dest.starts_with(prefix.as_str()))
+                .map(|(_, code)| *code)
+        })
     }
 
     /// Judges a submit from `account` on `conn` (counting it, and counting it against the rate
