@@ -70,22 +70,12 @@ impl ProjectionReader {
 
     /// The in-flight messages of `link` with the slot that dispatched each.
     pub fn inflight_slots(&self, link: &str) -> Result<Vec<(u64, String)>, ProjectionError> {
-        let prefix = keys::inflight_prefix(link);
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            db::cf(&self.db, CF_INFLIGHT),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
+        self.scan(CF_INFLIGHT, &keys::inflight_prefix(link), |key, value| {
             let slot = String::from_utf8_lossy(value.get(8..).unwrap_or_default()).into_owned();
-            if let Some(id) = keys::id_suffix(&key) {
-                out.push((id, slot));
-            }
-        }
+            out.extend(keys::id_suffix(key).map(|id| (id, slot)));
+            true
+        })?;
         Ok(out)
     }
 
@@ -114,20 +104,16 @@ impl ProjectionReader {
         self.due_in(CF_SCHEDULED, now_ms, limit)
     }
 
+    /// Keys of these indexes start with a big-endian time, so everything due sorts before
+    /// `now_ms + 1`: the scan is bounded there and never walks the (deleted) entries of messages
+    /// that are not due.
     fn due_in(&self, cf: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         let mut ids = Vec::new();
-        let iter = self
-            .db
-            .iterator_cf(db::cf(&self.db, cf), IteratorMode::Start);
-        for item in iter {
-            let (key, _) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
-            match keys::expiry_time(&key) {
-                Some(at) if at <= now_ms && ids.len() < limit => {
-                    ids.extend(keys::id_suffix(&key));
-                }
-                _ => break,
-            }
-        }
+        let upper = keys::expiry(now_ms.saturating_add(1), 0);
+        self.scan_range(cf, &[], Some(upper), |key, _| {
+            ids.extend(keys::id_suffix(key));
+            ids.len() < limit
+        })?;
         Ok(ids)
     }
 
@@ -143,19 +129,51 @@ impl ProjectionReader {
         limit: usize,
     ) -> Result<Vec<u64>, ProjectionError> {
         let mut ids = Vec::new();
-        let iter = self.db.iterator_cf(
+        if limit == 0 {
+            return Ok(ids);
+        }
+        self.scan(cf, prefix, |key, _| {
+            ids.extend(keys::id_suffix(key));
+            ids.len() < limit
+        })?;
+        Ok(ids)
+    }
+
+    /// Visits the entries under `prefix` in key order while `visit` returns true.
+    fn scan(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ProjectionError> {
+        self.scan_range(cf, prefix, keys::prefix_end(prefix), visit)
+    }
+
+    /// Visits the entries from `lower` up to (not including) `upper`. The bound goes to RocksDB
+    /// itself, so the entries deleted just past the range (every dispatched message leaves one
+    /// in its queue) are never walked.
+    fn scan_range(
+        &self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<Vec<u8>>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ProjectionError> {
+        let mut options = rocksdb::ReadOptions::default();
+        if let Some(upper) = upper {
+            options.set_iterate_upper_bound(upper);
+        }
+        let iter = self.db.iterator_cf_opt(
             db::cf(&self.db, cf),
-            IteratorMode::From(prefix, Direction::Forward),
+            options,
+            IteratorMode::From(lower, Direction::Forward),
         );
         for item in iter {
-            let (key, _) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
-            if !key.starts_with(prefix) || ids.len() >= limit {
+            let (key, value) = item.map_err(|e| ProjectionError::Storage(e.to_string()))?;
+            if !visit(&key, &value) {
                 break;
             }
-            if let Some(id) = keys::id_suffix(&key) {
-                ids.push(id);
-            }
         }
-        Ok(ids)
+        Ok(())
     }
 }
