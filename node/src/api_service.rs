@@ -8,8 +8,9 @@ use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
     CancelMessageRequest, CancelMessageResponse, ClusterStatusRequest, ClusterStatusResponse,
-    GetMessageRequest, GetMessageResponse, LinkPlacement, Member, Segment, SubmitBatchRequest,
-    SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult, TimelineEvent,
+    FanOutCopy, GetMessageRequest, GetMessageResponse, LinkPlacement, Member, Segment,
+    SubmitBatchRequest, SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult,
+    TimelineEvent,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled, MessageSubmitted};
 use herald_raft::network::ProposeError;
@@ -152,11 +153,19 @@ impl Messaging for MessagingService {
         }
         let record =
             record.ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))?;
-        Ok(Response::new(message_response(
-            &record,
-            self.ctx.id(),
-            *self.ctx.applied.borrow(),
-        )))
+        let mut response = message_response(&record, self.ctx.id(), *self.ctx.applied.borrow());
+        for copy_id in &record.copies {
+            if let Some(copy) = self.read(*copy_id)? {
+                response.copies.push(FanOutCopy {
+                    message_id: copy.id.to_string(),
+                    link: copy.link.clone(),
+                    state: copy.state as i32,
+                    won: copy.id == record.won_by,
+                    duplicate: copy.duplicate,
+                });
+            }
+        }
+        Ok(Response::new(response))
     }
 
     async fn cancel_message(
@@ -255,6 +264,7 @@ fn submitted_event(
             route: valid.route,
             send_at_ms: valid.send_at_ms,
             deferred_because: valid.deferred_because,
+            fan_out_links: valid.fan_out_links,
         }),
     ))
 }
@@ -321,13 +331,20 @@ fn message_response(m: &MessageRecord, node: u64, applied: u64) -> GetMessageRes
         route: m.route.clone(),
         not_before_ms: m.not_before_ms,
         last_code: m.last_code,
+        copies: Vec::new(),
+        copy_of: if m.copy_of == 0 {
+            String::new()
+        } else {
+            m.copy_of.to_string()
+        },
+        duplicate_deliveries: m.duplicates,
     }
 }
 
 fn timeline_event(e: &Event) -> TimelineEvent {
     let detail = match &e.kind {
         Some(Kind::Submitted(s)) => format!(
-            "to {} via {} class {}{}{}",
+            "to {} via {} class {}{}{}{}",
             s.recipients.join(","),
             if s.route.is_empty() {
                 format!("link {}", s.link)
@@ -346,6 +363,11 @@ fn timeline_event(e: &Event) -> TimelineEvent {
                 String::new()
             } else {
                 format!(" not before {} ({})", s.send_at_ms, s.deferred_because)
+            },
+            if s.fan_out_links.is_empty() {
+                String::new()
+            } else {
+                format!(" fanned out over {}", s.fan_out_links.join(","))
             }
         ),
         Some(Kind::Dispatched(d)) => format!(
@@ -381,7 +403,8 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             match (r.policy_decided, r.retry_at_ms) {
                 (false, _) => "retried while attempts remain".to_string(),
                 (true, 0) => "not retried: the message fails".to_string(),
-                (true, at) => format!("retry at {at}"),
+                (true, at) if r.retry_link.is_empty() => format!("retry at {at}"),
+                (true, at) => format!("retry at {at} through link {}", r.retry_link),
             }
         ),
         Some(Kind::DeliveryReported(r)) => format!(

@@ -36,6 +36,9 @@ pub struct SendArgs {
     /// The sending system's name (quotas and idempotency keys are per client).
     #[arg(long, default_value = "cli")]
     client: String,
+    /// Send through at least two links of the route at once (the first delivery wins).
+    #[arg(long)]
+    urgent: bool,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +108,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         link: args.link,
         validity_seconds: args.validity_seconds,
         send_at_ms,
+        urgent: args.urgent,
     });
     request.metadata_mut().insert(
         "x-herald-client",
@@ -192,6 +196,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "timeline": m.timeline.iter().map(|e| serde_json::json!({
                 "at_ms": e.at_ms, "kind": e.kind, "detail": e.detail,
             })).collect::<Vec<_>>(),
+            "copies": m.copies.iter().map(|c| serde_json::json!({
+                "message_id": c.message_id, "link": c.link, "state": state_name(c.state),
+                "won": c.won, "duplicate": c.duplicate,
+            })).collect::<Vec<_>>(),
+            "copy_of": m.copy_of,
+            "duplicate_deliveries": m.duplicate_deliveries,
             "answered_by": m.answered_by,
             "applied_index": m.applied_index,
         });
@@ -215,6 +225,24 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     if !m.last_error.is_empty() {
         println!("  last error: {}", m.last_error);
+    }
+    if !m.copy_of.is_empty() {
+        println!("  a fan-out copy of message {}", m.copy_of);
+    }
+    for c in &m.copies {
+        println!(
+            "  copy {} via {}: {}{}",
+            c.message_id,
+            c.link,
+            state_name(c.state),
+            if c.won {
+                " (delivered first)"
+            } else if c.duplicate {
+                " (duplicate delivery)"
+            } else {
+                ""
+            }
+        );
     }
     for e in &m.timeline {
         println!("  {}  {:<17} {}", time(e.at_ms), e.kind, e.detail);

@@ -373,8 +373,10 @@ pub(crate) fn inflight_of_slot(run: &LinkRun) -> Vec<u64> {
         .collect()
 }
 
-/// The queues this link takes messages from now: its own (messages that named it), and the queue
-/// of every route where it is the primary, or where every link ahead of it is down or congested.
+/// The queues this link takes messages from now: its own (messages that named it, retries and
+/// fan-out copies sent its way), and the queue of every route where it is the primary, where every
+/// link ahead of it is down or congested, or where the route's queue has grown past what the links
+/// ahead of it are given to drain (`congested-queue` × its position).
 fn served_queues(run: &LinkRun, policy: &DispatchPolicy, table: &LinkTable) -> Vec<String> {
     let me = run.link.name.as_str();
     let mut queues = vec![queue_name("", me)];
@@ -382,14 +384,41 @@ fn served_queues(run: &LinkRun, policy: &DispatchPolicy, table: &LinkTable) -> V
         let Some(position) = route.links.iter().position(|l| l == me) else {
             continue;
         };
+        let queue = queue_name(&route.name, "");
         let ahead_unusable = route.links[..position]
             .iter()
             .all(|l| !table.link_up(l) || table.link_congested(l));
-        if ahead_unusable {
-            queues.push(queue_name(&route.name, ""));
+        let overflowing = position > 0
+            && route.congested_queue > 0
+            && run.ctx.reader.queue_len(&queue).unwrap_or(0)
+                > route.congested_queue.saturating_mul(position as u64);
+        if ahead_unusable || overflowing {
+            queues.push(queue);
         }
     }
     queues
+}
+
+/// Where a message refused with a retryable code is retried: the next link of its route that is
+/// up and not congested (after the refusing one, wrapping around), so one gateway's trouble does
+/// not hold the message. None keeps it in its route's queue. A message whose recipient already
+/// has parts at the carrier stays: parts of one long text must travel the same way.
+fn retry_link(run: &LinkRun, msg: &MessageRecord, segment_index: u32) -> Option<String> {
+    if msg.route.is_empty() || msg.copy_of != 0 {
+        return None;
+    }
+    let parts = run.client.split(&msg.text).len().max(1);
+    if !(segment_index as usize).is_multiple_of(parts) {
+        return None;
+    }
+    let policy = run.ctx.policy();
+    let route = policy.routes.iter().find(|r| r.name == msg.route)?;
+    let me = route.links.iter().position(|l| *l == run.link.name)?;
+    let table = run.ctx.reader.links().ok()?;
+    (1..route.links.len())
+        .map(|step| &route.links[(me + step) % route.links.len()])
+        .find(|l| table.link_up(l) && !table.link_congested(l))
+        .cloned()
 }
 
 /// Up to `limit` messages to dispatch now: leftovers to resend first, then the waiting messages
@@ -535,6 +564,11 @@ async fn send_segment(
                     run.rate.throttled();
                 }
                 let retry_at_ms = retry_decision(run, msg, code, retryable, flow_control);
+                let retry_link = if retry_at_ms > 0 && !flow_control {
+                    retry_link(run, msg, index).unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 let event = Event::new(
                     now_ms(),
                     Kind::CarrierRejected(CarrierRejected {
@@ -546,6 +580,7 @@ async fn send_segment(
                         description,
                         retry_at_ms,
                         policy_decided: true,
+                        retry_link,
                     }),
                 );
                 if let Err(e) = run

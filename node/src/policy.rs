@@ -117,7 +117,13 @@ pub struct ClassPolicy {
     /// Carrier codes never retried although the protocol calls them retryable.
     pub no_retry_codes: Vec<u32>,
     pub quiet_hours: Option<QuietHours>,
+    /// Links of its route a message of this class is sent through at once (1: one at a time). The
+    /// first delivery report wins; the other copies are withdrawn or recorded as duplicates.
+    pub fan_out: u32,
 }
+
+/// Most links one message is sent through at once.
+pub const MAX_FAN_OUT: u32 = 4;
 
 /// Longest validity and retry backoff a policy may set: far beyond any real use, and small enough
 /// that adding them to a timestamp can never overflow.
@@ -128,6 +134,12 @@ impl ClassPolicy {
     fn validate(&self, field: &str, is_alarm: bool) -> Result<(), PolicyError> {
         if self.max_attempts == 0 {
             return Err(bad(format!("{field}.max-attempts"), "must be at least 1"));
+        }
+        if !(1..=MAX_FAN_OUT).contains(&self.fan_out) {
+            return Err(bad(
+                format!("{field}.fan-out"),
+                format!("must be between 1 and {MAX_FAN_OUT}"),
+            ));
         }
         if !is_alarm && self.weight == 0 {
             return Err(bad(
@@ -237,6 +249,7 @@ impl Default for ClassPolicy {
             retry_codes: Vec::new(),
             no_retry_codes: Vec::new(),
             quiet_hours: None,
+            fan_out: 1,
         }
     }
 }
@@ -261,6 +274,22 @@ pub struct Route {
     pub classes: Vec<String>,
     /// Primary first, then backups.
     pub links: Vec<String>,
+    /// The primary counts as congested while more than this many messages wait in the route's
+    /// queue: the link at position p (primary = 0) helps drain it while more than
+    /// p × this many wait. 0: only flow-control answers mark a link congested.
+    pub congested_queue: u64,
+}
+
+impl Route {
+    /// How many links of this route carry a message of `class` at once (`urgent`: at least two).
+    pub fn fan_out(&self, class: &ClassPolicy, urgent: bool) -> usize {
+        let wanted = if urgent {
+            class.fan_out.max(2)
+        } else {
+            class.fan_out
+        };
+        (wanted as usize).min(self.links.len()).max(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

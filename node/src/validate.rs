@@ -22,6 +22,8 @@ pub struct ValidSubmission {
     /// Not before this time (0: at once), and why.
     pub send_at_ms: u64,
     pub deferred_because: String,
+    /// An urgent message's links, one copy each (empty: sent through one link at a time).
+    pub fan_out_links: Vec<String>,
 }
 
 /// The longest a send may be scheduled ahead.
@@ -139,6 +141,17 @@ pub fn submission(
         .is_empty()
         .then(|| routing::route_for(policy, &recipients[0], client, priority))
         .flatten();
+    let fan_out_links = match routed {
+        Some(route) => {
+            let links = route.fan_out(policy.classes.of(priority), req.urgent);
+            if links > 1 {
+                route.links[..links].to_vec()
+            } else {
+                Vec::new()
+            }
+        }
+        None => Vec::new(),
+    };
     let (route, link) = if let Some(route) = routed {
         (route.name.clone(), route.links[0].clone())
     } else if req.link.is_empty() {
@@ -207,6 +220,7 @@ pub fn submission(
         validity_seconds,
         send_at_ms,
         deferred_because,
+        fan_out_links,
     })
 }
 

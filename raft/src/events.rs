@@ -92,6 +92,10 @@ pub struct MessageSubmitted {
     /// Why the message waits until `send_at_ms` ("scheduled", "quiet hours of bulk"), for its timeline.
     #[prost(string, tag = "11")]
     pub deferred_because: String,
+    /// An urgent message sent through several links of its route at once: one copy per link
+    /// (the first through the route's queue, the others pinned to their link). Empty: one send.
+    #[prost(string, repeated, tag = "12")]
+    pub fan_out_links: Vec<String>,
 }
 
 /// A link holder took a message off the queue and is about to send it.
@@ -151,6 +155,10 @@ pub struct CarrierRejected {
     pub retry_at_ms: u64,
     #[prost(bool, tag = "8")]
     pub policy_decided: bool,
+    /// The link the retry goes through (the holder's choice: the next usable link of the route);
+    /// empty = back to the route's (or the link's own) queue.
+    #[prost(string, tag = "12")]
+    pub retry_link: String,
 }
 
 /// A delivery report from the carrier, matched to its message by `link` and `carrier_id`.

@@ -89,6 +89,11 @@ pub fn pending_of(client_id: &str) -> Vec<u8> {
     join(&[b"pending", client_id.as_bytes()])
 }
 
+/// Counter of the messages waiting in a queue (a route's or a link's; see `records::queue_name`).
+pub fn queue_len(queue: &str) -> Vec<u8> {
+    join(&[b"queue_len", queue.as_bytes()])
+}
+
 /// Orders scheduled messages by when they are due (same layout as [`expiry`]).
 pub fn scheduled(due_ms: u64, id: u64) -> Vec<u8> {
     expiry(due_ms, id)

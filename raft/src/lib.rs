@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod events;
+mod fan_out;
 pub mod keys;
 pub mod log_store;
 pub mod network;

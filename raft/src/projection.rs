@@ -117,14 +117,41 @@ fn add_pending(kv: &mut impl Kv, client_id: &str, delta: i64) -> Result<(), Proj
     Ok(())
 }
 
+/// How many messages wait in `queue` (a route's or a link's), without walking it: links behind a
+/// route's primary read it to decide whether the primary is congested.
+pub fn queue_len(kv: &impl Kv, queue: &str) -> Result<u64, ProjectionError> {
+    Ok(load_counter(kv, &keys::queue_len(queue), "queue length")?.unwrap_or(0))
+}
+
+fn add_queue_len(kv: &mut impl Kv, queue: &str, delta: i64) -> Result<(), ProjectionError> {
+    let next = queue_len(kv, queue)?.saturating_add_signed(delta);
+    store_counter(kv, keys::queue_len(queue), next);
+    Ok(())
+}
+
 fn next_message_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
     let current = load_counter(kv, keys::META_NEXT_ID, "next message id")?.unwrap_or(1);
     store_counter(kv, keys::META_NEXT_ID.to_vec(), current + 1);
     Ok(current)
 }
 
-/// Stores `msg`; `before` is its state before this event (for the per-client pending count).
+/// Stores `msg`, changed by `event`; `before` is its state before the event. A fan-out copy that
+/// changed state settles its group.
 fn save(
+    kv: &mut impl Kv,
+    msg: &MessageRecord,
+    before: MessageState,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    save_record(kv, msg, before)?;
+    if msg.copy_of != 0 && msg.state() != before {
+        crate::fan_out::settle_group(kv, msg.copy_of, event)?;
+    }
+    Ok(())
+}
+
+/// Stores `msg` and keeps its expiry entry and its client's pending count in step with its state.
+pub(crate) fn save_record(
     kv: &mut impl Kv,
     msg: &MessageRecord,
     before: MessageState,
@@ -135,41 +162,77 @@ fn save(
         if msg.expires_at_ms != 0 {
             kv.delete(CF_EXPIRY, keys::expiry(msg.expires_at_ms, msg.id));
         }
-        if !before.is_terminal() {
+        // A fan-out copy is the platform's, not the client's: only its group counts.
+        if !before.is_terminal() && msg.copy_of == 0 {
             add_pending(kv, &msg.client_id, -1)?;
         }
     }
     Ok(())
 }
 
-fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord) {
+fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord) -> Result<(), ProjectionError> {
     msg.state = MessageState::Accepted as u32;
     msg.not_before_ms = 0;
+    let queue = msg.queue_name();
     kv.put(
         CF_QUEUE,
-        keys::queue(&msg.queue_name(), msg.priority, msg.id),
+        keys::queue(&queue, msg.priority, msg.id),
         Vec::new(),
     );
+    add_queue_len(kv, &queue, 1)
 }
 
 /// Parks the message until `due_ms` (the leader releases it then with a `MessageReleased`).
-fn schedule(kv: &mut impl Kv, msg: &mut MessageRecord, due_ms: u64) {
+pub(crate) fn schedule(kv: &mut impl Kv, msg: &mut MessageRecord, due_ms: u64) {
     msg.state = MessageState::Scheduled as u32;
     msg.not_before_ms = due_ms;
     kv.put(CF_SCHEDULED, keys::scheduled(due_ms, msg.id), Vec::new());
 }
 
 /// Takes the message out of whichever waiting place it is in (queue, schedule, in-flight set).
-fn unqueue(kv: &mut impl Kv, msg: &MessageRecord) {
-    kv.delete(
-        CF_QUEUE,
-        keys::queue(&msg.queue_name(), msg.priority, msg.id),
-    );
+/// A group is never in one (its copies are).
+pub(crate) fn unqueue(kv: &mut impl Kv, msg: &MessageRecord) -> Result<(), ProjectionError> {
+    if msg.is_group() {
+        return Ok(());
+    }
+    let queue = msg.queue_name();
+    kv.delete(CF_QUEUE, keys::queue(&queue, msg.priority, msg.id));
+    // ACCEPTED is exactly "in its queue" (property-tested), so the count follows the state.
+    if msg.state() == MessageState::Accepted {
+        add_queue_len(kv, &queue, -1)?;
+    }
     kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
     if msg.state() == MessageState::Scheduled {
         kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
     }
+    Ok(())
 }
+
+/// A new message (or fan-out copy) joins its queue, or its schedule when it may not be sent yet,
+/// and the expiry index.
+pub(crate) fn start_waiting(
+    kv: &mut impl Kv,
+    msg: &mut MessageRecord,
+    s: &crate::events::MessageSubmitted,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    if s.send_at_ms > event.at_ms {
+        schedule(kv, msg, s.send_at_ms);
+    } else {
+        enqueue(kv, msg)?;
+    }
+    if s.expires_at_ms != 0 {
+        kv.put(CF_EXPIRY, keys::expiry(s.expires_at_ms, msg.id), Vec::new());
+    }
+    Ok(())
+}
+
+pub(crate) fn next_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
+    next_message_id(kv)
+}
+
+/// Events addressed to one message that only a sendable message (not a fan-out group) takes.
+const GROUP_IS_NOT_SENT: &str = "a fan-out group is sent through its copies";
 
 fn ignored(reason: impl Into<String>) -> EventOutcome {
     EventOutcome::Ignored {
@@ -219,16 +282,13 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             if let Some(key) = idem_key {
                 kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
             }
-            if s.send_at_ms > event.at_ms {
-                schedule(kv, &mut msg, s.send_at_ms);
-            } else {
-                enqueue(kv, &mut msg);
-            }
-            if s.expires_at_ms != 0 {
-                kv.put(CF_EXPIRY, keys::expiry(s.expires_at_ms, id), Vec::new());
-            }
             add_pending(kv, &s.client_id, 1)?;
-            save(kv, &msg, MessageState::Accepted)?;
+            if s.fan_out_links.len() > 1 && !s.route.is_empty() {
+                crate::fan_out::create_group(kv, msg, s, event)?;
+            } else {
+                start_waiting(kv, &mut msg, s, event)?;
+                save(kv, &msg, MessageState::Accepted, event)?;
+            }
             Ok(EventOutcome::Submitted {
                 message_id: id,
                 created: true,
@@ -241,6 +301,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let before = msg.state();
             if before.is_terminal() {
                 return Ok(ignored("message is already terminal"));
+            }
+            if msg.is_group() {
+                return Ok(ignored(GROUP_IS_NOT_SENT));
             }
             let slot = if d.slot.is_empty() { &d.link } else { &d.slot };
             let links = load_links(kv)?;
@@ -275,7 +338,8 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                     msg.attempts + 1
                 )));
             }
-            unqueue(kv, &msg);
+            unqueue(kv, &msg)?;
+            msg.retry_link.clear();
             msg.link = d.link.clone();
             msg.slot = d.slot.clone();
             msg.state = MessageState::Sending as u32;
@@ -291,7 +355,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 keys::inflight_value(d.epoch, &d.slot),
             );
             msg.timeline.push(event.clone());
-            save(kv, &msg, before)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::CarrierAccepted(a) => {
@@ -299,6 +363,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("unknown message"));
             };
             let before = msg.state();
+            if msg.is_group() {
+                return Ok(ignored(GROUP_IS_NOT_SENT));
+            }
             let Some(segment) = msg.segments.get_mut(a.segment as usize) else {
                 return Ok(ignored("no such segment"));
             };
@@ -323,8 +390,8 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                     msg.timeline.push(orphan.clone());
                 }
             }
-            settle(kv, &mut msg);
-            save(kv, &msg, before)?;
+            settle(kv, &mut msg)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::CarrierRejected(r) => {
@@ -332,6 +399,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("unknown message"));
             };
             let before = msg.state();
+            if msg.is_group() {
+                return Ok(ignored(GROUP_IS_NOT_SENT));
+            }
             // Only a message in flight can be refused: a late answer from an older dispatch of a
             // message that was requeued, sent or finished since must not move it again.
             if before != MessageState::Sending {
@@ -346,14 +416,17 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             } else {
                 r.retryable && msg.attempts < MAX_ATTEMPTS
             };
+            if retry {
+                msg.retry_link = r.retry_link.clone();
+            }
             if !retry {
                 msg.state = MessageState::Failed as u32;
             } else if r.policy_decided && r.retry_at_ms > event.at_ms {
                 schedule(kv, &mut msg, r.retry_at_ms);
             } else {
-                enqueue(kv, &mut msg);
+                enqueue(kv, &mut msg)?;
             }
-            save(kv, &msg, before)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::DeliveryReported(report) => {
@@ -385,8 +458,8 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             let before = msg.state();
             record_report(&mut msg, seg, report);
             msg.timeline.push(event.clone());
-            settle(kv, &mut msg);
-            save(kv, &msg, before)?;
+            settle(kv, &mut msg)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::Expired(e) => finish_early(kv, e.message_id, event, MessageState::Expired, false),
@@ -396,13 +469,16 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("unknown message"));
             };
             let before = msg.state();
+            if msg.is_group() {
+                return Ok(ignored(GROUP_IS_NOT_SENT));
+            }
             if before != MessageState::Scheduled {
                 return Ok(ignored("message is not scheduled"));
             }
             kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
-            enqueue(kv, &mut msg);
+            enqueue(kv, &mut msg)?;
             msg.timeline.push(event.clone());
-            save(kv, &msg, before)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::Requeued(r) => {
@@ -410,6 +486,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("unknown message"));
             };
             let before = msg.state();
+            if msg.is_group() {
+                return Ok(ignored(GROUP_IS_NOT_SENT));
+            }
             // Only the slot's current holder may give back what that slot has in flight (a
             // previous holder's dispatch included); a fenced worker may not.
             let slot = if r.slot.is_empty() { &r.link } else { &r.slot };
@@ -420,9 +499,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("message is not in flight on that connection"));
             }
             kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
-            enqueue(kv, &mut msg);
+            // Given back to the route: any of its links may take it, not only a retry's link.
+            msg.retry_link.clear();
+            enqueue(kv, &mut msg)?;
             msg.timeline.push(event.clone());
-            save(kv, &msg, before)?;
+            save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
         Kind::LinkAssigned(l) => {
@@ -510,17 +591,17 @@ fn record_report(msg: &mut MessageRecord, segment: u32, report: &DeliveryReporte
 }
 
 /// Derives the message's state from its segments once they have moved on.
-fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) {
+fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) -> Result<(), ProjectionError> {
     if msg.state().is_terminal() || msg.segments.is_empty() {
-        return;
+        return Ok(());
     }
     let statuses: Vec<SegmentStatus> = msg.segments.iter().map(|s| s.status()).collect();
     if statuses.contains(&SegmentStatus::Pending) {
-        return;
+        return Ok(());
     }
     // A late acknowledgement can complete a message that was requeued or rescheduled meanwhile:
     // it leaves every waiting place.
-    unqueue(kv, msg);
+    unqueue(kv, msg)?;
     let reported = statuses
         .iter()
         .all(|s| matches!(s, SegmentStatus::Delivered | SegmentStatus::Undelivered));
@@ -531,6 +612,7 @@ fn settle(kv: &mut impl Kv, msg: &mut MessageRecord) {
     } else {
         MessageState::Undelivered as u32
     };
+    Ok(())
 }
 
 fn finish_early(
@@ -550,9 +632,12 @@ fn finish_early(
     if only_if_unsent && !matches!(before, MessageState::Accepted | MessageState::Scheduled) {
         return Ok(ignored("message is already being sent"));
     }
-    unqueue(kv, &msg);
+    if msg.is_group() {
+        return crate::fan_out::finish_group(kv, msg, event, state);
+    }
+    unqueue(kv, &msg)?;
     msg.state = state as u32;
     msg.timeline.push(event.clone());
-    save(kv, &msg, before)?;
+    save(kv, &msg, before, event)?;
     Ok(EventOutcome::Applied)
 }

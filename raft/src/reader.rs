@@ -63,6 +63,11 @@ impl ProjectionReader {
         self.ids_with_prefix(CF_QUEUE, &keys::queue_class_prefix(queue, priority), limit)
     }
 
+    /// How many messages wait in `queue` (counted by the projection; no scan).
+    pub fn queue_len(&self, queue: &str) -> Result<u64, ProjectionError> {
+        crate::projection::queue_len(&DbKv(&self.db), queue)
+    }
+
     /// Ids of the messages dispatched on `link` and not yet fully acknowledged by the carrier.
     pub fn inflight(&self, link: &str, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         self.ids_with_prefix(CF_INFLIGHT, &keys::inflight_prefix(link), limit)

@@ -151,6 +151,26 @@ pub struct MessageRecord {
     /// The carrier code of the latest refusal (0: none).
     #[prost(uint32, tag = "21")]
     pub last_code: u32,
+    /// After a retryable refusal: the link the retry goes through (the next one of the route), so
+    /// the message waits in that link's queue instead of its route's. Cleared when dispatched.
+    #[prost(string, tag = "22")]
+    pub retry_link: String,
+    /// A fan-out copy: the id of the group (the message the client submitted) it belongs to.
+    #[prost(uint64, tag = "23")]
+    pub copy_of: u64,
+    /// A fan-out group: the copies that carry it, one per link. The group itself is never
+    /// queued or sent; its state is derived from its copies (see `projection::settle_group`).
+    #[prost(uint64, repeated, tag = "24")]
+    pub copies: Vec<u64>,
+    /// A group: the copy whose delivery report came first (0: none yet).
+    #[prost(uint64, tag = "25")]
+    pub won_by: u64,
+    /// A copy delivered after its group had already been delivered by another copy.
+    #[prost(bool, tag = "26")]
+    pub duplicate: bool,
+    /// A group: how many copies were delivered after the first.
+    #[prost(uint32, tag = "27")]
+    pub duplicates: u32,
 }
 
 impl MessageRecord {
@@ -158,9 +178,17 @@ impl MessageRecord {
         MessageState::from_u32(self.state).unwrap_or(MessageState::Accepted)
     }
 
-    /// The name of the queue the message waits in: its route's, or its link's.
+    /// The name of the queue the message waits in: its retry link's, its route's, or its link's.
     pub fn queue_name(&self) -> String {
+        if !self.retry_link.is_empty() {
+            return queue_name("", &self.retry_link);
+        }
         queue_name(&self.route, &self.link)
+    }
+
+    /// A fan-out group: sent only through its copies.
+    pub fn is_group(&self) -> bool {
+        !self.copies.is_empty()
     }
 }
 

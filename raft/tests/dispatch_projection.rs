@@ -380,3 +380,210 @@ fn a_replayed_policy_change_stays_applied_but_a_different_one_of_that_version_is
         1
     );
 }
+
+fn queue_len(kv: &MemKv, route: &str, link: &str) -> u64 {
+    herald_raft::projection::queue_len(kv, &queue_name(route, link)).unwrap()
+}
+
+#[test]
+fn queue_lengths_are_counted_as_messages_join_and_leave() {
+    let mut kv = MemKv::default();
+    for _ in 0..3 {
+        applied(&mut kv, routed("erp", 0));
+    }
+    applied(&mut kv, routed("erp", NOW + 60_000));
+    assert_eq!(
+        queue_len(&kv, "mobile", ""),
+        3,
+        "the scheduled one waits elsewhere"
+    );
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, dispatch(1, "primary", "", 1, 1));
+    assert_eq!(queue_len(&kv, "mobile", ""), 2);
+    applied(&mut kv, Kind::Canceled(MessageCanceled { message_id: 2 }));
+    assert_eq!(queue_len(&kv, "mobile", ""), 1);
+    applied(&mut kv, Kind::Released(MessageReleased { message_id: 4 }));
+    assert_eq!(queue_len(&kv, "mobile", ""), 2);
+    // A retry comes back to the queue.
+    applied(&mut kv, reject(NOW, 8));
+    assert_eq!(queue_len(&kv, "mobile", ""), 3);
+}
+
+fn reject_to(retry_link: &str) -> Kind {
+    Kind::CarrierRejected(CarrierRejected {
+        message_id: 1,
+        link: "primary".into(),
+        code: 13,
+        retryable: true,
+        retry_at_ms: NOW,
+        policy_decided: true,
+        retry_link: retry_link.into(),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_retry_through_the_next_link_waits_in_that_links_queue_until_dispatched() {
+    let mut kv = MemKv::default();
+    applied(&mut kv, routed("erp", 0));
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, assign("backup", 2, 1));
+    applied(&mut kv, dispatch(1, "primary", "", 1, 1));
+    applied(&mut kv, reject_to("backup"));
+    assert_eq!(state(&kv, 1), MessageState::Accepted);
+    assert!(!route_queue_holds(&kv, 1));
+    assert_eq!(queue_len(&kv, "", "backup"), 1);
+    applied(&mut kv, dispatch(1, "backup", "", 2, 2));
+    let m = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!((m.link.as_str(), m.retry_link.as_str()), ("backup", ""));
+    assert_eq!(queue_len(&kv, "", "backup"), 0);
+    // Given back by the backup (it went down): the route's queue again, for any of its links.
+    applied(
+        &mut kv,
+        Kind::Requeued(MessageRequeued {
+            message_id: 1,
+            link: "backup".into(),
+            epoch: 1,
+            ..Default::default()
+        }),
+    );
+    assert!(route_queue_holds(&kv, 1));
+}
+
+fn urgent(links: &[&str]) -> Kind {
+    Kind::Submitted(MessageSubmitted {
+        client_id: "scada".into(),
+        idempotency_key: "alarm-1".into(),
+        recipients: vec!["13800138000".into()],
+        text: "breaker tripped".into(),
+        priority: 0,
+        link: links[0].into(),
+        route: "mobile".into(),
+        expires_at_ms: NOW + 60_000,
+        fan_out_links: links.iter().map(|l| l.to_string()).collect(),
+        ..Default::default()
+    })
+}
+
+fn carrier_accepts(id: u64, link: &str, carrier_id: &str) -> Kind {
+    Kind::CarrierAccepted(CarrierAccepted {
+        message_id: id,
+        link: link.into(),
+        segment: 0,
+        carrier_id: carrier_id.into(),
+    })
+}
+
+fn reported(link: &str, carrier_id: &str, delivered: bool) -> Kind {
+    Kind::DeliveryReported(DeliveryReported {
+        link: link.into(),
+        carrier_id: carrier_id.into(),
+        status: if delivered { "DELIVRD" } else { "UNDELIV" }.into(),
+        delivered,
+        ..Default::default()
+    })
+}
+
+/// Message 1 is the group; 2 waits in the route's queue, 3 in link `backup`'s.
+fn fanned_out() -> MemKv {
+    let mut kv = MemKv::default();
+    assert_eq!(
+        apply(&mut kv, NOW, urgent(&["primary", "backup"])),
+        EventOutcome::Submitted {
+            message_id: 1,
+            created: true
+        }
+    );
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, assign("backup", 2, 1));
+    let group = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!(group.copies, vec![2, 3]);
+    assert_eq!(group.state(), MessageState::Accepted);
+    assert!(route_queue_holds(&kv, 2));
+    assert_eq!(queue_len(&kv, "", "backup"), 1);
+    assert!(!in_cf(&kv, CF_QUEUE, 1), "the group itself is never queued");
+    assert_eq!(
+        pending_of(&kv, "scada").unwrap(),
+        1,
+        "copies are not the client's"
+    );
+    kv
+}
+
+#[test]
+fn the_first_copy_delivered_wins_and_a_later_one_is_recorded_as_a_duplicate() {
+    let mut kv = fanned_out();
+    ignored(&mut kv, dispatch(1, "primary", "", 1, 1));
+    applied(&mut kv, dispatch(2, "primary", "", 1, 1));
+    applied(&mut kv, dispatch(3, "backup", "", 2, 1));
+    assert_eq!(state(&kv, 1), MessageState::Sending);
+    applied(&mut kv, carrier_accepts(3, "backup", "b-1"));
+    applied(&mut kv, carrier_accepts(2, "primary", "p-1"));
+    assert_eq!(state(&kv, 1), MessageState::Sent);
+    applied(&mut kv, reported("backup", "b-1", true));
+    let group = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!(group.state(), MessageState::Delivered);
+    assert_eq!((group.won_by, group.link.as_str()), (3, "backup"));
+    assert_eq!(pending_of(&kv, "scada").unwrap(), 0);
+    applied(&mut kv, reported("primary", "p-1", true));
+    let group = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!(
+        (group.state(), group.duplicates),
+        (MessageState::Delivered, 1)
+    );
+    assert!(load_message(&kv, 2).unwrap().unwrap().duplicate);
+    assert_eq!(pending_of(&kv, "scada").unwrap(), 0);
+}
+
+#[test]
+fn copies_not_sent_when_another_is_delivered_are_withdrawn() {
+    let mut kv = fanned_out();
+    applied(&mut kv, dispatch(2, "primary", "", 1, 1));
+    applied(&mut kv, carrier_accepts(2, "primary", "p-1"));
+    applied(&mut kv, reported("primary", "p-1", true));
+    assert_eq!(state(&kv, 1), MessageState::Delivered);
+    let withdrawn = load_message(&kv, 3).unwrap().unwrap();
+    assert_eq!(withdrawn.state(), MessageState::Canceled);
+    assert!(withdrawn.last_error.contains("withdrawn"));
+    assert_eq!(queue_len(&kv, "", "backup"), 0);
+    assert!(!in_cf(&kv, CF_QUEUE, 3));
+}
+
+#[test]
+fn a_group_fails_only_when_every_copy_has_failed() {
+    let mut kv = fanned_out();
+    applied(&mut kv, dispatch(2, "primary", "", 1, 1));
+    let Kind::CarrierRejected(mut refusal) = reject(0, 11) else {
+        unreachable!()
+    };
+    refusal.message_id = 2;
+    applied(&mut kv, Kind::CarrierRejected(refusal));
+    // Message 2's rejection: the first copy failed, the second still waits.
+    assert_eq!(state(&kv, 2), MessageState::Failed);
+    assert_eq!(state(&kv, 1), MessageState::Accepted);
+    applied(&mut kv, dispatch(3, "backup", "", 2, 1));
+    applied(&mut kv, carrier_accepts(3, "backup", "b-1"));
+    applied(&mut kv, reported("backup", "b-1", false));
+    let group = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!(group.state(), MessageState::Undelivered);
+    assert_eq!(pending_of(&kv, "scada").unwrap(), 0);
+}
+
+#[test]
+fn canceling_a_group_cancels_every_copy_and_an_idempotent_resubmission_finds_the_group() {
+    let mut kv = fanned_out();
+    assert_eq!(
+        apply(&mut kv, NOW, urgent(&["primary", "backup"])),
+        EventOutcome::Submitted {
+            message_id: 1,
+            created: false
+        }
+    );
+    applied(&mut kv, Kind::Canceled(MessageCanceled { message_id: 1 }));
+    for id in 1..=3 {
+        assert_eq!(state(&kv, id), MessageState::Canceled, "message {id}");
+    }
+    assert_eq!(queue_len(&kv, "mobile", ""), 0);
+    assert_eq!(queue_len(&kv, "", "backup"), 0);
+    assert_eq!(pending_of(&kv, "scada").unwrap(), 0);
+}

@@ -4,7 +4,7 @@
 //! event comes out ("new 1", "dup 1", "applied", "ignored"), and the resulting message record is
 //! checked. No RocksDB here: the projection is pure, and that is what these tests rely on.
 
-use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE, CF_SCHEDULED};
+use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE, CF_SCHEDULED, CF_SM_META};
 use herald_raft::events::{
     event::Kind, CarrierAccepted, CarrierRejected, DeliveryReported, Event, LinkAssigned,
     MessageCanceled, MessageDispatched, MessageExpired, MessageReleased, MessageRequeued,
@@ -880,7 +880,7 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 ..Default::default()
             })
         }),
-        1 => (id, link, prop::sample::select(&[0u64, 3, 900][..])).prop_map(|(message_id, link, retry_at_ms)| {
+        1 => (id, link, prop::sample::select(&[0u64, 3, 900][..]), prop::sample::select(&["", "zeta"][..])).prop_map(|(message_id, link, retry_at_ms, retry_link)| {
             Kind::CarrierRejected(CarrierRejected {
                 message_id,
                 link: link.into(),
@@ -888,9 +888,22 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 retryable: true,
                 retry_at_ms,
                 policy_decided: true,
+                retry_link: retry_link.into(),
                 ..Default::default()
             })
         }),
+        // An urgent message fanned out over both links: a group and two copies.
+        1 => (prop::sample::select(&["x", "y"][..]), prop::sample::select(&[0u64, 500][..]))
+            .prop_map(|(client, send_at_ms)| Kind::Submitted(MessageSubmitted {
+                client_id: client.into(),
+                recipients: vec!["+1".into()],
+                text: "urgent".into(),
+                route: "r".into(),
+                link: LINKS[0].into(),
+                send_at_ms,
+                fan_out_links: LINKS.iter().map(|l| l.to_string()).collect(),
+                ..Default::default()
+            })),
     ]
 }
 
@@ -925,14 +938,23 @@ proptest! {
                 _ => None,
             })
             .collect();
-        let expected: Vec<u64> = (1..=created.len() as u64).collect();
+        // Every id is a submission or one of a fan-out group's copies, which follow their group.
+        let mut expected = Vec::new();
+        let mut next = 1;
+        for id in &created {
+            prop_assert_eq!(*id, next);
+            expected.push(*id);
+            let copies = load_message(&kv, *id).unwrap().unwrap().copies;
+            prop_assert_eq!(&copies, &(id + 1..=id + copies.len() as u64).collect::<Vec<_>>());
+            next = id + 1 + copies.len() as u64;
+        }
         prop_assert_eq!(&created, &expected);
         for o in &outcomes {
             if let EventOutcome::Submitted { message_id, created: false } = o {
                 prop_assert!(created.contains(message_id), "duplicate of an unknown id {}", message_id);
             }
         }
-        prop_assert!(load_message(&kv, created.len() as u64 + 1).unwrap().is_none());
+        prop_assert!(load_message(&kv, next).unwrap().is_none());
     }
 
     #[test]
@@ -989,17 +1011,31 @@ fn check_indexes(kinds: &[Kind]) -> Result<(), String> {
                 ));
             }
             let scheduled = indexed_in(&kv, CF_SCHEDULED, id);
-            if scheduled != (s == MessageState::Scheduled) {
+            // A fan-out group is never indexed itself: its copies are.
+            if !m.is_group() && scheduled != (s == MessageState::Scheduled) {
                 return Err(format!(
                     "after event {i}: message {id} is {} and scheduled={scheduled}",
                     s.name()
                 ));
             }
         }
+        let queued_entries = kv.data.keys().filter(|(cf, _)| *cf == CF_QUEUE).count() as u64;
+        let counted: u64 = kv
+            .data
+            .iter()
+            .filter(|((cf, key), _)| *cf == CF_SM_META && key.starts_with(b"queue_len\0"))
+            .map(|(_, v)| u64::from_be_bytes(v.as_slice().try_into().unwrap()))
+            .sum();
+        if queued_entries != counted {
+            return Err(format!(
+                "after event {i}: {queued_entries} queue entries, counted {counted}"
+            ));
+        }
         for client in ["x", "y"] {
-            let open = (1..=kinds.len() as u64)
+            // A fan-out submission takes three ids (the group and two copies).
+            let open = (1..=3 * kinds.len() as u64)
                 .filter_map(|id| load_message(&kv, id).unwrap())
-                .filter(|m| m.client_id == client && !m.state().is_terminal())
+                .filter(|m| m.client_id == client && m.copy_of == 0 && !m.state().is_terminal())
                 .count() as u64;
             let counted = pending_of(&kv, client).unwrap();
             if open != counted {

@@ -1,0 +1,190 @@
+//! Urgent messages sent through several links at once (a fan-out group).
+//!
+//! The message the client submitted becomes a *group*: it is never queued or sent itself. Each
+//! link of the fan-out gets a *copy* — an ordinary message with its own queue entry, attempts,
+//! segments and delivery reports — so everything that sends, retries and expires messages works on
+//! copies unchanged. The group's state is derived from its copies whenever one of them changes:
+//! the first copy reported delivered wins (the group is DELIVERED), copies still waiting are
+//! withdrawn, and a copy delivered after the win is recorded as a duplicate. The group fails only
+//! when every copy has failed.
+
+use crate::events::{Event, MessageSubmitted};
+use crate::projection::{
+    load_message, next_id, save_record, start_waiting, unqueue, Kv, ProjectionError,
+};
+use crate::records::{MessageRecord, MessageState};
+use crate::types::EventOutcome;
+
+/// Creates the copies of `group` (one per link of `s.fan_out_links`) and stores the group.
+pub(crate) fn create_group(
+    kv: &mut impl Kv,
+    mut group: MessageRecord,
+    s: &MessageSubmitted,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    for (i, link) in s.fan_out_links.iter().enumerate() {
+        let mut copy = MessageRecord {
+            id: next_id(kv)?,
+            copy_of: group.id,
+            client_id: group.client_id.clone(),
+            client_ref: group.client_ref.clone(),
+            recipients: group.recipients.clone(),
+            text: group.text.clone(),
+            priority: group.priority,
+            // The first copy waits in the route's queue and fails over like any routed message;
+            // each other copy is pinned to its own link, so the copies really travel apart.
+            route: if i == 0 {
+                group.route.clone()
+            } else {
+                String::new()
+            },
+            link: link.clone(),
+            submitted_at_ms: group.submitted_at_ms,
+            expires_at_ms: group.expires_at_ms,
+            timeline: vec![event.clone()],
+            ..Default::default()
+        };
+        start_waiting(kv, &mut copy, s, event)?;
+        save_record(kv, &copy, MessageState::Accepted)?;
+        group.copies.push(copy.id);
+    }
+    if s.send_at_ms > event.at_ms {
+        group.state = MessageState::Scheduled as u32;
+        group.not_before_ms = s.send_at_ms;
+    } else {
+        group.state = MessageState::Accepted as u32;
+    }
+    save_record(kv, &group, MessageState::Accepted)
+}
+
+/// Re-derives the group's state after one of its copies changed (by `event`).
+pub(crate) fn settle_group(
+    kv: &mut impl Kv,
+    group_id: u64,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    let Some(mut group) = load_message(kv, group_id)? else {
+        return Ok(());
+    };
+    let before = group.state();
+    let mut copies = Vec::with_capacity(group.copies.len());
+    for id in &group.copies {
+        copies.extend(load_message(kv, *id)?);
+    }
+    if group.won_by == 0 {
+        if let Some(winner) = copies.iter().find(|c| c.state() == MessageState::Delivered) {
+            group.won_by = winner.id;
+            group.link = winner.link.clone();
+            group.slot = winner.slot.clone();
+            group.segments = winner.segments.clone();
+        }
+    }
+    if group.won_by != 0 {
+        for copy in copies.iter_mut().filter(|c| c.id != group.won_by) {
+            let state = copy.state();
+            if matches!(state, MessageState::Accepted | MessageState::Scheduled) {
+                // Delivered already: a copy not sent yet would only be a duplicate.
+                unqueue(kv, copy)?;
+                copy.state = MessageState::Canceled as u32;
+                copy.last_error = format!(
+                    "withdrawn: copy {} delivered message {} first",
+                    group.won_by, group.id
+                );
+                copy.timeline.push(event.clone());
+                save_record(kv, copy, state)?;
+            } else if state == MessageState::Delivered && !copy.duplicate {
+                copy.duplicate = true;
+                group.duplicates += 1;
+                save_record(kv, copy, state)?;
+            }
+        }
+    }
+    group.attempts = copies.iter().map(|c| c.attempts).sum();
+    if let Some(refused) = copies.iter().rev().find(|c| c.last_code != 0) {
+        group.last_code = refused.last_code;
+        group.last_error = format!(
+            "copy {} on link {}: {}",
+            refused.id, refused.link, refused.last_error
+        );
+    }
+    let next = if before.is_terminal() {
+        before
+    } else {
+        group_state(group.won_by, &copies)
+    };
+    group.state = next as u32;
+    group.not_before_ms = copies
+        .iter()
+        .filter(|c| c.state() == MessageState::Scheduled)
+        .map(|c| c.not_before_ms)
+        .min()
+        .unwrap_or(0);
+    if next != before {
+        group.timeline.push(event.clone());
+    }
+    save_record(kv, &group, before)
+}
+
+/// The group's state from its copies': delivered once any copy is; while any copy is alive, the
+/// most advanced live copy's state; once all are finished, the most telling failure.
+fn group_state(won_by: u64, copies: &[MessageRecord]) -> MessageState {
+    use MessageState::*;
+    if won_by != 0 {
+        return Delivered;
+    }
+    let rank_alive = |s: MessageState| match s {
+        Sent => 4,
+        Sending => 3,
+        Accepted => 2,
+        Scheduled => 1,
+        _ => 0,
+    };
+    let alive = copies
+        .iter()
+        .map(|c| c.state())
+        .filter(|s| !s.is_terminal())
+        .max_by_key(|s| rank_alive(*s));
+    if let Some(state) = alive {
+        return state;
+    }
+    let rank_finished = |s: MessageState| match s {
+        Undelivered => 4,
+        Failed => 3,
+        Expired => 2,
+        _ => 1,
+    };
+    copies
+        .iter()
+        .map(|c| c.state())
+        .max_by_key(|s| rank_finished(*s))
+        .unwrap_or(Failed)
+}
+
+/// Cancels or expires a whole group: every copy still alive ends with `state`, and so does the
+/// group (a client's cancellation reaches here only while no copy has been sent).
+pub(crate) fn finish_group(
+    kv: &mut impl Kv,
+    mut group: MessageRecord,
+    event: &Event,
+    state: MessageState,
+) -> Result<EventOutcome, ProjectionError> {
+    let before = group.state();
+    for id in &group.copies {
+        let Some(mut copy) = load_message(kv, *id)? else {
+            continue;
+        };
+        let copy_before = copy.state();
+        if copy_before.is_terminal() {
+            continue;
+        }
+        unqueue(kv, &copy)?;
+        copy.state = state as u32;
+        copy.timeline.push(event.clone());
+        save_record(kv, &copy, copy_before)?;
+    }
+    group.state = state as u32;
+    group.not_before_ms = 0;
+    group.timeline.push(event.clone());
+    save_record(kv, &group, before)?;
+    Ok(EventOutcome::Applied)
+}
