@@ -533,6 +533,25 @@ mod tests {
     }
 
     #[test]
+    fn fan_out_is_the_class_s_or_two_when_urgent_and_never_more_than_the_route_has() {
+        let route = |links: &[&str]| Route {
+            name: "r".into(),
+            links: links.iter().map(|l| l.to_string()).collect(),
+            ..Route::default()
+        };
+        let class = |fan_out| ClassPolicy {
+            fan_out,
+            ..ClassPolicy::default()
+        };
+        let three = route(&["a", "b", "c"]);
+        assert_eq!(three.fan_out(&class(1), false), 1);
+        assert_eq!(three.fan_out(&class(1), true), 2);
+        assert_eq!(three.fan_out(&class(3), true), 3);
+        assert_eq!(three.fan_out(&class(4), false), 3);
+        assert_eq!(route(&["a"]).fan_out(&class(1), true), 1);
+    }
+
+    #[test]
     fn the_documented_example_is_valid() {
         let text = include_str!("../../examples/policy.toml");
         let policy = DispatchPolicy::parse(text, &["cmpp-sim"]).unwrap();
@@ -553,6 +572,8 @@ mod tests {
                 "routes[0].carriers[0]",
             ),
             ("[classes.bulk]\nweight = 0", "classes.bulk.weight"),
+            ("[classes.alarm]\nfan-out = 0", "classes.alarm.fan-out"),
+            ("[classes.alarm]\nfan-out = 5", "classes.alarm.fan-out"),
             (
                 "[classes.bulk]\nquiet-hours = { from = \"25:00\", to = \"08:00\" }",
                 "classes.bulk.quiet-hours.from",

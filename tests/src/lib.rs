@@ -192,10 +192,13 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(i, mut spec)| {
-                spec.args.extend([
-                    "--report-delay-ms".to_string(),
-                    opts.report_delay_ms.to_string(),
-                ]);
+                // A simulator's own report delay wins over the cluster's.
+                if !spec.args.iter().any(|a| a == "--report-delay-ms") {
+                    spec.args.extend([
+                        "--report-delay-ms".to_string(),
+                        opts.report_delay_ms.to_string(),
+                    ]);
+                }
                 (spec, net.addr(200 + i as u8, 7190))
             })
             .collect();

@@ -662,3 +662,260 @@ async fn four_nodes_one_drained_then_stopped_loses_nothing_and_no_slot_is_held_t
         );
     }
 }
+
+/// The SUBMITs a simulator received whose text is `text`.
+fn submits_of(cluster: &Cluster, sim: &str, text: &str) -> usize {
+    cluster
+        .sim_lines(sim)
+        .iter()
+        .filter(|v| v["kind"] == "submit" && v["text"] == text)
+        .count()
+}
+
+const TWO_GATEWAYS: &str = r#"
+    time-zone = "UTC"
+    [classes.alarm]
+    weight = 0
+    fan-out = 2
+    [classes.notification]
+    weight = 6
+    backoff-ms = 100
+    retry-codes = [9]
+    [[routes]]
+    name = "mobile"
+    carriers = ["mobile"]
+    links = ["cmpp-a", "cmpp-b"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_urgent_message_goes_through_two_gateways_and_the_first_delivery_wins() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(Options {
+        // Gateway a reports at once, b late: a's copy wins and b's delivery is a duplicate.
+        // Gateway a refuses numbers starting 1390000 for good.
+        sims: vec![
+            sim(
+                "a",
+                &["--report-delay-ms", "50", "--reject-dest", "1390000=13"],
+            ),
+            sim("b", &["--report-delay-ms", "1500"]),
+        ],
+        links: vec![link("cmpp-a", "a", 300, 1), link("cmpp-b", "b", 300, 1)],
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.set_policy(1, TWO_GATEWAYS).await;
+
+    let alarm = "breaker 7 tripped";
+    let id = submit(
+        &cluster,
+        SubmitRequest {
+            priority: Priority::Alarm as i32,
+            ..message("13800138000", alarm)
+        },
+    )
+    .await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    let group = wait_for(
+        "the late copy's delivery",
+        Duration::from_secs(30),
+        || async {
+            let m = cluster.get_message(2, &id).await?;
+            (m.duplicate_deliveries == 1).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        group.copies.len(),
+        2,
+        "one copy per link: {:?}",
+        group.copies
+    );
+    let won: Vec<&str> = group
+        .copies
+        .iter()
+        .filter(|c| c.won)
+        .map(|c| c.link.as_str())
+        .collect();
+    assert_eq!(
+        won,
+        ["cmpp-a"],
+        "the first report decides: {:?}",
+        group.copies
+    );
+    assert!(
+        group
+            .copies
+            .iter()
+            .any(|c| c.link == "cmpp-b" && c.duplicate),
+        "b's later delivery is recorded as a duplicate: {:?}",
+        group.copies
+    );
+    assert_eq!(submits_of(&cluster, "a", alarm), 1);
+    assert_eq!(submits_of(&cluster, "b", alarm), 1);
+    for copy in &group.copies {
+        let m = cluster
+            .get_message(3, &copy.message_id)
+            .await
+            .expect("copy");
+        assert_eq!(m.copy_of, id);
+    }
+
+    // Urgent by flag: a notification fanned out although its class sends once. Gateway a
+    // refuses the number for good; b's copy delivers it.
+    let text = "feeder 12 restored";
+    let id = submit(
+        &cluster,
+        SubmitRequest {
+            urgent: true,
+            ..message("13900001234", text)
+        },
+    )
+    .await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    let group = cluster.get_message(1, &id).await.expect("group");
+    let states: Vec<(String, i32, bool)> = group
+        .copies
+        .iter()
+        .map(|c| (c.link.clone(), c.state, c.won))
+        .collect();
+    assert!(
+        states.contains(&("cmpp-a".into(), MessageState::Failed as i32, false))
+            && states.contains(&("cmpp-b".into(), MessageState::Delivered as i32, true)),
+        "a's copy failed, b's delivered: {states:?}"
+    );
+    assert_eq!(group.duplicate_deliveries, 0);
+
+    // Not urgent: one send through the primary.
+    let text = "meter reading due";
+    let id = submit(&cluster, message("13800138001", text)).await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(cluster.get_message(1, &id).await.unwrap().copies.is_empty());
+    assert_eq!(submits_of(&cluster, "b", text), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retryable_refusal_moves_the_message_to_the_next_gateway() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(Options {
+        // Code 9 is permanent for CMPP, but the policy retries it (retry-codes).
+        sims: vec![sim("a", &["--reject-dest", "1390000=9"]), sim("b", &[])],
+        links: vec![link("cmpp-a", "a", 300, 1), link("cmpp-b", "b", 300, 1)],
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.set_policy(1, TWO_GATEWAYS).await;
+    let text = "outage notice";
+    let id = submit(&cluster, message("13900005678", text)).await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    let m = cluster.get_message(3, &id).await.expect("message");
+    assert_eq!(m.link, "cmpp-b", "delivered through the next gateway");
+    assert_eq!(m.attempts, 2);
+    let refusal = m
+        .timeline
+        .iter()
+        .find(|e| e.kind == "CarrierRejected")
+        .expect("a's refusal is on the timeline");
+    assert!(
+        refusal.detail.contains("link cmpp-a") && refusal.detail.contains("through link cmpp-b"),
+        "{}",
+        refusal.detail
+    );
+    assert_eq!(submits_of(&cluster, "b", text), 1);
+    // Messages the primary takes still go there: only the refused one moved.
+    let id = submit(&cluster, message("13800005678", "next one")).await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(cluster.get_message(1, &id).await.unwrap().link, "cmpp-a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_helps_drain_a_route_queue_past_its_threshold_and_leaves_the_rest_to_the_primary()
+{
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const TOTAL: usize = 300;
+    const THRESHOLD: usize = 50;
+    let cluster = Cluster::start(Options {
+        sims: vec![sim("a", &[]), sim("b", &[])],
+        // The primary is slow (20/s): alone it would take 15 s for the whole queue.
+        links: vec![link("cmpp-a", "a", 20, 1), link("cmpp-b", "b", 300, 1)],
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster
+        .set_policy(
+            1,
+            &format!(
+                r#"
+                time-zone = "UTC"
+                [[routes]]
+                name = "mobile"
+                carriers = ["mobile"]
+                links = ["cmpp-a", "cmpp-b"]
+                congested-queue = {THRESHOLD}
+                "#
+            ),
+        )
+        .await;
+    let messages = (0..TOTAL)
+        .map(|i| SubmitRequest {
+            priority: Priority::Bulk as i32,
+            ..message(&format!("1380017{i:04}"), &format!("bill {i}"))
+        })
+        .collect();
+    let mut client = cluster.messaging(1).await.expect("node 1");
+    let ids: Vec<String> = client
+        .submit_batch(SubmitBatchRequest { messages })
+        .await
+        .expect("batch accepted")
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect();
+    assert_eq!(ids.len(), TOTAL);
+    cluster
+        .wait_all_delivered(1, &ids, Duration::from_secs(120))
+        .await;
+    let (a, b) = (
+        submit_times(&cluster, "a").len(),
+        submit_times(&cluster, "b").len(),
+    );
+    println!("primary carried {a}, backup {b} of {TOTAL}");
+    assert_eq!(a + b, TOTAL, "every message sent once");
+    assert!(b >= TOTAL / 3, "the backup helped while the queue was long");
+    // Below the threshold the backup stops taking: the primary carries (most of) the last ones.
+    assert!(
+        a >= THRESHOLD * 3 / 4,
+        "the primary carried the queue's tail ({a})"
+    );
+}
