@@ -265,6 +265,7 @@ fn submitted_event(
             send_at_ms: valid.send_at_ms,
             deferred_because: valid.deferred_because,
             fan_out_links: valid.fan_out_links,
+            split: valid.split,
         }),
     ))
 }
@@ -344,7 +345,7 @@ fn message_response(m: &MessageRecord, node: u64, applied: u64) -> GetMessageRes
 fn timeline_event(e: &Event) -> TimelineEvent {
     let detail = match &e.kind {
         Some(Kind::Submitted(s)) => format!(
-            "to {} via {} class {}{}{}{}",
+            "to {} via {} class {}{}{}{}{}",
             s.recipients.join(","),
             if s.route.is_empty() {
                 format!("link {}", s.link)
@@ -368,6 +369,26 @@ fn timeline_event(e: &Event) -> TimelineEvent {
                 String::new()
             } else {
                 format!(" fanned out over {}", s.fan_out_links.join(","))
+            },
+            if s.split.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " split by route: {}",
+                    s.split
+                        .iter()
+                        .map(|p| format!(
+                            "{} via {}",
+                            p.recipients.join(","),
+                            if p.route.is_empty() {
+                                &p.link
+                            } else {
+                                &p.route
+                            }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             }
         ),
         Some(Kind::Dispatched(d)) => format!(

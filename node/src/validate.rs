@@ -4,6 +4,8 @@
 use herald_api::v1::{Priority, SubmitRequest};
 use tonic::Status;
 
+use herald_raft::events::RecipientsRoute;
+
 use crate::config::NodeConfig;
 use crate::policy::DispatchPolicy;
 use crate::routing;
@@ -24,6 +26,8 @@ pub struct ValidSubmission {
     pub deferred_because: String,
     /// An urgent message's links, one copy each (empty: sent through one link at a time).
     pub fan_out_links: Vec<String>,
+    /// Recipients on different routes: one copy per route (empty: they all share one).
+    pub split: Vec<RecipientsRoute>,
 }
 
 /// The longest a send may be scheduled ahead.
@@ -141,7 +145,12 @@ pub fn submission(
         .is_empty()
         .then(|| routing::route_for(policy, &recipients[0], client, priority))
         .flatten();
-    let fan_out_links = match routed {
+    let split = if req.link.is_empty() {
+        split_by_route(policy, config, &recipients, client, priority)
+    } else {
+        Vec::new()
+    };
+    let fan_out_links = match routed.filter(|_| split.is_empty()) {
         Some(route) => {
             let links = route.fan_out(policy.classes.of(priority), req.urgent);
             if links > 1 {
@@ -221,7 +230,46 @@ pub fn submission(
         send_at_ms,
         deferred_because,
         fan_out_links,
+        split,
     })
+}
+
+/// The recipients grouped by the route each one's number takes, in order of first appearance —
+/// only when they take more than one (a message to numbers of two carriers). Recipients no route
+/// matches share the default link of the first of them.
+fn split_by_route(
+    policy: &DispatchPolicy,
+    config: &NodeConfig,
+    recipients: &[String],
+    client: &str,
+    priority: u32,
+) -> Vec<RecipientsRoute> {
+    let mut parts: Vec<RecipientsRoute> = Vec::new();
+    for number in recipients {
+        let (route, link) = match routing::route_for(policy, number, client, priority) {
+            Some(route) => (route.name.clone(), route.links[0].clone()),
+            None => match parts.iter().find(|p| p.route.is_empty()) {
+                Some(unrouted) => (String::new(), unrouted.link.clone()),
+                None => (
+                    String::new(),
+                    default_link(config, number).unwrap_or_default(),
+                ),
+            },
+        };
+        match parts.iter_mut().find(|p| p.route == route) {
+            Some(part) => part.recipients.push(number.clone()),
+            None => parts.push(RecipientsRoute {
+                route,
+                link,
+                recipients: vec![number.clone()],
+            }),
+        }
+    }
+    if parts.len() > 1 {
+        parts
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,21 @@ pub struct MessageSubmitted {
     /// (the first through the route's queue, the others pinned to their link). Empty: one send.
     #[prost(string, repeated, tag = "12")]
     pub fan_out_links: Vec<String>,
+    /// Recipients whose numbers take different routes (carriers): one copy per route, each with
+    /// its own recipients; the message is delivered when every copy is. Empty: one message.
+    #[prost(message, repeated, tag = "13")]
+    pub split: Vec<RecipientsRoute>,
+}
+
+/// Some of a message's recipients and the route (or, without one, the link) that carries them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RecipientsRoute {
+    #[prost(string, tag = "1")]
+    pub route: String,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    #[prost(string, repeated, tag = "3")]
+    pub recipients: Vec<String>,
 }
 
 /// A link holder took a message off the queue and is about to send it.

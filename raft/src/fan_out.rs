@@ -1,12 +1,14 @@
-//! Urgent messages sent through several links at once (a fan-out group).
+//! Messages carried as several copies: urgent messages sent through several links at once (a
+//! fan-out group), and messages whose recipients take different routes (a split group).
 //!
 //! The message the client submitted becomes a *group*: it is never queued or sent itself. Each
-//! link of the fan-out gets a *copy* — an ordinary message with its own queue entry, attempts,
-//! segments and delivery reports — so everything that sends, retries and expires messages works on
-//! copies unchanged. The group's state is derived from its copies whenever one of them changes:
-//! the first copy reported delivered wins (the group is DELIVERED), copies still waiting are
-//! withdrawn, and a copy delivered after the win is recorded as a duplicate. The group fails only
-//! when every copy has failed.
+//! link of a fan-out (or each route of a split) gets a *copy* — an ordinary message with its own
+//! queue entry, attempts, segments and delivery reports — so everything that sends, retries and
+//! expires messages works on copies unchanged. The group's state is derived from its copies
+//! whenever one of them changes. Fan-out: the first copy reported delivered wins (the group is
+//! DELIVERED), copies still waiting are withdrawn, and a copy delivered after the win is recorded
+//! as a duplicate; the group fails only when every copy has failed. Split: the group is as far as
+//! its least advanced copy, and delivered only when every copy is.
 
 use crate::events::{Event, MessageSubmitted};
 use crate::projection::{
@@ -57,6 +59,44 @@ pub(crate) fn create_group(
     save_record(kv, &group, MessageState::Accepted)
 }
 
+/// Creates one copy per route of `s.split`, each with its own recipients, and stores the group.
+pub(crate) fn create_split_group(
+    kv: &mut impl Kv,
+    mut group: MessageRecord,
+    s: &MessageSubmitted,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    for part in &s.split {
+        let mut copy = MessageRecord {
+            id: next_id(kv)?,
+            copy_of: group.id,
+            client_id: group.client_id.clone(),
+            client_ref: group.client_ref.clone(),
+            recipients: part.recipients.clone(),
+            text: group.text.clone(),
+            priority: group.priority,
+            route: part.route.clone(),
+            link: part.link.clone(),
+            submitted_at_ms: group.submitted_at_ms,
+            expires_at_ms: group.expires_at_ms,
+            timeline: vec![event.clone()],
+            ..Default::default()
+        };
+        start_waiting(kv, &mut copy, s, event)?;
+        save_record(kv, &copy, MessageState::Accepted)?;
+        group.copies.push(copy.id);
+    }
+    group.split = true;
+    group.route.clear();
+    if s.send_at_ms > event.at_ms {
+        group.state = MessageState::Scheduled as u32;
+        group.not_before_ms = s.send_at_ms;
+    } else {
+        group.state = MessageState::Accepted as u32;
+    }
+    save_record(kv, &group, MessageState::Accepted)
+}
+
 /// Re-derives the group's state after one of its copies changed (by `event`).
 pub(crate) fn settle_group(
     kv: &mut impl Kv,
@@ -70,6 +110,9 @@ pub(crate) fn settle_group(
     let mut copies = Vec::with_capacity(group.copies.len());
     for id in &group.copies {
         copies.extend(load_message(kv, *id)?);
+    }
+    if group.split {
+        return settle_split(kv, group, &copies, event);
     }
     if group.won_by == 0 {
         if let Some(winner) = copies.iter().find(|c| c.state() == MessageState::Delivered) {
@@ -125,6 +168,63 @@ pub(crate) fn settle_group(
     save_record(kv, &group, before)
 }
 
+/// A split group: as far as its least advanced copy; once all are finished, delivered when all
+/// were, else the most telling failure among them.
+fn settle_split(
+    kv: &mut impl Kv,
+    mut group: MessageRecord,
+    copies: &[MessageRecord],
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    use MessageState::*;
+    let before = group.state();
+    let rank_alive = |s: MessageState| match s {
+        Scheduled => 1,
+        Accepted => 2,
+        Sending => 3,
+        _ => 4,
+    };
+    let next = match copies
+        .iter()
+        .map(|c| c.state())
+        .filter(|s| !s.is_terminal())
+        .min_by_key(|s| rank_alive(*s))
+    {
+        Some(alive) => alive,
+        None => copies
+            .iter()
+            .map(|c| c.state())
+            .filter(|s| *s != Delivered)
+            .max_by_key(|s| match s {
+                Undelivered => 4,
+                Failed => 3,
+                Expired => 2,
+                _ => 1,
+            })
+            .unwrap_or(Delivered),
+    };
+    group.attempts = copies.iter().map(|c| c.attempts).max().unwrap_or(0);
+    if let Some(refused) = copies.iter().rev().find(|c| c.last_code != 0) {
+        group.last_code = refused.last_code;
+        group.last_error = format!(
+            "copy {} on link {}: {}",
+            refused.id, refused.link, refused.last_error
+        );
+    }
+    let next = if before.is_terminal() { before } else { next };
+    group.state = next as u32;
+    group.not_before_ms = copies
+        .iter()
+        .filter(|c| c.state() == Scheduled)
+        .map(|c| c.not_before_ms)
+        .max()
+        .unwrap_or(0);
+    if next != before {
+        group.timeline.push(event.clone());
+    }
+    save_record(kv, &group, before)
+}
+
 /// The group's state from its copies': delivered once any copy is; while any copy is alive, the
 /// most advanced live copy's state; once all are finished, the most telling failure.
 fn group_state(won_by: u64, copies: &[MessageRecord]) -> MessageState {
@@ -161,22 +261,34 @@ fn group_state(won_by: u64, copies: &[MessageRecord]) -> MessageState {
 }
 
 /// Cancels or expires a whole group: every copy still alive ends with `state`, and so does the
-/// group (a client's cancellation reaches here only while no copy has been sent).
+/// group. A cancellation (`only_if_unsent`) is refused while any copy is already being sent.
 pub(crate) fn finish_group(
     kv: &mut impl Kv,
     mut group: MessageRecord,
     event: &Event,
     state: MessageState,
+    only_if_unsent: bool,
 ) -> Result<EventOutcome, ProjectionError> {
     let before = group.state();
+    let mut alive = Vec::new();
     for id in &group.copies {
-        let Some(mut copy) = load_message(kv, *id)? else {
+        let Some(copy) = load_message(kv, *id)? else {
             continue;
         };
-        let copy_before = copy.state();
-        if copy_before.is_terminal() {
+        let copy_state = copy.state();
+        if copy_state.is_terminal() {
             continue;
         }
+        if only_if_unsent && !matches!(copy_state, MessageState::Accepted | MessageState::Scheduled)
+        {
+            return Ok(EventOutcome::Ignored {
+                reason: format!("copy {} is already being sent", copy.id),
+            });
+        }
+        alive.push(copy);
+    }
+    for mut copy in alive {
+        let copy_before = copy.state();
         unqueue(kv, &copy)?;
         copy.state = state as u32;
         copy.timeline.push(event.clone());

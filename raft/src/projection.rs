@@ -283,7 +283,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
             }
             add_pending(kv, &s.client_id, 1)?;
-            if s.fan_out_links.len() > 1 && !s.route.is_empty() {
+            if s.split.len() > 1 {
+                crate::fan_out::create_split_group(kv, msg, s, event)?;
+            } else if s.fan_out_links.len() > 1 && !s.route.is_empty() {
                 crate::fan_out::create_group(kv, msg, s, event)?;
             } else {
                 start_waiting(kv, &mut msg, s, event)?;
@@ -633,7 +635,7 @@ fn finish_early(
         return Ok(ignored("message is already being sent"));
     }
     if msg.is_group() {
-        return crate::fan_out::finish_group(kv, msg, event, state);
+        return crate::fan_out::finish_group(kv, msg, event, state, only_if_unsent);
     }
     unqueue(kv, &msg)?;
     msg.state = state as u32;

@@ -171,6 +171,10 @@ pub struct MessageRecord {
     /// A group: how many copies were delivered after the first.
     #[prost(uint32, tag = "27")]
     pub duplicates: u32,
+    /// A group split by route (recipients on different carriers): delivered only when every
+    /// copy is. Without it, a group is a fan-out, delivered by its first copy.
+    #[prost(bool, tag = "28")]
+    pub split: bool,
 }
 
 impl MessageRecord {

@@ -587,3 +587,89 @@ fn canceling_a_group_cancels_every_copy_and_an_idempotent_resubmission_finds_the
     assert_eq!(queue_len(&kv, "", "backup"), 0);
     assert_eq!(pending_of(&kv, "scada").unwrap(), 0);
 }
+
+/// Message 1 is split: copy 2 carries a China Mobile number on route `mobile`, copy 3 a China
+/// Unicom number on route `unicom`.
+fn split_over_two_routes() -> MemKv {
+    let mut kv = MemKv::default();
+    let part = |route: &str, link: &str, number: &str| herald_raft::events::RecipientsRoute {
+        route: route.into(),
+        link: link.into(),
+        recipients: vec![number.into()],
+    };
+    applied(
+        &mut kv,
+        Kind::Submitted(MessageSubmitted {
+            client_id: "crm".into(),
+            recipients: vec!["13800138000".into(), "13012345678".into()],
+            text: "planned outage".into(),
+            priority: 1,
+            route: "mobile".into(),
+            link: "primary".into(),
+            split: vec![
+                part("mobile", "primary", "13800138000"),
+                part("unicom", "backup", "13012345678"),
+            ],
+            ..Default::default()
+        }),
+    );
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, assign("backup", 2, 1));
+    let group = load_message(&kv, 1).unwrap().unwrap();
+    assert!(group.split);
+    assert_eq!(group.copies, vec![2, 3]);
+    assert_eq!(
+        load_message(&kv, 3).unwrap().unwrap().recipients,
+        ["13012345678"]
+    );
+    assert_eq!(queue_len(&kv, "mobile", ""), 1);
+    assert_eq!(queue_len(&kv, "unicom", ""), 1);
+    kv
+}
+
+#[test]
+fn a_split_message_is_delivered_only_when_every_route_has_delivered_it() {
+    let mut kv = split_over_two_routes();
+    applied(&mut kv, dispatch(2, "primary", "", 1, 1));
+    applied(&mut kv, carrier_accepts(2, "primary", "p-1"));
+    applied(&mut kv, reported("primary", "p-1", true));
+    assert_eq!(state(&kv, 2), MessageState::Delivered);
+    assert_eq!(
+        state(&kv, 1),
+        MessageState::Accepted,
+        "the unicom part waits"
+    );
+    assert_eq!(
+        state(&kv, 3),
+        MessageState::Accepted,
+        "nothing is withdrawn"
+    );
+    // Part of it is on its way: the message can no longer be canceled as a whole.
+    applied(&mut kv, dispatch(3, "backup", "", 2, 1));
+    assert_eq!(state(&kv, 1), MessageState::Sending);
+    applied(&mut kv, carrier_accepts(3, "backup", "b-1"));
+    applied(&mut kv, reported("backup", "b-1", true));
+    assert_eq!(state(&kv, 1), MessageState::Delivered);
+    assert_eq!(pending_of(&kv, "crm").unwrap(), 0);
+}
+
+#[test]
+fn a_split_message_fails_when_one_route_fails_and_is_not_canceled_half_sent() {
+    let mut kv = split_over_two_routes();
+    applied(&mut kv, dispatch(3, "backup", "", 2, 1));
+    let reason = ignored(&mut kv, Kind::Canceled(MessageCanceled { message_id: 1 }));
+    assert!(reason.contains("already being sent"), "{reason}");
+    assert_eq!(state(&kv, 2), MessageState::Accepted);
+    applied(&mut kv, carrier_accepts(3, "backup", "b-1"));
+    applied(&mut kv, reported("backup", "b-1", false));
+    assert_eq!(
+        state(&kv, 1),
+        MessageState::Accepted,
+        "the mobile part is alive"
+    );
+    applied(&mut kv, dispatch(2, "primary", "", 1, 1));
+    applied(&mut kv, carrier_accepts(2, "primary", "p-1"));
+    applied(&mut kv, reported("primary", "p-1", true));
+    assert_eq!(state(&kv, 1), MessageState::Undelivered);
+    assert_eq!(pending_of(&kv, "crm").unwrap(), 0);
+}

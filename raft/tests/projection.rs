@@ -892,6 +892,23 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 ..Default::default()
             })
         }),
+        // Recipients on two routes: a split group and two copies.
+        1 => prop::sample::select(&["x", "y"][..]).prop_map(|client| {
+            let part = |route: &str, link: &str, number: &str| herald_raft::events::RecipientsRoute {
+                route: route.into(),
+                link: link.into(),
+                recipients: vec![number.into()],
+            };
+            Kind::Submitted(MessageSubmitted {
+                client_id: client.into(),
+                recipients: vec!["+1".into(), "+2".into()],
+                text: "split".into(),
+                route: "r".into(),
+                link: LINKS[0].into(),
+                split: vec![part("r", LINKS[0], "+1"), part("", LINKS[1], "+2")],
+                ..Default::default()
+            })
+        }),
         // An urgent message fanned out over both links: a group and two copies.
         1 => (prop::sample::select(&["x", "y"][..]), prop::sample::select(&[0u64, 500][..]))
             .prop_map(|(client, send_at_ms)| Kind::Submitted(MessageSubmitted {

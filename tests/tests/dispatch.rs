@@ -919,3 +919,79 @@ async fn a_backup_helps_drain_a_route_queue_past_its_threshold_and_leaves_the_re
         "the primary carried the queue's tail ({a})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_to_numbers_of_two_carriers_goes_through_each_carriers_gateway() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(Options {
+        sims: vec![sim("mobile-gw", &[]), sim("unicom-gw", &[])],
+        links: vec![
+            link("cmpp-mobile", "mobile-gw", 300, 1),
+            link("cmpp-unicom", "unicom-gw", 300, 1),
+        ],
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster
+        .set_policy(
+            1,
+            r#"
+            time-zone = "UTC"
+            [[routes]]
+            name = "mobile"
+            carriers = ["mobile"]
+            links = ["cmpp-mobile"]
+            [[routes]]
+            name = "unicom"
+            carriers = ["unicom"]
+            links = ["cmpp-unicom"]
+            "#,
+        )
+        .await;
+    let text = "substation 3 maintenance tonight";
+    let id = submit(
+        &cluster,
+        SubmitRequest {
+            recipients: vec![
+                "13800138000".into(),
+                "13012345678".into(),
+                "13800138001".into(),
+            ],
+            text: text.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_state(
+        &cluster,
+        &id,
+        MessageState::Delivered,
+        Duration::from_secs(30),
+    )
+    .await;
+    let sent_to = |sim: &str| -> Vec<String> {
+        let mut to: Vec<String> = cluster
+            .sim_lines(sim)
+            .iter()
+            .filter(|v| v["kind"] == "submit" && v["text"] == text)
+            .filter_map(|v| v["dest"].as_str().map(String::from))
+            .collect();
+        to.sort();
+        to
+    };
+    assert_eq!(sent_to("mobile-gw"), ["13800138000", "13800138001"]);
+    assert_eq!(sent_to("unicom-gw"), ["13012345678"]);
+    let m = cluster.get_message(2, &id).await.expect("message");
+    let copies: Vec<(&str, i32)> = m
+        .copies
+        .iter()
+        .map(|c| (c.link.as_str(), c.state))
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            ("cmpp-mobile", MessageState::Delivered as i32),
+            ("cmpp-unicom", MessageState::Delivered as i32)
+        ]
+    );
+}
