@@ -94,6 +94,13 @@ pub fn queue_len(queue: &str) -> Vec<u8> {
     join(&[b"queue_len", queue.as_bytes()])
 }
 
+/// Counter of the times a message older than the newest went back into a queue (a retry, a
+/// requeue, a scheduled message released): readers that skip the head of a queue by id must look
+/// from its start again when it changes.
+pub fn queue_rewinds(queue: &str) -> Vec<u8> {
+    join(&[b"queue_rewinds", queue.as_bytes()])
+}
+
 /// Orders scheduled messages by when they are due (same layout as [`expiry`]).
 pub fn scheduled(due_ms: u64, id: u64) -> Vec<u8> {
     expiry(due_ms, id)

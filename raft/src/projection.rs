@@ -123,6 +123,16 @@ pub fn queue_len(kv: &impl Kv, queue: &str) -> Result<u64, ProjectionError> {
     Ok(load_counter(kv, &keys::queue_len(queue), "queue length")?.unwrap_or(0))
 }
 
+/// How often messages went back into `queue` behind newer ones (see [`keys::queue_rewinds`]).
+pub fn queue_rewinds(kv: &impl Kv, queue: &str) -> Result<u64, ProjectionError> {
+    Ok(load_counter(kv, &keys::queue_rewinds(queue), "queue rewinds")?.unwrap_or(0))
+}
+
+/// The id the next submission will get: every message id in the projection is below it.
+pub fn next_message_id_to_assign(kv: &impl Kv) -> Result<u64, ProjectionError> {
+    Ok(load_counter(kv, keys::META_NEXT_ID, "next message id")?.unwrap_or(1))
+}
+
 fn add_queue_len(kv: &mut impl Kv, queue: &str, delta: i64) -> Result<(), ProjectionError> {
     let next = queue_len(kv, queue)?.saturating_add_signed(delta);
     store_counter(kv, keys::queue_len(queue), next);
@@ -170,7 +180,9 @@ pub(crate) fn save_record(
     Ok(())
 }
 
-fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord) -> Result<(), ProjectionError> {
+/// Puts the message in its queue. A message that was there before (`fresh` false: a retry, a
+/// requeue, a release) may be older than messages still queued, which readers must be told of.
+fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord, fresh: bool) -> Result<(), ProjectionError> {
     msg.state = MessageState::Accepted as u32;
     msg.not_before_ms = 0;
     let queue = msg.queue_name();
@@ -179,6 +191,10 @@ fn enqueue(kv: &mut impl Kv, msg: &mut MessageRecord) -> Result<(), ProjectionEr
         keys::queue(&queue, msg.priority, msg.id),
         Vec::new(),
     );
+    if !fresh {
+        let rewinds = queue_rewinds(kv, &queue)?;
+        store_counter(kv, keys::queue_rewinds(&queue), rewinds.wrapping_add(1));
+    }
     add_queue_len(kv, &queue, 1)
 }
 
@@ -219,7 +235,7 @@ pub(crate) fn start_waiting(
     if s.send_at_ms > event.at_ms {
         schedule(kv, msg, s.send_at_ms);
     } else {
-        enqueue(kv, msg)?;
+        enqueue(kv, msg, true)?;
     }
     if s.expires_at_ms != 0 {
         kv.put(CF_EXPIRY, keys::expiry(s.expires_at_ms, msg.id), Vec::new());
@@ -426,7 +442,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             } else if r.policy_decided && r.retry_at_ms > event.at_ms {
                 schedule(kv, &mut msg, r.retry_at_ms);
             } else {
-                enqueue(kv, &mut msg)?;
+                enqueue(kv, &mut msg, false)?;
             }
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
@@ -478,7 +494,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("message is not scheduled"));
             }
             kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
-            enqueue(kv, &mut msg)?;
+            enqueue(kv, &mut msg, false)?;
             msg.timeline.push(event.clone());
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
@@ -503,7 +519,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
             // Given back to the route: any of its links may take it, not only a retry's link.
             msg.retry_link.clear();
-            enqueue(kv, &mut msg)?;
+            enqueue(kv, &mut msg, false)?;
             msg.timeline.push(event.clone());
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)

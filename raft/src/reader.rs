@@ -3,7 +3,8 @@
 //! Any node answers from its own projection: it may trail the leader by the entries it has not
 //! applied yet, which the API reports as the answering node's applied index.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{Direction, IteratorMode, DB};
 
@@ -15,6 +16,18 @@ use crate::records::{LinkTable, MessageRecord, PolicyRecord};
 #[derive(Clone)]
 pub struct ProjectionReader {
     db: Arc<DB>,
+    class_heads: Arc<Mutex<HashMap<(String, u32), ClassHead>>>,
+}
+
+/// Where the live entries of one queue class began at the last read. RocksDB keeps a deleted key
+/// (a tombstone) until compaction, and every dispatched message leaves one at the head of its
+/// class; a read from the class's first key would walk all of them on every dispatch round
+/// (a long-running node slowed down as it sent). Valid while no older message went back into the
+/// queue, which the projection counts (`queue_rewinds`).
+#[derive(Clone, Copy)]
+struct ClassHead {
+    rewinds: u64,
+    first_live_id: u64,
 }
 
 /// Reads straight from RocksDB (writes are not supported: only the state machine writes).
@@ -36,7 +49,10 @@ impl Kv for DbKv<'_> {
 
 impl ProjectionReader {
     pub fn new(db: Arc<DB>) -> Self {
-        ProjectionReader { db }
+        ProjectionReader {
+            db,
+            class_heads: Arc::default(),
+        }
     }
 
     pub fn message(&self, id: u64) -> Result<Option<MessageRecord>, ProjectionError> {
@@ -60,7 +76,41 @@ impl ProjectionReader {
         priority: u32,
         limit: usize,
     ) -> Result<Vec<u64>, ProjectionError> {
-        self.ids_with_prefix(CF_QUEUE, &keys::queue_class_prefix(queue, priority), limit)
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Both are read before the scan: a message applied after them is either fresh (an id
+        // at or above `next_id`) or a rewind, which the next read notices.
+        let kv = DbKv(&self.db);
+        let rewinds = crate::projection::queue_rewinds(&kv, queue)?;
+        let next_id = crate::projection::next_message_id_to_assign(&kv)?;
+        let class = (queue.to_string(), priority);
+        let start_id = self
+            .class_heads
+            .lock()
+            .ok()
+            .and_then(|heads| heads.get(&class).copied())
+            .filter(|head| head.rewinds == rewinds)
+            .map_or(0, |head| head.first_live_id);
+        let prefix = keys::queue_class_prefix(queue, priority);
+        let mut ids = Vec::new();
+        self.scan_range(
+            CF_QUEUE,
+            &keys::queue(queue, priority, start_id),
+            keys::prefix_end(&prefix),
+            |key, _| {
+                ids.extend(keys::id_suffix(key));
+                ids.len() < limit
+            },
+        )?;
+        let head = ClassHead {
+            rewinds,
+            first_live_id: ids.first().copied().unwrap_or(next_id),
+        };
+        if let Ok(mut heads) = self.class_heads.lock() {
+            heads.insert(class, head);
+        }
+        Ok(ids)
     }
 
     /// How many messages wait in `queue` (counted by the projection; no scan).
@@ -180,5 +230,75 @@ impl ProjectionReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::CF_SM_META;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        db: Arc<DB>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let db = db::open(dir.path()).unwrap();
+            Fixture { _dir: dir, db }
+        }
+        fn queue(&self, id: u64) {
+            let key = keys::queue("q", 3, id);
+            self.db.put_cf(db::cf(&self.db, CF_QUEUE), key, []).unwrap();
+            self.counter(keys::META_NEXT_ID.to_vec(), id + 1);
+        }
+        fn requeue(&self, id: u64, rewinds: u64) {
+            let key = keys::queue("q", 3, id);
+            self.db.put_cf(db::cf(&self.db, CF_QUEUE), key, []).unwrap();
+            self.counter(keys::queue_rewinds("q"), rewinds);
+        }
+        fn take(&self, id: u64) {
+            let key = keys::queue("q", 3, id);
+            self.db.delete_cf(db::cf(&self.db, CF_QUEUE), key).unwrap();
+        }
+        fn counter(&self, key: Vec<u8>, value: u64) {
+            let cf = db::cf(&self.db, CF_SM_META);
+            self.db.put_cf(cf, key, value.to_be_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_class_is_read_from_its_first_live_entry_and_from_its_start_after_a_rewind() {
+        let f = Fixture::new();
+        let reader = ProjectionReader::new(f.db.clone());
+        for id in 1..=5 {
+            f.queue(id);
+        }
+        assert_eq!(reader.queued_in_class("q", 3, 2).unwrap(), [1, 2]);
+        f.take(1);
+        f.take(2);
+        assert_eq!(reader.queued_in_class("q", 3, 2).unwrap(), [3, 4]);
+        // Back into the queue without the projection counting it: the reader (rightly, by its
+        // contract) starts past it...
+        f.requeue(1, 0);
+        assert_eq!(reader.queued_in_class("q", 3, 2).unwrap(), [3, 4]);
+        // ...and once it is counted, reads from the start again.
+        f.requeue(1, 1);
+        assert_eq!(reader.queued_in_class("q", 3, 2).unwrap(), [1, 3]);
+        // Another class of the queue is read on its own.
+        assert!(reader.queued_in_class("q", 0, 2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_emptied_class_finds_the_next_fresh_message() {
+        let f = Fixture::new();
+        let reader = ProjectionReader::new(f.db.clone());
+        f.queue(1);
+        f.take(1);
+        assert!(reader.queued_in_class("q", 3, 10).unwrap().is_empty());
+        f.queue(2);
+        assert_eq!(reader.queued_in_class("q", 3, 10).unwrap(), [2]);
     }
 }

@@ -407,6 +407,10 @@ fn queue_lengths_are_counted_as_messages_join_and_leave() {
     // A retry comes back to the queue.
     applied(&mut kv, reject(NOW, 8));
     assert_eq!(queue_len(&kv, "mobile", ""), 3);
+    // Only the two older messages that went back (the release and the retry) count as rewinds:
+    // readers that skip a class's head by id look from its start again.
+    let rewinds = herald_raft::projection::queue_rewinds(&kv, &queue_name("mobile", "")).unwrap();
+    assert_eq!(rewinds, 2);
 }
 
 fn reject_to(retry_link: &str) -> Kind {
