@@ -408,6 +408,8 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             n.node,
             if n.drained { "drained" } else { "undrained" }
         ),
+        // Never in a message's timeline: replies have their own records.
+        Some(Kind::MoReceived(_) | Kind::MoAssemblyClosed(_)) => String::new(),
         None => String::new(),
     };
     TimelineEvent {

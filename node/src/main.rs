@@ -18,6 +18,7 @@ mod placement;
 mod policy;
 mod proposer;
 mod quota;
+mod reply_rules;
 mod routing;
 mod server;
 mod sim_cli;
