@@ -513,6 +513,7 @@ mod tests {
         let policy = DispatchPolicy::parse(text, &["cmpp-sim"]).unwrap();
         assert_eq!(policy.routes.len(), 2);
         assert!(policy.classes.bulk.quiet_hours.is_some());
+        assert_eq!(policy.replies.client_for("1069000112"), Some("billing"));
     }
 
     #[test]

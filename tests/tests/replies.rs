@@ -223,6 +223,33 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
     assert!(listed_after.iter().all(|r| r.reply_id > first[0].reply_id));
     assert_eq!(listed_after[0].reply_id, crm[1].reply_id);
 
+    // The command line shows the same thing: `herald replies --client crm --after ID`.
+    let output = std::process::Command::new(herald_tests::herald_bin())
+        .args([
+            "replies",
+            "--endpoint",
+            &cluster.node(2).grpc,
+            "--client",
+            "crm",
+            "--json",
+        ])
+        .args(["--after", &first[0].reply_id.to_string()])
+        .output()
+        .expect("running herald replies");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines[0]["reply_id"].as_u64(), Some(crm[1].reply_id));
+    assert!(lines
+        .iter()
+        .all(|l| l["text"] == text.as_str() && l["client_id"] == "crm"));
+
     // Every reply is one MO the carrier sent, joined once: its parts' carrier ids are exactly
     // one injected message's, and no two replies share a message.
     let mut all: Vec<Reply> = unrouted(&cluster, 1).await;
