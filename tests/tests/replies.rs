@@ -105,26 +105,25 @@ async fn subscribe(
     got
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reaches_its_client() {
-    let text = long_text();
-    let cluster = Cluster::start(Options {
+/// A three-node cluster with one link of two connections to a simulator that sends the long text
+/// from [`SUBSCRIBER`] to [`SP_EXTENSION`] on each connection every `mo_every_ms`, its parts
+/// spread over both connections.
+fn start(mo_every_ms: u64) -> Cluster {
+    let args = [
+        "--mo-every-ms".to_string(),
+        mo_every_ms.to_string(),
+        "--mo-text".to_string(),
+        long_text(),
+        "--mo-from".to_string(),
+        SUBSCRIBER.to_string(),
+        "--mo-to".to_string(),
+        SP_EXTENSION.to_string(),
+        "--mo-spread".to_string(),
+    ];
+    Cluster::start(Options {
         sims: vec![SimSpec {
             name: "carrier".into(),
-            args: [
-                "--mo-every-ms",
-                "1500",
-                "--mo-text",
-                &text,
-                "--mo-from",
-                SUBSCRIBER,
-                "--mo-to",
-                SP_EXTENSION,
-                "--mo-spread",
-            ]
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+            args: args.to_vec(),
         }],
         links: vec![LinkSpec {
             name: "cmpp-mo".into(),
@@ -134,7 +133,32 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
             connections: 2,
         }],
         ..Options::default()
-    });
+    })
+}
+
+/// The injected messages the simulator recorded: the parts' carrier ids of each, by number.
+fn injected(cluster: &Cluster) -> HashMap<BTreeSet<String>, u64> {
+    let mut by_parts = HashMap::new();
+    for line in cluster
+        .sim_lines("carrier")
+        .iter()
+        .filter(|l| l["kind"] == "mo")
+    {
+        let ids: BTreeSet<String> = line["msg_ids"]
+            .as_array()
+            .expect("msg_ids")
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        by_parts.insert(ids, line["mo"].as_u64().expect("mo number"));
+    }
+    by_parts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reaches_its_client() {
+    let text = long_text();
+    let cluster = start(1500);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
 
     // Nobody has written to the subscriber and no rule matches: the replies are unrouted, and an
@@ -255,20 +279,7 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
     let mut all: Vec<Reply> = unrouted(&cluster, 1).await;
     all.extend(list(&cluster, 1, "ops", 0).await);
     all.extend(list(&cluster, 1, "crm", 0).await);
-    let mut by_parts: HashMap<BTreeSet<String>, u64> = HashMap::new();
-    for line in cluster
-        .sim_lines("carrier")
-        .iter()
-        .filter(|l| l["kind"] == "mo")
-    {
-        let ids: BTreeSet<String> = line["msg_ids"]
-            .as_array()
-            .expect("msg_ids")
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        by_parts.insert(ids, line["mo"].as_u64().expect("mo number"));
-    }
+    let by_parts = injected(&cluster);
     let mut seen = HashSet::new();
     for r in &all {
         let ids: BTreeSet<String> = r.parts.iter().map(|p| p.carrier_id.clone()).collect();
@@ -288,4 +299,126 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
         "reply ids run without gaps"
     );
     println!("{} replies, each one injected message", all.len());
+}
+
+/// Which injected message each part belongs to.
+fn message_of_part(injected: &HashMap<BTreeSet<String>, u64>) -> HashMap<String, u64> {
+    injected
+        .iter()
+        .flat_map(|(ids, mo)| ids.iter().map(move |id| (id.clone(), *mo)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_message_loses_no_acknowledged_part_and_duplicates_no_reply() {
+    let text = long_text();
+    let cluster = start(400);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster
+        .set_policy(
+            1,
+            &format!(
+                "[replies]\nincomplete-after-ms = 3000\n[[replies.rules]]\n\
+                 dest-prefix = \"{SP_EXTENSION}\"\nclient = \"crm\"\n"
+            ),
+        )
+        .await;
+    let before = wait_replies(&cluster, 1, "crm", 3).await;
+
+    // SIGKILL the node holding the second connection while parts keep arriving on both.
+    let holder = wait_for(
+        "the second connection's holder",
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.status(1).await?;
+            status
+                .links
+                .iter()
+                .find(|l| l.link == "cmpp-mo#1" && l.node != 0)
+                .map(|l| l.node)
+        },
+    )
+    .await;
+    cluster.kill_node(holder);
+    let alive = *cluster.running().first().expect("two nodes still run");
+    println!(
+        "killed node {holder} holding cmpp-mo#1 after {} replies",
+        before.len()
+    );
+    wait_replies(&cluster, alive, "crm", before.len() + 6).await;
+
+    // The carrier vanishes: what it sent and never had acknowledged is gone with it. Messages
+    // left missing parts are closed by the leader after 3 s, marked incomplete.
+    cluster.kill_sim("carrier");
+    let injected = injected(&cluster);
+    let part_to_message = message_of_part(&injected);
+    let acked: HashSet<String> = cluster
+        .sim_lines("carrier")
+        .iter()
+        .filter(|l| l["kind"] == "mo_acked")
+        .filter_map(|l| l["msg_id"].as_str().map(String::from))
+        .collect();
+    let messages_acked: BTreeSet<u64> = acked
+        .iter()
+        .filter_map(|id| part_to_message.get(id).copied())
+        .collect();
+    let replies = wait_for(
+        "a reply for every message the carrier had any part of acknowledged",
+        Duration::from_secs(60),
+        || async {
+            let mut all = unrouted(&cluster, alive).await;
+            all.extend(list(&cluster, alive, "crm", 0).await);
+            let replied: BTreeSet<u64> = all
+                .iter()
+                .filter_map(|r| r.parts.first())
+                .filter_map(|p| part_to_message.get(&p.carrier_id).copied())
+                .collect();
+            messages_acked.is_subset(&replied).then_some(all)
+        },
+    )
+    .await;
+
+    let mut replied_messages = HashSet::new();
+    let mut incomplete = 0;
+    for r in &replies {
+        let ids: BTreeSet<String> = r.parts.iter().map(|p| p.carrier_id.clone()).collect();
+        let messages: BTreeSet<u64> = ids
+            .iter()
+            .filter_map(|id| part_to_message.get(id).copied())
+            .collect();
+        assert_eq!(
+            messages.len(),
+            1,
+            "reply {} mixes messages {messages:?}",
+            r.reply_id
+        );
+        let mo = *messages.first().expect("one message");
+        assert!(
+            replied_messages.insert(mo),
+            "message {mo} became two replies"
+        );
+        let all_parts = injected
+            .iter()
+            .find(|(_, m)| **m == mo)
+            .map(|(ids, _)| ids)
+            .expect("injected");
+        // Every part the carrier saw acknowledged is in the reply.
+        for id in all_parts.iter().filter(|id| acked.contains(*id)) {
+            assert!(
+                ids.contains(id),
+                "message {mo}: acknowledged part {id} lost"
+            );
+        }
+        assert_eq!(r.complete, ids == *all_parts, "reply {}", r.reply_id);
+        if r.complete {
+            assert_eq!(r.text, text);
+        } else {
+            incomplete += 1;
+        }
+    }
+    println!(
+        "{} messages with an acknowledged part, {} replies ({incomplete} incomplete), none twice",
+        messages_acked.len(),
+        replies.len()
+    );
 }

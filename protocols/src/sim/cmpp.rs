@@ -313,7 +313,13 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         }
                     }
                     Body::DeliverResp(_) => {
-                        unacked.remove(&seq);
+                        if let Some(Outgoing::Mo(part)) = unacked.remove(&seq) {
+                            shared.record(json!({
+                                "kind": "mo_acked",
+                                "msg_id": part.msg_id.to_string(),
+                                "at_ms": now_ms(),
+                            }));
+                        }
                         None
                     }
                     Body::ActiveTest => Some(Pdu::new(seq, Body::ActiveTestResp)),
