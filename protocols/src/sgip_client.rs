@@ -8,10 +8,9 @@
 //! the counter part of SGIP's 12-byte sequence number; this module adds the node id and time.
 //! Like the CMPP client it does not retry: the caller decides, guided by `retryable`.
 //!
-//! As with every other protocol, a Report is acknowledged (Report_Resp) only once the
-//! application completes the report's [`crate::ack::Ack`]: a Report the node loses before
-//! recording it stays unanswered, and the gateway sends it again. Delivers (MO) are answered as
-//! soon as their event is queued.
+//! As with every other protocol, a Report or a Deliver (MO) is answered (Report_Resp,
+//! Deliver_Resp) only once the application completes its [`crate::ack::Ack`]: one the node loses
+//! before recording it stays unanswered, and the gateway sends it again.
 //!
 //! Link options (`LinkSettings::options`): `node-id` (required: the SP node number, 3AAAAQQQQQ),
 //! `corp-id` (default: the last five digits of the node id), `listen` (required: the address on
@@ -547,11 +546,10 @@ impl GatewayListener {
         }
     }
 
-    /// Serves one gateway connection. Deliver_Resp goes out once the MO event is queued;
-    /// Report_Resp only once the application completes the report's [`crate::ack::Ack`] (within
-    /// [`DEFERRED_REPLY_WAIT`]), so a report lost before it is recorded stays unanswered and the
-    /// gateway sends it again. Reports wait for their acks side by side: one slow report holds
-    /// up neither the others nor the MOs.
+    /// Serves one gateway connection. Report_Resp and Deliver_Resp go out only once the
+    /// application completes the item's [`crate::ack::Ack`] (within [`DEFERRED_REPLY_WAIT`]), so
+    /// one lost before it is recorded stays unanswered and the gateway sends it again. Items wait
+    /// for their acks side by side: one slow item holds up none of the others.
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, SgipCodec);

@@ -7,7 +7,8 @@
 //! [`crate::session`] engine; this module supplies the SMPP PDUs, maps command_status to
 //! accepted / retryable / permanent, and turns receipts into [`DeliveryReport`]s whose
 //! `carrier_id` matches the submit's (see [`SmppOptions`] for the hex/decimal id pitfall). It does
-//! not retry. Concatenated MO parts (UDH or sar_* TLVs) are joined by [`crate::reassembly`].
+//! not retry. Each MO part (concatenated by a UDH or sar_* TLVs) is handed over on its own
+//! ([`crate::mo`]); the node joins them.
 //!
 //! `LinkSettings` mapping: `account` = system_id, `secret` = password, `service_id` =
 //! system_type, `src_id` = source_addr (empty: `account`).
@@ -1032,7 +1033,7 @@ mod tests {
     }
 
     #[test]
-    fn sar_parts_carry_tlvs_and_reassemble() {
+    fn sar_parts_carry_tlvs_and_read_back_in_order() {
         let l = long_message_link("sar");
         let text = format!("{}😀{}", "退订".repeat(40), "TD".repeat(30));
         let segments = split_for(LongMessage::Sar, &text);
