@@ -2,8 +2,8 @@
 
 use herald_api::v1::admin_server::Admin;
 use herald_api::v1::{
-    DrainNodeRequest, DrainNodeResponse, GetPolicyRequest, GetPolicyResponse, SetPolicyRequest,
-    SetPolicyResponse,
+    AdminListRepliesRequest, DrainNodeRequest, DrainNodeResponse, GetPolicyRequest,
+    GetPolicyResponse, ListRepliesResponse, SetPolicyRequest, SetPolicyResponse,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, NodeDrainChanged, PolicyChanged};
 use herald_raft::types::EventOutcome;
@@ -26,6 +26,23 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    async fn list_replies(
+        &self,
+        request: Request<AdminListRepliesRequest>,
+    ) -> Result<Response<ListRepliesResponse>, Status> {
+        let req = request.into_inner();
+        let client = if req.unrouted {
+            ""
+        } else if req.client_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "client_id: name a client, or ask for the unrouted replies",
+            ));
+        } else {
+            req.client_id.as_str()
+        };
+        crate::replies_api::list(&self.ctx, client, req.after_id, req.limit).map(Response::new)
+    }
+
     async fn get_policy(
         &self,
         _request: Request<GetPolicyRequest>,

@@ -8,9 +8,9 @@ use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
     CancelMessageRequest, CancelMessageResponse, ClusterStatusRequest, ClusterStatusResponse,
-    FanOutCopy, GetMessageRequest, GetMessageResponse, LinkPlacement, Member, Segment,
-    SubmitBatchRequest, SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult,
-    TimelineEvent,
+    FanOutCopy, GetMessageRequest, GetMessageResponse, LinkPlacement, ListRepliesRequest,
+    ListRepliesResponse, Member, Segment, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
+    SubmitResponse, SubmitResult, SubscribeRepliesRequest, TimelineEvent,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled, MessageSubmitted};
 use herald_raft::network::ProposeError;
@@ -54,6 +54,30 @@ pub fn propose_status(e: ProposeError) -> Status {
 
 #[tonic::async_trait]
 impl Messaging for MessagingService {
+    type SubscribeRepliesStream = crate::replies_api::ReplyStream;
+
+    async fn list_replies(
+        &self,
+        request: Request<ListRepliesRequest>,
+    ) -> Result<Response<ListRepliesResponse>, Status> {
+        let client = client_id(&request);
+        let req = request.into_inner();
+        crate::replies_api::list(&self.ctx, &client, req.after_id, req.limit).map(Response::new)
+    }
+
+    async fn subscribe_replies(
+        &self,
+        request: Request<SubscribeRepliesRequest>,
+    ) -> Result<Response<Self::SubscribeRepliesStream>, Status> {
+        let client = client_id(&request);
+        let after_id = request.into_inner().after_id;
+        Ok(Response::new(crate::replies_api::subscribe(
+            self.ctx.clone(),
+            client,
+            after_id,
+        )))
+    }
+
     async fn submit(
         &self,
         request: Request<SubmitRequest>,
@@ -452,6 +476,8 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             n.node,
             if n.drained { "drained" } else { "undrained" }
         ),
+        // Never in a message's timeline: replies have their own records.
+        Some(Kind::MoReceived(_) | Kind::MoAssemblyClosed(_)) => String::new(),
         None => String::new(),
     };
     TimelineEvent {

@@ -15,9 +15,10 @@ use herald_protocols::client::{
     ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::MoPart;
 use herald_raft::events::{
     event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
-    MessageDispatched, MessageExpired,
+    MessageDispatched, MessageExpired, MoConcat, MoReceived,
 };
 use herald_raft::records::{queue_name, slot_link, LinkTable, MessageRecord, SegmentStatus};
 use herald_raft::types::EventOutcome;
@@ -665,8 +666,8 @@ async fn handle_client_events(
                     *r = reason;
                 }
             }
-            ClientEvent::Report(report) => {
-                let ack = report.ack;
+            ClientEvent::Report(mut report) => {
+                let ack = std::mem::take(&mut report.ack);
                 let event = Event::new(
                     now_ms(),
                     Kind::DeliveryReported(DeliveryReported {
@@ -681,27 +682,73 @@ async fn handle_client_events(
                 let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {
                     return;
                 };
-                let run = run.clone();
-                tokio::spawn(async move {
-                    // The carrier is acknowledged only once the report is committed; if it never
-                    // is, the carrier keeps the report and delivers it again.
-                    match run
-                        .ctx
-                        .proposer
-                        .propose_persistently(vec![event], PERSIST_FOR)
-                        .await
-                    {
-                        Ok(_) => ack.done(),
-                        Err(e) => {
-                            tracing::error!(link = %run.link.name, "delivery report not recorded: {e}")
-                        }
-                    }
-                    drop(permit);
-                });
+                tokio::spawn(record_then_ack(
+                    run.clone(),
+                    event,
+                    ack,
+                    permit,
+                    "delivery report",
+                ));
             }
-            ClientEvent::Mo(mo) => {
-                tracing::info!(%link, src = %mo.src, dest = %mo.dest, "mobile-originated message received (MO routing is not built yet)");
+            ClientEvent::Mo(mut part) => {
+                let ack = std::mem::take(&mut part.ack);
+                let event = Event::new(now_ms(), Kind::MoReceived(mo_received(&run, part)));
+                let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                tokio::spawn(record_then_ack(run.clone(), event, ack, permit, "MO part"));
             }
         }
+    }
+}
+
+/// Commits what the carrier delivered, then lets the protocol answer it. If it is never
+/// committed, the carrier gets no answer, keeps the item and delivers it again.
+async fn record_then_ack(
+    run: Arc<LinkRun>,
+    event: Event,
+    ack: herald_protocols::ack::Ack,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    what: &'static str,
+) {
+    match run
+        .ctx
+        .proposer
+        .propose_persistently(vec![event], PERSIST_FOR)
+        .await
+    {
+        Ok(_) => ack.done(),
+        Err(e) => tracing::error!(link = %run.link.name, "{what} not recorded: {e}"),
+    }
+    drop(permit);
+}
+
+/// The event recording one MO part this slot received, with the client the policy's reply
+/// rules give its destination (decided here, so applying it stays pure).
+fn mo_received(run: &LinkRun, part: MoPart) -> MoReceived {
+    let rule_client = run
+        .ctx
+        .policy()
+        .replies
+        .client_for(&part.dest)
+        .unwrap_or_default()
+        .to_string();
+    MoReceived {
+        link: run.link.name.clone(),
+        slot: run.slot_field(),
+        node: run.ctx.id(),
+        concat: part.concat.map(|(c, scheme)| MoConcat {
+            reference: u32::from(c.reference),
+            total: u32::from(c.total),
+            number: u32::from(c.number),
+            scheme: scheme.as_str().to_string(),
+        }),
+        src: part.src,
+        dest: part.dest,
+        text: part.text,
+        encoding: part.encoding.to_string(),
+        carrier_id: part.carrier_id,
+        carrier_time: part.carrier_time,
+        rule_client,
     }
 }

@@ -18,6 +18,9 @@ mod placement;
 mod policy;
 mod proposer;
 mod quota;
+mod replies_api;
+mod replies_cli;
+mod reply_rules;
 mod routing;
 mod server;
 mod sim_cli;
@@ -59,6 +62,8 @@ enum Command {
     Status(cli_client::StatusArgs),
     /// Cancels a message not yet handed to a carrier.
     Cancel(cli_client::CancelArgs),
+    /// Subscribers' replies routed to a client system (or, for operators, the unrouted ones).
+    Replies(replies_cli::RepliesArgs),
     /// The dispatch policy: routes, classes, quotas (replicated; effective on every node).
     Policy {
         #[command(subcommand)]
@@ -148,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Status(args) => cli_client::status(args).await,
             Command::Cancel(args) => cli_client::cancel(args).await,
+            Command::Replies(args) => replies_cli::run(args).await,
             Command::Policy {
                 command: PolicyCommand::Show(args),
             } => admin_cli::policy_show(args).await,

@@ -32,6 +32,8 @@ pub struct DispatchPolicy {
     /// Submission limits per client system (the `x-herald-client` of its calls).
     pub clients: BTreeMap<String, ClientQuota>,
     pub failover: Failover,
+    /// Where subscribers' replies go, and how long a long one waits for its parts.
+    pub replies: crate::reply_rules::Replies,
 }
 
 impl Default for DispatchPolicy {
@@ -45,6 +47,7 @@ impl Default for DispatchPolicy {
             ported_numbers: BTreeMap::new(),
             clients: BTreeMap::new(),
             failover: Failover::default(),
+            replies: Default::default(),
         }
     }
 }
@@ -427,6 +430,7 @@ impl DispatchPolicy {
         if self.failover.down_after_ms > day_ms || self.failover.requeue_after_ms > day_ms {
             return Err(bad("failover", "times must be at most a day (86400000 ms)"));
         }
+        self.replies.validate()?;
         Ok(())
     }
 
@@ -557,6 +561,7 @@ mod tests {
         let policy = DispatchPolicy::parse(text, &["cmpp-sim"]).unwrap();
         assert_eq!(policy.routes.len(), 2);
         assert!(policy.classes.bulk.quiet_hours.is_some());
+        assert_eq!(policy.replies.client_for("1069000112"), Some("billing"));
     }
 
     #[test]

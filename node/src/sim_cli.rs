@@ -130,6 +130,20 @@ pub struct SimCmppArgs {
     /// Send a mobile-originated message on every connection this often, in milliseconds.
     #[arg(long)]
     mo_every_ms: Option<u64>,
+    /// The injected MOs' text (default "MO n"); a long text goes out in concatenated parts.
+    #[arg(long)]
+    mo_text: Option<String>,
+    /// The injected MOs' sender number (default 13800138000).
+    #[arg(long)]
+    mo_from: Option<String>,
+    /// The injected MOs' destination, the SP number with any extension (default the SP's
+    /// number from its submits, or its account).
+    #[arg(long)]
+    mo_to: Option<String>,
+    /// Spread the parts of each long MO over the account's connections, one part per
+    /// connection in turn.
+    #[arg(long)]
+    mo_spread: bool,
     /// Fault: refuse every SUBMIT to numbers starting with PREFIX, with Result CODE
     /// (PREFIX=CODE); repeatable.
     #[arg(long = "reject-dest")]
@@ -264,6 +278,10 @@ async fn run_cmpp(
         stall_after: args.stall_after,
         malformed_after: args.malformed_after,
         mo_every: args.mo_every_ms.map(Duration::from_millis),
+        mo_text: args.mo_text.clone(),
+        mo_from: args.mo_from.clone(),
+        mo_to: args.mo_to.clone(),
+        mo_spread: args.mo_spread,
         ..Default::default()
     };
     herald_protocols::sim::cmpp::run_with_faults(config, faults, shutdown).await?;

@@ -3,11 +3,15 @@
 //!   stuck in (queued on a link nobody can run, sent but never reported) — this is what makes every
 //!   acknowledged message reach a terminal state;
 //! - SCHEDULED messages whose time came (a scheduled send, the end of quiet hours, a retry's
-//!   backoff) join their queue (`MessageReleased`).
+//!   backoff) join their queue (`MessageReleased`);
+//! - MO assemblies older than the policy's `replies.incomplete-after-ms` are closed
+//!   (`MoAssemblyClosed`): a long reply still missing parts is passed on marked incomplete, and
+//!   the memory of a finished one (which recognises a carrier's resends) is forgotten.
 
 use std::time::Duration;
 
 use herald_raft::events::{event::Kind, now_ms, Event, MessageExpired, MessageReleased};
+use herald_raft::reader::ProjectionReader;
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::ServerState;
 
@@ -25,6 +29,7 @@ pub async fn run(ctx: Ctx) {
             continue;
         }
         let now = now_ms();
+        close_old_mo_assemblies(&ctx, now).await;
         let expired = ctx.reader.expired(now, SWEEP_BATCH);
         let due = ctx.reader.due_scheduled(now, SWEEP_BATCH);
         let (expired, due) = match (expired, due) {
@@ -59,4 +64,38 @@ pub async fn run(ctx: Ctx) {
             tracing::warn!("expiry or release not committed: {e}");
         }
     }
+}
+
+/// Closes the MO assemblies whose age stamp is older than the policy allows.
+async fn close_old_mo_assemblies(ctx: &Ctx, now: u64) {
+    let max_age = ctx.policy().replies.incomplete_after_ms;
+    let events = match old_mo_assemblies(&ctx.reader, now, max_age) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!("reading the MO assembly index: {e}");
+            return;
+        }
+    };
+    if events.is_empty() {
+        return;
+    }
+    tracing::debug!(count = events.len(), "closing MO assemblies past their age");
+    if let Err(e) = ctx.proposer.propose(events).await {
+        tracing::warn!("closing MO assemblies not committed: {e}");
+    }
+}
+
+fn old_mo_assemblies(
+    reader: &ProjectionReader,
+    now: u64,
+    max_age_ms: u64,
+) -> Result<Vec<Event>, herald_raft::projection::ProjectionError> {
+    let Some(before) = now.checked_sub(max_age_ms) else {
+        return Ok(Vec::new());
+    };
+    Ok(reader
+        .mo_assemblies_to_close(before, SWEEP_BATCH)?
+        .into_iter()
+        .map(|closing| Event::new(now, Kind::MoAssemblyClosed(closing)))
+        .collect())
 }

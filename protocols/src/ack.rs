@@ -1,12 +1,13 @@
-//! Deferred acknowledgements of what a carrier delivers to us.
+//! Deferred acknowledgements of what a carrier delivers to us: delivery reports and
+//! mobile-originated (MO) messages or their parts.
 //!
-//! A carrier forgets a delivery report once we acknowledge it (CMPP DELIVER_RESP, SMPP
-//! deliver_sm_resp, …). If we acknowledged on receipt and the node died before the report was
-//! durably recorded, the report would be lost and its message would never reach a terminal state.
-//! So the report travels to the application with an [`Ack`]; the protocol's response is sent only
-//! when the application completes it. An ack that is dropped, or not completed in time, sends no
-//! response: the carrier keeps the report and delivers it again (to whichever node holds the link
-//! by then).
+//! A carrier forgets what it delivered once we acknowledge it (CMPP DELIVER_RESP, SMPP
+//! deliver_sm_resp, …). If we acknowledged on receipt and the node died before the item was
+//! durably recorded, it would be lost: a report's message would never reach a terminal state, a
+//! subscriber's reply (or one part of it) would vanish. So the item travels to the application
+//! with an [`Ack`]; the protocol's response is sent only when the application completes it. An ack
+//! that is dropped, or not completed in time, sends no response: the carrier keeps the item and
+//! delivers it again (to whichever node holds the link by then).
 
 use std::fmt;
 use std::time::Duration;

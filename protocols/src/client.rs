@@ -17,13 +17,10 @@ use crate::cmpp::{
     self, auth, Body, CmppCodec, CmppError, Connect, Deliver, DeliverContent, DeliverResp, Pdu,
     Submit, Version,
 };
-use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::mo::{self, MoPart};
 pub use crate::session::SendError;
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
-use crate::text::{self, Segment};
-
-/// Events a client queues before its link stops reading (as the session engine's queue).
-pub(crate) const EVENT_QUEUE: usize = 1024;
+use crate::text::Segment;
 
 /// Result code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending
 /// (a field does not fit its CMPP width) or answered with an unexpected PDU.
@@ -170,7 +167,9 @@ pub enum ClientEvent {
         reason: String,
     },
     Report(DeliveryReport),
-    Mo(MoMessage),
+    /// One MO deliver (a whole message or one part of a long one), its acknowledgement held
+    /// until the application completes `ack` (see [`defer_delivery_ack`]).
+    Mo(MoPart),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,32 +218,17 @@ impl DeliveryReport {
     }
 }
 
-/// For [`crate::session::LinkProtocol::defer_reply`]: a delivery report's acknowledgement waits
-/// until the application has recorded it.
-pub fn defer_report_ack(event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-    match event {
-        ClientEvent::Report(report) => {
-            let (ack, waiter) = crate::ack::Ack::pair();
-            report.ack = ack;
-            Some(waiter)
-        }
-        _ => None,
-    }
-}
-
-/// One mobile-originated message, its parts joined (see [`crate::reassembly`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MoMessage {
-    pub src: String,
-    pub dest: String,
-    pub text: String,
-    /// The carrier's id of the (first received) part.
-    pub carrier_id: String,
-    /// How many parts `text` was joined from (1 for a message that came whole).
-    pub parts: u32,
-    /// False when parts are missing: the message ran out of time or room while waiting for
-    /// them, or its concatenation header was unusable. `text` is then what arrived, in order.
-    pub complete: bool,
+/// For [`crate::session::LinkProtocol::defer_reply`]: the acknowledgement of a delivery report
+/// or of an MO part waits until the application has recorded it.
+pub fn defer_delivery_ack(event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
+    let slot = match event {
+        ClientEvent::Report(report) => &mut report.ack,
+        ClientEvent::Mo(part) => &mut part.ack,
+        _ => return None,
+    };
+    let (ack, waiter) = crate::ack::Ack::pair();
+    *slot = ack;
+    Some(waiter)
 }
 
 /// The CMPP link options (`LinkSettings::options`): only `version`, `3` (the default) or `2`.
@@ -318,13 +302,7 @@ impl CmppClient {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
         let engine_settings = settings.engine_settings();
-        let mo = MoAssembly::new(
-            &settings.name,
-            text::decode_text,
-            reassembly::Limits::default(),
-        );
         let link = CmppLink {
-            mo: mo.clone(),
             version: options
                 .as_ref()
                 .map(|o| o.version)
@@ -333,7 +311,7 @@ impl CmppClient {
             settings,
             last_authenticator: Mutex::new([0; 16]),
         };
-        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
+        let (engine, events) = Engine::start(engine_settings, link);
         (CmppClient { engine }, events)
     }
 
@@ -417,13 +395,11 @@ struct CmppLink {
     options_error: Option<String>,
     /// AuthenticatorSource of the last CONNECT, to verify the gateway's AuthenticatorISMG.
     last_authenticator: Mutex<[u8; 16]>,
-    /// Joins the parts of long MO messages, across reconnections.
-    mo: MoAssembly,
 }
 
 impl LinkProtocol for CmppLink {
     fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-        crate::client::defer_report_ack(event)
+        defer_delivery_ack(event)
     }
 
     type Pdu = Pdu;
@@ -507,7 +483,7 @@ impl LinkProtocol for CmppLink {
                         result: 0,
                     }),
                 )),
-                event: deliver_event(*d, &self.mo),
+                event: deliver_event(*d),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -540,8 +516,8 @@ impl LinkProtocol for CmppLink {
     }
 }
 
-/// A report becomes an event at once; an MO part only once it completes its message.
-fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
+/// A report or an MO part (joined with the others by the node, see [`crate::mo`]).
+fn deliver_event(d: Deliver) -> Option<ClientEvent> {
     match d.content {
         DeliverContent::Report(r) => Some(ClientEvent::Report(DeliveryReport::new(
             r.msg_id.to_string(),
@@ -550,16 +526,15 @@ fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
             r.submit_time,
             r.done_time,
         ))),
-        DeliverContent::Message(content) => mo
-            .accept(MoPart::from_payload(
-                d.src_terminal_id,
-                d.dest_id,
-                d.msg_id.to_string(),
-                d.msg_fmt,
-                d.tp_udhi != 0,
-                &content,
-            ))
-            .map(ClientEvent::Mo),
+        DeliverContent::Message(content) => Some(ClientEvent::Mo(MoPart::from_payload(
+            mo::CHINESE,
+            d.src_terminal_id,
+            d.dest_id,
+            d.msg_id.to_string(),
+            d.msg_fmt,
+            d.tp_udhi != 0,
+            &content,
+        ))),
     }
 }
 
@@ -583,27 +558,20 @@ mod tests {
         }
     }
 
-    fn assembly() -> MoAssembly {
-        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
-    }
-
     #[test]
     fn report_becomes_event_with_decimal_id() {
-        let ev = deliver_event(
-            deliver(
-                DeliverContent::Report(StatusReport {
-                    msg_id: 1234567890123,
-                    stat: "UNDELIV".into(),
-                    submit_time: "2511250701".into(),
-                    done_time: "2511250702".into(),
-                    dest_terminal_id: "13800138000".into(),
-                    smsc_sequence: 1,
-                }),
-                0,
-                0,
-            ),
-            &assembly(),
-        );
+        let ev = deliver_event(deliver(
+            DeliverContent::Report(StatusReport {
+                msg_id: 1234567890123,
+                stat: "UNDELIV".into(),
+                submit_time: "2511250701".into(),
+                done_time: "2511250702".into(),
+                dest_terminal_id: "13800138000".into(),
+                smsc_sequence: 1,
+            }),
+            0,
+            0,
+        ));
         assert_eq!(
             ev,
             Some(ClientEvent::Report(DeliveryReport {
@@ -619,8 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn mo_parts_become_one_event_without_udh() {
-        let mo = assembly();
+    fn each_mo_part_becomes_an_event_without_its_udh() {
         let part = |n: u8, content: &[u8]| {
             let mut body = vec![5, 0, 3, 1, 2, n];
             body.extend_from_slice(content);
@@ -628,17 +595,20 @@ mod tests {
             d.msg_id = 98 + u64::from(n);
             d
         };
-        assert_eq!(deliver_event(part(2, &[0x59, 0x7D]), &mo), None);
+        let Some(ClientEvent::Mo(p)) = deliver_event(part(2, &[0x59, 0x7D])) else {
+            panic!("an MO event");
+        };
         assert_eq!(
-            deliver_event(part(1, &[0x4F, 0x60]), &mo),
-            Some(ClientEvent::Mo(MoMessage {
-                src: "13800138000".into(),
-                dest: "1065901234".into(),
-                text: "你好".into(),
-                carrier_id: "99".into(),
-                parts: 2,
-                complete: true,
-            }))
+            (
+                p.src.as_str(),
+                p.dest.as_str(),
+                p.text.as_str(),
+                p.carrier_id.as_str()
+            ),
+            ("13800138000", "1065901234", "好", "100")
         );
+        let (concat, scheme) = p.concat.expect("part of a long message");
+        assert_eq!((concat.reference, concat.total, concat.number), (1, 2, 2));
+        assert_eq!((scheme, p.encoding), (mo::Scheme::Udh8, "ucs2"));
     }
 }

@@ -18,13 +18,12 @@ use crate::cngp::{
     self, tag, Body, CngpCodec, CngpError, Deliver, DeliverContent, DeliverResp, Login, Pdu,
     Submit, Tlvs,
 };
-use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::mo::{self, MoPart};
 use crate::session::{Engine, Inbound, LinkProtocol, LinkState};
 pub use crate::smgp_client::{
-    ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
+    ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
 use crate::telecom::{auth, link};
-use crate::text;
 
 /// SubType of an MT message sent on the SP's own account (点播下发); *unconfirmed*.
 const SUB_TYPE_MT: u8 = 2;
@@ -63,11 +62,6 @@ impl CngpClient {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
         let engine_settings = settings.engine_settings();
-        let mo = MoAssembly::new(
-            &settings.name,
-            text::decode_text,
-            reassembly::Limits::default(),
-        );
         let link = CngpLink {
             login_mode: options
                 .as_ref()
@@ -75,9 +69,8 @@ impl CngpClient {
             options_error: options.err(),
             settings,
             last_authenticator: Mutex::new([0; 16]),
-            mo: mo.clone(),
         };
-        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
+        let (engine, events) = Engine::start(engine_settings, link);
         (CngpClient { engine }, events)
     }
 
@@ -144,13 +137,11 @@ struct CngpLink {
     login_mode: u8,
     options_error: Option<String>,
     last_authenticator: Mutex<[u8; 16]>,
-    /// Joins the parts of long MO messages, across reconnections.
-    mo: MoAssembly,
 }
 
 impl LinkProtocol for CngpLink {
     fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-        crate::client::defer_report_ack(event)
+        crate::client::defer_delivery_ack(event)
     }
 
     type Pdu = Pdu;
@@ -232,7 +223,7 @@ impl LinkProtocol for CngpLink {
                         tlvs: Tlvs::default(),
                     }),
                 )),
-                event: deliver_event(*d, &self.mo),
+                event: deliver_event(*d),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -265,23 +256,25 @@ impl LinkProtocol for CngpLink {
     }
 }
 
-/// A report becomes an event at once; an MO part only once it completes its message.
-fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
+/// A report or an MO part (joined with the others by the node, see [`crate::mo`]).
+fn deliver_event(d: Deliver) -> Option<ClientEvent> {
     match d.content {
         DeliverContent::Report(r) => {
             Some(ClientEvent::Report(link::delivery_report(r, d.src_term_id)))
         }
         DeliverContent::Message(content) => {
             let udhi = link::sniff_concat(&content).is_some();
-            mo.accept(MoPart::from_payload(
+            let mut part = MoPart::from_payload(
+                mo::CHINESE,
                 d.src_term_id,
                 d.dest_term_id,
                 d.msg_id.to_string(),
                 d.msg_format,
                 udhi,
                 &content,
-            ))
-            .map(ClientEvent::Mo)
+            );
+            part.carrier_time = d.recv_time;
+            Some(ClientEvent::Mo(part))
         }
     }
 }
@@ -303,49 +296,30 @@ mod tests {
         }
     }
 
-    fn assembly() -> MoAssembly {
-        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
-    }
-
     #[test]
     fn report_becomes_event_with_hex_id() {
-        let ev = deliver_event(
-            deliver(
-                DeliverContent::Report(Receipt {
-                    msg_id: MsgId10([0x02, 0, 1, 1, 0x16, 0x17, 0, 0, 0, 7]),
-                    stat: "DELIVRD".into(),
-                    ..Receipt::default()
-                }),
-                0,
-            ),
-            &assembly(),
-        );
+        let ev = deliver_event(deliver(
+            DeliverContent::Report(Receipt {
+                msg_id: MsgId10([0x02, 0, 1, 1, 0x16, 0x17, 0, 0, 0, 7]),
+                stat: "DELIVRD".into(),
+                ..Receipt::default()
+            }),
+            0,
+        ));
         assert!(matches!(ev, Some(ClientEvent::Report(ref r))
             if r.carrier_id == "02000101161700000007" && r.delivered && r.dest == "13000000001"));
     }
 
     #[test]
     fn mo_text_with_and_without_udh() {
-        let mo = assembly();
-        let ev = deliver_event(
-            deliver(
-                DeliverContent::Message(vec![5, 0, 3, 1, 2, 1, 0x4F, 0x60]),
-                8,
-            ),
-            &mo,
-        );
-        assert_eq!(ev, None, "part 1 of 2 waits for part 2");
-        let ev = deliver_event(
-            deliver(
-                DeliverContent::Message(vec![5, 0, 3, 1, 2, 2, 0x59, 0x7D]),
-                8,
-            ),
-            &mo,
-        );
+        let ev = deliver_event(deliver(
+            DeliverContent::Message(vec![5, 0, 3, 1, 2, 2, 0x59, 0x7D]),
+            8,
+        ));
         assert!(matches!(ev, Some(ClientEvent::Mo(ref m))
-            if m.text == "你好" && m.parts == 2 && m.complete));
-        let ev = deliver_event(deliver(DeliverContent::Message(vec![0xC4, 0xE3]), 15), &mo);
+            if m.text == "好" && m.concat.is_some_and(|(c, _)| c.number == 2 && c.total == 2)));
+        let ev = deliver_event(deliver(DeliverContent::Message(vec![0xC4, 0xE3]), 15));
         assert!(matches!(ev, Some(ClientEvent::Mo(ref m)) if m.text == "你"
-            && m.carrier_id == "07070707070707070707" && m.parts == 1));
+            && m.carrier_id == "07070707070707070707" && m.concat.is_none() && m.encoding == "gbk"));
     }
 }

@@ -266,6 +266,17 @@ pub fn decode_smpp_text(data_coding: u8, bytes: &[u8]) -> String {
     }
 }
 
+/// The name of an SMPP data coding, as replies record it (what [`decode_smpp_text`] read).
+pub fn smpp_encoding_name(data_coding: u8) -> &'static str {
+    match data_coding {
+        DC_DEFAULT => "gsm7",
+        DC_IA5 => "ia5",
+        DC_LATIN1 => "latin1",
+        DC_BINARY | DC_BINARY_8BIT => "binary",
+        other => text::encoding_name(other),
+    }
+}
+
 /// Decodes a whole received payload: strips the UDH when `udhi` is set, then
 /// [`decode_smpp_text`].
 pub fn decode_smpp_payload(

@@ -13,7 +13,8 @@
 //!   the gateway's own connection.
 //! - [`smgp`], [`smgp_client`]: SMGP 3.0.3 (China Telecom) PDUs, TLVs and framing; its client.
 //! - [`cngp`], [`cngp_client`]: CNGP 2.0 (China Netcom) PDUs, TLVs and framing; its client.
-//! - [`reassembly`]: joining the parts of long mobile-originated messages, for every client.
+//! - [`mo`]: mobile-originated messages as received, one part per deliver, for every client
+//!   (the node joins long messages' parts in its replicated log).
 //! - [`framing`]: cutting a byte stream into length-prefixed frames, for every codec.
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
@@ -29,7 +30,7 @@ mod codec_tests;
 pub mod framing;
 pub mod gsm7;
 pub mod link;
-pub mod reassembly;
+pub mod mo;
 pub mod session;
 pub mod sgip;
 pub mod sgip_client;
@@ -42,7 +43,8 @@ pub mod telecom;
 pub mod text;
 
 pub use client::{
-    ClientEvent, CmppClient, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError,
+    ClientEvent, CmppClient, DeliveryReport, LinkSettings, OutboundSegment, SendError,
     SubmitOutcome,
 };
+pub use mo::MoPart;
 pub use text::{decode_text, split_text, Segment};

@@ -8,10 +8,9 @@
 //! the counter part of SGIP's 12-byte sequence number; this module adds the node id and time.
 //! Like the CMPP client it does not retry: the caller decides, guided by `retryable`.
 //!
-//! As with every other protocol, a Report is acknowledged (Report_Resp) only once the
-//! application completes the report's [`crate::ack::Ack`]: a Report the node loses before
-//! recording it stays unanswered, and the gateway sends it again. Delivers (MO) are answered as
-//! soon as their event is queued.
+//! As with every other protocol, a Report or a Deliver (MO) is answered (Report_Resp,
+//! Deliver_Resp) only once the application completes its [`crate::ack::Ack`]: one the node loses
+//! before recording it stays unanswered, and the gateway sends it again.
 //!
 //! Link options (`LinkSettings::options`): `node-id` (required: the SP node number, 3AAAAQQQQQ),
 //! `corp-id` (default: the last five digits of the node id), `listen` (required: the address on
@@ -34,10 +33,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 pub use crate::client::{
-    ClientEvent, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError,
-    SubmitOutcome, LOCAL_REJECT,
+    ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
+    LOCAL_REJECT,
 };
-use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::mo::{self, MoPart};
 use crate::session::{
     Engine, EngineSettings, IdlePolicy, Inbound, LinkProtocol, LinkState, DEFERRED_REPLY_WAIT,
 };
@@ -45,7 +44,6 @@ use crate::sgip::{
     self, login_type, report_flag, report_state, Bind, Body, Deliver, Pdu, Report, Resp,
     SequenceNumber, SgipCodec, SgipError, Submit,
 };
-use crate::text;
 
 /// SGIP allows at most this many requests awaiting a response on a connection [SGIP §4.1].
 pub const MAX_WINDOW: usize = 32;
@@ -179,13 +177,6 @@ impl SgipClient {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut local = None;
-        // One assembly for every connection: the gateway may send a message's parts on several.
-        let mo = MoAssembly::new(
-            &settings.name,
-            text::decode_text,
-            reassembly::Limits::default(),
-        );
-        mo.spawn_flusher(&events_tx, reassembly::FLUSH_EVERY);
         let options = SgipOptions::from_settings(&settings).and_then(|options| {
             let listener = bind_listener(&options.listen)?;
             local = listener.local_addr().ok();
@@ -199,7 +190,6 @@ impl SgipClient {
                 // itself long before this.
                 idle_timeout: settings.heartbeat_interval.max(Duration::from_secs(1)) * 6,
                 events: events_tx.clone(),
-                mo: mo.clone(),
                 stop: stop.clone(),
                 tasks: tasks.clone(),
             };
@@ -221,7 +211,6 @@ impl SgipClient {
                 .unwrap_or_default(),
             options_error: options.err(),
             settings,
-            mo,
         };
         let engine = Engine::start_with_events(engine_settings, link, events_tx);
         let listener = Arc::new(ListenerHandle {
@@ -337,8 +326,6 @@ struct SgipLink {
     corp_id: String,
     /// Why the settings were refused; the link then never connects.
     options_error: Option<String>,
-    /// Joins the parts of long MO messages (shared with the gateway's connections).
-    mo: MoAssembly,
 }
 
 impl SgipLink {
@@ -351,7 +338,7 @@ impl LinkProtocol for SgipLink {
     /// A Report's Report_Resp waits until the application has recorded it, as on the gateway's
     /// own connections (see [`GatewayListener::serve`]).
     fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-        crate::client::defer_report_ack(event)
+        crate::client::defer_delivery_ack(event)
     }
 
     type Pdu = Pdu;
@@ -407,7 +394,7 @@ impl LinkProtocol for SgipLink {
             },
             // Reports and MOs belong on the gateway's own connection, but answering them here
             // costs nothing and loses nothing.
-            body => match gateway_request(&self.settings.name, &self.mo, sequence, body) {
+            body => match gateway_request(&self.settings.name, sequence, body) {
                 Some((event, reply)) => Inbound::Request {
                     reply: Some(reply),
                     event,
@@ -442,14 +429,13 @@ impl LinkProtocol for SgipLink {
 /// requests get `None` (logged).
 fn gateway_request(
     link: &str,
-    mo: &MoAssembly,
     sequence: SequenceNumber,
     body: Body,
 ) -> Option<(Option<ClientEvent>, Pdu)> {
     let ok = Resp { result: 0 };
     match body {
         Body::Deliver(d) => Some((
-            mo_event(sequence, *d, mo),
+            mo_event(sequence, *d),
             Pdu::new(sequence, Body::DeliverResp(ok)),
         )),
         Body::Report(r) => Some((report_event(r), Pdu::new(sequence, Body::ReportResp(ok)))),
@@ -464,17 +450,18 @@ fn gateway_request(
     }
 }
 
-/// An MO event once the Deliver completes its message (at once for a single-part one).
-fn mo_event(sequence: SequenceNumber, d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
-    mo.accept(MoPart::from_payload(
+/// An MO part (joined with the others by the node, see [`crate::mo`]), with the sender's
+/// number in national form and the Deliver's sequence number as its carrier id.
+fn mo_event(sequence: SequenceNumber, d: Deliver) -> Option<ClientEvent> {
+    Some(ClientEvent::Mo(MoPart::from_payload(
+        mo::CHINESE,
         sgip::national_number(&d.user_number).to_string(),
         d.sp_number,
         sequence.to_string(),
         d.message_coding,
         d.tp_udhi != 0,
         &d.message_content,
-    ))
-    .map(ClientEvent::Mo)
+    )))
 }
 
 /// A final report about a Submit becomes an event; "waiting" reports (not final) and reports
@@ -533,7 +520,6 @@ struct GatewayListener {
     login_timeout: Duration,
     idle_timeout: Duration,
     events: mpsc::Sender<ClientEvent>,
-    mo: MoAssembly,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -560,11 +546,10 @@ impl GatewayListener {
         }
     }
 
-    /// Serves one gateway connection. Deliver_Resp goes out once the MO event is queued;
-    /// Report_Resp only once the application completes the report's [`crate::ack::Ack`] (within
-    /// [`DEFERRED_REPLY_WAIT`]), so a report lost before it is recorded stays unanswered and the
-    /// gateway sends it again. Reports wait for their acks side by side: one slow report holds
-    /// up neither the others nor the MOs.
+    /// Serves one gateway connection. Report_Resp and Deliver_Resp go out only once the
+    /// application completes the item's [`crate::ack::Ack`] (within [`DEFERRED_REPLY_WAIT`]), so
+    /// one lost before it is recorded stays unanswered and the gateway sends it again. Items wait
+    /// for their acks side by side: one slow item holds up none of the others.
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, SgipCodec);
@@ -604,9 +589,9 @@ impl GatewayListener {
                 }
                 Body::Bind(_) => Some(Pdu::new(sequence, Body::BindResp(Resp { result: 2 }))),
                 body if body.is_response() => None,
-                body => match gateway_request(&self.name, &self.mo, sequence, body) {
+                body => match gateway_request(&self.name, sequence, body) {
                     Some((Some(mut event), reply)) => {
-                        let waiter = crate::client::defer_report_ack(&mut event);
+                        let waiter = crate::client::defer_delivery_ack(&mut event);
                         // The acknowledgement goes out only once the application has the event.
                         tokio::select! {
                             sent = self.events.send(event) => if sent.is_err() {
@@ -780,36 +765,29 @@ mod tests {
     }
 
     #[test]
-    fn mo_parts_are_joined_and_the_sender_is_national() {
-        let mo = MoAssembly::new("t", text::decode_text, reassembly::Limits::default());
+    fn mo_parts_carry_their_place_and_the_sender_is_national() {
         let part = |n: u8, content: &[u8]| Deliver {
-            // The gateway writes the number with and without the country code alike.
-            user_number: if n == 1 {
-                "8613800138000"
-            } else {
-                "13800138000"
-            }
-            .into(),
+            user_number: "8613800138000".into(),
             sp_number: "10655012345".into(),
             tp_pid: 0,
             tp_udhi: 1,
             message_coding: 8,
             message_content: [&[5, 0, 3, 1, 2, n][..], content].concat(),
         };
+        let Some(ClientEvent::Mo(p)) =
+            mo_event(SequenceNumber::new(4, 5, 6), part(1, &[0x4F, 0x60]))
+        else {
+            panic!("an MO event");
+        };
         assert_eq!(
-            mo_event(SequenceNumber::new(4, 5, 7), part(2, &[0x59, 0x7D]), &mo),
-            None
+            (
+                p.src.as_str(),
+                p.dest.as_str(),
+                p.text.as_str(),
+                p.carrier_id.as_str()
+            ),
+            ("13800138000", "10655012345", "你", "4-0000000005-6")
         );
-        assert_eq!(
-            mo_event(SequenceNumber::new(4, 5, 6), part(1, &[0x4F, 0x60]), &mo),
-            Some(ClientEvent::Mo(MoMessage {
-                src: "13800138000".into(),
-                dest: "10655012345".into(),
-                text: "你好".into(),
-                carrier_id: "4-0000000005-6".into(),
-                parts: 2,
-                complete: true,
-            }))
-        );
+        assert!(p.concat.is_some_and(|(c, _)| c.number == 1 && c.total == 2));
     }
 }

@@ -15,16 +15,15 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 pub use crate::client::{
-    ClientEvent, LinkSettings, MoMessage, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
+    ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
-use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::mo::{self, MoPart};
 use crate::session::{Engine, Inbound, LinkProtocol, LinkState};
 use crate::smgp::{
     self, tag, Body, Deliver, DeliverContent, DeliverResp, Login, Pdu, SmgpCodec, SmgpError,
     Submit, Tlvs,
 };
 use crate::telecom::{auth, link};
-use crate::text;
 
 /// MsgType of an SP's mobile-terminated message.
 const MSG_TYPE_MT: u8 = 6;
@@ -62,11 +61,6 @@ impl SmgpClient {
             tracing::error!(link = %settings.name, "link options refused: {e}");
         }
         let engine_settings = settings.engine_settings();
-        let mo = MoAssembly::new(
-            &settings.name,
-            text::decode_text,
-            reassembly::Limits::default(),
-        );
         let link = SmgpLink {
             login_mode: options
                 .as_ref()
@@ -74,9 +68,8 @@ impl SmgpClient {
             options_error: options.err(),
             settings,
             last_authenticator: Mutex::new([0; 16]),
-            mo: mo.clone(),
         };
-        let (engine, events) = reassembly::start_engine(engine_settings, link, &mo);
+        let (engine, events) = Engine::start(engine_settings, link);
         (SmgpClient { engine }, events)
     }
 
@@ -153,8 +146,6 @@ struct SmgpLink {
     options_error: Option<String>,
     /// AuthenticatorClient of the last Login, to verify the gateway's AuthenticatorServer.
     last_authenticator: Mutex<[u8; 16]>,
-    /// Joins the parts of long MO messages, across reconnections.
-    mo: MoAssembly,
 }
 
 /// Meaning of a Login_Resp Status.
@@ -172,7 +163,7 @@ fn login_status(status: u32) -> &'static str {
 
 impl LinkProtocol for SmgpLink {
     fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-        crate::client::defer_report_ack(event)
+        crate::client::defer_delivery_ack(event)
     }
 
     type Pdu = Pdu;
@@ -254,7 +245,7 @@ impl LinkProtocol for SmgpLink {
                         status: 0,
                     }),
                 )),
-                event: deliver_event(*d, &self.mo),
+                event: deliver_event(*d),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -287,23 +278,25 @@ impl LinkProtocol for SmgpLink {
     }
 }
 
-/// A report becomes an event at once; an MO part only once it completes its message.
-fn deliver_event(d: Deliver, mo: &MoAssembly) -> Option<ClientEvent> {
+/// A report or an MO part (joined with the others by the node, see [`crate::mo`]).
+fn deliver_event(d: Deliver) -> Option<ClientEvent> {
     match d.content {
         DeliverContent::Report(r) => {
             Some(ClientEvent::Report(link::delivery_report(r, d.src_term_id)))
         }
         DeliverContent::Message(content) => {
             let udhi = d.tlvs.u8(tag::TP_UDHI).unwrap_or(0) != 0;
-            mo.accept(MoPart::from_payload(
+            let mut part = MoPart::from_payload(
+                mo::CHINESE,
                 d.src_term_id,
                 d.dest_term_id,
                 d.msg_id.to_string(),
                 d.msg_format,
                 udhi,
                 &content,
-            ))
-            .map(ClientEvent::Mo)
+            );
+            part.carrier_time = d.recv_time;
+            Some(ClientEvent::Mo(part))
         }
     }
 }
@@ -327,27 +320,20 @@ mod tests {
         }
     }
 
-    fn assembly() -> MoAssembly {
-        MoAssembly::new("t", text::decode_text, reassembly::Limits::default())
-    }
-
     #[test]
     fn report_becomes_event_with_hex_id() {
         let id = MsgId10([0x01, 0x00, 0x61, 0x01, 0x16, 0x17, 0x00, 0x01, 0x23, 0x45]);
-        let ev = deliver_event(
-            deliver(
-                DeliverContent::Report(Receipt {
-                    msg_id: id,
-                    stat: "UNDELIV".into(),
-                    submit_date: "2401161700".into(),
-                    done_date: "2401161701".into(),
-                    ..Receipt::default()
-                }),
-                Tlvs::default(),
-                0,
-            ),
-            &assembly(),
-        );
+        let ev = deliver_event(deliver(
+            DeliverContent::Report(Receipt {
+                msg_id: id,
+                stat: "UNDELIV".into(),
+                submit_date: "2401161700".into(),
+                done_date: "2401161701".into(),
+                ..Receipt::default()
+            }),
+            Tlvs::default(),
+            0,
+        ));
         assert_eq!(
             ev,
             Some(ClientEvent::Report(DeliveryReport {
@@ -363,8 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn mo_parts_become_one_event_without_udh() {
-        let mo = assembly();
+    fn each_mo_part_becomes_an_event_with_its_sixteen_bit_reference() {
         let part = |n: u8, content: &[u8]| {
             let mut body = vec![6, 8, 4, 0x12, 0x34, 2, n];
             body.extend_from_slice(content);
@@ -376,17 +361,23 @@ mod tests {
             d.msg_id = MsgId10([n; 10]);
             d
         };
-        assert_eq!(deliver_event(part(2, &[0x59, 0x7D]), &mo), None);
+        let Some(ClientEvent::Mo(p)) = deliver_event(part(1, &[0x4F, 0x60])) else {
+            panic!("an MO event");
+        };
         assert_eq!(
-            deliver_event(part(1, &[0x4F, 0x60]), &mo),
-            Some(ClientEvent::Mo(MoMessage {
-                src: "13300000001".into(),
-                dest: "10690001".into(),
-                text: "你好".into(),
-                carrier_id: "01010101010101010101".into(),
-                parts: 2,
-                complete: true,
-            }))
+            (
+                p.src.as_str(),
+                p.dest.as_str(),
+                p.text.as_str(),
+                p.carrier_id.as_str()
+            ),
+            ("13300000001", "10690001", "你", "01010101010101010101")
         );
+        let (concat, scheme) = p.concat.expect("part of a long message");
+        assert_eq!(
+            (concat.reference, concat.total, concat.number),
+            (0x1234, 2, 1)
+        );
+        assert_eq!(scheme, mo::Scheme::Udh16);
     }
 }

@@ -7,7 +7,8 @@
 //! [`crate::session`] engine; this module supplies the SMPP PDUs, maps command_status to
 //! accepted / retryable / permanent, and turns receipts into [`DeliveryReport`]s whose
 //! `carrier_id` matches the submit's (see [`SmppOptions`] for the hex/decimal id pitfall). It does
-//! not retry. Concatenated MO parts (UDH or sar_* TLVs) are joined by [`crate::reassembly`].
+//! not retry. Each MO part (concatenated by a UDH or sar_* TLVs) is handed over on its own
+//! ([`crate::mo`]); the node joins them.
 //!
 //! `LinkSettings` mapping: `account` = system_id, `secret` = password, `service_id` =
 //! system_type, `src_id` = source_addr (empty: `account`).
@@ -21,7 +22,7 @@ use crate::client::{
     ClientEvent, DeliveryReport, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use crate::gsm7;
-use crate::reassembly::{self, MoAssembly, MoPart};
+use crate::mo::{self, MoPart, Scheme};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::smpp::{
     self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
@@ -268,25 +269,18 @@ impl SmppClient {
             name: format!("{}{suffix}", settings.name),
             ..settings.engine_settings()
         };
-        // One assembly for both binds of a pair: parts may come on either connection.
-        let mo = MoAssembly::new(
-            &settings.name,
-            gsm7::decode_smpp_text,
-            reassembly::Limits::default(),
-        );
         let link = |bind: BindKind| SmppLink {
             settings: settings.clone(),
             bind,
             options,
             options_error: error.clone(),
-            mo: mo.clone(),
         };
         match options.bind {
             BindMode::Pair => {
                 let (tx, tx_events) =
                     Engine::start(engine_settings("/tx"), link(BindKind::Transmitter));
                 let (rx, rx_events) =
-                    reassembly::start_engine(engine_settings("/rx"), link(BindKind::Receiver), &mo);
+                    Engine::start(engine_settings("/rx"), link(BindKind::Receiver));
                 let events = merge_pair_events(tx_events, rx_events);
                 (
                     SmppClient {
@@ -302,7 +296,7 @@ impl SmppClient {
                     BindMode::Receiver => BindKind::Receiver,
                     _ => BindKind::Transceiver,
                 };
-                let (main, events) = reassembly::start_engine(engine_settings(""), link(kind), &mo);
+                let (main, events) = Engine::start(engine_settings(""), link(kind));
                 (
                     SmppClient {
                         main,
@@ -414,8 +408,6 @@ struct SmppLink {
     options: SmppOptions,
     /// Why the link options were refused; the link then never connects.
     options_error: Option<String>,
-    /// Joins the parts of long MO messages, across reconnections (shared by a pair's binds).
-    mo: MoAssembly,
 }
 
 impl SmppLink {
@@ -513,9 +505,8 @@ impl SmppLink {
         }
     }
 
-    /// Turns a deliver_sm (or data_sm) into a report or an MO event; `None` for a receipt that
-    /// names no message id (nothing could be matched to it) and for an MO part that does not
-    /// complete its message yet.
+    /// Turns a deliver_sm (or data_sm) into a report or an MO part; `None` for a receipt that
+    /// names no message id (nothing could be matched to it).
     fn deliver_event(&self, sm: &Sm) -> Option<ClientEvent> {
         let payload = if sm.short_message.is_empty() {
             smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD)
@@ -530,7 +521,7 @@ impl SmppLink {
             || kind == esm::INTERMEDIATE_NOTIFICATION
             || receipted.is_some();
         if !is_receipt {
-            return self.mo.accept(mo_part(sm, payload)).map(ClientEvent::Mo);
+            return Some(ClientEvent::Mo(mo_part(sm, payload)));
         }
         // Receipt text is ASCII whatever data_coding says, except from SMSCs that really send
         // it as UCS2 (node-smpp #68); reading it through the GSM table would turn '_' into '§'.
@@ -576,6 +567,7 @@ impl SmppLink {
 fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
     let udhi = sm.esm_class & esm::UDHI != 0;
     let mut part = MoPart::from_payload(
+        mo::SMPP,
         sm.source_addr.clone(),
         sm.destination_addr.clone(),
         String::new(),
@@ -590,11 +582,12 @@ fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
             field(tag::SAR_TOTAL_SEGMENTS),
             field(tag::SAR_SEGMENT_SEQNUM),
         ) {
-            part.concat = Some(crate::text::Concat {
+            let concat = crate::text::Concat {
                 reference: reference as u16,
                 total: total.min(255) as u8,
                 number: number.min(255) as u8,
-            });
+            };
+            part.concat = Some((concat, Scheme::Sar));
         }
     }
     part
@@ -618,7 +611,7 @@ fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
 
 impl LinkProtocol for SmppLink {
     fn defer_reply(&self, event: &mut ClientEvent) -> Option<crate::ack::AckWaiter> {
-        crate::client::defer_report_ack(event)
+        crate::client::defer_delivery_ack(event)
     }
 
     type Pdu = Pdu;
@@ -787,7 +780,6 @@ mod tests {
             bind: BindKind::Transceiver,
             options,
             options_error: None,
-            mo: MoAssembly::new("t", gsm7::decode_smpp_text, reassembly::Limits::default()),
         }
     }
 
@@ -908,15 +900,14 @@ mod tests {
         assert!(matches!(l.deliver_event(&sm), Some(ClientEvent::Mo(m)) if m.text == "@hi"));
         sm.data_coding = 8;
         sm.esm_class = esm::UDHI;
-        sm.short_message = vec![5, 0, 3, 1, 2, 1, 0x90, 0x00];
-        assert_eq!(l.deliver_event(&sm), None, "part 1 of 2 waits");
         sm.short_message = vec![5, 0, 3, 1, 2, 2, 0x8B, 0xA2];
         assert!(matches!(l.deliver_event(&sm),
-            Some(ClientEvent::Mo(m)) if m.text == "退订" && m.parts == 2 && m.complete));
+            Some(ClientEvent::Mo(m)) if m.text == "订" && m.encoding == "ucs2"
+                && m.concat.is_some_and(|(c, s)| c.number == 2 && s == Scheme::Udh8)));
     }
 
     #[test]
-    fn mo_parts_by_sar_tlvs_and_message_payload_are_joined() {
+    fn mo_parts_by_sar_tlvs_and_message_payload_are_read() {
         let l = link(SmppOptions::parse(&opts(&[]), None).expect("options"));
         let part = |n: u8, tlvs: Vec<Tlv>, text: &[u8]| Sm {
             source_addr: "8613800138000".into(),
@@ -933,13 +924,12 @@ mod tests {
             .concat(),
             ..Sm::default()
         };
-        assert_eq!(l.deliver_event(&part(3, vec![], b"!")), None);
         let payload = vec![Tlv::new(tag::MESSAGE_PAYLOAD, b"lo".to_vec())];
-        assert_eq!(l.deliver_event(&part(2, payload, b"")), None);
-        let ev = l.deliver_event(&part(1, vec![], b"hel"));
+        let ev = l.deliver_event(&part(2, payload, b""));
         assert!(
             matches!(ev, Some(ClientEvent::Mo(ref m))
-            if m.text == "hello!" && m.parts == 3 && m.src == "8613800138000"),
+            if m.text == "lo" && m.src == "8613800138000"
+                && m.concat.is_some_and(|(c, s)| (c.reference, c.total, c.number, s) == (0x1234, 3, 2, Scheme::Sar))),
             "{ev:?}"
         );
         // One sar TLV alone is no concatenation: the message stands by itself.
@@ -1043,16 +1033,12 @@ mod tests {
     }
 
     #[test]
-    fn sar_parts_carry_tlvs_and_reassemble() {
+    fn sar_parts_carry_tlvs_and_read_back_in_order() {
         let l = long_message_link("sar");
         let text = format!("{}😀{}", "退订".repeat(40), "TD".repeat(30));
         let segments = split_for(LongMessage::Sar, &text);
         assert!(segments.len() >= 2);
-        let mut joined = crate::reassembly::Reassembler::new(
-            gsm7::decode_smpp_text,
-            reassembly::Limits::default(),
-        );
-        let mut out = None;
+        let mut parts = Vec::new();
         for segment in segments.iter().rev() {
             let sm = submit_as_the_smsc_reads_it(&l, segment);
             assert_eq!(sm.esm_class, 0, "no UDHI");
@@ -1072,14 +1058,13 @@ mod tests {
             );
             // Read back the way an MO with sar_* TLVs is read.
             let part = mo_part(&sm, &sm.short_message);
-            if let Some(m) = joined
-                .push(part, tokio::time::Instant::now())
-                .expect("consistent")
-            {
-                out = Some(m);
-            }
+            let (concat, scheme) = part.concat.expect("sar TLVs read");
+            assert_eq!(scheme, Scheme::Sar);
+            parts.push((concat.number, part.text));
         }
-        assert_eq!(out.map(|m| m.text), Some(text));
+        parts.sort();
+        let joined: String = parts.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(joined, text);
         // A single-part message has nothing to say in sar TLVs.
         let single = split_for(LongMessage::Sar, "hi");
         let sm = submit_as_the_smsc_reads_it(&l, &single[0]);

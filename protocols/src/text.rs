@@ -197,6 +197,13 @@ fn next_reference() -> u8 {
 /// Splits a received payload with TP_udhi set into its concatenation info (if the UDH carries
 /// one) and the text bytes. A UDH longer than the payload yields `None` and the whole payload.
 pub fn strip_udh(payload: &[u8]) -> (Option<Concat>, &[u8]) {
+    let (concat, body) = strip_udh_with_width(payload);
+    (concat.map(|(c, _)| c), body)
+}
+
+/// Like [`strip_udh`], also telling whether the concatenation header had a 16-bit reference
+/// (IEI 0x08) rather than an 8-bit one (IEI 0x00).
+pub fn strip_udh_with_width(payload: &[u8]) -> (Option<(Concat, bool)>, &[u8]) {
     let Some((&udhl, rest)) = payload.split_first() else {
         return (None, payload);
     };
@@ -214,24 +221,41 @@ pub fn strip_udh(payload: &[u8]) -> (Option<Concat>, &[u8]) {
         let (data, next) = tail.split_at(len);
         match (iei, data) {
             (0x00, [r, t, n]) => {
-                concat = Some(Concat {
-                    reference: u16::from(*r),
-                    total: *t,
-                    number: *n,
-                })
+                concat = Some((
+                    Concat {
+                        reference: u16::from(*r),
+                        total: *t,
+                        number: *n,
+                    },
+                    false,
+                ))
             }
             (0x08, [rh, rl, t, n]) => {
-                concat = Some(Concat {
-                    reference: u16::from_be_bytes([*rh, *rl]),
-                    total: *t,
-                    number: *n,
-                })
+                concat = Some((
+                    Concat {
+                        reference: u16::from_be_bytes([*rh, *rl]),
+                        total: *t,
+                        number: *n,
+                    },
+                    true,
+                ))
             }
             _ => {}
         }
         ies = next;
     }
     (concat, body)
+}
+
+/// The name of a Chinese protocol's data coding, as replies record it.
+pub fn encoding_name(data_coding: u8) -> &'static str {
+    match data_coding {
+        DC_ASCII => "ascii",
+        DC_UCS2 => "ucs2",
+        DC_GBK => "gbk",
+        DC_BINARY => "binary",
+        _ => "utf8",
+    }
 }
 
 /// Decodes received message content (no UDH) into text: 0 ASCII, 8 UCS2, 15 GBK/GB18030.

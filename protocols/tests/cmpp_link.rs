@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{
     accept_framed, check_fifty_submit_records, expect_reports, local_listener, next_pdu,
     read_records, refused_logins_keep_the_link_down, shutdown_and_refuse,
-    six_submits_take_three_rounds, skip_to, submit_all_accepted, submit_each, wait_connected,
-    wait_event, within, SimTask,
+    six_submits_take_three_rounds, skip_to, submit_all_accepted, submit_each, take_mo,
+    wait_connected, wait_event, within, SimTask,
 };
 use futures::{SinkExt, StreamExt};
 use herald_protocols::cmpp::{
@@ -209,6 +209,12 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     peer.send(Pdu::new(901, Body::Deliver(Box::new(mo))))
         .await
         .expect("send");
+    // The DELIVER is answered once the application has recorded the MO.
+    let mo = take_mo(&mut events).await;
+    assert_eq!(
+        (mo.text.as_str(), mo.src.as_str(), mo.carrier_id.as_str()),
+        ("退订", "13800138000", "4242")
+    );
     let mut answered = HashSet::new();
     within("answers to ACTIVE_TEST and DELIVER", async {
         while answered.len() < 2 {
@@ -230,10 +236,6 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     })
     .await;
     assert_eq!(answered, HashSet::from([900, 901]));
-    wait_event(&mut events, "the MO event", |e| {
-        matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "13800138000" && m.carrier_id == "4242")
-    })
-    .await;
 
     // Silence: after three unanswered probes the client gives up on the connection.
     let skipped = wait_event(

@@ -140,7 +140,8 @@ async fn cmpp2_client_submits_and_receives_reports_and_mo() {
                     assert!(r.delivered);
                     reports += 1;
                 }
-                Some(ClientEvent::Mo(m)) => {
+                Some(ClientEvent::Mo(mut m)) => {
+                    std::mem::take(&mut m.ack).done();
                     assert_eq!(m.src, "13800138000");
                     assert_eq!(m.dest, "1065901234");
                     assert!(m.text.starts_with("MO "), "{m:?}");

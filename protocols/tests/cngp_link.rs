@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::telecom::{self, Gateway};
 use common::{
-    accept_framed, local_listener, next_pdu, skip_to, wait_connected, wait_event, within,
+    accept_framed, local_listener, next_pdu, skip_to, take_mo, wait_connected, wait_event, within,
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -146,6 +146,12 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     peer.send(Pdu::new(901, Body::Deliver(Box::new(mo))))
         .await
         .expect("send");
+    // The Deliver is answered once the application has recorded the MO.
+    let mo = take_mo(&mut events).await;
+    assert_eq!(
+        (mo.text.as_str(), mo.src.as_str(), mo.carrier_id.as_str()),
+        ("退订", "13000000001", "01006101161700000042")
+    );
     let mut answered = HashSet::new();
     within("answers to Active_Test and Deliver", async {
         while answered.len() < 2 {
@@ -162,11 +168,6 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     })
     .await;
     assert_eq!(answered, HashSet::from([900, 901]));
-    wait_event(&mut events, "the MO event", |e| {
-        matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "13000000001"
-            && m.carrier_id == "01006101161700000042")
-    })
-    .await;
 
     // A busy gateway answers through Command_Status: retryable; a structure error is not.
     for (status, retryable) in [(1u32, true), (10, false)] {

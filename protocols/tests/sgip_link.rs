@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{
     check_fifty_submit_records, expect_reports, next_pdu, read_records,
     refused_logins_keep_the_link_down, shutdown_and_refuse, six_submits_take_three_rounds,
-    submit_all_accepted, wait_connected, wait_event, within, SimTask,
+    submit_all_accepted, take_mo, wait_connected, wait_event, within, SimTask,
 };
 use futures::{SinkExt, StreamExt};
 use herald_protocols::sgip::{
@@ -207,13 +207,14 @@ async fn unknown_option_leaves_the_link_down_and_says_why() {
     within("client shutdown", client.shutdown()).await;
 }
 
-/// The next report event (with its ack still pending); MO events on the way are skipped.
+/// The next report event (with its ack still pending); link state events on the way are
+/// skipped.
 async fn next_report(events: &mut mpsc::Receiver<ClientEvent>) -> DeliveryReport {
     within("a report", async {
         loop {
             match events.recv().await {
                 Some(ClientEvent::Report(r)) => return r,
-                Some(ClientEvent::Mo(_)) => {}
+                Some(ClientEvent::Connected | ClientEvent::Disconnected { .. }) => {}
                 other => panic!("expected a report, got {other:?}"),
             }
         }
@@ -221,9 +222,14 @@ async fn next_report(events: &mut mpsc::Receiver<ClientEvent>) -> DeliveryReport
     .await
 }
 
-/// Shows that the client has sent nothing else: an MO sent now is answered, and its
-/// Deliver_Resp is the next PDU on the connection (a Report_Resp sent earlier would come first).
-async fn assert_nothing_else_sent(framed: &mut Framed<TcpStream, SgipCodec>, counter: u32) {
+/// Shows that the client has sent nothing else: an MO sent now is answered once recorded, and
+/// its Deliver_Resp is the next PDU on the connection (a Report_Resp sent earlier would come
+/// first).
+async fn assert_nothing_else_sent(
+    framed: &mut Framed<TcpStream, SgipCodec>,
+    events: &mut mpsc::Receiver<ClientEvent>,
+    counter: u32,
+) {
     let sequence = SequenceNumber::new(4_020_000_001, 1_125_000_000, 900 + counter);
     framed
         .send(Pdu::new(
@@ -239,6 +245,7 @@ async fn assert_nothing_else_sent(framed: &mut Framed<TcpStream, SgipCodec>, cou
         ))
         .await
         .expect("send Deliver");
+    assert_eq!(take_mo(events).await.text, "PING");
     let next = next_pdu(framed, "Deliver_Resp").await;
     assert_eq!(
         (next.sequence, next.body),
@@ -279,7 +286,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
         .await
         .expect("send Report");
     let other = next_report(&mut events).await;
-    assert_nothing_else_sent(&mut gw, 2).await;
+    assert_nothing_else_sent(&mut gw, &mut events, 2).await;
     other.ack.done();
     let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(
@@ -289,7 +296,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
 
     // The node lost the first report before recording it: no answer, ever.
     drop(report);
-    assert_nothing_else_sent(&mut gw, 3).await;
+    assert_nothing_else_sent(&mut gw, &mut events, 3).await;
     // So the gateway sends it again, and this time it is recorded.
     let resent = SequenceNumber::new(4_020_000_001, 1_125_000_000, 22);
     gw.send(Pdu::new(resent, Body::Report(report_about(1))))
@@ -297,7 +304,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
         .expect("send Report");
     let report = next_report(&mut events).await;
     assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-1"));
-    assert_nothing_else_sent(&mut gw, 5).await;
+    assert_nothing_else_sent(&mut gw, &mut events, 5).await;
     report.ack.done();
     let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(
@@ -315,7 +322,7 @@ async fn a_report_is_answered_only_after_its_ack_and_never_when_the_ack_is_dropp
         .expect("send Report");
     let report = next_report(&mut events).await;
     assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-3"));
-    assert_nothing_else_sent(&mut sp_conn, 4).await;
+    assert_nothing_else_sent(&mut sp_conn, &mut events, 4).await;
     report.ack.done();
     let resp = next_pdu(&mut sp_conn, "Report_Resp on the SP connection").await;
     assert_eq!(
@@ -399,23 +406,19 @@ async fn the_sp_listener_refuses_a_bad_gateway_bind_and_serves_a_good_one() {
     ))
     .await
     .expect("send Deliver");
-    // The MO is answered at once; the Report only once the application has recorded it.
+    // Each is answered once the application has recorded it: the MO first here.
+    let report = next_report(&mut events).await;
+    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-9"));
+    assert!(report.delivered);
+    assert_eq!(report.dest, "13000130000");
+    let mo = take_mo(&mut events).await;
+    assert_eq!((mo.text.as_str(), mo.src.as_str()), ("STOP", "13000130000"));
     let resp = next_pdu(&mut gw, "Deliver_Resp").await;
     assert_eq!(
         (resp.sequence, resp.body),
         (mo_seq, Body::DeliverResp(Resp { result: 0 }))
     );
-    let report = next_report(&mut events).await;
-    assert_eq!(report.carrier_id, format!("{NODE_ID}-1125070100-9"));
-    assert!(report.delivered);
-    assert_eq!(report.dest, "13000130000");
-    wait_event(
-        &mut events,
-        "the MO",
-        |e| matches!(e, ClientEvent::Mo(m) if m.text == "STOP" && m.src == "13000130000"),
-    )
-    .await;
-    assert_nothing_else_sent(&mut gw, 1).await;
+    assert_nothing_else_sent(&mut gw, &mut events, 1).await;
     report.ack.done();
     let resp = next_pdu(&mut gw, "Report_Resp").await;
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::telecom::{self, Gateway};
 use common::{
-    accept_framed, local_listener, next_pdu, skip_to, wait_connected, wait_event, within,
+    accept_framed, local_listener, next_pdu, skip_to, take_mo, wait_connected, wait_event, within,
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -148,6 +148,12 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     peer.send(Pdu::new(901, Body::Deliver(Box::new(mo))))
         .await
         .expect("send");
+    // The Deliver is answered once the application has recorded the MO.
+    let mo = take_mo(&mut events).await;
+    assert_eq!(
+        (mo.text.as_str(), mo.src.as_str(), mo.carrier_id.as_str()),
+        ("退订", "13300000001", "01006101161700000042")
+    );
     let mut answered = HashSet::new();
     within("answers to Active_Test and Deliver", async {
         while answered.len() < 2 {
@@ -164,11 +170,6 @@ async fn client_answers_the_gateway_and_heartbeats_when_idle() {
     })
     .await;
     assert_eq!(answered, HashSet::from([900, 901]));
-    wait_event(&mut events, "the MO event", |e| {
-        matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "13300000001"
-            && m.carrier_id == "01006101161700000042")
-    })
-    .await;
 
     // The gateway ends the session with Exit and expects Exit_Resp.
     peer.send(Pdu::new(77, Body::Exit)).await.expect("send");

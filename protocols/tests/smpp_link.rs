@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{
     accept_framed, check_fifty_submit_records, expect_reports, local_listener, next_pdu,
-    read_records, shutdown_and_refuse, skip_to, submit_all_accepted, wait_connected, wait_event,
-    within, SimTask,
+    read_records, shutdown_and_refuse, skip_to, submit_all_accepted, take_mo, wait_connected,
+    wait_event, within, SimTask,
 };
 use futures::{SinkExt, StreamExt};
 use herald_protocols::gsm7::split_smpp;
@@ -264,6 +264,12 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
     peer.send(Pdu::new(901, Body::DeliverSm(Box::new(mo))))
         .await
         .expect("send");
+    // The deliver_sm is answered once the application has recorded the MO.
+    let mo = take_mo(&mut events).await;
+    assert_eq!(
+        (mo.text.as_str(), mo.src.as_str()),
+        ("退订", "8613800138000")
+    );
 
     // A submit answered with generic_nack (throttled).
     let submitter = {
@@ -318,12 +324,6 @@ async fn client_answers_the_smsc_and_heartbeats_when_idle() {
         ),
         "{outcome:?}"
     );
-    wait_event(
-        &mut events,
-        "the MO event",
-        |e| matches!(e, ClientEvent::Mo(m) if m.text == "退订" && m.src == "8613800138000"),
-    )
-    .await;
 
     // The SMSC unbinds: the client answers and the link goes down, then reconnects.
     peer.send(Pdu::new(77, Body::Unbind)).await.expect("send");

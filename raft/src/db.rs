@@ -31,6 +31,17 @@ pub const CF_EXPIRY: &str = "sm_expiry_v1";
 /// `due (ms, big-endian) ++ message id` for every SCHEDULED message: lets the leader release the
 /// messages whose time came.
 pub const CF_SCHEDULED: &str = "sm_scheduled_v1";
+/// MO assemblies: `src \0 dest \0 'c' reference total` (a long message's parts) or
+/// `src \0 dest \0 'i' carrier id` (a single message's duplicate guard) → `MoAssemblyRecord`.
+pub const CF_MO_ASSEMBLY: &str = "sm_mo_assembly_v1";
+/// `since (ms, big-endian) ++ assembly key`: lets the leader find the assemblies to close.
+pub const CF_MO_AGE: &str = "sm_mo_age_v1";
+/// Replies (`ReplyRecord`), keyed by big-endian reply id.
+pub const CF_REPLIES: &str = "sm_replies_v1";
+/// `client \0 reply id`: each client system's replies in id order (client empty = unrouted).
+pub const CF_CLIENT_REPLIES: &str = "sm_client_replies_v1";
+/// Subscriber number (normalised) → the client that last sent it a message: routes replies.
+pub const CF_LAST_SENDER: &str = "sm_last_sender_v1";
 /// Projection metadata: last applied log id, membership, id counter, link assignments.
 pub const CF_SM_META: &str = "sm_meta_v1";
 
@@ -45,6 +56,11 @@ pub const PROJECTION_CFS: &[&str] = &[
     CF_SM_META,
     CF_EXPIRY,
     CF_SCHEDULED,
+    CF_MO_ASSEMBLY,
+    CF_MO_AGE,
+    CF_REPLIES,
+    CF_CLIENT_REPLIES,
+    CF_LAST_SENDER,
 ];
 
 const ALL_CFS: &[&str] = &[
@@ -59,6 +75,11 @@ const ALL_CFS: &[&str] = &[
     CF_SM_META,
     CF_EXPIRY,
     CF_SCHEDULED,
+    CF_MO_ASSEMBLY,
+    CF_MO_AGE,
+    CF_REPLIES,
+    CF_CLIENT_REPLIES,
+    CF_LAST_SENDER,
 ];
 
 /// Opens (creating if needed) the node's database under `dir`.

@@ -19,7 +19,7 @@ pub struct Event {
     pub at_ms: u64,
     #[prost(
         oneof = "event::Kind",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
     )]
     pub kind: Option<event::Kind>,
 }
@@ -54,6 +54,10 @@ pub mod event {
         PolicyChanged(super::PolicyChanged),
         #[prost(message, tag = "14")]
         NodeDrain(super::NodeDrainChanged),
+        #[prost(message, tag = "15")]
+        MoReceived(super::MoReceived),
+        #[prost(message, tag = "16")]
+        MoAssemblyClosed(super::MoAssemblyClosed),
     }
 }
 
@@ -284,6 +288,89 @@ pub struct LinkAssigned {
     pub epoch: u64,
 }
 
+/// A mobile-originated message (a subscriber's reply), or one part of a long one, as a carrier
+/// delivered it on one of our links. The carrier is acknowledged only once this event commits.
+/// The projection joins the parts of a long message (wherever they were received) into one
+/// reply, routed to a client system.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoReceived {
+    #[prost(string, tag = "1")]
+    pub link: String,
+    /// The connection slot that received it (`link#n`); empty = the link's only slot.
+    #[prost(string, tag = "2")]
+    pub slot: String,
+    /// The node that received it.
+    #[prost(uint64, tag = "3")]
+    pub node: u64,
+    /// The subscriber's number, as the carrier wrote it.
+    #[prost(string, tag = "4")]
+    pub src: String,
+    /// The SP number the subscriber wrote to, with any extension.
+    #[prost(string, tag = "5")]
+    pub dest: String,
+    /// This part's text, decoded with its data coding.
+    #[prost(string, tag = "6")]
+    pub text: String,
+    /// The data coding's name (`ucs2`, `gbk`, `ascii`, `gsm7`, …).
+    #[prost(string, tag = "7")]
+    pub encoding: String,
+    /// The carrier's id of this deliver (may be empty): a resend after a lost acknowledgement
+    /// carries the same id, which is how duplicates are recognised.
+    #[prost(string, tag = "8")]
+    pub carrier_id: String,
+    /// Set for one part of a long message; absent for a message that came whole.
+    #[prost(message, optional, tag = "9")]
+    pub concat: Option<MoConcat>,
+    /// The carrier's own time of receipt, as it wrote it (empty when the protocol has none).
+    #[prost(string, tag = "10")]
+    pub carrier_time: String,
+    /// The client system the dispatch policy's reply rules gave this message's destination, on
+    /// the receiving node (empty: no rule matched). Decided before proposing, like a
+    /// submission's route, so applying stays a pure function of the log.
+    #[prost(string, tag = "11")]
+    pub rule_client: String,
+}
+
+/// Concatenation information of one part of a long mobile-originated message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoConcat {
+    /// The message's reference (8 or 16 bits).
+    #[prost(uint32, tag = "1")]
+    pub reference: u32,
+    #[prost(uint32, tag = "2")]
+    pub total: u32,
+    /// This part's number, 1-based.
+    #[prost(uint32, tag = "3")]
+    pub number: u32,
+    /// Where it came from: `udh8`, `udh16` or `sar` (SMPP's sar_* parameters).
+    #[prost(string, tag = "4")]
+    pub scheme: String,
+}
+
+/// The leader closed an MO assembly that outlived its time: a long message still missing parts
+/// becomes a reply marked incomplete (with the parts present), and the record kept to recognise
+/// duplicates of a finished message is forgotten.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoAssemblyClosed {
+    #[prost(string, tag = "1")]
+    pub src: String,
+    #[prost(string, tag = "2")]
+    pub dest: String,
+    /// With `total` ≥ 2: the long message's reference; otherwise unused.
+    #[prost(uint32, tag = "3")]
+    pub reference: u32,
+    /// The long message's part count; 0 for the record of a single message (keyed by
+    /// `carrier_id`).
+    #[prost(uint32, tag = "4")]
+    pub total: u32,
+    #[prost(string, tag = "5")]
+    pub carrier_id: String,
+    /// The assembly's age stamp as the leader read it: an assembly restarted since (another
+    /// message reusing the reference) has another stamp and is left alone.
+    #[prost(uint64, tag = "6")]
+    pub since_ms: u64,
+}
+
 impl Event {
     pub fn new(at_ms: u64, kind: event::Kind) -> Self {
         Event {
@@ -309,6 +396,8 @@ impl Event {
             Some(LinkStatus(_)) => "LinkStatusChanged",
             Some(PolicyChanged(_)) => "PolicyChanged",
             Some(NodeDrain(_)) => "NodeDrainChanged",
+            Some(MoReceived(_)) => "MoReceived",
+            Some(MoAssemblyClosed(_)) => "MoAssemblyClosed",
             None => "Unknown",
         }
     }

@@ -113,6 +113,58 @@ pub fn queue_class_prefix(queue: &str, priority: u32) -> Vec<u8> {
     key
 }
 
+/// Where a long MO message's parts meet: the same message received over any link, connection or
+/// node has the same key.
+pub fn mo_concat(src: &str, dest: &str, reference: u32, total: u32) -> Vec<u8> {
+    let mut key = join(&[src.as_bytes(), dest.as_bytes(), b"c"]);
+    key.extend_from_slice(&reference.to_be_bytes());
+    key.extend_from_slice(&total.to_be_bytes());
+    key
+}
+
+/// The duplicate guard of a single MO message the carrier gave an id.
+pub fn mo_single(src: &str, dest: &str, carrier_id: &str) -> Vec<u8> {
+    join(&[src.as_bytes(), dest.as_bytes(), b"i", carrier_id.as_bytes()])
+}
+
+/// An assembly in the age index: its stamp first, so the old ones sort first.
+pub fn mo_age(since_ms: u64, assembly: &[u8]) -> Vec<u8> {
+    let mut key = since_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(assembly);
+    key
+}
+
+pub fn reply(id: u64) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+/// Prefix of one client's reply index (the empty client: unrouted replies).
+pub fn client_replies_prefix(client_id: &str) -> Vec<u8> {
+    let mut key = client_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+pub fn client_reply(client_id: &str, id: u64) -> Vec<u8> {
+    let mut key = client_replies_prefix(client_id);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+pub const META_NEXT_REPLY_ID: &[u8] = b"next_reply_id";
+
+/// A subscriber's number as both directions write it: without `+` and without China's country
+/// code before an 11-digit mobile number, so an MO from `8613800138000` finds the client that
+/// sent to `+8613800138000` or `13800138000`.
+pub fn subscriber(number: &str) -> Vec<u8> {
+    let n = number.trim().trim_start_matches('+');
+    let n = n.strip_prefix("00").unwrap_or(n);
+    let national = n
+        .strip_prefix("86")
+        .filter(|rest| rest.len() == 11 && rest.starts_with('1'));
+    national.unwrap_or(n).as_bytes().to_vec()
+}
+
 fn join(parts: &[&[u8]]) -> Vec<u8> {
     let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for (i, part) in parts.iter().enumerate() {
@@ -127,6 +179,21 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::prefix_end;
+
+    #[test]
+    fn a_subscriber_number_has_one_form() {
+        use super::subscriber;
+        for n in [
+            "13800138000",
+            "+8613800138000",
+            "8613800138000",
+            "008613800138000",
+        ] {
+            assert_eq!(subscriber(n), b"13800138000", "{n}");
+        }
+        assert_eq!(subscriber("+4915112345678"), b"4915112345678");
+        assert_eq!(subscriber("8612345"), b"8612345");
+    }
 
     #[test]
     fn the_end_of_a_prefix_is_the_first_key_after_it() {

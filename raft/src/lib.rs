@@ -13,5 +13,6 @@ pub mod network;
 pub mod projection;
 pub mod reader;
 pub mod records;
+pub mod replies;
 pub mod state_machine;
 pub mod types;

@@ -55,7 +55,10 @@ impl Kv for MemKv {
     }
 }
 
-fn decode<M: prost::Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ProjectionError> {
+pub(crate) fn decode<M: prost::Message + Default>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<M, ProjectionError> {
     M::decode(bytes).map_err(|e| ProjectionError::Corrupt {
         what: what.to_string(),
         detail: e.to_string(),
@@ -83,7 +86,11 @@ pub fn load_policy(kv: &impl Kv) -> Result<PolicyRecord, ProjectionError> {
 }
 
 /// A big-endian counter in the meta column family; corrupt bytes are an error, not a zero.
-fn load_counter(kv: &impl Kv, key: &[u8], what: &str) -> Result<Option<u64>, ProjectionError> {
+pub(crate) fn load_counter(
+    kv: &impl Kv,
+    key: &[u8],
+    what: &str,
+) -> Result<Option<u64>, ProjectionError> {
     let Some(bytes) = kv.get(CF_SM_META, key)? else {
         return Ok(None);
     };
@@ -97,7 +104,7 @@ fn load_counter(kv: &impl Kv, key: &[u8], what: &str) -> Result<Option<u64>, Pro
     Ok(Some(u64::from_be_bytes(raw)))
 }
 
-fn store_counter(kv: &mut impl Kv, key: Vec<u8>, value: u64) {
+pub(crate) fn store_counter(kv: &mut impl Kv, key: Vec<u8>, value: u64) {
     kv.put(CF_SM_META, key, value.to_be_bytes().to_vec());
 }
 
@@ -250,7 +257,7 @@ pub(crate) fn next_id(kv: &mut impl Kv) -> Result<u64, ProjectionError> {
 /// Events addressed to one message that only a sendable message (not a fan-out group) takes.
 const GROUP_IS_NOT_SENT: &str = "a fan-out group is sent through its copies";
 
-fn ignored(reason: impl Into<String>) -> EventOutcome {
+pub(crate) fn ignored(reason: impl Into<String>) -> EventOutcome {
     EventOutcome::Ignored {
         reason: reason.into(),
     }
@@ -299,6 +306,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
             }
             add_pending(kv, &s.client_id, 1)?;
+            crate::replies::record_last_sender(kv, s);
             if s.split.len() > 1 {
                 crate::fan_out::create_split_group(kv, msg, s, event)?;
             } else if s.fan_out_links.len() > 1 && !s.route.is_empty() {
@@ -568,6 +576,8 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
             Ok(EventOutcome::Applied)
         }
+        Kind::MoReceived(mo) => crate::replies::received(kv, event, mo),
+        Kind::MoAssemblyClosed(c) => crate::replies::closed(kv, event, c),
         Kind::PolicyChanged(p) => {
             let current = load_policy(kv)?;
             if p.version == current.version && p.document == current.document {

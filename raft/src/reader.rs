@@ -8,10 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{Direction, IteratorMode, DB};
 
-use crate::db::{self, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_QUEUE, CF_SCHEDULED};
+use crate::db::{
+    self, CF_CLIENT_REPLIES, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_MO_AGE, CF_MO_ASSEMBLY,
+    CF_QUEUE, CF_SCHEDULED,
+};
+use crate::events::MoAssemblyClosed;
 use crate::keys;
 use crate::projection::{load_links, load_message, load_policy, Kv, ProjectionError};
-use crate::records::{LinkTable, MessageRecord, PolicyRecord};
+use crate::records::{LinkTable, MessageRecord, MoAssemblyRecord, PolicyRecord, ReplyRecord};
 
 #[derive(Clone)]
 pub struct ProjectionReader {
@@ -170,6 +174,62 @@ impl ProjectionReader {
             ids.len() < limit
         })?;
         Ok(ids)
+    }
+
+    /// Up to `limit` replies of `client_id` (empty: the unrouted ones) with ids above `after_id`,
+    /// in id order.
+    pub fn replies_of(
+        &self,
+        client_id: &str,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<ReplyRecord>, ProjectionError> {
+        let prefix = keys::client_replies_prefix(client_id);
+        let from = keys::client_reply(client_id, after_id.saturating_add(1));
+        let mut ids = Vec::new();
+        if limit > 0 {
+            self.scan_range(
+                CF_CLIENT_REPLIES,
+                &from,
+                keys::prefix_end(&prefix),
+                |key, _| {
+                    ids.extend(keys::id_suffix(key));
+                    ids.len() < limit
+                },
+            )?;
+        }
+        let kv = DbKv(&self.db);
+        let mut replies = Vec::with_capacity(ids.len());
+        for id in ids {
+            replies.extend(crate::replies::load_reply(&kv, id)?);
+        }
+        Ok(replies)
+    }
+
+    /// Up to `limit` MO assemblies stamped at or before `before_ms` (oldest first), as the
+    /// events that close them.
+    pub fn mo_assemblies_to_close(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MoAssemblyClosed>, ProjectionError> {
+        let mut keys_found = Vec::new();
+        let upper = keys::mo_age(before_ms.saturating_add(1), &[]);
+        if limit > 0 {
+            self.scan_range(CF_MO_AGE, &[], Some(upper), |key, _| {
+                keys_found.push(key.get(8..).unwrap_or_default().to_vec());
+                keys_found.len() < limit
+            })?;
+        }
+        let kv = DbKv(&self.db);
+        let mut closing = Vec::with_capacity(keys_found.len());
+        for key in keys_found {
+            if let Some(bytes) = kv.get(CF_MO_ASSEMBLY, &key)? {
+                let record: MoAssemblyRecord = crate::projection::decode("MO assembly", &bytes)?;
+                closing.push(record.closing_event());
+            }
+        }
+        Ok(closing)
     }
 
     /// Every message id in the projection, in id order (for checks and tooling).

@@ -283,3 +283,121 @@ pub struct PolicyRecord {
     #[prost(string, tag = "4")]
     pub changed_by: String,
 }
+
+/// One received part of a long mobile-originated message, as an assembly or a reply keeps it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoPartRecord {
+    /// 1-based part number (1 for a message that came whole).
+    #[prost(uint32, tag = "1")]
+    pub number: u32,
+    #[prost(string, tag = "2")]
+    pub text: String,
+    #[prost(string, tag = "3")]
+    pub encoding: String,
+    #[prost(string, tag = "4")]
+    pub carrier_id: String,
+    /// Where it was received: the link, the connection slot and the node.
+    #[prost(string, tag = "5")]
+    pub link: String,
+    #[prost(string, tag = "6")]
+    pub slot: String,
+    #[prost(uint64, tag = "7")]
+    pub node: u64,
+    /// When the receiving node recorded it (the event's time).
+    #[prost(uint64, tag = "8")]
+    pub at_ms: u64,
+    #[prost(string, tag = "9")]
+    pub carrier_time: String,
+}
+
+/// A long MO message being joined (`reply_id` 0), or the memory of one already joined (or of a
+/// single message with a carrier id), kept for a while so a carrier's resend is recognised as a
+/// duplicate instead of starting a new message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoAssemblyRecord {
+    /// The age stamp of the entry in the age index (first part, or completion).
+    #[prost(uint64, tag = "1")]
+    pub since_ms: u64,
+    /// Parts received so far, in arrival order (emptied once the reply exists).
+    #[prost(message, repeated, tag = "2")]
+    pub parts: Vec<MoPartRecord>,
+    /// The latest non-empty reply-rule client of the parts.
+    #[prost(string, tag = "3")]
+    pub rule_client: String,
+    /// The reply made of these parts; 0 while parts are missing.
+    #[prost(uint64, tag = "4")]
+    pub reply_id: u64,
+    /// Carrier ids of the parts of the finished message: a part with one of them is a resend.
+    #[prost(string, repeated, tag = "5")]
+    pub carrier_ids: Vec<String>,
+    #[prost(string, tag = "6")]
+    pub scheme: String,
+    /// What the assembly is keyed by (see [`crate::keys::mo_concat`], [`crate::keys::mo_single`]),
+    /// so the leader can name it when it closes it. `total` 0: a single message's guard.
+    #[prost(string, tag = "7")]
+    pub src: String,
+    #[prost(string, tag = "8")]
+    pub dest: String,
+    #[prost(uint32, tag = "9")]
+    pub reference: u32,
+    #[prost(uint32, tag = "10")]
+    pub total: u32,
+}
+
+impl MoAssemblyRecord {
+    /// The event that closes this assembly.
+    pub fn closing_event(&self) -> crate::events::MoAssemblyClosed {
+        crate::events::MoAssemblyClosed {
+            src: self.src.clone(),
+            dest: self.dest.clone(),
+            reference: self.reference,
+            total: self.total,
+            carrier_id: if self.total >= 2 {
+                String::new()
+            } else {
+                self.carrier_ids.first().cloned().unwrap_or_default()
+            },
+            since_ms: self.since_ms,
+        }
+    }
+}
+
+/// A subscriber's reply, joined from its parts and routed to a client system.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReplyRecord {
+    /// Sequential over the cluster, from 1.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The client system it belongs to; empty = unrouted (visible to administrators).
+    #[prost(string, tag = "2")]
+    pub client_id: String,
+    /// Why it went there: `rule` (the policy's reply rules), `last-sender` (the client that last
+    /// sent a message to this subscriber) or empty (unrouted).
+    #[prost(string, tag = "3")]
+    pub routed_by: String,
+    #[prost(string, tag = "4")]
+    pub src: String,
+    #[prost(string, tag = "5")]
+    pub dest: String,
+    /// The parts' texts joined in part order.
+    #[prost(string, tag = "6")]
+    pub text: String,
+    /// How many parts the message has (1 for a message that came whole).
+    #[prost(uint32, tag = "7")]
+    pub total: u32,
+    /// False when parts are missing: the leader closed the assembly after its time ran out, or the
+    /// concatenation header was unusable. `text` is then what arrived, in part order.
+    #[prost(bool, tag = "8")]
+    pub complete: bool,
+    /// The parts received, in part order.
+    #[prost(message, repeated, tag = "9")]
+    pub parts: Vec<MoPartRecord>,
+    /// When the first part was recorded, and when the reply was made.
+    #[prost(uint64, tag = "10")]
+    pub received_at_ms: u64,
+    #[prost(uint64, tag = "11")]
+    pub completed_at_ms: u64,
+    /// `udh8`, `udh16`, `sar`, or empty for a message that came whole.
+    #[prost(string, tag = "12")]
+    pub scheme: String,
+}

@@ -646,8 +646,26 @@ mod tests {
         })
     }
 
+    fn mo_part(reference: u32, number: u32) -> Kind {
+        Kind::MoReceived(crate::events::MoReceived {
+            link: "acme".into(),
+            src: "+1".into(),
+            dest: "106".into(),
+            text: format!("part {number}"),
+            carrier_id: format!("{reference}-{number}"),
+            concat: Some(crate::events::MoConcat {
+                reference,
+                total: 2,
+                number,
+                scheme: "udh8".into(),
+            }),
+            ..Default::default()
+        })
+    }
+
     /// A projection with something in every column family: queued, in-flight, sent and delivered
-    /// messages, idempotency keys, carrier ids, an orphan report, the link table and membership.
+    /// messages, idempotency keys, carrier ids, an orphan report, the link table, membership,
+    /// a reply, an MO message waiting for a part and the last-sender index.
     fn populated(db: &DB) {
         let entries = vec![
             membership(1),
@@ -684,6 +702,10 @@ mod tests {
                     report("b0"),
                     report("b1"),
                     report("orphan"),
+                    // One reply (routed to the last sender of "+1"), one part still waiting.
+                    mo_part(1, 1),
+                    mo_part(1, 2),
+                    mo_part(2, 1),
                 ],
             ),
             Entry::new_blank(log_id(5)),

@@ -8,7 +8,7 @@ use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE, CF_SCHEDULED, CF
 use herald_raft::events::{
     event::Kind, CarrierAccepted, CarrierRejected, DeliveryReported, Event, LinkAssigned,
     MessageCanceled, MessageDispatched, MessageExpired, MessageReleased, MessageRequeued,
-    MessageSubmitted,
+    MessageSubmitted, MoAssemblyClosed, MoConcat, MoReceived,
 };
 use herald_raft::keys;
 use herald_raft::projection::{
@@ -880,6 +880,30 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 ..Default::default()
             })
         }),
+        2 => (1..=2u32, 0..=3u32, 1..=3u32, prop::sample::select(&["", "m1", "m2"][..]), prop::sample::select(&["", "x"][..]))
+            .prop_map(|(reference, total, number, carrier_id, rule_client)| {
+                Kind::MoReceived(MoReceived {
+                    link: "acme".into(),
+                    src: "+2".into(),
+                    dest: "106".into(),
+                    text: format!("{reference}.{number}"),
+                    carrier_id: carrier_id.into(),
+                    concat: (total > 0).then(|| MoConcat { reference, total, number, scheme: "udh8".into() }),
+                    rule_client: rule_client.into(),
+                    ..Default::default()
+                })
+            }),
+        1 => (1..=2u32, 0..=3u32, prop::sample::select(&["", "m1"][..]), 0..60u64)
+            .prop_map(|(reference, total, carrier_id, since_ms)| {
+                Kind::MoAssemblyClosed(MoAssemblyClosed {
+                    src: "+2".into(),
+                    dest: "106".into(),
+                    reference,
+                    total,
+                    carrier_id: carrier_id.into(),
+                    since_ms,
+                })
+            }),
         1 => (id, link, prop::sample::select(&[0u64, 3, 900][..]), prop::sample::select(&["", "zeta"][..])).prop_map(|(message_id, link, retry_at_ms, retry_link)| {
             Kind::CarrierRejected(CarrierRejected {
                 message_id,
@@ -1065,8 +1089,64 @@ fn check_indexes(kinds: &[Kind]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every MO assembly has exactly one age entry, stamped with its `since_ms`, and reply ids run
+/// from 1 without gaps.
+fn check_mo_indexes(kinds: &[Kind]) -> Result<(), String> {
+    use herald_raft::db::{CF_MO_AGE, CF_MO_ASSEMBLY};
+    use prost::Message as _;
+    let mut kv = MemKv::default();
+    for (i, k) in kinds.iter().enumerate() {
+        apply_event(&mut kv, &Event::new(i as u64, k.clone())).unwrap();
+        let mut expected: Vec<Vec<u8>> = kv
+            .data
+            .iter()
+            .filter(|((cf, _), _)| *cf == CF_MO_ASSEMBLY)
+            .map(|((_, key), v)| {
+                let a = herald_raft::records::MoAssemblyRecord::decode(v.as_slice()).unwrap();
+                keys::mo_age(a.since_ms, key)
+            })
+            .collect();
+        let mut ages: Vec<Vec<u8>> = kv
+            .data
+            .keys()
+            .filter(|(cf, _)| *cf == CF_MO_AGE)
+            .map(|(_, key)| key.clone())
+            .collect();
+        expected.sort();
+        ages.sort();
+        if expected != ages {
+            return Err(format!(
+                "after event {i}: age index {ages:?}, assemblies say {expected:?}"
+            ));
+        }
+        let ids: Vec<u64> = (1..)
+            .map_while(|id| {
+                herald_raft::replies::load_reply(&kv, id)
+                    .unwrap()
+                    .map(|r| r.id)
+            })
+            .collect();
+        let stored = kv
+            .data
+            .keys()
+            .filter(|(cf, _)| *cf == herald_raft::db::CF_REPLIES)
+            .count();
+        if ids.len() != stored {
+            return Err(format!(
+                "after event {i}: reply ids {ids:?} but {stored} replies stored"
+            ));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mo_assemblies_and_their_age_index_agree(kinds in prop::collection::vec(arb_kind(), 0..60)) {
+        check_mo_indexes(&kinds).map_err(TestCaseError::fail)?;
+    }
 
     #[test]
     fn only_waiting_messages_are_queued(kinds in prop::collection::vec(arb_kind(), 0..60)) {

@@ -8,8 +8,11 @@
 //!
 //! [`SimFaults`] makes it behave like a strict or broken gateway: a rate and a window per account
 //! or connection (answered with Result = 8, flow control), connections dropped, stalled or fed
-//! malformed PDUs after N PDUs, and mobile-originated messages injected periodically. Plain
-//! [`run`] behaves.
+//! malformed PDUs after N PDUs, and mobile-originated messages injected periodically — a long one
+//! in concatenated parts, optionally spread over the account's connections. An MO part, like a
+//! report, is sent again on another connection of the account when the one it went out on closes
+//! before its DELIVER_RESP (a real gateway's resend after a lost acknowledgement). Plain [`run`]
+//! behaves.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -165,7 +168,7 @@ struct Shared {
     mo_seen: AtomicU64,
     recorder: Option<Recorder>,
     msg_ids: MsgIdGenerator,
-    reports: ReportRouter<Report, Pdu>,
+    reports: ReportRouter<Outgoing, Pdu>,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -187,7 +190,7 @@ impl Shared {
     }
 
     /// Registers a logged-in connection and hands it the reports queued for its account.
-    fn attach(&self, account: &str, id: u64, tx: ConnTx<Report, Pdu>) {
+    fn attach(&self, account: &str, id: u64, tx: ConnTx<Outgoing, Pdu>) {
         let open = self.reports.attach(account, id, tx);
         // How many connections the account has at once: a test checks that Herald never opens
         // more than the link allows.
@@ -210,7 +213,9 @@ impl Shared {
                 done_time: yymmddhhmm(),
                 ..report
             };
-            shared.reports.dispatch(&account, Some(conn), report);
+            shared
+                .reports
+                .dispatch(&account, Some(conn), Outgoing::Report(report));
         });
     }
 }
@@ -228,7 +233,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     tracing::info!(%peer, %account, conn = id, %version, "simulator: SP logged in");
 
     let mut sequence = 0u32;
-    let mut unacked: HashMap<u32, Report> = HashMap::new();
+    let mut unacked: HashMap<u32, Outgoing> = HashMap::new();
     let mut conn = ConnFaults::default();
     let mut sp_number = account.clone();
     let mo_every = shared.faults.settings().mo_every.filter(|d| !d.is_zero());
@@ -308,7 +313,13 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         }
                     }
                     Body::DeliverResp(_) => {
-                        unacked.remove(&seq);
+                        if let Some(Outgoing::Mo(part)) = unacked.remove(&seq) {
+                            shared.record(json!({
+                                "kind": "mo_acked",
+                                "msg_id": part.msg_id.to_string(),
+                                "at_ms": now_ms(),
+                            }));
+                        }
                         None
                     }
                     Body::ActiveTest => Some(Pdu::new(seq, Body::ActiveTestResp)),
@@ -334,17 +345,31 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         conn.release();
                         pdu
                     }
-                    ConnMsg::Report(report) => {
+                    ConnMsg::Report(out) => {
                         sequence = sequence.wrapping_add(1).max(1);
-                        shared.record(json!({
-                            "kind": "report",
-                            "msg_id": report.msg_id.to_string(),
-                            "dest": report.dest,
-                            "stat": report.stat,
-                            "at_ms": now_ms(),
-                        }));
-                        let pdu = report_pdu(sequence, &report);
-                        unacked.insert(sequence, report);
+                        let pdu = match &out {
+                            Outgoing::Report(report) => {
+                                shared.record(json!({
+                                    "kind": "report",
+                                    "msg_id": report.msg_id.to_string(),
+                                    "dest": report.dest,
+                                    "stat": report.stat,
+                                    "at_ms": now_ms(),
+                                }));
+                                report_pdu(sequence, report)
+                            }
+                            Outgoing::Mo(part) => {
+                                shared.record(json!({
+                                    "kind": "mo_part",
+                                    "account": account,
+                                    "conn": id,
+                                    "msg_id": part.msg_id.to_string(),
+                                    "at_ms": now_ms(),
+                                }));
+                                Pdu::new(sequence, Body::Deliver(Box::new(part.clone())))
+                            }
+                        };
+                        unacked.insert(sequence, out);
                         pdu
                     }
                 };
@@ -353,11 +378,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 }
             }
             _ = mo_tick.tick(), if mo_every.is_some() && !conn.stalled() => {
-                sequence = sequence.wrapping_add(1).max(1);
-                let pdu = shared.mo_pdu(sequence, &account, &sp_number);
-                if framed.send(pdu).await.is_err() {
-                    break "write failed";
-                }
+                shared.inject_mo(&account, id, &sp_number);
             }
         }
     };
@@ -390,36 +411,72 @@ impl Shared {
         bytes
     }
 
-    /// A mobile-originated DELIVER from a fixed subscriber to the SP's number, recorded.
-    fn mo_pdu(&self, sequence: u32, account: &str, sp_number: &str) -> Pdu {
+    /// Injects one mobile-originated message, its turn coming on connection `conn`: recorded
+    /// whole, then sent as DELIVERs (one per part of a long text) on `conn`, or with
+    /// `mo_spread` one part per connection of the account in turn, starting with `conn`.
+    fn inject_mo(&self, account: &str, conn: u64, sp_number: &str) {
         let n = self.mo_seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let text = format!("MO {n}");
-        let msg_id: u64 = rand::random();
+        let settings = self.faults.settings();
+        let text = settings
+            .mo_text
+            .clone()
+            .unwrap_or_else(|| format!("MO {n}"));
+        let src = settings
+            .mo_from
+            .clone()
+            .unwrap_or_else(|| MO_SUBSCRIBER.to_string());
+        let dest = settings
+            .mo_to
+            .clone()
+            .unwrap_or_else(|| sp_number.to_string());
+        let parts: Vec<Deliver> = text::split_text(&text)
+            .into_iter()
+            .map(|segment| Deliver {
+                msg_id: rand::random(),
+                dest_id: dest.clone(),
+                service_id: String::new(),
+                tp_pid: 0,
+                tp_udhi: u8::from(segment.udhi),
+                msg_fmt: segment.data_coding,
+                src_terminal_id: src.clone(),
+                src_terminal_type: 0,
+                content: DeliverContent::Message(segment.payload),
+                link_id: String::new(),
+            })
+            .collect();
         self.record(json!({
             "kind": "mo",
             "account": account,
-            "msg_id": msg_id.to_string(),
-            "src": MO_SUBSCRIBER,
-            "dest": sp_number,
+            "mo": n,
+            "msg_ids": parts.iter().map(|p| p.msg_id.to_string()).collect::<Vec<_>>(),
+            "src": src,
+            "dest": dest,
             "text": text,
             "at_ms": now_ms(),
         }));
-        Pdu::new(
-            sequence,
-            Body::Deliver(Box::new(Deliver {
-                msg_id,
-                dest_id: sp_number.to_string(),
-                service_id: String::new(),
-                tp_pid: 0,
-                tp_udhi: 0,
-                msg_fmt: 0,
-                src_terminal_id: MO_SUBSCRIBER.to_string(),
-                src_terminal_type: 0,
-                content: DeliverContent::Message(text.into_bytes()),
-                link_id: String::new(),
-            })),
-        )
+        let mut conns = vec![conn];
+        if settings.mo_spread {
+            let all = self.reports.connections(account);
+            let start = all.iter().position(|c| *c == conn).unwrap_or(0);
+            conns = all[start..].iter().chain(&all[..start]).copied().collect();
+            if conns.is_empty() {
+                conns.push(conn);
+            }
+        }
+        for (i, part) in parts.into_iter().enumerate() {
+            let to = conns[i % conns.len()];
+            self.reports.dispatch(account, Some(to), Outgoing::Mo(part));
+        }
     }
+}
+
+/// What the simulator sends on its own initiative, each kept until its DELIVER_RESP and sent
+/// again on another connection if its connection closes first.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    Report(Report),
+    /// One DELIVER of a mobile-originated message (a whole one, or one part).
+    Mo(Deliver),
 }
 
 /// The subscriber injected MO messages come from.

@@ -48,6 +48,15 @@ pub struct SimFaults {
     /// Send a mobile-originated message on every logged-in connection this often (the CMPP
     /// simulator; SGIP's takes its MOs through `sim::sgip::run_with_mo`).
     pub mo_every: Option<Duration>,
+    /// The injected MOs' text (default "MO n"); a long one goes out in concatenated parts.
+    pub mo_text: Option<String>,
+    /// The injected MOs' sender (default 13800138000) and destination (default the SP's
+    /// number).
+    pub mo_from: Option<String>,
+    pub mo_to: Option<String>,
+    /// Send the parts of each injected long MO over the account's connections in turn (one
+    /// part per connection, round robin) rather than all on the connection whose turn it is.
+    pub mo_spread: bool,
 }
 
 /// What the faults make of one PDU received on a connection.

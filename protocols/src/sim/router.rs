@@ -63,6 +63,20 @@ impl<R, P> ReportRouter<R, P> {
         list.len()
     }
 
+    /// The ids of the account's open connections, in the order they logged in.
+    pub(crate) fn connections(&self, account: &str) -> Vec<u64> {
+        self.state
+            .lock()
+            .map(|state| {
+                state
+                    .conns
+                    .get(account)
+                    .map(|list| list.iter().map(|(id, _)| *id).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
     pub(crate) fn detach(&self, account: &str, id: u64) {
         if let Ok(mut state) = self.state.lock() {
             if let Some(list) = state.conns.get_mut(account) {

@@ -62,6 +62,24 @@ pub async fn wait_event(
     .await
 }
 
+/// The next MO part, recorded at once (its ack completed, as the node does once the part is
+/// committed): only then does the gateway get its response. Link state events are skipped.
+pub async fn take_mo(events: &mut mpsc::Receiver<ClientEvent>) -> herald_protocols::MoPart {
+    within("an MO event", async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Mo(mut part)) => {
+                    std::mem::take(&mut part.ack).done();
+                    return part;
+                }
+                Some(ClientEvent::Connected | ClientEvent::Disconnected { .. }) => {}
+                other => panic!("expected an MO event, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
 pub fn connected(e: &ClientEvent) -> bool {
     *e == ClientEvent::Connected
 }

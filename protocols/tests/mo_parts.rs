@@ -1,7 +1,9 @@
-//! Long mobile-originated messages over real TCP: a scripted gateway of each protocol sends the
-//! parts of one long message (cut by the crate's own splitter) out of order, acknowledged one by
-//! one, and the client's link emits exactly one `Mo` event carrying the whole text. Every wait
-//! has a deadline; no sleep is used as an assertion.
+//! Mobile-originated messages over real TCP: a scripted gateway of each protocol sends the parts
+//! of one long message (cut by the crate's own splitter) out of order, and the client's link
+//! emits one `Mo` event per part, carrying its text and its place in the message. The gateway's
+//! response to each part comes only once the application completes the part's acknowledgement
+//! (the node does that after the part is committed to its log, where parts are joined). Every
+//! wait has a deadline; no sleep is used as an assertion.
 
 mod common;
 
@@ -9,13 +11,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{accept_framed, local_listener, next_pdu, within};
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
+use herald_protocols::mo::Scheme;
 use herald_protocols::text::{split_text, split_text_140, Segment};
-use herald_protocols::{ClientEvent, LinkSettings, MoMessage};
+use herald_protocols::{ClientEvent, LinkSettings, MoPart};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Framed};
 
 const SUBSCRIBER: &str = "13800138000";
 const SP_NUMBER: &str = "10690001";
@@ -47,7 +50,7 @@ fn out_of_order(mut segments: Vec<Segment>) -> Vec<Segment> {
 
 /// Waits for the next `Mo` event; link state events on the way are skipped, any other event
 /// fails the test.
-async fn next_mo(events: &mut mpsc::Receiver<ClientEvent>) -> MoMessage {
+async fn next_mo(events: &mut mpsc::Receiver<ClientEvent>) -> MoPart {
     within("the MO event", async {
         loop {
             match events.recv().await {
@@ -61,27 +64,42 @@ async fn next_mo(events: &mut mpsc::Receiver<ClientEvent>) -> MoMessage {
     .await
 }
 
-/// No `Mo` event within a short while (the parts so far do not make a message).
-async fn no_mo_yet(events: &mut mpsc::Receiver<ClientEvent>) {
-    let quiet = timeout(Duration::from_millis(300), async {
-        loop {
-            match events.recv().await {
-                Some(ClientEvent::Mo(m)) => return m,
-                Some(_) => {}
-                None => std::future::pending::<()>().await,
-            }
-        }
-    })
-    .await;
-    assert!(quiet.is_err(), "an MO event came too early: {quiet:?}");
+/// The gateway hears nothing for a while: the part's response waits for its acknowledgement.
+async fn no_response_yet<C>(peer: &mut Framed<TcpStream, C>)
+where
+    C: Decoder,
+    C::Item: std::fmt::Debug,
+    C::Error: std::fmt::Debug,
+{
+    let early = timeout(Duration::from_millis(300), peer.next()).await;
+    assert!(
+        early.is_err(),
+        "answered before the part was recorded: {early:?}"
+    );
 }
 
-fn assert_whole(m: &MoMessage, text: &str, parts: usize) {
-    assert_eq!(m.text, text);
-    assert_eq!(m.src, SUBSCRIBER);
-    assert_eq!(m.dest, SP_NUMBER);
-    assert_eq!(m.parts as usize, parts);
-    assert!(m.complete);
+/// Collects parts (as the node's projection does: by number) and checks they make `text`.
+#[derive(Default)]
+struct Parts(Vec<MoPart>);
+
+impl Parts {
+    /// Keeps a copy of a part (the caller completes the original's ack), checking who sent it
+    /// to whom and how it was concatenated.
+    fn take(&mut self, part: &MoPart, total: usize, scheme: Scheme) {
+        assert_eq!(
+            (part.src.as_str(), part.dest.as_str()),
+            (SUBSCRIBER, SP_NUMBER)
+        );
+        let (concat, s) = part.concat.expect("a part of a long message");
+        assert_eq!((concat.total as usize, s), (total, scheme));
+        self.0.push(part.clone());
+    }
+
+    fn assert_text(mut self, text: &str) {
+        self.0.sort_by_key(|p| p.concat.map(|(c, _)| c.number));
+        let joined: String = self.0.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(joined, text);
+    }
 }
 
 mod cmpp_mo {
@@ -124,8 +142,18 @@ mod cmpp_mo {
         )
     }
 
-    async fn send_acked(peer: &mut Framed<TcpStream, CmppCodec>, segment: &Segment, id: u64) {
+    async fn send_acked(
+        peer: &mut Framed<TcpStream, CmppCodec>,
+        events: &mut mpsc::Receiver<ClientEvent>,
+        parts: &mut Parts,
+        segment: &Segment,
+        id: u64,
+    ) {
         peer.send(deliver(segment, id)).await.expect("send");
+        let part = next_mo(events).await;
+        parts.take(&part, segment.total as usize, Scheme::Udh8);
+        assert_eq!(part.carrier_id, id.to_string());
+        part.ack.done();
         let resp = next_pdu(peer, "DELIVER_RESP").await;
         assert!(
             matches!(resp.body, Body::DeliverResp(r) if r.msg_id == id && r.result == 0),
@@ -133,9 +161,10 @@ mod cmpp_mo {
         );
     }
 
-    /// The parts come over two connections: the link loses the first one mid-message.
+    /// The parts come over two connections: the link loses the first one mid-message, with one
+    /// part received and not yet recorded; the gateway sends that part again on the next.
     #[tokio::test]
-    async fn cmpp_parts_across_a_reconnect_make_one_message() {
+    async fn cmpp_parts_across_a_reconnect_are_each_acknowledged_once_recorded() {
         let (listener, addr) = local_listener().await;
         let mut s = settings(addr, "901234");
         s.src_id = "1065901234".into();
@@ -144,22 +173,22 @@ mod cmpp_mo {
         let segments = out_of_order(split_text(&text));
         let (first, rest) = segments.split_at(2);
 
+        let mut parts = Parts::default();
         let mut peer = accept_login(&listener).await;
-        for (i, segment) in first.iter().enumerate() {
-            send_acked(&mut peer, segment, 100 + i as u64).await;
-        }
-        no_mo_yet(&mut events).await;
+        send_acked(&mut peer, &mut events, &mut parts, &first[0], 100).await;
+        // The second part is received but not recorded when the connection drops.
+        peer.send(deliver(&first[1], 101)).await.expect("send");
+        let unrecorded = next_mo(&mut events).await;
+        no_response_yet(&mut peer).await;
         drop(peer);
+        drop(unrecorded);
 
         let mut peer = accept_login(&listener).await;
+        send_acked(&mut peer, &mut events, &mut parts, &first[1], 101).await;
         for (i, segment) in rest.iter().enumerate() {
-            send_acked(&mut peer, segment, 200 + i as u64).await;
+            send_acked(&mut peer, &mut events, &mut parts, segment, 200 + i as u64).await;
         }
-        let m = next_mo(&mut events).await;
-        assert_eq!(m.text, text);
-        assert_eq!(m.parts as usize, segments.len());
-        assert!(m.complete);
-        no_mo_yet(&mut events).await;
+        parts.assert_text(&text);
         client.shutdown().await;
     }
 }
@@ -187,13 +216,35 @@ mod smpp_mo {
         peer
     }
 
-    async fn send_acked(peer: &mut Framed<TcpStream, SmppCodec>, sm: Sm, sequence: u32) {
+    async fn send_acked(
+        peer: &mut Framed<TcpStream, SmppCodec>,
+        events: &mut mpsc::Receiver<ClientEvent>,
+        parts: &mut Parts,
+        (sm, scheme): (Sm, Scheme),
+        sequence: u32,
+    ) {
+        let total = segment_total(&sm);
         peer.send(Pdu::new(sequence, Body::DeliverSm(Box::new(sm))))
             .await
             .expect("send");
+        let part = next_mo(events).await;
+        parts.take(&part, total, scheme);
+        if sequence == 10 {
+            no_response_yet(peer).await;
+        }
+        part.ack.done();
         let resp = next_pdu(peer, "deliver_sm_resp").await;
         assert_eq!(resp.sequence_number, sequence);
         assert!(matches!(resp.body, Body::DeliverSmResp(_)));
+    }
+
+    /// The part count an SMSC's deliver_sm announces (sar TLV or UDH).
+    fn segment_total(sm: &Sm) -> usize {
+        let sar = sm.tlvs.iter().find(|t| t.tag == tag::SAR_TOTAL_SEGMENTS);
+        match sar {
+            Some(t) => t.value[0] as usize,
+            None => sm.short_message[4] as usize,
+        }
     }
 
     fn mo(segment: &Segment) -> Sm {
@@ -206,10 +257,11 @@ mod smpp_mo {
     }
 
     #[tokio::test]
-    async fn smpp_udh_parts_and_sar_parts_each_make_one_message() {
+    async fn smpp_udh_parts_and_sar_parts_are_each_read_and_acknowledged_once_recorded() {
         let (listener, addr) = local_listener().await;
         let (client, mut events) = SmppClient::start(settings(addr, "esme"));
         let mut peer = accept_bind(&listener).await;
+        let mut parts = Parts::default();
 
         // GSM 7-bit parts with a UDH, extension characters included.
         let gsm = "Price list {EUR} ~ [promo] | ".repeat(12);
@@ -218,9 +270,17 @@ mod smpp_mo {
             let mut sm = mo(segment);
             sm.esm_class = esm::UDHI;
             sm.short_message = segment.payload.clone();
-            send_acked(&mut peer, sm, 10 + i as u32).await;
+            let sequence = 10 + i as u32;
+            send_acked(
+                &mut peer,
+                &mut events,
+                &mut parts,
+                (sm, Scheme::Udh8),
+                sequence,
+            )
+            .await;
         }
-        assert_whole(&next_mo(&mut events).await, &gsm, segments.len());
+        std::mem::take(&mut parts).assert_text(&gsm);
 
         // The same kind of message as sar_* TLVs, one part in message_payload.
         let text = long_text();
@@ -238,9 +298,17 @@ mod smpp_mo {
             } else {
                 sm.short_message = body;
             }
-            send_acked(&mut peer, sm, 100 + i as u32).await;
+            let sequence = 100 + i as u32;
+            send_acked(
+                &mut peer,
+                &mut events,
+                &mut parts,
+                (sm, Scheme::Sar),
+                sequence,
+            )
+            .await;
         }
-        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        parts.assert_text(&text);
         client.shutdown().await;
     }
 }
@@ -250,7 +318,7 @@ mod telecom_mo {
 
     /// SMGP flags the UDH with the TP_udhi TLV; this gateway uses the 16-bit reference form.
     #[tokio::test]
-    async fn smgp_parts_make_one_message() {
+    async fn smgp_parts_are_read_with_their_sixteen_bit_reference() {
         use herald_protocols::smgp::{
             tag, Body, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SmgpCodec, Tlvs,
             VERSION_3_0,
@@ -274,6 +342,7 @@ mod telecom_mo {
 
         let text = long_text();
         let segments = out_of_order(split_text_140(&text));
+        let mut parts = Parts::default();
         for (i, segment) in segments.iter().enumerate() {
             // 8-bit reference 05 00 03 r t n → 16-bit 06 08 04 rH rL t n.
             let mut payload = vec![6, 8, 4, 0x01, segment.payload[3], 0, 0];
@@ -294,16 +363,20 @@ mod telecom_mo {
             peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
                 .await
                 .expect("send");
+            let part = next_mo(&mut events).await;
+            parts.take(&part, segments.len(), Scheme::Udh16);
+            assert_eq!(part.carrier_time, "20240116170001");
+            part.ack.done();
             let resp = next_pdu(&mut peer, "Deliver_Resp").await;
             assert!(matches!(resp.body, Body::DeliverResp(r) if r.msg_id == msg_id));
         }
-        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        parts.assert_text(&text);
         client.shutdown().await;
     }
 
     /// CNGP 2.0 has no TP_udhi flag: the client recognises the UDH by its shape.
     #[tokio::test]
-    async fn cngp_parts_make_one_message() {
+    async fn cngp_parts_are_read_by_the_shape_of_their_udh() {
         use herald_protocols::cngp::{
             Body, CngpCodec, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, Tlvs, VERSION_2_0,
         };
@@ -325,6 +398,7 @@ mod telecom_mo {
 
         let text = long_text();
         let segments = out_of_order(split_text_140(&text));
+        let mut parts = Parts::default();
         for (i, segment) in segments.iter().enumerate() {
             let deliver = Deliver {
                 msg_id: MsgId10([i as u8; 10]),
@@ -338,10 +412,13 @@ mod telecom_mo {
             peer.send(Pdu::new(50 + i as u32, Body::Deliver(Box::new(deliver))))
                 .await
                 .expect("send");
+            let part = next_mo(&mut events).await;
+            parts.take(&part, segments.len(), Scheme::Udh8);
+            part.ack.done();
             let resp = next_pdu(&mut peer, "Deliver_Resp").await;
             assert!(matches!(resp.body, Body::DeliverResp(_)));
         }
-        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        parts.assert_text(&text);
         client.shutdown().await;
     }
 }
@@ -376,7 +453,7 @@ mod sgip_mo {
 
     /// The gateway sends the parts on two of its connections to the SP's listener at once.
     #[tokio::test]
-    async fn sgip_parts_on_two_gateway_connections_make_one_message() {
+    async fn sgip_parts_on_two_gateway_connections_are_each_acknowledged_once_recorded() {
         // The SP→gateway side is never used here: nothing is submitted.
         let (_unused, addr) = local_listener().await;
         let mut s = settings(addr, "herald");
@@ -390,6 +467,7 @@ mod sgip_mo {
 
         let text = long_text();
         let segments = out_of_order(split_text(&text));
+        let mut parts = Parts::default();
         for (i, segment) in segments.iter().enumerate() {
             let sequence = SequenceNumber::new(4_020_000_001, 1_125_000_000, 10 + i as u32);
             let gw = &mut gateways[i % 2];
@@ -406,13 +484,19 @@ mod sgip_mo {
             ))
             .await
             .expect("send Deliver");
+            let part = next_mo(&mut events).await;
+            parts.take(&part, segments.len(), Scheme::Udh8);
+            if i == 0 {
+                no_response_yet(gw).await;
+            }
+            part.ack.done();
             let resp = next_pdu(gw, "Deliver_Resp").await;
             assert_eq!(
                 (resp.sequence, resp.body),
                 (sequence, Body::DeliverResp(Resp { result: 0 }))
             );
         }
-        assert_whole(&next_mo(&mut events).await, &text, segments.len());
+        parts.assert_text(&text);
         client.shutdown().await;
     }
 }
