@@ -80,9 +80,13 @@ impl Protocol {
             }
             // SGIP 88: flow control (see `crate::sgip`).
             Protocol::Sgip => code == 88,
-            // SMGP and CNGP have no flow-control code: 1 (system busy) and 75 (over the sending
-            // limit) are how gateways say it (see `crate::smgp::status`).
-            Protocol::Smgp | Protocol::Cngp => code == 1 || code == 75,
+            // SMGP has no flow-control code: 1 (system busy) and 75 (over the sending limit) are
+            // how gateways say it (see `crate::smgp::status`).
+            Protocol::Smgp => code == 1 || code == 75,
+            // CNGP's codes are unconfirmed (see `crate::cngp::status`): only 1, system busy, is
+            // taken as flow control. A flow-control answer is retried without counting against
+            // the message's attempts, so an unknown code must not be read as one.
+            Protocol::Cngp => code == 1,
         }
     }
 
