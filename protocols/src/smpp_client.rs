@@ -23,6 +23,7 @@ use crate::client::{
 use crate::gsm7;
 use crate::reassembly::{self, MoAssembly, MoPart};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::signature::Signature;
 use crate::smpp::{
     self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
     submit_status, tag, tlv, Bind, BindKind, Body, IdFormat, Pdu, Sm, SmResp, SmppCodec, SmppError,
@@ -323,7 +324,14 @@ impl SmppClient {
     /// 160/153 or UCS2 70/67), except with `long_message = payload`, where a long text stays
     /// one segment (up to message_payload's 64 KB) sent in one submit_sm.
     pub fn split(&self, text: &str) -> Vec<Segment> {
-        split_for(self.options().long_message, text)
+        self.split_signed(text, None)
+    }
+
+    /// [`SmppClient::split`] for a link with a signature, which counts toward the length of the
+    /// part it lands in (see [`gsm7::split_smpp_signed`]). A long text kept whole in
+    /// message_payload needs no room reserved: it carries the signature only when Herald adds it.
+    pub fn split_signed(&self, text: &str, signature: Option<&Signature>) -> Vec<Segment> {
+        split_for(self.options().long_message, text, signature)
     }
 
     /// Waits for a window slot (and for a live connection, up to response_timeout), sends
@@ -600,9 +608,10 @@ fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
     part
 }
 
-fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
+fn split_for(long_message: LongMessage, text: &str, signature: Option<&Signature>) -> Vec<Segment> {
     if long_message == LongMessage::Payload {
-        let (data_coding, payload) = gsm7::encode_smpp(text);
+        let sent = signature.map_or_else(|| text.to_string(), |s| s.sent(text));
+        let (data_coding, payload) = gsm7::encode_smpp(&sent);
         if payload.len() <= MAX_PAYLOAD {
             return vec![Segment {
                 data_coding,
@@ -613,7 +622,7 @@ fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
             }];
         }
     }
-    gsm7::split_smpp(text)
+    gsm7::split_smpp_signed(text, signature)
 }
 
 impl LinkProtocol for SmppLink {
@@ -1034,7 +1043,7 @@ mod tests {
     #[test]
     fn udh_parts_carry_the_header_in_short_message() {
         let l = long_message_link("udh");
-        let segments = split_for(LongMessage::Udh, &"x".repeat(200));
+        let segments = split_for(LongMessage::Udh, &"x".repeat(200), None);
         let sm = submit_as_the_smsc_reads_it(&l, &segments[1]);
         assert_eq!(sm.esm_class, esm::UDHI);
         assert_eq!(sm.short_message, segments[1].payload);
@@ -1046,7 +1055,7 @@ mod tests {
     fn sar_parts_carry_tlvs_and_reassemble() {
         let l = long_message_link("sar");
         let text = format!("{}😀{}", "退订".repeat(40), "TD".repeat(30));
-        let segments = split_for(LongMessage::Sar, &text);
+        let segments = split_for(LongMessage::Sar, &text, None);
         assert!(segments.len() >= 2);
         let mut joined = crate::reassembly::Reassembler::new(
             gsm7::decode_smpp_text,
@@ -1081,7 +1090,7 @@ mod tests {
         }
         assert_eq!(out.map(|m| m.text), Some(text));
         // A single-part message has nothing to say in sar TLVs.
-        let single = split_for(LongMessage::Sar, "hi");
+        let single = split_for(LongMessage::Sar, "hi", None);
         let sm = submit_as_the_smsc_reads_it(&l, &single[0]);
         assert!(sm.tlvs.is_empty() && sm.short_message == single[0].payload);
     }
@@ -1090,7 +1099,7 @@ mod tests {
     fn payload_mode_sends_a_long_text_whole_in_message_payload() {
         let l = long_message_link("payload");
         let text = "Grüße {alle} ".repeat(40);
-        let segments = split_for(LongMessage::Payload, &text);
+        let segments = split_for(LongMessage::Payload, &text, None);
         assert_eq!(segments.len(), 1, "one submit for the whole text");
         assert!(segments[0].payload.len() > max::SHORT_MESSAGE);
         let sm = submit_as_the_smsc_reads_it(&l, &segments[0]);
@@ -1100,12 +1109,12 @@ mod tests {
         assert_eq!(gsm7::decode_smpp_text(sm.data_coding, &payload.value), text);
         // Not GSM: UCS2, still whole.
         let chinese = "退订".repeat(100);
-        let segments = split_for(LongMessage::Payload, &chinese);
+        let segments = split_for(LongMessage::Payload, &chinese, None);
         assert_eq!(segments.len(), 1);
         assert_eq!(segments[0].data_coding, gsm7::DC_UCS2);
         // Segments from the plain split (a caller that does not ask the client to split) still
         // go out in message_payload, their UDH flagged.
-        let parts = split_for(LongMessage::Udh, &chinese);
+        let parts = split_for(LongMessage::Udh, &chinese, None);
         let sm = submit_as_the_smsc_reads_it(&l, &parts[0]);
         assert_eq!(sm.esm_class, esm::UDHI);
         let payload = smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD).expect("message_payload");
