@@ -17,7 +17,7 @@ use herald_protocols::cngp::{
     VERSION_2_0,
 };
 use herald_protocols::cngp_client::CngpClient;
-use herald_protocols::link::{CarrierClient, LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, Protocol};
 use herald_protocols::sim::cngp::{run_on, SimConfig, SimFaults};
 use herald_protocols::{ClientEvent, SubmitOutcome};
 use tokio::net::{TcpListener, TcpStream};

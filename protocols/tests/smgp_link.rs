@@ -12,7 +12,7 @@ use common::{
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
-use herald_protocols::link::{CarrierClient, LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, Protocol};
 use herald_protocols::sim::smgp::{run_on, SimConfig, SimFaults};
 use herald_protocols::smgp::{
     login_mode, tag, Body, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SmgpCodec, Tlvs,
