@@ -242,3 +242,29 @@ impl NodeConfig {
         self.links.iter().find(|l| l.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::NodeConfig;
+    use herald_protocols::signature::{AddedBy, Position};
+
+    /// The documented example stays a config that loads.
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
+        let config = NodeConfig::load(&path).expect("examples/node1.toml loads");
+        let mobile = config
+            .link("mobile")
+            .and_then(|l| l.signature())
+            .expect("signed");
+        assert_eq!(mobile.text(), "【国网】");
+        assert_eq!(
+            (mobile.added_by(), mobile.position()),
+            (AddedBy::Carrier, Position::Prefix)
+        );
+        assert!(config
+            .link("international")
+            .and_then(|l| l.signature())
+            .is_some());
+    }
+}

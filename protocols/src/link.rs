@@ -82,8 +82,11 @@ impl Protocol {
             Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
                 code == crate::smpp::status::ESME_RTHROTTLED || code == 0x14
             }
-            // SGIP 88: flow control (see `crate::sgip`).
-            Protocol::Sgip => code == 88,
+            // SGIP: 11 node busy (the specification's own signal), 33 SMSC queue full (as SMPP's
+            // ESME_RMSGQFUL above) and 88, the flow-control code some gateways answer (see
+            // `crate::sgip::result_meaning`). Counted as flow control, they slow the link down
+            // instead of using up the message's attempts.
+            Protocol::Sgip => matches!(code, 11 | 33 | 88),
             // SMGP has no flow-control code: 1 (system busy) and 75 (over the sending limit) are
             // how gateways say it (see `crate::smgp::status`).
             Protocol::Smgp => code == 1 || code == 75,
@@ -267,5 +270,56 @@ impl LinkClient {
             CarrierClient::Smpp(c) => c.shutdown().await,
             CarrierClient::Sgip(c) => c.shutdown().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flow control is what each protocol's own result table calls "slow down", nothing more:
+    /// a flow-control answer is retried without counting against the message's attempts.
+    #[test]
+    fn flow_control_codes_per_protocol() {
+        let flow = |p: Protocol| (0..=u32::from(u16::MAX)).filter(move |&c| p.is_flow_control(c));
+        assert_eq!(flow(Protocol::Cmpp3).collect::<Vec<_>>(), [8]);
+        assert_eq!(flow(Protocol::Cmpp2).collect::<Vec<_>>(), [8]);
+        assert_eq!(flow(Protocol::Smpp34).collect::<Vec<_>>(), [0x14, 0x58]);
+        assert_eq!(flow(Protocol::Sgip).collect::<Vec<_>>(), [11, 33, 88]);
+        assert_eq!(flow(Protocol::Smgp).collect::<Vec<_>>(), [1, 75]);
+        assert_eq!(flow(Protocol::Cngp).collect::<Vec<_>>(), [1]);
+        for code in [11u8, 33, 88] {
+            assert!(
+                crate::sgip::result_meaning(code).0,
+                "SGIP {code} is retryable"
+            );
+        }
+    }
+
+    #[test]
+    fn signature_options_are_checked_for_every_protocol_and_hidden_from_its_parser() {
+        let options = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let signed = options(&[
+            ("signature", "【国网】"),
+            ("signature-added-by", "carrier"),
+            ("signature-position", "suffix"),
+        ]);
+        for protocol in [
+            Protocol::Cmpp3,
+            Protocol::Smgp,
+            Protocol::Cngp,
+            Protocol::Smpp,
+        ] {
+            assert_eq!(protocol.check_options(&signed), Ok(()), "{protocol}");
+        }
+        let err = Protocol::Cmpp3
+            .check_options(&options(&[("signature", "【国网】")]))
+            .unwrap_err();
+        assert!(err.contains("signature-added-by is required"), "{err}");
     }
 }
