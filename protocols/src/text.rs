@@ -202,7 +202,8 @@ impl<U: Copy> Units<U> {
     ) -> Vec<Range<usize>> {
         let len = self.units.len();
         if len <= single {
-            return vec![0..len];
+            let whole = 0..len;
+            return vec![whole];
         }
         let may_end_at = |end: usize| {
             end == len

@@ -131,7 +131,10 @@ async fn a_carrier_added_prefix_leaves_room_in_the_first_part() {
     // 67 characters would fill a concatenated part; the carrier's 6 must fit into part 1.
     let parts = parts_received(&link, &"电".repeat(67), &record).await;
     assert_eq!(parts, vec!["电".repeat(61), "电".repeat(6)]);
-    assert!(parts.iter().all(|p| !p.contains(SIGNATURE)), "the carrier adds it");
+    assert!(
+        parts.iter().all(|p| !p.contains(SIGNATURE)),
+        "the carrier adds it"
+    );
     assert_eq!(
         parts[0].chars().count() + SIGNATURE.chars().count(),
         67,
@@ -158,7 +161,10 @@ async fn smpp_counts_a_gsm_signature_in_septets_and_sends_it_once_in_part_one() 
 
     let text = "a".repeat(153);
     let parts = parts_received(&link, &text, &record).await;
-    assert_eq!(parts, vec![format!("[ACME]{}", "a".repeat(145)), "a".repeat(8)]);
+    assert_eq!(
+        parts,
+        vec![format!("[ACME]{}", "a".repeat(145)), "a".repeat(8)]
+    );
 
     link.shutdown().await;
     sim.stop().await;
