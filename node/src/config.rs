@@ -66,7 +66,9 @@ pub struct LinkConfig {
     /// Connections the carrier allows for this account; the leader spreads them over nodes.
     #[serde(default = "default_connections")]
     pub connections: u32,
-    /// Protocol-specific options (e.g. SMPP `bind = "transceiver"`).
+    /// Protocol-specific options (e.g. SMPP `bind = "transceiver"`), and the signature every
+    /// protocol takes: `signature = "【国网】"` with `signature-added-by = "carrier" | "herald"`
+    /// and `signature-position = "prefix" | "suffix"` (see `herald_protocols::signature`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
 }
@@ -92,6 +94,14 @@ impl LinkConfig {
                 .map(|i| format!("{}#{i}", self.name))
                 .collect()
         }
+    }
+
+    /// The link's signature (its `signature*` options), if it has one. Options that do not
+    /// parse count as none here: [`NodeConfig::validate`] refuses them before anything runs.
+    pub fn signature(&self) -> Option<herald_protocols::signature::Signature> {
+        herald_protocols::signature::Signature::from_options(&self.options)
+            .ok()
+            .flatten()
     }
 
     /// Messages per second of one slot: the link's rate shared by its connections.
@@ -188,6 +198,18 @@ impl NodeConfig {
             if let Err(e) = protocol.check_options(&link.options) {
                 anyhow::bail!("links.{}.options: {e}", link.name);
             }
+            if let Some(signature) = link.signature() {
+                if signature.chars() >= self.messages.max_text_chars {
+                    anyhow::bail!(
+                        "links.{}.options: signature {:?} has {} characters, leaving no text \
+                         within messages.max-text-chars = {} (the signature included)",
+                        link.name,
+                        signature.text(),
+                        signature.chars(),
+                        self.messages.max_text_chars
+                    );
+                }
+            }
             if link.name.is_empty() || link.name.chars().any(|c| c.is_control() || c == '#') {
                 anyhow::bail!(
                     "links: a link name must be non-empty text without '#' or control characters"
@@ -218,5 +240,31 @@ impl NodeConfig {
 
     pub fn link(&self, name: &str) -> Option<&LinkConfig> {
         self.links.iter().find(|l| l.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeConfig;
+    use herald_protocols::signature::{AddedBy, Position};
+
+    /// The documented example stays a config that loads.
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
+        let config = NodeConfig::load(&path).expect("examples/node1.toml loads");
+        let mobile = config
+            .link("mobile")
+            .and_then(|l| l.signature())
+            .expect("signed");
+        assert_eq!(mobile.text(), "【国网】");
+        assert_eq!(
+            (mobile.added_by(), mobile.position()),
+            (AddedBy::Carrier, Position::Prefix)
+        );
+        assert!(config
+            .link("international")
+            .and_then(|l| l.signature())
+            .is_some());
     }
 }

@@ -83,6 +83,37 @@ fn default_link(config: &NodeConfig, recipient: &str) -> Option<String> {
     )
 }
 
+/// The text limit counts the signature the recipient will receive with the text, whoever adds
+/// it (`max-text-chars` is "the signature included"): with the longest signature among the links
+/// that may carry the message, the text must still fit.
+fn check_length_with_signature(
+    chars: usize,
+    max_chars: usize,
+    config: &NodeConfig,
+    links: &[&str],
+) -> Result<(), Status> {
+    let longest = links
+        .iter()
+        .filter_map(|name| Some((*name, config.link(name)?.signature()?)))
+        .max_by_key(|(_, signature)| signature.chars());
+    let Some((name, signature)) = longest else {
+        return Ok(());
+    };
+    if chars + signature.chars() > max_chars {
+        return Err(invalid(
+            "text",
+            format!(
+                "at most {max_chars} characters with the signature {:?} of link {name:?} \
+                 ({} characters), so at most {} for the text; got {chars}",
+                signature.text(),
+                signature.chars(),
+                max_chars.saturating_sub(signature.chars()),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks `req` and decides its route, validity and send time under `policy`.
 pub fn submission(
     req: &SubmitRequest,
@@ -161,6 +192,24 @@ pub fn submission(
         }
         None => Vec::new(),
     };
+    // Any link of the route (of every route, for a split message) may carry it, so the longest
+    // signature among them counts.
+    let carriers: Vec<&str> = if split.is_empty() {
+        match routed {
+            Some(route) => route.links.iter().map(String::as_str).collect(),
+            None => Vec::new(),
+        }
+    } else {
+        split
+            .iter()
+            .flat_map(
+                |part| match policy.routes.iter().find(|r| r.name == part.route) {
+                    Some(route) => route.links.iter().map(String::as_str).collect(),
+                    None => vec![part.link.as_str()],
+                },
+            )
+            .collect()
+    };
     let (route, link) = if let Some(route) = routed {
         (route.name.clone(), route.links[0].clone())
     } else if req.link.is_empty() {
@@ -185,6 +234,12 @@ pub fn submission(
             ),
         ));
     };
+    let links = if carriers.is_empty() {
+        vec![link.as_str()]
+    } else {
+        carriers
+    };
+    check_length_with_signature(chars, limits.max_text_chars, config, &links)?;
     if req.idempotency_key.len() > 128 {
         return Err(invalid("idempotency_key", "at most 128 bytes"));
     }
@@ -274,7 +329,7 @@ fn split_by_route(
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_mobile;
+    use super::*;
 
     #[test]
     fn mobile_numbers() {
@@ -292,5 +347,72 @@ mod tests {
         ] {
             assert_eq!(normalise_mobile(raw).as_deref(), want, "{raw}");
         }
+    }
+
+    /// One node, one CMPP link whose carrier adds the six-character 【国家电网】, and texts of at
+    /// most 70 characters, the signature included.
+    fn signed_config(extra_options: &str) -> NodeConfig {
+        let config: NodeConfig = toml::from_str(&format!(
+            r#"
+            node-id = 1
+            grpc-listen = "127.0.0.1:1"
+            raft-listen = "127.0.0.1:2"
+            data-dir = "/nonexistent"
+            peers = [{{ id = 1, grpc = "127.0.0.1:1", raft = "127.0.0.1:2" }}]
+            messages = {{ max-text-chars = 70 }}
+            [[links]]
+            name = "mobile"
+            protocol = "cmpp"
+            address = "127.0.0.1:7890"
+            account = "901234"
+            secret = "s"
+            options = {{ signature = "【国家电网】", signature-added-by = "carrier", signature-position = "prefix"{extra_options} }}
+            "#
+        ))
+        .expect("config parses");
+        config
+    }
+
+    fn submit(text: &str) -> SubmitRequest {
+        SubmitRequest {
+            recipients: vec!["13800138000".into()],
+            text: text.into(),
+            ..SubmitRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_signature_counts_toward_the_text_limit() {
+        let config = signed_config("");
+        config.validate().expect("valid config");
+        let policy = DispatchPolicy::default();
+        assert!(submission(&submit(&"电".repeat(64)), &config, &policy, "c", 0).is_ok());
+        let Err(status) = submission(&submit(&"电".repeat(65)), &config, &policy, "c", 0) else {
+            panic!("65 characters + a 6-character signature exceed 70");
+        };
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "text: at most 70 characters with the signature \"【国家电网】\" of link \"mobile\" \
+             (6 characters), so at most 64 for the text; got 65"
+        );
+    }
+
+    #[test]
+    fn a_bad_signature_option_is_refused_with_the_link_and_the_rule() {
+        let mut config = signed_config("");
+        config.links[0].options.remove("signature-added-by");
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("links.mobile.options: option signature-added-by is required"),
+            "{err}"
+        );
+        let mut config = signed_config("");
+        config.messages.max_text_chars = 6;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("leaving no text within messages.max-text-chars = 6"),
+            "{err}"
+        );
     }
 }

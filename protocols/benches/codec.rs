@@ -1,5 +1,5 @@
-//! Encode and decode cost of the hot PDUs of every protocol codec: SUBMIT going out, DELIVER (a
-//! status report or an MO) coming in. Run with
+//! Encode and decode cost of the hot PDUs of every protocol codec: SUBMIT going out, and both
+//! kinds of DELIVER coming in, a status report (SGIP: its separate REPORT) and an MO. Run with
 //! `cargo bench -p herald-protocols --bench codec`; figures are recorded in BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -18,6 +18,20 @@ fn ucs2_payload() -> Vec<u8> {
         .chain(std::iter::once('。'))
         .flat_map(|c| (c as u16).to_be_bytes())
         .collect()
+}
+
+/// The SMGP/CNGP status report text (SMPP receipt format) about one MsgID.
+fn receipt10() -> smgp::Receipt {
+    smgp::Receipt {
+        msg_id: smgp::MsgId10([1, 0, 0x61, 0x01, 0x16, 0x17, 0, 0x01, 0x23, 0x45]),
+        sub: "001".into(),
+        dlvrd: "001".into(),
+        submit_date: "2511250701".into(),
+        done_date: "2511250702".into(),
+        stat: "DELIVRD".into(),
+        err: "000".into(),
+        text: String::new(),
+    }
 }
 
 fn cmpp_submit() -> cmpp::Pdu {
@@ -40,6 +54,15 @@ fn cmpp_submit() -> cmpp::Pdu {
             ..cmpp::Submit::default()
         })),
     )
+}
+
+fn cmpp_deliver_mo() -> cmpp::Pdu {
+    let mut pdu = cmpp_deliver_report();
+    if let cmpp::Body::Deliver(deliver) = &mut pdu.body {
+        deliver.msg_fmt = 8;
+        deliver.content = cmpp::DeliverContent::Message(ucs2_payload());
+    }
+    pdu
 }
 
 fn cmpp_deliver_report() -> cmpp::Pdu {
@@ -72,6 +95,7 @@ fn bench_cmpp(c: &mut Criterion) {
         for (what, pdu) in [
             ("submit", cmpp_submit()),
             ("deliver_report", cmpp_deliver_report()),
+            ("deliver_mo", cmpp_deliver_mo()),
         ] {
             let bytes = pdu.to_bytes_as(version).expect("encodes");
             c.bench_function(&format!("{tag}/{what}/encode"), |b| {
@@ -121,6 +145,12 @@ fn bench_others(c: &mut Criterion) {
         short_message: ucs2_payload(),
         ..smpp::Sm::default()
     };
+    let mo = smpp::Sm {
+        source_addr: "8613800138000".into(),
+        destination_addr: "1065901234".into(),
+        registered_delivery: 0,
+        ..sm.clone()
+    };
     let receipt = smpp::Sm {
         esm_class: 0x04,
         data_coding: 0,
@@ -139,6 +169,10 @@ fn bench_others(c: &mut Criterion) {
             (
                 "deliver_sm_receipt",
                 smpp::Pdu::new(2, smpp::Body::DeliverSm(Box::new(receipt)))
+            ),
+            (
+                "deliver_sm_mo",
+                smpp::Pdu::new(3, smpp::Body::DeliverSm(Box::new(mo)))
             ),
         ]
     );
@@ -183,6 +217,19 @@ fn bench_others(c: &mut Criterion) {
                     }))
                 )
             ),
+            (
+                "report",
+                sgip::Pdu::new(
+                    seq,
+                    sgip::Body::Report(sgip::Report {
+                        submit_sequence: seq,
+                        report_type: 0,
+                        user_number: "8613800138000".into(),
+                        state: 0,
+                        error_code: 0,
+                    })
+                )
+            ),
         ]
     );
 
@@ -218,6 +265,22 @@ fn bench_others(c: &mut Criterion) {
                         src_term_id: "13800138000".into(),
                         dest_term_id: "1065901234".into(),
                         content: smgp::DeliverContent::Message(ucs2_payload()),
+                        reserve: String::new(),
+                        tlvs: Default::default(),
+                    }))
+                )
+            ),
+            (
+                "deliver_report",
+                smgp::Pdu::new(
+                    3,
+                    smgp::Body::Deliver(Box::new(smgp::Deliver {
+                        msg_id: smgp::MsgId10([1, 0, 0x61, 0x01, 0x16, 0x17, 0, 0x01, 0x23, 0x46]),
+                        msg_format: 0,
+                        recv_time: "20251125070100".into(),
+                        src_term_id: "13800138000".into(),
+                        dest_term_id: "1065901234".into(),
+                        content: smgp::DeliverContent::Report(receipt10()),
                         reserve: String::new(),
                         tlvs: Default::default(),
                     }))
@@ -259,6 +322,21 @@ fn bench_others(c: &mut Criterion) {
                         src_term_id: "13800138000".into(),
                         dest_term_id: "1065901234".into(),
                         content: cngp::DeliverContent::Message(ucs2_payload()),
+                        tlvs: Default::default(),
+                    }))
+                )
+            ),
+            (
+                "deliver_report",
+                cngp::Pdu::new(
+                    3,
+                    cngp::Body::Deliver(Box::new(cngp::Deliver {
+                        msg_id: cngp::MsgId10([1, 0, 0x61, 0x01, 0x16, 0x17, 0, 0x01, 0x23, 0x46]),
+                        msg_format: 0,
+                        recv_time: "20251125070100".into(),
+                        src_term_id: "13800138000".into(),
+                        dest_term_id: "1065901234".into(),
+                        content: cngp::DeliverContent::Report(receipt10()),
                         tlvs: Default::default(),
                     }))
                 )

@@ -7,12 +7,10 @@
 //! form feed) counting two septets and never split from its escape. Other text goes out as UCS2
 //! (data_coding 8): 70 UTF-16 units in one part, 67 per concatenated part, never splitting a
 //! surrogate pair. CMPP's split (ASCII/UCS2) lives in [`crate::text`] and is not affected.
-//! This module does not count carrier-added signatures: callers that know of one must reserve room.
+//! A link's signature counts toward the length whoever adds it: see [`split_smpp_signed`].
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::OnceLock;
-
-use crate::text::{self, Segment, TextError, MAX_PARTS};
+use crate::signature::Signature;
+use crate::text::{self, Segment, TextError, Units, MAX_PARTS};
 
 /// data_coding values SMPP uses [SMPP34 §5.2.19].
 pub const DC_DEFAULT: u8 = 0;
@@ -142,115 +140,70 @@ pub fn encode_smpp(text: &str) -> (u8, Vec<u8>) {
 /// Splits text into SMPP parts. Text needing more than [`MAX_PARTS`] parts is cut after the
 /// 255th part (with a warning); use [`try_split_smpp`] to refuse it instead.
 pub fn split_smpp(text: &str) -> Vec<Segment> {
-    match try_split_smpp(text) {
-        Ok(segments) => segments,
-        Err(e) => {
-            tracing::warn!(error = %e, "message text truncated to {MAX_PARTS} parts");
-            let mut chunks = chunks_for(text);
-            chunks.1.truncate(MAX_PARTS);
-            assemble(chunks)
-        }
-    }
+    split_smpp_signed(text, None)
 }
 
 pub fn try_split_smpp(text: &str) -> Result<Vec<Segment>, TextError> {
-    let chunks = chunks_for(text);
-    if chunks.1.len() > MAX_PARTS {
+    try_split_smpp_signed(text, None)
+}
+
+/// [`split_smpp`] for a link with an optional [`Signature`], which counts toward the length of
+/// the part it lands in whoever adds it (see [`text::split_signed`]); the alphabet is chosen for
+/// the delivered text, signature included.
+pub fn split_smpp_signed(text: &str, signature: Option<&Signature>) -> Vec<Segment> {
+    let (data_coding, mut chunks) = chunks_for(text, signature);
+    if chunks.len() > MAX_PARTS {
+        tracing::warn!(
+            parts = chunks.len(),
+            "message text truncated to {MAX_PARTS} parts"
+        );
+        chunks.truncate(MAX_PARTS);
+    }
+    text::assemble(data_coding, chunks)
+}
+
+pub fn try_split_smpp_signed(
+    text: &str,
+    signature: Option<&Signature>,
+) -> Result<Vec<Segment>, TextError> {
+    let (data_coding, chunks) = chunks_for(text, signature);
+    if chunks.len() > MAX_PARTS {
         return Err(TextError::TooManyParts {
-            parts: chunks.1.len(),
+            parts: chunks.len(),
         });
     }
-    Ok(assemble(chunks))
+    Ok(text::assemble(data_coding, chunks))
 }
 
 /// The data_coding and the content of each part (without UDH).
-fn chunks_for(text: &str) -> (u8, Vec<Vec<u8>>) {
-    if let Some(septets) = encode_gsm7(text) {
-        if septets.len() <= GSM_SINGLE {
-            return (DC_DEFAULT, vec![septets]);
-        }
-        let mut parts = Vec::new();
-        let mut rest = septets.as_slice();
-        while !rest.is_empty() {
-            let mut take = rest.len().min(GSM_PART);
-            // An escape ending a part would separate it from its character.
-            if take < rest.len() && ends_with_escape(&rest[..take]) {
-                take -= 1;
-            }
-            let (head, tail) = rest.split_at(take);
-            parts.push(head.to_vec());
-            rest = tail;
-        }
-        return (DC_DEFAULT, parts);
+fn chunks_for(text: &str, signature: Option<&Signature>) -> (u8, Vec<Vec<u8>>) {
+    let gsm = encode_gsm7(text).zip(signature.map_or(Some(Vec::new()), |s| encode_gsm7(s.text())));
+    if let Some((septets, _)) = gsm {
+        let units = Units::join(septets, signature, |s| encode_gsm7(s).unwrap_or_default());
+        // An escape ending a part would separate it from its character. Every escape in our
+        // encoding starts a two-septet character, so a part may not end on one.
+        let chunks = units
+            .cut(GSM_SINGLE, GSM_PART, |last| last != ESC)
+            .into_iter()
+            .map(|range| units.sent(range))
+            .collect();
+        return (DC_DEFAULT, chunks);
     }
-    let units: Vec<u16> = text.encode_utf16().collect();
-    if units.len() <= UCS2_SINGLE {
-        return (DC_UCS2, vec![ucs2_bytes(&units)]);
-    }
-    let mut parts = Vec::new();
-    let mut rest = units.as_slice();
-    while !rest.is_empty() {
-        let mut take = rest.len().min(UCS2_PART);
-        if take < rest.len() && (0xD800..0xDC00).contains(&rest[take - 1]) {
-            take -= 1;
-        }
-        let (head, tail) = rest.split_at(take);
-        parts.push(ucs2_bytes(head));
-        rest = tail;
-    }
-    (DC_UCS2, parts)
-}
-
-/// Whether `part` ends in an escape that starts a two-septet character, rather than one that is
-/// itself the second septet of one (impossible in our encoding, but counted properly anyway).
-fn ends_with_escape(part: &[u8]) -> bool {
-    let trailing = part.iter().rev().take_while(|&&b| b == ESC).count();
-    trailing % 2 == 1
+    let units = Units::join(text.encode_utf16().collect(), signature, |s| {
+        s.encode_utf16().collect()
+    });
+    let chunks = units
+        .cut(UCS2_SINGLE, UCS2_PART, |last| {
+            !(0xD800..0xDC00).contains(&last)
+        })
+        .into_iter()
+        .map(|range| ucs2_bytes(&units.sent(range)))
+        .collect();
+    (DC_UCS2, chunks)
 }
 
 fn ucs2_bytes(units: &[u16]) -> Vec<u8> {
     units.iter().flat_map(|u| u.to_be_bytes()).collect()
-}
-
-fn assemble((data_coding, chunks): (u8, Vec<Vec<u8>>)) -> Vec<Segment> {
-    if chunks.len() <= 1 {
-        return vec![Segment {
-            data_coding,
-            payload: chunks.into_iter().next().unwrap_or_default(),
-            udhi: false,
-            total: 1,
-            number: 1,
-        }];
-    }
-    let reference = next_reference();
-    let total = chunks.len().min(MAX_PARTS) as u8;
-    chunks
-        .into_iter()
-        .take(MAX_PARTS)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let number = (i + 1) as u8;
-            let mut payload = Vec::with_capacity(6 + chunk.len());
-            payload.extend_from_slice(&[0x05, 0x00, 0x03, reference, total, number]);
-            payload.extend_from_slice(&chunk);
-            Segment {
-                data_coding,
-                payload,
-                udhi: true,
-                total,
-                number,
-            }
-        })
-        .collect()
-}
-
-/// A process-wide counter starting at a random value, so two processes restarting together do
-/// not reuse each other's references for the same recipient.
-fn next_reference() -> u8 {
-    static COUNTER: OnceLock<AtomicU8> = OnceLock::new();
-    COUNTER
-        .get_or_init(|| AtomicU8::new(rand::random()))
-        .fetch_add(1, Ordering::Relaxed)
 }
 
 /// Decodes received SMPP content (no UDH): 0 GSM 7-bit unpacked, 1 IA5/ASCII, 3 Latin-1,
@@ -375,6 +328,39 @@ mod tests {
         assert_eq!(decode_smpp_text(3, &[0xE9]), "é");
         assert_eq!(decode_smpp_text(8, &[0x4F, 0x60]), "你");
         assert_eq!(decode_smpp_text(4, &[0xAB]), "ab");
+    }
+
+    #[test]
+    fn a_signature_counts_in_gsm_septets_or_makes_the_text_ucs2() {
+        use crate::signature::{AddedBy, Position, Signature};
+        // '[' and ']' are extension characters: "[ACME]" is 8 septets.
+        let carrier = Signature::new("[ACME]", AddedBy::Carrier, Position::Suffix).unwrap();
+        assert_eq!(split_smpp_signed(&"a".repeat(152), Some(&carrier)).len(), 1);
+        let two = split_smpp_signed(&"a".repeat(153), Some(&carrier));
+        assert_eq!(two.len(), 2);
+        // The suffix may not stand alone in the last part: one character keeps it company.
+        assert_eq!(two[0].payload.len(), 6 + 152);
+        assert_eq!(&two[1].payload[6..], b"a");
+        let herald = Signature::new("[ACME]", AddedBy::Herald, Position::Prefix).unwrap();
+        let sent = split_smpp_signed(&"a".repeat(153), Some(&herald));
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            &sent[0].payload[6..14],
+            &[ESC, 0x3C, b'A', b'C', b'M', b'E', ESC, 0x3E]
+        );
+        assert_eq!(rejoin(&sent), format!("[ACME]{}", "a".repeat(153)));
+        // A Chinese signature cannot be written in GSM: the message goes as UCS2, 70/67.
+        let chinese = Signature::new("【国家电网】", AddedBy::Carrier, Position::Prefix).unwrap();
+        let s = split_smpp_signed(&"a".repeat(65), Some(&chinese));
+        assert!(s.iter().all(|p| p.data_coding == DC_UCS2));
+        assert_eq!(s.len(), 2);
+        assert_eq!(split_smpp_signed(&"a".repeat(64), Some(&chinese)).len(), 1);
+    }
+
+    /// Whether `part` ends in an escape that starts a two-septet character (an odd run of
+    /// trailing escapes), i.e. a cut between an escape and its character.
+    fn ends_with_escape(part: &[u8]) -> bool {
+        part.iter().rev().take_while(|&&b| b == ESC).count() % 2 == 1
     }
 
     proptest! {

@@ -7,6 +7,7 @@
 //!
 //! - [`cmpp`]: CMPP 3.0 and 2.0 PDUs, framing, authentication and Msg_Id packing.
 //! - [`text`]: choosing an encoding, splitting long text, decoding received content.
+//! - [`signature`]: a link's signature (【…】), who adds it and where; the splitters count it.
 //! - [`session`]: the protocol-independent link engine (window, heartbeat, reconnect).
 //! - [`client`]: the CMPP client built on that engine.
 //! - [`sgip`], [`sgip_client`]: SGIP 1.2 PDUs and framing; the SGIP client with its listener for
@@ -34,6 +35,7 @@ pub mod mo;
 pub mod session;
 pub mod sgip;
 pub mod sgip_client;
+pub mod signature;
 pub mod sim;
 pub mod smgp;
 pub mod smgp_client;

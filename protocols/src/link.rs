@@ -2,8 +2,9 @@
 //! protocol a link speaks. Each protocol's client keeps the same shape (start, split, submit,
 //! is_connected, shutdown); this enum only routes the calls.
 //!
-//! Adding a protocol: a [`Protocol`] variant with its names, a [`LinkClient`] variant, and one arm
-//! in each method below.
+//! Adding a protocol: a [`Protocol`] variant with its names, a [`CarrierClient`] variant, and one
+//! arm in each method below. What every protocol shares — the link's signature — lives in
+//! [`LinkClient`] itself.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,7 +14,8 @@ use tokio::sync::mpsc;
 use crate::client::{
     ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
-use crate::text::{split_text, Segment};
+use crate::signature::Signature;
+use crate::text::{split_signed, AsciiParts, Segment};
 
 /// A carrier protocol (and version) a link can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +53,8 @@ impl Protocol {
         self,
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), String> {
+        Signature::from_options(options)?;
+        let options = &Signature::other_options(options);
         match self {
             Protocol::Cmpp3 => crate::client::CmppOptions::parse(options, None).map(|_| ()),
             Protocol::Cmpp2 => {
@@ -78,11 +82,18 @@ impl Protocol {
             Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
                 code == crate::smpp::status::ESME_RTHROTTLED || code == 0x14
             }
-            // SGIP 88: flow control (see `crate::sgip`).
-            Protocol::Sgip => code == 88,
-            // SMGP and CNGP have no flow-control code: 1 (system busy) and 75 (over the sending
-            // limit) are how gateways say it (see `crate::smgp::status`).
-            Protocol::Smgp | Protocol::Cngp => code == 1 || code == 75,
+            // SGIP: 11 node busy (the specification's own signal), 33 SMSC queue full (as SMPP's
+            // ESME_RMSGQFUL above) and 88, the flow-control code some gateways answer (see
+            // `crate::sgip::result_meaning`). Counted as flow control, they slow the link down
+            // instead of using up the message's attempts.
+            Protocol::Sgip => matches!(code, 11 | 33 | 88),
+            // SMGP has no flow-control code: 1 (system busy) and 75 (over the sending limit) are
+            // how gateways say it (see `crate::smgp::status`).
+            Protocol::Smgp => code == 1 || code == 75,
+            // CNGP's codes are unconfirmed (see `crate::cngp::status`): only 1, system busy, is
+            // taken as flow control. A flow-control answer is retried without counting against
+            // the message's attempts, so an unknown code must not be read as one.
+            Protocol::Cngp => code == 1,
         }
     }
 
@@ -135,9 +146,17 @@ impl fmt::Display for Protocol {
 #[error("unknown protocol {0:?} (known: {names})", names = Protocol::NAMES.join(", "))]
 pub struct UnknownProtocol(pub String);
 
-/// A running link of some protocol. Cloning shares the link.
+/// A running link of some protocol, with the link's signature. Cloning shares the link.
 #[derive(Clone)]
-pub enum LinkClient {
+pub struct LinkClient {
+    carrier: CarrierClient,
+    /// Counted in every split (see [`crate::signature`]); `None` when the link has none.
+    signature: Option<Signature>,
+}
+
+/// The protocol client under a [`LinkClient`].
+#[derive(Clone)]
+pub enum CarrierClient {
     Cmpp(CmppClient),
     Smgp(crate::smgp_client::SmgpClient),
     Cngp(crate::cngp_client::CngpClient),
@@ -147,81 +166,160 @@ pub enum LinkClient {
 
 impl LinkClient {
     /// Starts the link's connection task (connect, log in, reconnect with backoff until shutdown).
+    /// The signature options are read here and the rest go to the protocol's client. Signature
+    /// options that do not parse (a configuration that skipped [`Protocol::check_options`]) are
+    /// left in place, so the protocol's client refuses them and the link stays down.
     pub fn start(
         protocol: Protocol,
-        settings: LinkSettings,
+        mut settings: LinkSettings,
     ) -> (LinkClient, mpsc::Receiver<ClientEvent>) {
-        match protocol {
+        let signature = match Signature::from_options(&settings.options) {
+            Ok(signature) => {
+                settings.options = Signature::other_options(&settings.options);
+                signature
+            }
+            Err(e) => {
+                tracing::error!(link = %settings.name, "link options refused: {e}");
+                None
+            }
+        };
+        let (carrier, events) = match protocol {
             Protocol::Cmpp3 => {
                 let (client, events) = CmppClient::start(settings);
-                (LinkClient::Cmpp(client), events)
+                (CarrierClient::Cmpp(client), events)
             }
             Protocol::Cmpp2 => {
                 let (client, events) =
                     CmppClient::start_as(settings, Some(crate::cmpp::Version::V2));
-                (LinkClient::Cmpp(client), events)
+                (CarrierClient::Cmpp(client), events)
             }
             Protocol::Smgp => {
                 let (client, events) = crate::smgp_client::SmgpClient::start(settings);
-                (LinkClient::Smgp(client), events)
+                (CarrierClient::Smgp(client), events)
             }
             Protocol::Cngp => {
                 let (client, events) = crate::cngp_client::CngpClient::start(settings);
-                (LinkClient::Cngp(client), events)
+                (CarrierClient::Cngp(client), events)
             }
             Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
                 let (client, events) =
                     crate::smpp_client::SmppClient::start_as(settings, protocol.smpp_version());
-                (LinkClient::Smpp(client), events)
+                (CarrierClient::Smpp(client), events)
             }
             Protocol::Sgip => {
                 let (client, events) = crate::sgip_client::SgipClient::start(settings);
-                (LinkClient::Sgip(client), events)
+                (CarrierClient::Sgip(client), events)
             }
-        }
+        };
+        (LinkClient { carrier, signature }, events)
+    }
+
+    /// The protocol's own client, for what only that protocol has.
+    pub fn carrier(&self) -> &CarrierClient {
+        &self.carrier
+    }
+
+    pub fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
     }
 
     /// Splits a message's text into the parts this protocol sends (encoding and part sizes differ
-    /// between protocols). Deterministic in the number of parts, so a resend has the same segments.
+    /// between protocols), leaving room for the link's signature in the part it lands in and
+    /// putting it in when Herald adds it. Deterministic in the number of parts, so a resend has
+    /// the same segments.
     pub fn split(&self, text: &str) -> Vec<Segment> {
-        match self {
-            LinkClient::Cmpp(_) => split_text(text),
+        let signature = self.signature.as_ref();
+        match &self.carrier {
+            CarrierClient::Cmpp(_) => split_signed(text, AsciiParts::CMPP, signature),
             // SMGP MT content is at most 140 octets in every coding; CNGP is taken to match.
-            LinkClient::Smgp(_) | LinkClient::Cngp(_) => crate::text::split_text_140(text),
+            CarrierClient::Smgp(_) | CarrierClient::Cngp(_) => {
+                split_signed(text, AsciiParts::OCTETS_140, signature)
+            }
             // GSM 7-bit when the text fits it (160/153), else UCS2 (70/67).
-            LinkClient::Smpp(c) => c.split(text),
+            CarrierClient::Smpp(c) => c.split_signed(text, signature),
             // SGIP shares CMPP's codings and UDH scheme (TP_udhi).
-            LinkClient::Sgip(_) => split_text(text),
+            CarrierClient::Sgip(_) => split_signed(text, AsciiParts::CMPP, signature),
         }
     }
 
     pub async fn submit(&self, segment: OutboundSegment) -> Result<SubmitOutcome, SendError> {
-        match self {
-            LinkClient::Cmpp(c) => c.submit(segment).await,
-            LinkClient::Smgp(c) => c.submit(segment).await,
-            LinkClient::Cngp(c) => c.submit(segment).await,
-            LinkClient::Smpp(c) => c.submit(segment).await,
-            LinkClient::Sgip(c) => c.submit(segment).await,
+        match &self.carrier {
+            CarrierClient::Cmpp(c) => c.submit(segment).await,
+            CarrierClient::Smgp(c) => c.submit(segment).await,
+            CarrierClient::Cngp(c) => c.submit(segment).await,
+            CarrierClient::Smpp(c) => c.submit(segment).await,
+            CarrierClient::Sgip(c) => c.submit(segment).await,
         }
     }
 
     pub fn is_connected(&self) -> bool {
-        match self {
-            LinkClient::Cmpp(c) => c.is_connected(),
-            LinkClient::Smgp(c) => c.is_connected(),
-            LinkClient::Cngp(c) => c.is_connected(),
-            LinkClient::Smpp(c) => c.is_connected(),
-            LinkClient::Sgip(c) => c.is_connected(),
+        match &self.carrier {
+            CarrierClient::Cmpp(c) => c.is_connected(),
+            CarrierClient::Smgp(c) => c.is_connected(),
+            CarrierClient::Cngp(c) => c.is_connected(),
+            CarrierClient::Smpp(c) => c.is_connected(),
+            CarrierClient::Sgip(c) => c.is_connected(),
         }
     }
 
     pub async fn shutdown(&self) {
-        match self {
-            LinkClient::Cmpp(c) => c.shutdown().await,
-            LinkClient::Smgp(c) => c.shutdown().await,
-            LinkClient::Cngp(c) => c.shutdown().await,
-            LinkClient::Smpp(c) => c.shutdown().await,
-            LinkClient::Sgip(c) => c.shutdown().await,
+        match &self.carrier {
+            CarrierClient::Cmpp(c) => c.shutdown().await,
+            CarrierClient::Smgp(c) => c.shutdown().await,
+            CarrierClient::Cngp(c) => c.shutdown().await,
+            CarrierClient::Smpp(c) => c.shutdown().await,
+            CarrierClient::Sgip(c) => c.shutdown().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flow control is what each protocol's own result table calls "slow down", nothing more:
+    /// a flow-control answer is retried without counting against the message's attempts.
+    #[test]
+    fn flow_control_codes_per_protocol() {
+        let flow = |p: Protocol| (0..=u32::from(u16::MAX)).filter(move |&c| p.is_flow_control(c));
+        assert_eq!(flow(Protocol::Cmpp3).collect::<Vec<_>>(), [8]);
+        assert_eq!(flow(Protocol::Cmpp2).collect::<Vec<_>>(), [8]);
+        assert_eq!(flow(Protocol::Smpp34).collect::<Vec<_>>(), [0x14, 0x58]);
+        assert_eq!(flow(Protocol::Sgip).collect::<Vec<_>>(), [11, 33, 88]);
+        assert_eq!(flow(Protocol::Smgp).collect::<Vec<_>>(), [1, 75]);
+        assert_eq!(flow(Protocol::Cngp).collect::<Vec<_>>(), [1]);
+        for code in [11u8, 33, 88] {
+            assert!(
+                crate::sgip::result_meaning(code).0,
+                "SGIP {code} is retryable"
+            );
+        }
+    }
+
+    #[test]
+    fn signature_options_are_checked_for_every_protocol_and_hidden_from_its_parser() {
+        let options = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let signed = options(&[
+            ("signature", "【国网】"),
+            ("signature-added-by", "carrier"),
+            ("signature-position", "suffix"),
+        ]);
+        for protocol in [
+            Protocol::Cmpp3,
+            Protocol::Smgp,
+            Protocol::Cngp,
+            Protocol::Smpp,
+        ] {
+            assert_eq!(protocol.check_options(&signed), Ok(()), "{protocol}");
+        }
+        let err = Protocol::Cmpp3
+            .check_options(&options(&[("signature", "【国网】")]))
+            .unwrap_err();
+        assert!(err.contains("signature-added-by is required"), "{err}");
     }
 }

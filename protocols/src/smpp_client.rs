@@ -24,6 +24,7 @@ use crate::client::{
 use crate::gsm7;
 use crate::mo::{self, MoPart, Scheme};
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
+use crate::signature::Signature;
 use crate::smpp::{
     self, bind_status, convert_id, esm, message_state, parse_receipt, pdu::max, status,
     submit_status, tag, tlv, Bind, BindKind, Body, IdFormat, Pdu, Sm, SmResp, SmppCodec, SmppError,
@@ -317,7 +318,14 @@ impl SmppClient {
     /// 160/153 or UCS2 70/67), except with `long_message = payload`, where a long text stays
     /// one segment (up to message_payload's 64 KB) sent in one submit_sm.
     pub fn split(&self, text: &str) -> Vec<Segment> {
-        split_for(self.options().long_message, text)
+        self.split_signed(text, None)
+    }
+
+    /// [`SmppClient::split`] for a link with a signature, which counts toward the length of the
+    /// part it lands in (see [`gsm7::split_smpp_signed`]). A long text kept whole in
+    /// message_payload needs no room reserved: it carries the signature only when Herald adds it.
+    pub fn split_signed(&self, text: &str, signature: Option<&Signature>) -> Vec<Segment> {
+        split_for(self.options().long_message, text, signature)
     }
 
     /// Waits for a window slot (and for a live connection, up to response_timeout), sends
@@ -593,9 +601,10 @@ fn mo_part(sm: &Sm, payload: &[u8]) -> MoPart {
     part
 }
 
-fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
+fn split_for(long_message: LongMessage, text: &str, signature: Option<&Signature>) -> Vec<Segment> {
     if long_message == LongMessage::Payload {
-        let (data_coding, payload) = gsm7::encode_smpp(text);
+        let sent = signature.map_or_else(|| text.to_string(), |s| s.sent(text));
+        let (data_coding, payload) = gsm7::encode_smpp(&sent);
         if payload.len() <= MAX_PAYLOAD {
             return vec![Segment {
                 data_coding,
@@ -606,7 +615,7 @@ fn split_for(long_message: LongMessage, text: &str) -> Vec<Segment> {
             }];
         }
     }
-    gsm7::split_smpp(text)
+    gsm7::split_smpp_signed(text, signature)
 }
 
 impl LinkProtocol for SmppLink {
@@ -1024,7 +1033,7 @@ mod tests {
     #[test]
     fn udh_parts_carry_the_header_in_short_message() {
         let l = long_message_link("udh");
-        let segments = split_for(LongMessage::Udh, &"x".repeat(200));
+        let segments = split_for(LongMessage::Udh, &"x".repeat(200), None);
         let sm = submit_as_the_smsc_reads_it(&l, &segments[1]);
         assert_eq!(sm.esm_class, esm::UDHI);
         assert_eq!(sm.short_message, segments[1].payload);
@@ -1036,7 +1045,7 @@ mod tests {
     fn sar_parts_carry_tlvs_and_read_back_in_order() {
         let l = long_message_link("sar");
         let text = format!("{}😀{}", "退订".repeat(40), "TD".repeat(30));
-        let segments = split_for(LongMessage::Sar, &text);
+        let segments = split_for(LongMessage::Sar, &text, None);
         assert!(segments.len() >= 2);
         let mut parts = Vec::new();
         for segment in segments.iter().rev() {
@@ -1066,7 +1075,7 @@ mod tests {
         let joined: String = parts.into_iter().map(|(_, t)| t).collect();
         assert_eq!(joined, text);
         // A single-part message has nothing to say in sar TLVs.
-        let single = split_for(LongMessage::Sar, "hi");
+        let single = split_for(LongMessage::Sar, "hi", None);
         let sm = submit_as_the_smsc_reads_it(&l, &single[0]);
         assert!(sm.tlvs.is_empty() && sm.short_message == single[0].payload);
     }
@@ -1075,7 +1084,7 @@ mod tests {
     fn payload_mode_sends_a_long_text_whole_in_message_payload() {
         let l = long_message_link("payload");
         let text = "Grüße {alle} ".repeat(40);
-        let segments = split_for(LongMessage::Payload, &text);
+        let segments = split_for(LongMessage::Payload, &text, None);
         assert_eq!(segments.len(), 1, "one submit for the whole text");
         assert!(segments[0].payload.len() > max::SHORT_MESSAGE);
         let sm = submit_as_the_smsc_reads_it(&l, &segments[0]);
@@ -1085,12 +1094,12 @@ mod tests {
         assert_eq!(gsm7::decode_smpp_text(sm.data_coding, &payload.value), text);
         // Not GSM: UCS2, still whole.
         let chinese = "退订".repeat(100);
-        let segments = split_for(LongMessage::Payload, &chinese);
+        let segments = split_for(LongMessage::Payload, &chinese, None);
         assert_eq!(segments.len(), 1);
         assert_eq!(segments[0].data_coding, gsm7::DC_UCS2);
         // Segments from the plain split (a caller that does not ask the client to split) still
         // go out in message_payload, their UDH flagged.
-        let parts = split_for(LongMessage::Udh, &chinese);
+        let parts = split_for(LongMessage::Udh, &chinese, None);
         let sm = submit_as_the_smsc_reads_it(&l, &parts[0]);
         assert_eq!(sm.esm_class, esm::UDHI);
         let payload = smpp::tlv::find(&sm.tlvs, tag::MESSAGE_PAYLOAD).expect("message_payload");

@@ -5,10 +5,14 @@
 //! part holds 159 characters and a concatenated part 153 + a 6-byte UDH); anything else goes out
 //! as UCS2 (data_coding 8, UTF-16BE: 70 units in one part, 67 per concatenated part), never
 //! splitting a surrogate pair. The codes are shared by CMPP, SGIP and SMGP; SMPP maps its own.
-//! This module does not count carrier-added signatures: callers that know of one must reserve room.
+//! A link's signature ([`Signature`]) counts toward the length whoever adds it: see
+//! [`split_signed`].
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+
+use crate::signature::{AddedBy, Position, Signature};
 
 /// data_coding / Msg_Fmt values.
 pub const DC_ASCII: u8 = 0;
@@ -52,21 +56,11 @@ pub struct Concat {
 /// Splits text into parts. Text needing more than [`MAX_PARTS`] parts is cut after the 255th
 /// part (with a warning); use [`try_split_text`] to refuse it instead.
 pub fn split_text(text: &str) -> Vec<Segment> {
-    match try_split_text(text) {
-        Ok(segments) => segments,
-        Err(e) => {
-            tracing::warn!(error = %e, "message text truncated to {MAX_PARTS} parts");
-            split_units(text, MAX_PARTS)
-        }
-    }
+    split_signed(text, AsciiParts::CMPP, None)
 }
 
 pub fn try_split_text(text: &str) -> Result<Vec<Segment>, TextError> {
-    let parts = part_count(text);
-    if parts > MAX_PARTS {
-        return Err(TextError::TooManyParts { parts });
-    }
-    Ok(split_units(text, MAX_PARTS))
+    try_split_signed(text, AsciiParts::CMPP, None)
 }
 
 /// Octets one part may hold in protocols that cap every coding at 140 (SMGP, CNGP).
@@ -76,73 +70,174 @@ pub const MAX_OCTETS_140: usize = 140;
 /// (SMGP "MT ≤ 140 bytes", CNGP): ASCII goes 140 to a single part and 134 (+ 6-byte UDH) to a
 /// concatenated one. UCS2 parts already fit, so other text splits exactly as [`split_text`].
 pub fn split_text_140(text: &str) -> Vec<Segment> {
-    if !text.is_ascii() {
-        return split_text(text);
-    }
-    let bytes = text.as_bytes();
-    if bytes.len() <= MAX_OCTETS_140 {
-        return vec![single(DC_ASCII, bytes.to_vec())];
-    }
-    let chunks: Vec<Vec<u8>> = bytes
-        .chunks(MAX_OCTETS_140 - 6)
-        .take(MAX_PARTS)
-        .map(<[u8]>::to_vec)
-        .collect();
-    concatenated(DC_ASCII, chunks)
+    split_signed(text, AsciiParts::OCTETS_140, None)
 }
 
-fn part_count(text: &str) -> usize {
-    if text.is_ascii() {
-        let n = text.len();
-        if n <= ASCII_SINGLE {
-            1
-        } else {
-            n.div_ceil(ASCII_PART)
-        }
-    } else {
-        ucs2_chunks(&text.encode_utf16().collect::<Vec<_>>(), usize::MAX).len()
-    }
+/// How many ASCII characters one part holds, which differs between protocols (UCS2 parts hold
+/// 70 units alone and 67 concatenated everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsciiParts {
+    /// A message that fits in one part, without UDH.
+    pub single: usize,
+    /// One part of a concatenated message, after its 6-byte UDH.
+    pub part: usize,
 }
 
-fn split_units(text: &str, max_parts: usize) -> Vec<Segment> {
-    if text.is_ascii() {
-        let bytes = text.as_bytes();
-        if bytes.len() <= ASCII_SINGLE {
-            return vec![single(DC_ASCII, bytes.to_vec())];
-        }
-        let chunks: Vec<Vec<u8>> = bytes
-            .chunks(ASCII_PART)
-            .take(max_parts)
-            .map(<[u8]>::to_vec)
+impl AsciiParts {
+    /// CMPP and SGIP: Msg_Fmt 0 content must stay below 160 bytes.
+    pub const CMPP: AsciiParts = AsciiParts {
+        single: ASCII_SINGLE,
+        part: ASCII_PART,
+    };
+    /// SMGP and CNGP: 140 octets in every coding.
+    pub const OCTETS_140: AsciiParts = AsciiParts {
+        single: MAX_OCTETS_140,
+        part: MAX_OCTETS_140 - 6,
+    };
+}
+
+/// Splits text for a link with an optional [`Signature`]: the signature counts toward the
+/// length of the part it lands in (the first for a prefix, the last for a suffix) and is never
+/// cut, nor left alone in a part. When Herald adds it, the parts carry it exactly once; when the
+/// carrier adds it, the parts carry only the text but leave the room. The coding is chosen for
+/// the delivered text, so a Chinese signature on ASCII text makes the message UCS2, as the
+/// carrier's gateway will. Text needing more than [`MAX_PARTS`] parts is cut after the 255th
+/// (with a warning); [`try_split_signed`] refuses it instead.
+pub fn split_signed(text: &str, ascii: AsciiParts, signature: Option<&Signature>) -> Vec<Segment> {
+    let (data_coding, mut chunks) = chunks(text, ascii, signature);
+    if chunks.len() > MAX_PARTS {
+        tracing::warn!(
+            parts = chunks.len(),
+            "message text truncated to {MAX_PARTS} parts"
+        );
+        chunks.truncate(MAX_PARTS);
+    }
+    assemble(data_coding, chunks)
+}
+
+pub fn try_split_signed(
+    text: &str,
+    ascii: AsciiParts,
+    signature: Option<&Signature>,
+) -> Result<Vec<Segment>, TextError> {
+    let (data_coding, chunks) = chunks(text, ascii, signature);
+    if chunks.len() > MAX_PARTS {
+        return Err(TextError::TooManyParts {
+            parts: chunks.len(),
+        });
+    }
+    Ok(assemble(data_coding, chunks))
+}
+
+/// The coding and the content of each part, UDH not yet added.
+fn chunks(text: &str, ascii: AsciiParts, signature: Option<&Signature>) -> (u8, Vec<Vec<u8>>) {
+    let delivered_ascii = text.is_ascii() && signature.is_none_or(|s| s.text().is_ascii());
+    if delivered_ascii {
+        let units = Units::join(text.as_bytes().to_vec(), signature, |s| {
+            s.as_bytes().to_vec()
+        });
+        let chunks = units
+            .cut(ascii.single, ascii.part, |_| true)
+            .into_iter()
+            .map(|range| units.sent(range))
             .collect();
-        return concatenated(DC_ASCII, chunks);
+        return (DC_ASCII, chunks);
     }
-    let units: Vec<u16> = text.encode_utf16().collect();
-    if units.len() <= UCS2_SINGLE {
-        return vec![single(DC_UCS2, ucs2_bytes(&units))];
-    }
-    let chunks = ucs2_chunks(&units, max_parts)
+    let units = Units::join(text.encode_utf16().collect(), signature, |s| {
+        s.encode_utf16().collect()
+    });
+    let chunks = units
+        .cut(UCS2_SINGLE, UCS2_PART, |before| !is_high_surrogate(before))
         .into_iter()
-        .map(ucs2_bytes)
+        .map(|range| ucs2_bytes(&units.sent(range)))
         .collect();
-    concatenated(DC_UCS2, chunks)
+    (DC_UCS2, chunks)
 }
 
-/// Cuts UTF-16 units into parts of at most 67, moving a high surrogate that would end a part
-/// into the next one.
-fn ucs2_chunks(units: &[u16], max_parts: usize) -> Vec<&[u16]> {
-    let mut out = Vec::new();
-    let mut rest = units;
-    while !rest.is_empty() && out.len() < max_parts {
-        let mut take = rest.len().min(UCS2_PART);
-        if take < rest.len() && is_high_surrogate(rest[take - 1]) {
-            take -= 1;
+/// A message's text in wire units (octets, septets or UTF-16 units) as the recipient gets it,
+/// the signature joined on its side, and where the signature sits among them.
+pub(crate) struct Units<U> {
+    units: Vec<U>,
+    /// The signature's units, and whether Herald sends them (else the carrier adds them).
+    signature: Option<(Range<usize>, AddedBy)>,
+}
+
+impl<U: Copy> Units<U> {
+    /// Joins the text's units and the signature's (encoded by `encode`) in delivery order.
+    pub(crate) fn join(
+        text: Vec<U>,
+        signature: Option<&Signature>,
+        encode: impl Fn(&str) -> Vec<U>,
+    ) -> Units<U> {
+        let Some(sig) = signature else {
+            return Units {
+                units: text,
+                signature: None,
+            };
+        };
+        let sig_units = encode(sig.text());
+        let n = sig_units.len();
+        let (units, range) = match sig.position() {
+            Position::Prefix => ([sig_units, text].concat(), 0..n),
+            Position::Suffix => {
+                let start = text.len();
+                ([text, sig_units].concat(), start..start + n)
+            }
+        };
+        Units {
+            units,
+            signature: Some((range, sig.added_by())),
         }
-        let (head, tail) = rest.split_at(take);
-        out.push(head);
-        rest = tail;
     }
-    out
+
+    /// Cuts the units into parts: one when they all fit in `single`, else parts of at most
+    /// `part`. A part that would end before a unit the coding cannot cut before (`cut_ok` sees
+    /// the unit the part would end on), or inside the signature, or so that the signature stands
+    /// alone in its part, ends earlier instead.
+    pub(crate) fn cut(
+        &self,
+        single: usize,
+        part: usize,
+        cut_ok: impl Fn(U) -> bool,
+    ) -> Vec<Range<usize>> {
+        let len = self.units.len();
+        if len <= single {
+            let whole = 0..len;
+            return vec![whole];
+        }
+        let may_end_at = |end: usize| {
+            end == len
+                || (cut_ok(self.units[end - 1])
+                    && self
+                        .signature
+                        .as_ref()
+                        .is_none_or(|(sig, _)| end < sig.start || end > sig.end))
+        };
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let full = (start + part).min(len);
+            let end = (start + 1..=full)
+                .rev()
+                .find(|&end| may_end_at(end))
+                // Capacities far below the signature's length leave no allowed cut: cut anyway.
+                .unwrap_or(full);
+            parts.push(start..end);
+            start = end;
+        }
+        parts
+    }
+
+    /// The units of one part that go on the wire: the signature's only when Herald adds it.
+    pub(crate) fn sent(&self, range: Range<usize>) -> Vec<U> {
+        match &self.signature {
+            Some((sig, AddedBy::Carrier)) => range
+                .filter(|i| !sig.contains(i))
+                .map(|i| self.units[i])
+                .collect(),
+            _ => self.units[range].to_vec(),
+        }
+    }
 }
 
 fn is_high_surrogate(u: u16) -> bool {
@@ -153,21 +248,23 @@ fn ucs2_bytes(units: &[u16]) -> Vec<u8> {
     units.iter().flat_map(|u| u.to_be_bytes()).collect()
 }
 
-fn single(data_coding: u8, payload: Vec<u8>) -> Segment {
-    Segment {
-        data_coding,
-        payload,
-        udhi: false,
-        total: 1,
-        number: 1,
+/// Turns the parts' contents into segments: one without UDH, or several each behind an 8-bit
+/// reference concatenation UDH (`05 00 03 ref total number`).
+pub(crate) fn assemble(data_coding: u8, chunks: Vec<Vec<u8>>) -> Vec<Segment> {
+    if chunks.len() <= 1 {
+        return vec![Segment {
+            data_coding,
+            payload: chunks.into_iter().next().unwrap_or_default(),
+            udhi: false,
+            total: 1,
+            number: 1,
+        }];
     }
-}
-
-fn concatenated(data_coding: u8, chunks: Vec<Vec<u8>>) -> Vec<Segment> {
     let reference = next_reference();
     let total = chunks.len().min(MAX_PARTS) as u8;
     chunks
         .into_iter()
+        .take(MAX_PARTS)
         .enumerate()
         .map(|(i, chunk)| {
             let number = (i + 1) as u8;
@@ -187,7 +284,7 @@ fn concatenated(data_coding: u8, chunks: Vec<Vec<u8>>) -> Vec<Segment> {
 
 /// A process-wide counter starting at a random value, so two processes restarting together do
 /// not reuse each other's references for the same recipient.
-fn next_reference() -> u8 {
+pub(crate) fn next_reference() -> u8 {
     static COUNTER: OnceLock<AtomicU8> = OnceLock::new();
     COUNTER
         .get_or_init(|| AtomicU8::new(rand::random()))
@@ -296,6 +393,16 @@ pub fn decode_payload(data_coding: u8, udhi: bool, payload: &[u8]) -> (Option<Co
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn single(data_coding: u8, payload: Vec<u8>) -> Segment {
+        Segment {
+            data_coding,
+            payload,
+            udhi: false,
+            total: 1,
+            number: 1,
+        }
+    }
 
     fn rejoin(segments: &[Segment]) -> String {
         segments
@@ -409,6 +516,124 @@ mod tests {
         assert_eq!(strip_udh(&[]), (None, &[][..]));
     }
 
+    /// A six-character signature, as carriers register them.
+    const SIG6: &str = "【国家电网】";
+
+    fn sig(added_by: AddedBy, position: Position) -> Signature {
+        Signature::new(SIG6, added_by, position).unwrap()
+    }
+
+    /// The UTF-16 units each part carries after its UDH.
+    fn ucs2_units(segments: &[Segment]) -> Vec<usize> {
+        segments
+            .iter()
+            .map(|s| (s.payload.len() - if s.udhi { 6 } else { 0 }) / 2)
+            .collect()
+    }
+
+    fn cmpp(text: &str, signature: &Signature) -> Vec<Segment> {
+        split_signed(text, AsciiParts::CMPP, Some(signature))
+    }
+
+    #[test]
+    fn ucs2_boundaries_without_a_signature() {
+        assert_eq!(ucs2_units(&split_text(&"电".repeat(67))), vec![67]);
+        assert_eq!(ucs2_units(&split_text(&"电".repeat(70))), vec![70]);
+        assert_eq!(ucs2_units(&split_text(&"电".repeat(71))), vec![67, 4]);
+        assert_eq!(ucs2_units(&split_text(&"电".repeat(134))), vec![67, 67]);
+        assert_eq!(ucs2_units(&split_text(&"电".repeat(135))), vec![67, 67, 1]);
+    }
+
+    #[test]
+    fn a_carrier_added_signature_takes_room_in_the_first_part() {
+        let s = sig(AddedBy::Carrier, Position::Prefix);
+        // 64 + 6 = 70 still fits one part; the carrier's signature makes 67 or 70 overflow it.
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(64), &s)), vec![64]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(65), &s)), vec![61, 4]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(67), &s)), vec![61, 6]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(70), &s)), vec![61, 9]);
+        // Two full parts hold 134 units, 128 of them text.
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(128), &s)), vec![61, 67]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(129), &s)), vec![61, 67, 1]);
+        // What goes out is the text alone.
+        let text = "电".repeat(70);
+        assert_eq!(rejoin(&cmpp(&text, &s)), text);
+    }
+
+    #[test]
+    fn a_carrier_added_suffix_takes_room_in_the_last_part() {
+        let s = sig(AddedBy::Carrier, Position::Suffix);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(64), &s)), vec![64]);
+        // 67 text units would fill part 1, leaving the signature alone in part 2: one moves.
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(67), &s)), vec![66, 1]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(70), &s)), vec![67, 3]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(128), &s)), vec![67, 61]);
+        assert_eq!(ucs2_units(&cmpp(&"电".repeat(129), &s)), vec![67, 61, 1]);
+    }
+
+    #[test]
+    fn a_herald_added_signature_is_sent_once_in_the_first_or_last_part() {
+        let text = "电".repeat(70);
+        let prefix = cmpp(&text, &sig(AddedBy::Herald, Position::Prefix));
+        assert_eq!(ucs2_units(&prefix), vec![67, 9]);
+        assert!(decode_payload(DC_UCS2, true, &prefix[0].payload)
+            .1
+            .starts_with(SIG6));
+        assert_eq!(rejoin(&prefix), format!("{SIG6}{text}"));
+
+        let suffix = cmpp(&text, &sig(AddedBy::Herald, Position::Suffix));
+        assert_eq!(ucs2_units(&suffix), vec![67, 9]);
+        assert!(decode_payload(DC_UCS2, true, &suffix[1].payload)
+            .1
+            .ends_with(SIG6));
+        assert_eq!(rejoin(&suffix), format!("{text}{SIG6}"));
+
+        // Fits one part with the signature: 64 + 6.
+        let one = cmpp(&"电".repeat(64), &sig(AddedBy::Herald, Position::Suffix));
+        assert_eq!(ucs2_units(&one), vec![70]);
+        assert_eq!(rejoin(&one), format!("{}{SIG6}", "电".repeat(64)));
+    }
+
+    #[test]
+    fn ascii_signatures_count_in_ascii_parts_and_chinese_ones_make_the_text_ucs2() {
+        let acme = |by| Signature::new("[ACME]", by, Position::Prefix).unwrap();
+        let carrier = acme(AddedBy::Carrier);
+        assert_eq!(cmpp(&"a".repeat(153), &carrier).len(), 1);
+        let two = cmpp(&"a".repeat(154), &carrier);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].payload.len(), 6 + 153 - 6);
+        assert_eq!(two[0].data_coding, DC_ASCII);
+        let herald = split_signed("hi", AsciiParts::OCTETS_140, Some(&acme(AddedBy::Herald)));
+        assert_eq!(herald, vec![single(DC_ASCII, b"[ACME]hi".to_vec())]);
+        assert_eq!(
+            split_signed(&"a".repeat(135), AsciiParts::OCTETS_140, Some(&carrier)).len(),
+            2,
+            "140-octet parts: 134 + 6 fit one, 135 do not"
+        );
+        // The carrier will send ASCII text with a Chinese signature as UCS2: count it so.
+        let chinese = cmpp("hello", &sig(AddedBy::Carrier, Position::Suffix));
+        assert_eq!(
+            chinese,
+            vec![single(
+                DC_UCS2,
+                ucs2_bytes(&"hello".encode_utf16().collect::<Vec<_>>())
+            )]
+        );
+        assert_eq!(
+            cmpp(&"a".repeat(65), &sig(AddedBy::Carrier, Position::Suffix)).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_signature_never_splits_a_surrogate_pair() {
+        // Part 1 holds 61 text units after the signature; unit 61 and 62 are an emoji.
+        let text = format!("{}😀{}", "电".repeat(60), "电".repeat(10));
+        let s = cmpp(&text, &sig(AddedBy::Herald, Position::Prefix));
+        assert_eq!(ucs2_units(&s), vec![66, 12]);
+        assert_eq!(rejoin(&s), format!("{SIG6}{text}"));
+    }
+
     proptest! {
         #[test]
         fn split_then_decode_gives_the_text_back(text in "\\PC{0,400}") {
@@ -422,6 +647,54 @@ mod tests {
                 prop_assert!(s.payload.len() <= limit);
             }
             prop_assert_eq!(rejoin(&segments), text);
+        }
+
+        #[test]
+        fn a_signature_lands_whole_once_and_every_part_keeps_its_room(
+            text in "\\PC{1,300}",
+            signature in "[a-z【】国网]{1,20}",
+            herald in any::<bool>(),
+            prefix in any::<bool>(),
+            octets_140 in any::<bool>(),
+        ) {
+            let added_by = if herald { AddedBy::Herald } else { AddedBy::Carrier };
+            let position = if prefix { Position::Prefix } else { Position::Suffix };
+            let sig = Signature::new(signature.clone(), added_by, position).unwrap();
+            let ascii = if octets_140 { AsciiParts::OCTETS_140 } else { AsciiParts::CMPP };
+            let segments = split_signed(&text, ascii, Some(&sig));
+            prop_assert_eq!(rejoin(&segments), sig.sent(&text));
+            let last = segments.len() - 1;
+            let (home, others) = if prefix { (0, 1..=last) } else { (last, 0..=last.saturating_sub(1)) };
+            // The part the carrier writes the signature into, with it, fits that part.
+            let (limit_single, limit_part) = if segments[0].data_coding == DC_ASCII {
+                (ascii.single, ascii.part)
+            } else {
+                (UCS2_SINGLE * 2, UCS2_PART * 2)
+            };
+            let limit = if segments.len() == 1 { limit_single } else { limit_part };
+            let body = |s: &Segment| s.payload.len() - if s.udhi { 6 } else { 0 };
+            let sig_octets = if segments[0].data_coding == DC_ASCII {
+                signature.len()
+            } else {
+                signature.encode_utf16().count() * 2
+            };
+            let home_len = body(&segments[home]) + if herald { 0 } else { sig_octets };
+            prop_assert!(home_len <= limit, "part {} holds {} > {}", home + 1, home_len, limit);
+            let home_text = decode_payload(segments[home].data_coding, segments[home].udhi, &segments[home].payload).1;
+            prop_assert!(home_text.chars().count() > if herald { sig.chars() } else { 0 }, "text beside the signature");
+            if herald {
+                let placed = if prefix {
+                    home_text.starts_with(&signature)
+                } else {
+                    home_text.ends_with(&signature)
+                };
+                prop_assert!(placed, "signature at the {position:?} of part {}", home + 1);
+            }
+            if segments.len() > 1 {
+                for i in others {
+                    prop_assert!(body(&segments[i]) <= limit);
+                }
+            }
         }
 
         #[test]

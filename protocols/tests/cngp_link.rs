@@ -17,7 +17,7 @@ use herald_protocols::cngp::{
     VERSION_2_0,
 };
 use herald_protocols::cngp_client::CngpClient;
-use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, Protocol};
 use herald_protocols::sim::cngp::{run_on, SimConfig, SimFaults};
 use herald_protocols::{ClientEvent, SubmitOutcome};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,7 +50,7 @@ const CNGP: Gateway<CngpClient> = Gateway {
 #[tokio::test]
 async fn fifty_submits_are_accepted_and_all_reports_arrive() {
     CNGP.fifty_submits_are_accepted_and_all_reports_arrive(
-        |link| matches!(link, LinkClient::Cngp(_)),
+        |link| matches!(link.carrier(), CarrierClient::Cngp(_)),
         "the UDH carried parts 1..=3",
     )
     .await;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{within, SimTask};
 use futures::future::join_all;
-use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, LinkClient, Protocol};
 use herald_protocols::sim::faults::SimFaults;
 use herald_protocols::{ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome};
 use tokio::sync::mpsc;
@@ -95,7 +95,7 @@ impl Rig {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 let (client, events) = LinkClient::start(protocol, settings);
-                let LinkClient::Sgip(sgip) = &client else {
+                let CarrierClient::Sgip(sgip) = client.carrier() else {
                     panic!("an SGIP link");
                 };
                 let sp_addr: SocketAddr = sgip.listen_addr().expect("the SP listens");

@@ -12,7 +12,7 @@ use common::{
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
-use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, Protocol};
 use herald_protocols::sim::smgp::{run_on, SimConfig, SimFaults};
 use herald_protocols::smgp::{
     login_mode, tag, Body, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SmgpCodec, Tlvs,
@@ -50,7 +50,7 @@ const SMGP: Gateway<SmgpClient> = Gateway {
 #[tokio::test]
 async fn fifty_submits_are_accepted_and_all_reports_arrive() {
     SMGP.fifty_submits_are_accepted_and_all_reports_arrive(
-        |link| matches!(link, LinkClient::Smgp(_)),
+        |link| matches!(link.carrier(), CarrierClient::Smgp(_)),
         "PkNumber TLV carried 1..=3",
     )
     .await;

@@ -15,7 +15,7 @@ use common::{
 };
 use futures::{SinkExt, StreamExt};
 use herald_protocols::gsm7::split_smpp;
-use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::link::{CarrierClient, LinkClient, Protocol};
 use herald_protocols::sim::smpp::{run_on, SimConfig, SimFaults};
 use herald_protocols::smpp::{esm, status, BindKind, BindResp, Body, IdFormat, Pdu, Sm, SmppCodec};
 use herald_protocols::smpp_client::SmppClient;
@@ -115,7 +115,7 @@ async fn round_trip(
     )
     .await;
     let (client, mut events) = LinkClient::start(protocol, settings(addr, PASSWORD, 4, options));
-    let LinkClient::Smpp(smpp) = &client else {
+    let CarrierClient::Smpp(smpp) = client.carrier() else {
         panic!("not an SMPP link")
     };
     let smpp = smpp.clone();

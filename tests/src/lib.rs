@@ -127,6 +127,8 @@ pub struct Options {
     pub report_delay_ms: u64,
     pub max_window: usize,
     pub max_per_second: u32,
+    /// The body of every link's `options` inline table (e.g. `bind = "pair"`); empty: none.
+    pub link_options: String,
 }
 
 impl Default for Options {
@@ -140,6 +142,7 @@ impl Default for Options {
             report_delay_ms: 100,
             max_window: 16,
             max_per_second: 1000,
+            link_options: String::new(),
         }
     }
 }
@@ -214,10 +217,15 @@ impl Cluster {
                     .find(|(s, _)| s.name == l.sim)
                     .expect("a link names a simulator of the options")
                     .1;
+                let options = if opts.link_options.is_empty() {
+                    String::new()
+                } else {
+                    format!("options = {{ {} }}\n", opts.link_options)
+                };
                 format!(
                     "[[links]]\nname = \"{}\"\nprotocol = \"cmpp\"\naddress = \"{addr}\"\n\
                      account = \"900001\"\nsecret = \"test-secret\"\nsrc-id = \"10690001\"\n\
-                     max-window = {}\nmax-per-second = {}\nconnections = {}\n\n",
+                     max-window = {}\nmax-per-second = {}\nconnections = {}\n{options}\n",
                     l.name, l.max_window, l.max_per_second, l.connections
                 )
             })

@@ -198,8 +198,31 @@ fn write_seed_corpora() {
         message_content: b"MO".to_vec(),
         ..sgip::Deliver::default()
     };
+    let report = sgip::Report {
+        submit_sequence: seq,
+        report_type: 0,
+        user_number: "8613800138000".into(),
+        state: 2,
+        error_code: 5,
+    };
     let sgip_seeds = [
         ("unbind", sgip::Pdu::new(seq, sgip::Body::Unbind)),
+        (
+            "bind",
+            sgip::Pdu::new(
+                seq,
+                sgip::Body::Bind(sgip::Bind {
+                    login_type: 2,
+                    login_name: "gateway".into(),
+                    login_password: "secret".into(),
+                }),
+            ),
+        ),
+        (
+            "submit_resp",
+            sgip::Pdu::new(seq, sgip::Body::SubmitResp(sgip::Resp { result: 88 })),
+        ),
+        ("report", sgip::Pdu::new(seq, sgip::Body::Report(report))),
         (
             "submit",
             sgip::Pdu::new(seq, sgip::Body::Submit(Box::new(submit))),
@@ -227,7 +250,82 @@ fn write_seed_corpora() {
         msg_content: vec![0x4F, 0x60],
         ..smgp::Submit::default()
     };
+    let msg_id = smgp::MsgId10([0x01, 0x00, 0x61, 0x01, 0x16, 0x17, 0x00, 0x01, 0x23, 0x45]);
+    let receipt = smgp::Receipt {
+        msg_id,
+        sub: "001".into(),
+        dlvrd: "001".into(),
+        submit_date: "2511250701".into(),
+        done_date: "2511250702".into(),
+        stat: "DELIVRD".into(),
+        err: "000".into(),
+        text: String::new(),
+    };
+    let udhi_tlvs = smgp::Tlvs(vec![
+        herald_protocols::telecom::Tlv {
+            tag: smgp::tag::TP_UDHI,
+            value: herald_protocols::telecom::TlvValue::U8(1),
+        },
+        herald_protocols::telecom::Tlv {
+            tag: smgp::tag::PK_TOTAL,
+            value: herald_protocols::telecom::TlvValue::U8(2),
+        },
+        herald_protocols::telecom::Tlv {
+            tag: smgp::tag::PK_NUMBER,
+            value: herald_protocols::telecom::TlvValue::U8(1),
+        },
+    ]);
+    let smgp_deliver = |content, tlvs| smgp::Deliver {
+        msg_id,
+        msg_format: 8,
+        recv_time: "20251125070100".into(),
+        src_term_id: "13800138000".into(),
+        dest_term_id: "1065901234".into(),
+        content,
+        reserve: String::new(),
+        tlvs,
+    };
     let smgp_seeds = [
+        (
+            "login",
+            smgp::Pdu::new(
+                1,
+                smgp::Body::Login(smgp::Login {
+                    client_id: "12345678".into(),
+                    authenticator_client: [7; 16],
+                    login_mode: 2,
+                    timestamp: 1_125_070_100,
+                    client_version: 0x30,
+                }),
+            ),
+        ),
+        (
+            "submit_resp",
+            smgp::Pdu::new(
+                3,
+                smgp::Body::SubmitResp(smgp::SubmitResp { msg_id, status: 0 }),
+            ),
+        ),
+        (
+            "deliver_mo_udh",
+            smgp::Pdu::new(
+                4,
+                smgp::Body::Deliver(Box::new(smgp_deliver(
+                    smgp::DeliverContent::Message(vec![5, 0, 3, 9, 2, 1, 0x4F, 0x60]),
+                    udhi_tlvs,
+                ))),
+            ),
+        ),
+        (
+            "deliver_report",
+            smgp::Pdu::new(
+                5,
+                smgp::Body::Deliver(Box::new(smgp_deliver(
+                    smgp::DeliverContent::Report(receipt.clone()),
+                    smgp::Tlvs::default(),
+                ))),
+            ),
+        ),
         ("active_test", smgp::Pdu::new(1, smgp::Body::ActiveTest)),
         ("exit", smgp::Pdu::new(2, smgp::Body::Exit)),
         (
@@ -254,7 +352,61 @@ fn write_seed_corpora() {
         msg_content: vec![0x4F, 0x60],
         ..cngp::Submit::default()
     };
+    let congestion = cngp::Tlvs(vec![herald_protocols::telecom::Tlv {
+        tag: cngp::tag::CONGESTION_STATE,
+        value: herald_protocols::telecom::TlvValue::U8(0),
+    }]);
+    let cngp_deliver = |content| cngp::Deliver {
+        msg_id,
+        msg_format: 15,
+        recv_time: "20251125070100".into(),
+        src_term_id: "13300133000".into(),
+        dest_term_id: "1065901234".into(),
+        content,
+        tlvs: cngp::Tlvs::default(),
+    };
     let cngp_seeds = [
+        (
+            "login",
+            cngp::Pdu::new(
+                1,
+                cngp::Body::Login(cngp::Login {
+                    client_id: "9012345678".into(),
+                    authenticator_client: [7; 16],
+                    login_mode: 2,
+                    timestamp: 1_125_070_100,
+                    version: 0x20,
+                }),
+            ),
+        ),
+        (
+            "submit_resp",
+            cngp::Pdu::new(
+                3,
+                cngp::Body::SubmitResp(cngp::SubmitResp {
+                    msg_id,
+                    tlvs: congestion,
+                }),
+            ),
+        ),
+        (
+            "deliver_mo",
+            cngp::Pdu::new(
+                4,
+                cngp::Body::Deliver(Box::new(cngp_deliver(cngp::DeliverContent::Message(
+                    vec![0xC4, 0xE3, 0xBA, 0xC3],
+                )))),
+            ),
+        ),
+        (
+            "deliver_report",
+            cngp::Pdu::new(
+                5,
+                cngp::Body::Deliver(Box::new(cngp_deliver(cngp::DeliverContent::Report(
+                    receipt,
+                )))),
+            ),
+        ),
         ("active_test", cngp::Pdu::new(1, cngp::Body::ActiveTest)),
         ("exit", cngp::Pdu::new(2, cngp::Body::Exit)),
         (

@@ -6,6 +6,18 @@
 //! PROTOCOLS.md), and what they leave open is marked *unconfirmed*. This module only turns bytes
 //! into values and back: sessions are [`crate::cngp_client`], and what CNGP shares with SMGP
 //! (MsgID, authentication, TLV framing, report text) is in [`crate::telecom`].
+//!
+//! What the public codecs agree on, checked on 2026-11-25 (protocol-laboratory/netty-codec-sms,
+//! protocol-laboratory/cngp-zig, and Huawei's `com.huawei.insa2.comm.cngp` SP client as
+//! republished in several repositories): the command ids above; a 16-byte header whose third
+//! word is the status; Login 16 + 32 bytes, Login_Resp 16 + 17 (AuthenticatorServer 16,
+//! Version 1); Submit_Resp 31 bytes in Huawei's client, i.e. MsgID 10 followed by the 5-byte
+//! CongestionState TLV, as [`pdu::SubmitResp`] reads it.
+//!
+//! **Default port: unconfirmed, and Herald has none.** The only port found is 9890, in
+//! cngp-zig's login example against 127.0.0.1, which is no evidence of what gateways use. A
+//! link's `address` must therefore name its port (the carrier gives it with the account), and
+//! `herald sim cngp` listens only where `--listen` says.
 
 pub mod pdu;
 
@@ -79,9 +91,15 @@ pub const TLVS: &[TlvSpec] = &[
 
 /// What a Command_Status means, and whether resending the same message may succeed.
 ///
-/// *Unconfirmed*: CNGP derives from SMGP and is read here with the same core codes. 1 (system
-/// busy) is the gateway's throttle and 12 (duplicate sequence) cannot recur on a retry with a new
-/// Sequence_Id; everything else describes the message or the account.
+/// **Unconfirmed.** No public source tables CNGP's status codes: Huawei's SP client only tells 0
+/// (success) from anything else ("Fail to login, the status code is N"), and the two
+/// third-party codecs define no codes at all. CNGP derives from SMGP, so the codes SMGP 3.0.3
+/// defines for the login and the header (1–22) are read with SMGP's meaning. Why that is safe:
+/// 0 is the only success, as every source agrees; only 1 (system busy, the gateway's throttle)
+/// and 12 (duplicate sequence, which cannot recur because a retry carries a new Sequence_Id)
+/// are retried; every other code, named here or not, is permanent, so a misread code fails one
+/// message rather than starting a resend storm. SMGP's submit-field codes (30–49) and its 75
+/// (sending limit) are deliberately not carried over.
 pub fn status(code: u32) -> (bool, &'static str) {
     match code {
         0 => (false, "success"),

@@ -435,6 +435,27 @@ fn arb_body() -> impl Strategy<Value = Body> {
     ]
 }
 
+/// CNGP's status codes are unconfirmed (see [`super::status`]): only "system busy" and a
+/// duplicate sequence are worth resending; codes named only by SMGP, and unknown ones, are final,
+/// and CNGP's flow-control signal is 1 alone.
+#[test]
+fn only_busy_and_duplicate_sequence_are_retried() {
+    use crate::link::Protocol;
+    assert_eq!(super::status(0), (false, "success"));
+    for code in [1, 12] {
+        assert!(super::status(code).0, "code {code} retryable");
+    }
+    for code in [2, 10, 11, 20, 21, 22, 30, 49, 75, 88, 255, u32::MAX] {
+        assert!(!super::status(code).0, "code {code} is final");
+    }
+    assert!(Protocol::Cngp.is_flow_control(1));
+    assert!(!Protocol::Cngp.is_flow_control(75));
+    assert!(
+        Protocol::Smgp.is_flow_control(75),
+        "SMGP's own sending-limit code"
+    );
+}
+
 proptest! {
     #[test]
     fn every_pdu_round_trips(seq in any::<u32>(), status in any::<u32>(), body in arb_body()) {
