@@ -16,6 +16,8 @@
 //! - [`reassembly`]: joining the parts of long mobile-originated messages, for every client.
 //! - [`framing`]: cutting a byte stream into length-prefixed frames, for every codec.
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
+//! - [`trace`]: the PDU facts (command, sequence, status, time) each submit and report carries,
+//!   for the node's protocol trace.
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
 pub mod ack;
@@ -40,6 +42,7 @@ pub mod smpp;
 pub mod smpp_client;
 pub mod telecom;
 pub mod text;
+pub mod trace;
 
 pub use client::{
     ClientEvent, CmppClient, DeliveryReport, LinkSettings, MoMessage, OutboundSegment, SendError,

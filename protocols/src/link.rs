@@ -14,6 +14,7 @@ use crate::client::{
     ClientEvent, CmppClient, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use crate::text::{split_text, Segment};
+use crate::trace::Submitted;
 
 /// A carrier protocol (and version) a link can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -196,12 +197,18 @@ impl LinkClient {
     }
 
     pub async fn submit(&self, segment: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(segment).await.result
+    }
+
+    /// Submits one segment and says which PDUs that took (command, sequence, time, the
+    /// response's command and raw status), for the protocol trace.
+    pub async fn submit_traced(&self, segment: OutboundSegment) -> Submitted {
         match self {
-            LinkClient::Cmpp(c) => c.submit(segment).await,
-            LinkClient::Smgp(c) => c.submit(segment).await,
-            LinkClient::Cngp(c) => c.submit(segment).await,
-            LinkClient::Smpp(c) => c.submit(segment).await,
-            LinkClient::Sgip(c) => c.submit(segment).await,
+            LinkClient::Cmpp(c) => c.submit_traced(segment).await,
+            LinkClient::Smgp(c) => c.submit_traced(segment).await,
+            LinkClient::Cngp(c) => c.submit_traced(segment).await,
+            LinkClient::Smpp(c) => c.submit_traced(segment).await,
+            LinkClient::Sgip(c) => c.submit_traced(segment).await,
         }
     }
 
