@@ -13,4 +13,5 @@ pub mod projection;
 pub mod reader;
 pub mod records;
 pub mod state_machine;
+pub mod trace;
 pub mod types;
