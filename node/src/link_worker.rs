@@ -15,9 +15,10 @@ use herald_protocols::client::{
     ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::trace::{SubmitTrace, Submitted};
 use herald_raft::events::{
-    event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
-    MessageDispatched, MessageExpired,
+    event::Kind, now_ms, CarrierAccepted, CarrierRejected, CarrierUnanswered, DeliveryReported,
+    Event, MessageDispatched, MessageExpired, SubmitPdus,
 };
 use herald_raft::records::{queue_name, slot_link, LinkTable, MessageRecord, SegmentStatus};
 use herald_raft::types::EventOutcome;
@@ -494,12 +495,15 @@ async fn send_segment(
     recording: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> bool {
     let link = &run.link.name;
+    let mut last_failure = None;
     loop {
         if run.stop.is_cancelled() {
             return false;
         }
         run.rate.until_ready().await;
-        match run.client.submit(segment.clone()).await {
+        let Submitted { trace, result } = run.client.submit_traced(segment.clone()).await;
+        let pdus = Some(submit_pdus(&trace));
+        match result {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
                 let event = Event::new(
                     now_ms(),
@@ -508,6 +512,9 @@ async fn send_segment(
                         link: link.clone(),
                         segment: index,
                         carrier_id,
+                        pdus,
+                        slot: run.slot_field(),
+                        node: run.ctx.id(),
                     }),
                 );
                 let (run, id) = (run.clone(), msg.id);
@@ -546,6 +553,9 @@ async fn send_segment(
                         description,
                         retry_at_ms,
                         policy_decided: true,
+                        pdus,
+                        slot: run.slot_field(),
+                        node: run.ctx.id(),
                     }),
                 );
                 if let Err(e) = run
@@ -560,6 +570,12 @@ async fn send_segment(
             }
             Err(SendError::Closed) => return false,
             Err(e) => {
+                // A link down for long fails every try the same way: its first failure says
+                // it; every PDU that was on the wire is worth its own line.
+                if e != SendError::NotConnected || last_failure != Some(e) {
+                    record_unanswered(run, msg.id, index, pdus, e);
+                }
+                last_failure = Some(e);
                 // Transport trouble: the segment may or may not have reached the carrier. Send it
                 // again once the link is back (a possible duplicate, bounded by the window) —
                 // unless the link stays down and the message's route has other links: then the
@@ -577,6 +593,47 @@ async fn send_segment(
             }
         }
     }
+}
+
+/// The trace facts of one submit, as the events carry them.
+fn submit_pdus(trace: &SubmitTrace) -> SubmitPdus {
+    SubmitPdus {
+        command: trace.command.to_string(),
+        sequence: trace.sequence,
+        sent_at_ms: trace.sent_at_ms,
+        response: trace.response.clone(),
+        status: trace.status,
+    }
+}
+
+/// Records, for the protocol trace, a submit nobody answered. Best effort and in the background:
+/// it changes no state (the segment is sent again), so the send loop does not wait for it, and
+/// losing it loses only a trace line.
+fn record_unanswered(
+    run: &Arc<LinkRun>,
+    message_id: u64,
+    segment: u32,
+    pdus: Option<SubmitPdus>,
+    failure: SendError,
+) {
+    let event = Event::new(
+        now_ms(),
+        Kind::CarrierUnanswered(CarrierUnanswered {
+            message_id,
+            link: run.link.name.clone(),
+            slot: run.slot_field(),
+            node: run.ctx.id(),
+            segment,
+            pdus,
+            failure: failure.to_string(),
+        }),
+    );
+    let run = run.clone();
+    tokio::spawn(async move {
+        if let Err(e) = run.ctx.proposer.propose(vec![event]).await {
+            tracing::debug!(link = %run.link.name, message_id, "unanswered submit not traced: {e}");
+        }
+    });
 }
 
 /// When the refused message is offered again (ms since the epoch), or 0 when it fails now: the
@@ -641,6 +698,11 @@ async fn handle_client_events(
                         status: report.stat,
                         delivered: report.delivered,
                         carrier_time: report.done_time,
+                        command: report.pdu.command.to_string(),
+                        sequence: report.pdu.sequence,
+                        error_code: report.error_code,
+                        carrier_submit_time: report.submit_time,
+                        slot: run.slot_field(),
                     }),
                 );
                 let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {

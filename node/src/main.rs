@@ -22,6 +22,7 @@ mod routing;
 mod server;
 mod sim_cli;
 mod timers;
+mod trace_cli;
 mod validate;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     Status(cli_client::StatusArgs),
     /// Cancels a message not yet handed to a carrier.
     Cancel(cli_client::CancelArgs),
+    /// The protocol trace of a message: the PDUs exchanged with carriers and why it failed.
+    Trace(trace_cli::TraceArgs),
     /// The dispatch policy: routes, classes, quotas (replicated; effective on every node).
     Policy {
         #[command(subcommand)]
@@ -148,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Status(args) => cli_client::status(args).await,
             Command::Cancel(args) => cli_client::cancel(args).await,
+            Command::Trace(args) => trace_cli::trace(args).await,
             Command::Policy {
                 command: PolicyCommand::Show(args),
             } => admin_cli::policy_show(args).await,

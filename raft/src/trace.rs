@@ -76,6 +76,15 @@ pub fn trace_of(msg: &MessageRecord) -> Trace {
     }
 }
 
+/// A time of the log as people read it (UTC, to the millisecond): formatting only, no clock.
+fn utc(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
 fn slot_or_link(link: &str, slot: &str) -> String {
     if slot.is_empty() {
         link.to_string()
@@ -153,7 +162,8 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
             if s.send_at_ms > at {
                 meaning.push_str(&format!(
                     ", not before {} ({})",
-                    s.send_at_ms, s.deferred_because
+                    utc(s.send_at_ms),
+                    s.deferred_because
                 ));
             }
             lines.push(note(at, String::new(), 0, 0, meaning));
@@ -213,7 +223,7 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
             let decision = match (r.policy_decided, r.retry_at_ms) {
                 (false, _) => "retried while attempts remain".to_string(),
                 (true, 0) => format!("not retried: the message fails with code {}", r.code),
-                (true, at_ms) => format!("retry at {at_ms}"),
+                (true, at_ms) => format!("retry at {}", utc(at_ms)),
             };
             lines.push(note(at, link, r.node, segment, decision));
         }
@@ -332,7 +342,7 @@ fn reason(msg: &MessageRecord) -> String {
         MessageState::Expired => {
             let mut why = format!(
                 "its validity ran out (at {}) after {attempts}",
-                msg.expires_at_ms
+                utc(msg.expires_at_ms)
             );
             if msg.last_code != 0 {
                 why.push_str(&format!("; last refusal: {}", msg.last_error));
@@ -353,7 +363,7 @@ fn reason(msg: &MessageRecord) -> String {
             ),
         },
         MessageState::Scheduled => {
-            let mut why = format!("waiting until {}", msg.not_before_ms);
+            let mut why = format!("waiting until {}", utc(msg.not_before_ms));
             if msg.last_code != 0 {
                 why.push_str(&format!(" to retry after {}", msg.last_error));
             }

@@ -276,6 +276,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 "account": account,
                                 "dest": submit.dest_terminal_ids.first().cloned().unwrap_or_default(),
                                 "result": code,
+                                "seq": seq,
                                 "at_ms": now_ms(),
                             }));
                             Some(Pdu::new(seq, Body::SubmitResp(SubmitResp { msg_id: 0, result: code })))
@@ -341,6 +342,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             "msg_id": report.msg_id.to_string(),
                             "dest": report.dest,
                             "stat": report.stat,
+                            "seq": sequence,
                             "at_ms": now_ms(),
                         }));
                         let pdu = report_pdu(sequence, &report);
@@ -547,6 +549,7 @@ fn accept_submit(
             "text": text,
             "pk_total": submit.pk_total,
             "pk_number": submit.pk_number,
+            "seq": sequence,
             "at_ms": now_ms(),
         }));
         if submit.registered_delivery == 1 {
