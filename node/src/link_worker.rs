@@ -502,11 +502,13 @@ async fn send_segment(
         }
         run.rate.until_ready().await;
         let Submitted { trace, result } = run.client.submit_traced(segment.clone()).await;
-        let pdus = Some(submit_pdus(&trace));
+        // The answer's (or the failure's) time: the event's, which the send time is counted back from.
+        let answered_at = now_ms();
+        let pdus = Some(submit_pdus(&trace, answered_at));
         match result {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
                 let event = Event::new(
-                    now_ms(),
+                    answered_at,
                     Kind::CarrierAccepted(CarrierAccepted {
                         message_id: msg.id,
                         link: link.clone(),
@@ -543,7 +545,7 @@ async fn send_segment(
                 }
                 let retry_at_ms = retry_decision(run, msg, code, retryable, flow_control);
                 let event = Event::new(
-                    now_ms(),
+                    answered_at,
                     Kind::CarrierRejected(CarrierRejected {
                         message_id: msg.id,
                         link: link.clone(),
@@ -573,7 +575,7 @@ async fn send_segment(
                 // A link down for long fails every try the same way: its first failure says
                 // it; every PDU that was on the wire is worth its own line.
                 if e != SendError::NotConnected || last_failure != Some(e) {
-                    record_unanswered(run, msg.id, index, pdus, e);
+                    record_unanswered(run, answered_at, msg.id, index, pdus, e);
                 }
                 last_failure = Some(e);
                 // Transport trouble: the segment may or may not have reached the carrier. Send it
@@ -595,13 +597,23 @@ async fn send_segment(
     }
 }
 
-/// The trace facts of one submit, as the events carry them.
-fn submit_pdus(trace: &SubmitTrace) -> SubmitPdus {
+/// The trace facts of one submit, as an event stamped `at_ms` carries them (the usual response's
+/// name and the send time are implied, to keep every message's events small).
+fn submit_pdus(trace: &SubmitTrace, at_ms: u64) -> SubmitPdus {
+    let own = trace.response == SubmitPdus::own_response(trace.command);
     SubmitPdus {
         command: trace.command.to_string(),
         sequence: trace.sequence,
-        sent_at_ms: trace.sent_at_ms,
-        response: trace.response.clone(),
+        sent_ms_before: if trace.sent_at_ms == 0 {
+            0
+        } else {
+            u32::try_from(at_ms.saturating_sub(trace.sent_at_ms)).unwrap_or(u32::MAX)
+        },
+        response: if own {
+            String::new()
+        } else {
+            trace.response.clone()
+        },
         status: trace.status,
     }
 }
@@ -611,13 +623,14 @@ fn submit_pdus(trace: &SubmitTrace) -> SubmitPdus {
 /// losing it loses only a trace line.
 fn record_unanswered(
     run: &Arc<LinkRun>,
+    at_ms: u64,
     message_id: u64,
     segment: u32,
     pdus: Option<SubmitPdus>,
     failure: SendError,
 ) {
     let event = Event::new(
-        now_ms(),
+        at_ms,
         Kind::CarrierUnanswered(CarrierUnanswered {
             message_id,
             link: run.link.name.clone(),

@@ -215,16 +215,41 @@ pub struct SubmitPdus {
     /// Its sequence number; 0 = it never reached a connection.
     #[prost(uint32, tag = "2")]
     pub sequence: u32,
-    /// When it was handed to the connection (ms since the epoch); the response's time is the
-    /// event's `at_ms`.
-    #[prost(uint64, tag = "3")]
-    pub sent_at_ms: u64,
-    /// The response's command name; empty when none came.
+    /// How long before the event's `at_ms` (the response's time, or the failure's) it was
+    /// handed to the connection: a delta, which takes fewer bytes than a time on every message.
+    #[prost(uint32, tag = "3")]
+    pub sent_ms_before: u32,
+    /// The response's command name when it is not the request's own response (a generic_nack,
+    /// an unexpected PDU); empty for the usual response (see [`SubmitPdus::response_name`]),
+    /// again to keep the bytes written for every message few.
     #[prost(string, tag = "4")]
     pub response: String,
     /// The response's raw status or result code.
     #[prost(uint32, tag = "5")]
     pub status: u32,
+}
+
+impl SubmitPdus {
+    /// The name of the request's own response: every protocol Herald speaks names it after the
+    /// request (`CMPP_SUBMIT_RESP`, `submit_sm_resp`).
+    pub fn own_response(command: &str) -> String {
+        let lower = command.bytes().any(|b| b.is_ascii_lowercase());
+        format!("{command}{}", if lower { "_resp" } else { "_RESP" })
+    }
+
+    /// The response's command name, for an event that had a response.
+    pub fn response_name(&self) -> String {
+        if self.response.is_empty() {
+            SubmitPdus::own_response(&self.command)
+        } else {
+            self.response.clone()
+        }
+    }
+
+    /// When the request was sent, given the event's time.
+    pub fn sent_at_ms(&self, event_at_ms: u64) -> u64 {
+        event_at_ms.saturating_sub(u64::from(self.sent_ms_before))
+    }
 }
 
 /// A segment's submit got no answer: no response in time, the connection was lost with it in

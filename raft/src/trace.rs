@@ -109,9 +109,15 @@ fn note(at_ms: u64, link: String, node: u64, segment: u32, meaning: String) -> T
 }
 
 /// The submit line of an exchange, when the submit reached a connection.
-fn submit_line(pdus: &SubmitPdus, link: &str, node: u64, segment: u32) -> Option<TraceLine> {
+fn submit_line(
+    event: &Event,
+    pdus: &SubmitPdus,
+    link: &str,
+    node: u64,
+    segment: u32,
+) -> Option<TraceLine> {
     (pdus.sequence != 0).then(|| TraceLine {
-        at_ms: pdus.sent_at_ms,
+        at_ms: pdus.sent_at_ms(event.at_ms),
         link: link.to_string(),
         node,
         direction: Direction::Out,
@@ -139,7 +145,7 @@ fn response_line(
         link: link.to_string(),
         node,
         direction: Direction::In,
-        command: pdus.map(|p| p.response.clone()).unwrap_or_default(),
+        command: pdus.map(SubmitPdus::response_name).unwrap_or_default(),
         sequence: pdus.map(|p| p.sequence).unwrap_or_default(),
         segment,
         status: code.to_string(),
@@ -182,7 +188,7 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
             let link = slot_or_link(&a.link, &a.slot);
             let segment = a.segment + 1;
             let pdus = a.pdus.as_ref();
-            lines.extend(pdus.and_then(|p| submit_line(p, &link, a.node, segment)));
+            lines.extend(pdus.and_then(|p| submit_line(event, p, &link, a.node, segment)));
             let mut line = response_line(
                 event,
                 pdus,
@@ -199,7 +205,7 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
             let link = slot_or_link(&r.link, &r.slot);
             let segment = r.segment + 1;
             let pdus = r.pdus.as_ref();
-            lines.extend(pdus.and_then(|p| submit_line(p, &link, r.node, segment)));
+            lines.extend(pdus.and_then(|p| submit_line(event, p, &link, r.node, segment)));
             let kind = if r.retryable {
                 "retryable"
             } else {
@@ -231,7 +237,7 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
             let link = slot_or_link(&u.link, &u.slot);
             let segment = u.segment + 1;
             let pdus = u.pdus.as_ref();
-            lines.extend(pdus.and_then(|p| submit_line(p, &link, u.node, segment)));
+            lines.extend(pdus.and_then(|p| submit_line(event, p, &link, u.node, segment)));
             let mut line = note(
                 at,
                 link,

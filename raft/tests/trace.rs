@@ -61,12 +61,13 @@ fn dispatched() -> MemKv {
     kv
 }
 
-fn pdus(sequence: u32, sent_at_ms: u64, response: &str, status: u32) -> Option<SubmitPdus> {
+/// A CMPP_SUBMIT sent `sent_ms_before` the event and answered by its own response.
+fn pdus(sequence: u32, sent_ms_before: u32, status: u32) -> Option<SubmitPdus> {
     Some(SubmitPdus {
         command: "CMPP_SUBMIT".into(),
         sequence,
-        sent_at_ms,
-        response: response.into(),
+        sent_ms_before,
+        response: String::new(),
         status,
     })
 }
@@ -112,7 +113,7 @@ fn a_refused_message_shows_the_submit_the_response_and_why_it_failed() {
             description: "destination barred".into(),
             retry_at_ms: 0,
             policy_decided: true,
-            pdus: pdus(41, 1020, "CMPP_SUBMIT_RESP", 13),
+            pdus: pdus(41, 10, 13),
             slot: format!("{LINK}#1"),
             node: 2,
         }),
@@ -157,7 +158,7 @@ fn a_delivered_message_shows_submit_response_and_report() {
             link: LINK.into(),
             segment: 0,
             carrier_id: "777".into(),
-            pdus: pdus(42, 1020, "CMPP_SUBMIT_RESP", 0),
+            pdus: pdus(42, 10, 0),
             slot: format!("{LINK}#1"),
             node: 2,
         }),
@@ -207,7 +208,7 @@ fn a_lost_response_is_recorded_without_moving_the_message() {
             slot: format!("{LINK}#1"),
             node: 2,
             segment: 0,
-            pdus: pdus(43, 1020, "", 0),
+            pdus: pdus(43, 20, 0),
             failure: "connection lost before the response arrived".into(),
         }),
     );
@@ -266,7 +267,7 @@ fn the_timeline_keeps_the_submission_and_the_latest_events() {
             Kind::CarrierUnanswered(CarrierUnanswered {
                 message_id: 1,
                 link: LINK.into(),
-                pdus: pdus(100 + i as u32, 2000 + i, "", 0),
+                pdus: pdus(100 + i as u32, 0, 0),
                 failure: "no response within the response timeout".into(),
                 ..Default::default()
             }),
@@ -301,4 +302,44 @@ fn events_of_older_nodes_without_pdu_facts_still_trace() {
         [line(1030, "in", "", 0, "0")],
         "the answer without its PDUs"
     );
+}
+
+#[test]
+fn the_usual_response_is_implied_and_an_unusual_one_is_kept() {
+    assert_eq!(SubmitPdus::own_response("CMPP_SUBMIT"), "CMPP_SUBMIT_RESP");
+    assert_eq!(SubmitPdus::own_response("submit_sm"), "submit_sm_resp");
+    let mut kv = dispatched();
+    apply(
+        &mut kv,
+        1030,
+        Kind::CarrierRejected(CarrierRejected {
+            message_id: 1,
+            link: LINK.into(),
+            code: 3,
+            retryable: true,
+            description: "invalid command".into(),
+            retry_at_ms: 5000,
+            policy_decided: true,
+            pdus: Some(SubmitPdus {
+                command: "submit_sm".into(),
+                sequence: 7,
+                sent_ms_before: 4,
+                response: "generic_nack".into(),
+                status: 3,
+            }),
+            ..Default::default()
+        }),
+    );
+    let trace = trace_of(&message(&kv));
+    assert_eq!(
+        shape(&trace.lines[2..4]),
+        [
+            line(1026, "out", "submit_sm", 7, ""),
+            line(1030, "in", "generic_nack", 7, "3"),
+        ]
+    );
+    assert!(trace.lines[4]
+        .meaning
+        .starts_with("retry at 1970-01-01 00:00:05.000 UTC"));
+    assert_eq!(message(&kv).state(), MessageState::Scheduled);
 }
