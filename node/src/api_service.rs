@@ -8,9 +8,10 @@ use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
     CancelMessageRequest, CancelMessageResponse, ClusterStatusRequest, ClusterStatusResponse,
-    FanOutCopy, GetMessageRequest, GetMessageResponse, LinkPlacement, ListRepliesRequest,
-    ListRepliesResponse, Member, Segment, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest,
-    SubmitResponse, SubmitResult, SubscribeRepliesRequest, TimelineEvent,
+    FanOutCopy, GetMessageRequest, GetMessageResponse, GetTraceRequest, GetTraceResponse,
+    LinkPlacement, ListRepliesRequest, ListRepliesResponse, Member, Segment, SubmitBatchRequest,
+    SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult, SubscribeRepliesRequest,
+    TimelineEvent, TraceLine,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled, MessageSubmitted};
 use herald_raft::network::ProposeError;
@@ -168,15 +169,7 @@ impl Messaging for MessagingService {
         request: Request<GetMessageRequest>,
     ) -> Result<Response<GetMessageResponse>, Status> {
         let id = parse_message_id(&request.into_inner().message_id)?;
-        let mut record = self.read(id)?;
-        if record.is_none() {
-            // The message may be committed but not applied here yet: wait for this node to catch up
-            // with what it knows is committed, then look again.
-            self.ctx.catch_up(Duration::from_secs(2)).await;
-            record = self.read(id)?;
-        }
-        let record =
-            record.ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))?;
+        let record = self.read_known(id).await?;
         let mut response = message_response(&record, self.ctx.id(), *self.ctx.applied.borrow());
         for copy_id in &record.copies {
             if let Some(copy) = self.read(*copy_id)? {
@@ -190,6 +183,15 @@ impl Messaging for MessagingService {
             }
         }
         Ok(Response::new(response))
+    }
+
+    async fn get_trace(
+        &self,
+        request: Request<GetTraceRequest>,
+    ) -> Result<Response<GetTraceResponse>, Status> {
+        let id = parse_message_id(&request.into_inner().message_id)?;
+        let record = self.read_known(id).await?;
+        Ok(Response::new(trace_response(&record, self.ctx.id())))
     }
 
     async fn cancel_message(
@@ -311,6 +313,47 @@ impl MessagingService {
             .reader
             .message(id)
             .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    /// The message, or NOT_FOUND. It may be committed but not applied here yet: the node first
+    /// catches up with what it knows is committed, then looks again.
+    async fn read_known(&self, id: u64) -> Result<MessageRecord, Status> {
+        if let Some(record) = self.read(id)? {
+            return Ok(record);
+        }
+        self.ctx.catch_up(Duration::from_secs(2)).await;
+        self.read(id)?
+            .ok_or_else(|| Status::not_found(format!("message_id: no message {id}")))
+    }
+}
+
+fn trace_response(m: &MessageRecord, node: u64) -> GetTraceResponse {
+    let trace = herald_raft::trace::trace_of(m);
+    GetTraceResponse {
+        message_id: m.id.to_string(),
+        state: m.state as i32,
+        lines: trace
+            .lines
+            .into_iter()
+            .map(|l| TraceLine {
+                at_ms: l.at_ms,
+                link: l.link,
+                node: l.node,
+                direction: l.direction.as_str().to_string(),
+                command: l.command,
+                sequence: l.sequence,
+                segment: l.segment,
+                status: l.status,
+                meaning: l.meaning,
+                carrier_id: l.carrier_id,
+            })
+            .collect(),
+        reason: trace.reason,
+        attempts: m.attempts,
+        last_code: m.last_code,
+        expires_at_ms: m.expires_at_ms,
+        dropped_events: trace.dropped_events,
+        answered_by: node,
     }
 }
 
@@ -471,6 +514,10 @@ fn timeline_event(e: &Event) -> TimelineEvent {
             l.reason
         ),
         Some(Kind::PolicyChanged(p)) => format!("policy version {} by {}", p.version, p.changed_by),
+        Some(Kind::CarrierUnanswered(u)) => format!(
+            "link {} segment {} no answer: {}",
+            u.link, u.segment, u.failure
+        ),
         Some(Kind::NodeDrain(n)) => format!(
             "node {} {}",
             n.node,

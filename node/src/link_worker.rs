@@ -15,10 +15,11 @@ use herald_protocols::client::{
     ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome,
 };
 use herald_protocols::link::{LinkClient, Protocol};
+use herald_protocols::trace::{SubmitTrace, Submitted};
 use herald_protocols::MoPart;
 use herald_raft::events::{
-    event::Kind, now_ms, CarrierAccepted, CarrierRejected, DeliveryReported, Event,
-    MessageDispatched, MessageExpired, MoConcat, MoReceived,
+    event::Kind, now_ms, CarrierAccepted, CarrierRejected, CarrierUnanswered, DeliveryReported,
+    Event, MessageDispatched, MessageExpired, MoConcat, MoReceived, SubmitPdus,
 };
 use herald_raft::records::{queue_name, slot_link, LinkTable, MessageRecord, SegmentStatus};
 use herald_raft::types::EventOutcome;
@@ -524,20 +525,28 @@ async fn send_segment(
     recording: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> bool {
     let link = &run.link.name;
+    let mut last_failure = None;
     loop {
         if run.stop.is_cancelled() {
             return false;
         }
         run.rate.until_ready().await;
-        match run.client.submit(segment.clone()).await {
+        let Submitted { trace, result } = run.client.submit_traced(segment.clone()).await;
+        // The answer's (or the failure's) time: the event's, which the send time is counted back from.
+        let answered_at = now_ms();
+        let pdus = Some(submit_pdus(&trace, answered_at));
+        match result {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
                 let event = Event::new(
-                    now_ms(),
+                    answered_at,
                     Kind::CarrierAccepted(CarrierAccepted {
                         message_id: msg.id,
                         link: link.clone(),
                         segment: index,
                         carrier_id,
+                        pdus,
+                        slot: run.slot_field(),
+                        node: run.ctx.id(),
                     }),
                 );
                 let (run, id) = (run.clone(), msg.id);
@@ -571,7 +580,7 @@ async fn send_segment(
                     String::new()
                 };
                 let event = Event::new(
-                    now_ms(),
+                    answered_at,
                     Kind::CarrierRejected(CarrierRejected {
                         message_id: msg.id,
                         link: link.clone(),
@@ -582,6 +591,9 @@ async fn send_segment(
                         retry_at_ms,
                         policy_decided: true,
                         retry_link,
+                        pdus,
+                        slot: run.slot_field(),
+                        node: run.ctx.id(),
                     }),
                 );
                 if let Err(e) = run
@@ -596,6 +608,12 @@ async fn send_segment(
             }
             Err(SendError::Closed) => return false,
             Err(e) => {
+                // A link down for long fails every try the same way: its first failure says
+                // it; every PDU that was on the wire is worth its own line.
+                if e != SendError::NotConnected || last_failure != Some(e) {
+                    record_unanswered(run, answered_at, msg.id, index, pdus, e);
+                }
+                last_failure = Some(e);
                 // Transport trouble: the segment may or may not have reached the carrier. Send it
                 // again once the link is back (a possible duplicate, bounded by the window) —
                 // unless the link stays down and the message's route has other links: then the
@@ -613,6 +631,58 @@ async fn send_segment(
             }
         }
     }
+}
+
+/// The trace facts of one submit, as an event stamped `at_ms` carries them (the usual response's
+/// name and the send time are implied, to keep every message's events small).
+fn submit_pdus(trace: &SubmitTrace, at_ms: u64) -> SubmitPdus {
+    let own = trace.response == SubmitPdus::own_response(trace.command);
+    SubmitPdus {
+        command: trace.command.to_string(),
+        sequence: trace.sequence,
+        sent_ms_before: if trace.sent_at_ms == 0 {
+            0
+        } else {
+            u32::try_from(at_ms.saturating_sub(trace.sent_at_ms)).unwrap_or(u32::MAX)
+        },
+        response: if own {
+            String::new()
+        } else {
+            trace.response.clone()
+        },
+        status: trace.status,
+    }
+}
+
+/// Records, for the protocol trace, a submit nobody answered. Best effort and in the background:
+/// it changes no state (the segment is sent again), so the send loop does not wait for it, and
+/// losing it loses only a trace line.
+fn record_unanswered(
+    run: &Arc<LinkRun>,
+    at_ms: u64,
+    message_id: u64,
+    segment: u32,
+    pdus: Option<SubmitPdus>,
+    failure: SendError,
+) {
+    let event = Event::new(
+        at_ms,
+        Kind::CarrierUnanswered(CarrierUnanswered {
+            message_id,
+            link: run.link.name.clone(),
+            slot: run.slot_field(),
+            node: run.ctx.id(),
+            segment,
+            pdus,
+            failure: failure.to_string(),
+        }),
+    );
+    let run = run.clone();
+    tokio::spawn(async move {
+        if let Err(e) = run.ctx.proposer.propose(vec![event]).await {
+            tracing::debug!(link = %run.link.name, message_id, "unanswered submit not traced: {e}");
+        }
+    });
 }
 
 /// When the refused message is offered again (ms since the epoch), or 0 when it fails now: the
@@ -677,6 +747,11 @@ async fn handle_client_events(
                         status: report.stat,
                         delivered: report.delivered,
                         carrier_time: report.done_time,
+                        command: report.pdu.command.to_string(),
+                        sequence: report.pdu.sequence,
+                        error_code: report.error_code,
+                        carrier_submit_time: report.submit_time,
+                        slot: run.slot_field(),
                     }),
                 );
                 let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {

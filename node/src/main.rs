@@ -25,6 +25,7 @@ mod routing;
 mod server;
 mod sim_cli;
 mod timers;
+mod trace_cli;
 mod validate;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     Cancel(cli_client::CancelArgs),
     /// Subscribers' replies routed to a client system (or, for operators, the unrouted ones).
     Replies(replies_cli::RepliesArgs),
+    /// The protocol trace of a message: the PDUs exchanged with carriers and why it failed.
+    Trace(trace_cli::TraceArgs),
     /// The dispatch policy: routes, classes, quotas (replicated; effective on every node).
     Policy {
         #[command(subcommand)]
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Status(args) => cli_client::status(args).await,
             Command::Cancel(args) => cli_client::cancel(args).await,
             Command::Replies(args) => replies_cli::run(args).await,
+            Command::Trace(args) => trace_cli::trace(args).await,
             Command::Policy {
                 command: PolicyCommand::Show(args),
             } => admin_cli::policy_show(args).await,

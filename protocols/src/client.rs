@@ -21,6 +21,7 @@ use crate::mo::{self, MoPart};
 pub use crate::session::SendError;
 use crate::session::{Engine, EngineSettings, Inbound, LinkProtocol, LinkState};
 use crate::text::Segment;
+pub use crate::trace::{SubmitTrace, Submitted};
 
 /// Result code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending
 /// (a field does not fit its CMPP width) or answered with an unexpected PDU.
@@ -182,6 +183,11 @@ pub struct DeliveryReport {
     pub delivered: bool,
     pub submit_time: String,
     pub done_time: String,
+    /// The carrier's raw error code beside `stat`, where the protocol has one (SMPP and SMGP/CNGP
+    /// receipts' `err:`, SGIP's ErrorCode); empty otherwise.
+    pub error_code: String,
+    /// The PDU the report came in, for the protocol trace.
+    pub pdu: crate::trace::InboundPdu,
     /// Complete it once the report is durably recorded: only then does the carrier get its
     /// acknowledgement (see [`crate::ack`]).
     pub ack: crate::ack::Ack,
@@ -213,8 +219,26 @@ impl DeliveryReport {
             stat,
             submit_time,
             done_time,
+            error_code: String::new(),
+            pdu: crate::trace::InboundPdu::default(),
             ack: crate::ack::Ack::none(),
         }
+    }
+
+    /// The same report with the carrier's raw error code.
+    pub(crate) fn with_error_code(mut self, code: impl Into<String>) -> DeliveryReport {
+        self.error_code = code.into();
+        self
+    }
+}
+
+impl ClientEvent {
+    /// Notes, on a report, the PDU (`command`, `sequence`) it arrived in; other events pass.
+    pub(crate) fn received_in(mut self, command: &'static str, sequence: u32) -> ClientEvent {
+        if let ClientEvent::Report(report) = &mut self {
+            report.pdu = crate::trace::InboundPdu::now(command, sequence);
+        }
+        self
     }
 }
 
@@ -318,19 +342,30 @@ impl CmppClient {
     /// Waits for a window slot (and for a live connection, up to response_timeout), sends
     /// SUBMIT, awaits SUBMIT_RESP.
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(seg).await.result
+    }
+
+    /// [`CmppClient::submit`], with the PDUs' facts for the protocol trace.
+    pub async fn submit_traced(&self, seg: OutboundSegment) -> Submitted {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
+            Err(e) => return Submitted::refused("CMPP_SUBMIT", SubmitOutcome::not_sent(e)),
         };
-        let response = self
+        let exchange = self
             .engine
-            .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
-            .await?;
-        Ok(match response.body {
-            Body::SubmitResp(r) => {
-                SubmitOutcome::answered(r.result, || r.msg_id.to_string(), cmpp::submit_result)
-            }
-            other => SubmitOutcome::unexpected(other.command_id(), "SUBMIT"),
+            .request_traced(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
+            .await;
+        traced("CMPP_SUBMIT", exchange, |response| match response.body {
+            Body::SubmitResp(r) => (
+                "CMPP_SUBMIT_RESP".to_string(),
+                r.result,
+                SubmitOutcome::answered(r.result, || r.msg_id.to_string(), cmpp::submit_result),
+            ),
+            other => (
+                format!("{:#010x}", other.command_id()),
+                0,
+                SubmitOutcome::unexpected(other.command_id(), "SUBMIT"),
+            ),
         })
     }
 
@@ -483,7 +518,7 @@ impl LinkProtocol for CmppLink {
                         result: 0,
                     }),
                 )),
-                event: deliver_event(*d),
+                event: deliver_event(*d).map(|e| e.received_in("CMPP_DELIVER", sequence)),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -514,6 +549,28 @@ impl LinkProtocol for CmppLink {
     fn link_event(&self, state: LinkState) -> ClientEvent {
         state.into()
     }
+}
+
+/// Turns the engine's account of one submit into a [`Submitted`]: `judge` reads the response
+/// into (its command name, its raw status, the outcome).
+pub(crate) fn traced<P>(
+    command: &'static str,
+    exchange: crate::session::Exchange<P>,
+    judge: impl FnOnce(P) -> (String, u32, SubmitOutcome),
+) -> Submitted {
+    let mut trace = SubmitTrace {
+        command,
+        sequence: exchange.sequence,
+        sent_at_ms: exchange.sent_at_ms,
+        ..SubmitTrace::default()
+    };
+    let result = exchange.result.map(|response| {
+        let (name, status, outcome) = judge(response);
+        trace.response = name;
+        trace.status = status;
+        outcome
+    });
+    Submitted { trace, result }
 }
 
 /// A report or an MO part (joined with the others by the node, see [`crate::mo`]).
@@ -581,6 +638,8 @@ mod tests {
                 delivered: false,
                 submit_time: "2511250701".into(),
                 done_time: "2511250702".into(),
+                error_code: String::new(),
+                pdu: Default::default(),
                 ack: crate::ack::Ack::none(),
             }))
         );

@@ -24,6 +24,7 @@ pub use crate::smgp_client::{
     ClientEvent, LinkSettings, OutboundSegment, SendError, SubmitOutcome, LOCAL_REJECT,
 };
 use crate::telecom::{auth, link};
+use crate::trace::Submitted;
 
 /// SubType of an MT message sent on the SP's own account (点播下发); *unconfirmed*.
 const SUB_TYPE_MT: u8 = 2;
@@ -77,23 +78,39 @@ impl CngpClient {
     /// Waits for a window slot (and a live connection, up to response_timeout), sends Submit,
     /// awaits Submit_Resp.
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(seg).await.result
+    }
+
+    /// [`CngpClient::submit`], with the PDUs' facts for the protocol trace.
+    pub async fn submit_traced(&self, seg: OutboundSegment) -> Submitted {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
+            Err(e) => return Submitted::refused("CNGP_SUBMIT", SubmitOutcome::not_sent(e)),
         };
-        let response = self
+        let exchange = self
             .engine
-            .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
-            .await?;
-        let status = response.command_status;
-        Ok(match response.body {
-            Body::SubmitResp(r) => {
-                if let Some(load) = r.tlvs.u8(tag::CONGESTION_STATE) {
-                    tracing::debug!(link = %self.engine.protocol().settings.name, load, "gateway CongestionState");
+            .request_traced(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
+            .await;
+        let link = &self.engine.protocol().settings.name;
+        crate::client::traced("CNGP_SUBMIT", exchange, |response| {
+            let status = response.command_status;
+            match response.body {
+                Body::SubmitResp(r) => {
+                    if let Some(load) = r.tlvs.u8(tag::CONGESTION_STATE) {
+                        tracing::debug!(%link, load, "gateway CongestionState");
+                    }
+                    (
+                        "CNGP_SUBMIT_RESP".to_string(),
+                        status,
+                        SubmitOutcome::answered(status, || r.msg_id.to_string(), cngp::status),
+                    )
                 }
-                SubmitOutcome::answered(status, || r.msg_id.to_string(), cngp::status)
+                other => (
+                    format!("{:#010x}", other.command_id()),
+                    status,
+                    SubmitOutcome::unexpected(other.command_id(), "Submit"),
+                ),
             }
-            other => SubmitOutcome::unexpected(other.command_id(), "Submit"),
         })
     }
 
@@ -223,7 +240,7 @@ impl LinkProtocol for CngpLink {
                         tlvs: Tlvs::default(),
                     }),
                 )),
-                event: deliver_event(*d),
+                event: deliver_event(*d).map(|e| e.received_in("CNGP_DELIVER", sequence)),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,

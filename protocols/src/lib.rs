@@ -18,6 +18,8 @@
 //!   (the node joins long messages' parts in its replicated log).
 //! - [`framing`]: cutting a byte stream into length-prefixed frames, for every codec.
 //! - [`telecom`]: what SMGP and CNGP share (10-byte MsgID, login MD5, TLV framing, report text).
+//! - [`trace`]: the PDU facts (command, sequence, status, time) each submit and report carries,
+//!   for the node's protocol trace.
 //! - [`sim`]: gateway simulators speaking the server side over real TCP.
 
 pub mod ack;
@@ -43,6 +45,7 @@ pub mod smpp;
 pub mod smpp_client;
 pub mod telecom;
 pub mod text;
+pub mod trace;
 
 pub use client::{
     ClientEvent, CmppClient, DeliveryReport, LinkSettings, OutboundSegment, SendError,

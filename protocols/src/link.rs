@@ -16,6 +16,7 @@ use crate::client::{
 };
 use crate::signature::Signature;
 use crate::text::{split_signed, AsciiParts, Segment};
+use crate::trace::Submitted;
 
 /// A carrier protocol (and version) a link can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,12 +244,18 @@ impl LinkClient {
     }
 
     pub async fn submit(&self, segment: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(segment).await.result
+    }
+
+    /// Submits one segment and says which PDUs that took (command, sequence, time, the
+    /// response's command and raw status), for the protocol trace.
+    pub async fn submit_traced(&self, segment: OutboundSegment) -> Submitted {
         match &self.carrier {
-            CarrierClient::Cmpp(c) => c.submit(segment).await,
-            CarrierClient::Smgp(c) => c.submit(segment).await,
-            CarrierClient::Cngp(c) => c.submit(segment).await,
-            CarrierClient::Smpp(c) => c.submit(segment).await,
-            CarrierClient::Sgip(c) => c.submit(segment).await,
+            CarrierClient::Cmpp(c) => c.submit_traced(segment).await,
+            CarrierClient::Smgp(c) => c.submit_traced(segment).await,
+            CarrierClient::Cngp(c) => c.submit_traced(segment).await,
+            CarrierClient::Smpp(c) => c.submit_traced(segment).await,
+            CarrierClient::Sgip(c) => c.submit_traced(segment).await,
         }
     }
 

@@ -37,6 +37,25 @@ pub enum SendError {
     Closed,
 }
 
+/// One request as the engine handled it: the sequence number and time it went out under (both 0
+/// when it never reached a connection) and its response or failure.
+#[derive(Debug)]
+pub struct Exchange<T> {
+    pub sequence: u32,
+    pub sent_at_ms: u64,
+    pub result: Result<T, SendError>,
+}
+
+impl<T> Exchange<T> {
+    fn unsent(error: SendError) -> Exchange<T> {
+        Exchange {
+            sequence: 0,
+            sent_at_ms: 0,
+            result: Err(error),
+        }
+    }
+}
+
 /// Heartbeats a silent peer may miss before the link is declared dead (CMPP: 3).
 const MAX_MISSED_HEARTBEATS: u32 = 3;
 /// How long a deferred reply (see [`LinkProtocol::defer_reply`]) waits for the application.
@@ -371,14 +390,23 @@ impl<P: LinkProtocol> Engine<P> {
     /// Waits for a window slot, then for a live connection (up to the response timeout), then
     /// for the response (up to the response timeout).
     pub async fn request(&self, build: impl FnOnce(u32) -> P::Pdu) -> Result<P::Pdu, SendError> {
+        self.request_traced(build).await.result
+    }
+
+    /// Like [`Engine::request`], also saying under which sequence number and when the request
+    /// went out (for the protocol trace), whatever became of it.
+    pub async fn request_traced(&self, build: impl FnOnce(u32) -> P::Pdu) -> Exchange<P::Pdu> {
         let inner = &self.inner;
         let stop = &inner.stop;
         if stop.is_cancelled() {
-            return Err(SendError::Closed);
+            return Exchange::unsent(SendError::Closed);
         }
         let _permit = tokio::select! {
-            p = inner.window.acquire() => p.map_err(|_| SendError::Closed)?,
-            _ = stop.cancelled() => return Err(SendError::Closed),
+            p = inner.window.acquire() => match p {
+                Ok(p) => p,
+                Err(_) => return Exchange::unsent(SendError::Closed),
+            },
+            _ = stop.cancelled() => return Exchange::unsent(SendError::Closed),
         };
         let deadline = Instant::now() + inner.settings.response_timeout;
         let sequence = inner.next_sequence();
@@ -386,23 +414,29 @@ impl<P: LinkProtocol> Engine<P> {
         let conn = tokio::select! {
             c = timeout_at(deadline, inner.connection_for(sequence, tx)) => match c {
                 Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(SendError::NotConnected),
+                Ok(Err(e)) => return Exchange::unsent(e),
+                Err(_) => return Exchange::unsent(SendError::NotConnected),
             },
-            _ = stop.cancelled() => return Err(SendError::Closed),
+            _ = stop.cancelled() => return Exchange::unsent(SendError::Closed),
+        };
+        let sent_at_ms = crate::trace::now_ms();
+        let sent = |result| Exchange {
+            sequence,
+            sent_at_ms,
+            result,
         };
         if conn.tx.send(build(sequence)).await.is_err() {
             conn.unregister(sequence);
-            return Err(SendError::ConnectionLost);
+            return sent(Err(SendError::ConnectionLost));
         }
-        match timeout(inner.settings.response_timeout, rx).await {
+        sent(match timeout(inner.settings.response_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(SendError::ConnectionLost),
             Err(_) => {
                 conn.unregister(sequence);
                 Err(SendError::Timeout)
             }
-        }
+        })
     }
 
     /// Asks the peer to close (waiting briefly for its answer), stops reconnecting and waits for

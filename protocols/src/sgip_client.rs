@@ -44,6 +44,7 @@ use crate::sgip::{
     self, login_type, report_flag, report_state, Bind, Body, Deliver, Pdu, Report, Resp,
     SequenceNumber, SgipCodec, SgipError, Submit,
 };
+use crate::trace::Submitted;
 
 /// SGIP allows at most this many requests awaiting a response on a connection [SGIP §4.1].
 pub const MAX_WINDOW: usize = 32;
@@ -227,32 +228,50 @@ impl SgipClient {
     /// segment's `carrier_id` is the Submit's sequence number (`node-MMDDhhmmss-counter`), the
     /// id the gateway's Report names it by.
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(seg).await.result
+    }
+
+    /// [`SgipClient::submit`], with the PDUs' facts for the protocol trace (the sequence is the
+    /// counter part of SGIP's three-part sequence number).
+    pub async fn submit_traced(&self, seg: OutboundSegment) -> Submitted {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
+            Err(e) => return Submitted::refused("SGIP_SUBMIT", SubmitOutcome::not_sent(e)),
         };
         let link = self.engine.protocol();
         // The sequence number is made when the request is sent; it is kept to name the submit.
         let sent_as: Mutex<Option<SequenceNumber>> = Mutex::new(None);
-        let response = self
+        let exchange = self
             .engine
-            .request(|counter| {
+            .request_traced(|counter| {
                 let sequence = link.sequence(counter);
                 if let Ok(mut slot) = sent_as.lock() {
                     *slot = Some(sequence);
                 }
                 Pdu::new(sequence, Body::Submit(Box::new(submit)))
             })
-            .await?;
+            .await;
         let sequence = sent_as.lock().ok().and_then(|s| *s);
-        Ok(match (response.body, sequence) {
-            (Body::SubmitResp(r), Some(sequence)) if r.result == 0 => SubmitOutcome::Accepted {
-                carrier_id: sequence.to_string(),
-            },
-            (Body::SubmitResp(r), _) => {
-                SubmitOutcome::rejected(u32::from(r.result), sgip::result_meaning(r.result))
+        crate::client::traced("SGIP_SUBMIT", exchange, |response| {
+            match (response.body, sequence) {
+                (Body::SubmitResp(r), Some(sequence)) if r.result == 0 => (
+                    "SGIP_SUBMIT_RESP".to_string(),
+                    0,
+                    SubmitOutcome::Accepted {
+                        carrier_id: sequence.to_string(),
+                    },
+                ),
+                (Body::SubmitResp(r), _) => (
+                    "SGIP_SUBMIT_RESP".to_string(),
+                    u32::from(r.result),
+                    SubmitOutcome::rejected(u32::from(r.result), sgip::result_meaning(r.result)),
+                ),
+                (other, _) => (
+                    format!("{:#010x}", other.command_id()),
+                    0,
+                    SubmitOutcome::unexpected(other.command_id(), "Submit"),
+                ),
             }
-            (other, _) => SubmitOutcome::unexpected(other.command_id(), "Submit"),
         })
     }
 
@@ -438,7 +457,10 @@ fn gateway_request(
             mo_event(sequence, *d),
             Pdu::new(sequence, Body::DeliverResp(ok)),
         )),
-        Body::Report(r) => Some((report_event(r), Pdu::new(sequence, Body::ReportResp(ok)))),
+        Body::Report(r) => Some((
+            report_event(r).map(|e| e.received_in("SGIP_REPORT", sequence.number)),
+            Pdu::new(sequence, Body::ReportResp(ok)),
+        )),
         other => {
             tracing::warn!(
                 %link,
@@ -473,13 +495,16 @@ fn report_event(r: Report) -> Option<ClientEvent> {
     }
     let now = chrono::Local::now();
     // report_stat is DELIVRD exactly for report_state::DELIVERED.
-    Some(ClientEvent::Report(DeliveryReport::new(
-        r.submit_sequence.to_string(),
-        sgip::national_number(&r.user_number).to_string(),
-        sgip::report_stat(r.state, r.error_code),
-        submit_time(r.submit_sequence.time, &now),
-        now.format("%y%m%d%H%M").to_string(),
-    )))
+    Some(ClientEvent::Report(
+        DeliveryReport::new(
+            r.submit_sequence.to_string(),
+            sgip::national_number(&r.user_number).to_string(),
+            sgip::report_stat(r.state, r.error_code),
+            submit_time(r.submit_sequence.time, &now),
+            now.format("%y%m%d%H%M").to_string(),
+        )
+        .with_error_code(r.error_code.to_string()),
+    ))
 }
 
 /// YYMMDDHHMM (as CMPP reports carry) from the MMDDhhmmss in a sequence number; the year is the

@@ -24,6 +24,7 @@ use crate::smgp::{
     Submit, Tlvs,
 };
 use crate::telecom::{auth, link};
+use crate::trace::Submitted;
 
 /// MsgType of an SP's mobile-terminated message.
 const MSG_TYPE_MT: u8 = 6;
@@ -76,19 +77,30 @@ impl SmgpClient {
     /// Waits for a window slot (and a live connection, up to response_timeout), sends Submit,
     /// awaits Submit_Resp.
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(seg).await.result
+    }
+
+    /// [`SmgpClient::submit`], with the PDUs' facts for the protocol trace.
+    pub async fn submit_traced(&self, seg: OutboundSegment) -> Submitted {
         let submit = match self.build_submit(&seg) {
             Ok(s) => s,
-            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
+            Err(e) => return Submitted::refused("SMGP_SUBMIT", SubmitOutcome::not_sent(e)),
         };
-        let response = self
+        let exchange = self
             .engine
-            .request(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
-            .await?;
-        Ok(match response.body {
-            Body::SubmitResp(r) => {
-                SubmitOutcome::answered(r.status, || r.msg_id.to_string(), smgp::status)
-            }
-            other => SubmitOutcome::unexpected(other.command_id(), "Submit"),
+            .request_traced(|seq| Pdu::new(seq, Body::Submit(Box::new(submit))))
+            .await;
+        crate::client::traced("SMGP_SUBMIT", exchange, |response| match response.body {
+            Body::SubmitResp(r) => (
+                "SMGP_SUBMIT_RESP".to_string(),
+                r.status,
+                SubmitOutcome::answered(r.status, || r.msg_id.to_string(), smgp::status),
+            ),
+            other => (
+                format!("{:#010x}", other.command_id()),
+                0,
+                SubmitOutcome::unexpected(other.command_id(), "Submit"),
+            ),
         })
     }
 
@@ -245,7 +257,7 @@ impl LinkProtocol for SmgpLink {
                         status: 0,
                     }),
                 )),
-                event: deliver_event(*d),
+                event: deliver_event(*d).map(|e| e.received_in("SMGP_DELIVER", sequence)),
             },
             body if body.is_response() => Inbound::Response {
                 sequence,
@@ -343,6 +355,8 @@ mod tests {
                 delivered: false,
                 submit_time: "2401161700".into(),
                 done_time: "2401161701".into(),
+                error_code: String::new(),
+                pdu: Default::default(),
                 ack: crate::ack::Ack::none(),
             }))
         );

@@ -31,6 +31,7 @@ use crate::smpp::{
     Tlv, VERSION_3_3, VERSION_3_4, VERSION_5_0,
 };
 use crate::text::Segment;
+use crate::trace::Submitted;
 
 /// Code reported in [`SubmitOutcome::Rejected`] for a segment refused before sending (a field
 /// does not fit, or the link is bound as a receiver) or answered with an unexpected PDU.
@@ -331,23 +332,39 @@ impl SmppClient {
     /// Waits for a window slot (and for a live connection, up to response_timeout), sends
     /// submit_sm, awaits submit_sm_resp (or a generic_nack).
     pub async fn submit(&self, seg: OutboundSegment) -> Result<SubmitOutcome, SendError> {
+        self.submit_traced(seg).await.result
+    }
+
+    /// [`SmppClient::submit`], with the PDUs' facts for the protocol trace.
+    pub async fn submit_traced(&self, seg: OutboundSegment) -> Submitted {
         let link = self.main.protocol();
         if !link.bind.can_send() {
-            return Ok(SubmitOutcome::Rejected {
-                code: LOCAL_REJECT,
-                retryable: false,
-                description: "not sent: the link is bound as a receiver".into(),
-            });
+            return Submitted::refused(
+                "submit_sm",
+                SubmitOutcome::Rejected {
+                    code: LOCAL_REJECT,
+                    retryable: false,
+                    description: "not sent: the link is bound as a receiver".into(),
+                },
+            );
         }
         let sm = match link.build_submit(&seg) {
             Ok(sm) => sm,
-            Err(e) => return Ok(SubmitOutcome::not_sent(e)),
+            Err(e) => return Submitted::refused("submit_sm", SubmitOutcome::not_sent(e)),
         };
-        let response = self
+        let exchange = self
             .main
-            .request(|seq| Pdu::new(seq, Body::SubmitSm(Box::new(sm))))
-            .await?;
-        Ok(link.submit_outcome(response))
+            .request_traced(|seq| Pdu::new(seq, Body::SubmitSm(Box::new(sm))))
+            .await;
+        crate::client::traced("submit_sm", exchange, |response| {
+            let name = match &response.body {
+                Body::SubmitSmResp(_) => "submit_sm_resp".to_string(),
+                Body::GenericNack => "generic_nack".to_string(),
+                other => format!("{:#010x}", other.command_id()),
+            };
+            let status = response.command_status;
+            (name, status, link.submit_outcome(response))
+        })
     }
 
     pub fn is_connected(&self) -> bool {
@@ -557,16 +574,19 @@ impl SmppLink {
             (_, Some(word)) => word.to_string(),
             _ => "UNKNOWN".to_string(),
         };
-        let (submit_time, done_time) = parsed
-            .map(|p| (p.submit_date, p.done_date))
+        let (submit_time, done_time, err) = parsed
+            .map(|p| (p.submit_date, p.done_date, p.err))
             .unwrap_or_default();
-        Some(ClientEvent::Report(DeliveryReport::new(
-            carrier_id,
-            sm.source_addr.clone(),
-            stat,
-            submit_time,
-            done_time,
-        )))
+        Some(ClientEvent::Report(
+            DeliveryReport::new(
+                carrier_id,
+                sm.source_addr.clone(),
+                stat,
+                submit_time,
+                done_time,
+            )
+            .with_error_code(err),
+        ))
     }
 }
 
@@ -707,7 +727,9 @@ impl LinkProtocol for SmppLink {
             },
             Body::DeliverSm(sm) => Inbound::Request {
                 reply: Some(Pdu::new(seq, Body::DeliverSmResp(SmResp::default()))),
-                event: self.deliver_event(&sm),
+                event: self
+                    .deliver_event(&sm)
+                    .map(|e| e.received_in("deliver_sm", seq)),
             },
             Body::DataSm(d) => {
                 let sm = Sm {
@@ -720,7 +742,9 @@ impl LinkProtocol for SmppLink {
                 };
                 Inbound::Request {
                     reply: Some(Pdu::new(seq, Body::DataSmResp(SmResp::default()))),
-                    event: self.deliver_event(&sm),
+                    event: self
+                        .deliver_event(&sm)
+                        .map(|e| e.received_in("data_sm", seq)),
                 }
             }
             body if body.is_response() => Inbound::Response {
@@ -849,6 +873,8 @@ mod tests {
                 delivered: false,
                 submit_time: "2511250701".into(),
                 done_time: "2511250702".into(),
+                error_code: "001".into(),
+                pdu: Default::default(),
                 ack: crate::ack::Ack::none(),
             }))
         );

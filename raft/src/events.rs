@@ -19,7 +19,7 @@ pub struct Event {
     pub at_ms: u64,
     #[prost(
         oneof = "event::Kind",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17"
     )]
     pub kind: Option<event::Kind>,
 }
@@ -58,6 +58,8 @@ pub mod event {
         MoReceived(super::MoReceived),
         #[prost(message, tag = "16")]
         MoAssemblyClosed(super::MoAssemblyClosed),
+        #[prost(message, tag = "17")]
+        CarrierUnanswered(super::CarrierUnanswered),
     }
 }
 
@@ -150,6 +152,14 @@ pub struct CarrierAccepted {
     pub segment: u32,
     #[prost(string, tag = "4")]
     pub carrier_id: String,
+    /// The SUBMIT and its response, for the protocol trace (absent in events of older nodes).
+    #[prost(message, optional, tag = "20")]
+    pub pdus: Option<SubmitPdus>,
+    /// The connection slot that sent it (empty: the link's only one) and the node holding it.
+    #[prost(string, tag = "21")]
+    pub slot: String,
+    #[prost(uint64, tag = "22")]
+    pub node: u64,
 }
 
 /// The carrier refused one segment.
@@ -178,6 +188,13 @@ pub struct CarrierRejected {
     /// empty = back to the route's (or the link's own) queue.
     #[prost(string, tag = "12")]
     pub retry_link: String,
+    /// The SUBMIT and its response, for the protocol trace (absent in events of older nodes).
+    #[prost(message, optional, tag = "20")]
+    pub pdus: Option<SubmitPdus>,
+    #[prost(string, tag = "21")]
+    pub slot: String,
+    #[prost(uint64, tag = "22")]
+    pub node: u64,
 }
 
 /// A delivery report from the carrier, matched to its message by `link` and `carrier_id`.
@@ -197,6 +214,91 @@ pub struct DeliveryReported {
     /// The carrier's own completion time, as it wrote it.
     #[prost(string, tag = "6")]
     pub carrier_time: String,
+    /// The PDU the report came in (`CMPP_DELIVER`, `deliver_sm`, …) and its sequence number,
+    /// for the protocol trace; empty in events of older nodes.
+    #[prost(string, tag = "20")]
+    pub command: String,
+    #[prost(uint32, tag = "21")]
+    pub sequence: u32,
+    /// The carrier's raw error code beside `status`, where the protocol has one (`err:`).
+    #[prost(string, tag = "22")]
+    pub error_code: String,
+    /// The carrier's own submit time, as it wrote it.
+    #[prost(string, tag = "23")]
+    pub carrier_submit_time: String,
+    /// The connection slot the report arrived on (empty: the link's only one).
+    #[prost(string, tag = "24")]
+    pub slot: String,
+}
+
+/// One submit PDU as it went on the wire and what answered it: the facts of a protocol trace
+/// line. Carried inside the events written for each exchange anyway, so tracing adds no
+/// Raft entry to the path of a message that goes through.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubmitPdus {
+    /// The request's command name in the protocol's spelling (`CMPP_SUBMIT`, `submit_sm`, …).
+    #[prost(string, tag = "1")]
+    pub command: String,
+    /// Its sequence number; 0 = it never reached a connection.
+    #[prost(uint32, tag = "2")]
+    pub sequence: u32,
+    /// How long before the event's `at_ms` (the response's time, or the failure's) it was
+    /// handed to the connection: a delta, which takes fewer bytes than a time on every message.
+    #[prost(uint32, tag = "3")]
+    pub sent_ms_before: u32,
+    /// The response's command name when it is not the request's own response (a generic_nack,
+    /// an unexpected PDU); empty for the usual response (see [`SubmitPdus::response_name`]),
+    /// again to keep the bytes written for every message few.
+    #[prost(string, tag = "4")]
+    pub response: String,
+    /// The response's raw status or result code.
+    #[prost(uint32, tag = "5")]
+    pub status: u32,
+}
+
+impl SubmitPdus {
+    /// The name of the request's own response: every protocol Herald speaks names it after the
+    /// request (`CMPP_SUBMIT_RESP`, `submit_sm_resp`).
+    pub fn own_response(command: &str) -> String {
+        let lower = command.bytes().any(|b| b.is_ascii_lowercase());
+        format!("{command}{}", if lower { "_resp" } else { "_RESP" })
+    }
+
+    /// The response's command name, for an event that had a response.
+    pub fn response_name(&self) -> String {
+        if self.response.is_empty() {
+            SubmitPdus::own_response(&self.command)
+        } else {
+            self.response.clone()
+        }
+    }
+
+    /// When the request was sent, given the event's time.
+    pub fn sent_at_ms(&self, event_at_ms: u64) -> u64 {
+        event_at_ms.saturating_sub(u64::from(self.sent_ms_before))
+    }
+}
+
+/// A segment's submit got no answer: no response in time, the connection was lost with it in
+/// the window, or no connection came up to send it on. Written for the protocol trace only — the
+/// message stays in flight and its sender tries again — so only failures cost an event.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CarrierUnanswered {
+    #[prost(uint64, tag = "1")]
+    pub message_id: u64,
+    #[prost(string, tag = "2")]
+    pub link: String,
+    #[prost(string, tag = "3")]
+    pub slot: String,
+    #[prost(uint64, tag = "4")]
+    pub node: u64,
+    #[prost(uint32, tag = "5")]
+    pub segment: u32,
+    #[prost(message, optional, tag = "6")]
+    pub pdus: Option<SubmitPdus>,
+    /// Why nothing answered, as the link saw it.
+    #[prost(string, tag = "7")]
+    pub failure: String,
 }
 
 /// The message's validity ran out before it reached a terminal state.
@@ -398,6 +500,7 @@ impl Event {
             Some(NodeDrain(_)) => "NodeDrainChanged",
             Some(MoReceived(_)) => "MoReceived",
             Some(MoAssemblyClosed(_)) => "MoAssemblyClosed",
+            Some(CarrierUnanswered(_)) => "CarrierUnanswered",
             None => "Unknown",
         }
     }

@@ -12,7 +12,7 @@
 
 use crate::events::{Event, MessageSubmitted};
 use crate::projection::{
-    load_message, next_id, save_record, start_waiting, unqueue, Kv, ProjectionError,
+    load_message, next_id, remember, save_record, start_waiting, unqueue, Kv, ProjectionError,
 };
 use crate::records::{MessageRecord, MessageState};
 use crate::types::EventOutcome;
@@ -133,7 +133,7 @@ pub(crate) fn settle_group(
                     "withdrawn: copy {} delivered message {} first",
                     group.won_by, group.id
                 );
-                copy.timeline.push(event.clone());
+                remember(copy, event.clone());
                 save_record(kv, copy, state)?;
             } else if state == MessageState::Delivered && !copy.duplicate {
                 copy.duplicate = true;
@@ -163,7 +163,7 @@ pub(crate) fn settle_group(
         .min()
         .unwrap_or(0);
     if next != before {
-        group.timeline.push(event.clone());
+        remember(&mut group, event.clone());
     }
     save_record(kv, &group, before)
 }
@@ -220,7 +220,7 @@ fn settle_split(
         .max()
         .unwrap_or(0);
     if next != before {
-        group.timeline.push(event.clone());
+        remember(&mut group, event.clone());
     }
     save_record(kv, &group, before)
 }
@@ -291,12 +291,12 @@ pub(crate) fn finish_group(
         let copy_before = copy.state();
         unqueue(kv, &copy)?;
         copy.state = state as u32;
-        copy.timeline.push(event.clone());
+        remember(&mut copy, event.clone());
         save_record(kv, &copy, copy_before)?;
     }
     group.state = state as u32;
     group.not_before_ms = 0;
-    group.timeline.push(event.clone());
+    remember(&mut group, event.clone());
     save_record(kv, &group, before)?;
     Ok(EventOutcome::Applied)
 }

@@ -15,4 +15,5 @@ pub mod reader;
 pub mod records;
 pub mod replies;
 pub mod state_machine;
+pub mod trace;
 pub mod types;

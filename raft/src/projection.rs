@@ -22,6 +22,22 @@ use crate::types::EventOutcome;
 /// How many times a message is offered to a carrier that answers "retry later" before it fails.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// How many events a message's timeline keeps: the submission and the latest others. A message
+/// retried under flow control or sent over a flapping link for its whole validity would
+/// otherwise grow its record (rewritten on every event) without bound.
+pub const TIMELINE_LIMIT: usize = 64;
+
+/// Appends `event` to the message's timeline, dropping the oldest event after the submission
+/// once the timeline is full (and counting what was dropped).
+pub(crate) fn remember(msg: &mut MessageRecord, event: Event) {
+    if msg.timeline.len() >= TIMELINE_LIMIT {
+        let excess = msg.timeline.len() + 1 - TIMELINE_LIMIT;
+        msg.timeline.drain(1..1 + excess);
+        msg.timeline_dropped = msg.timeline_dropped.saturating_add(excess as u32);
+    }
+    msg.timeline.push(event);
+}
+
 /// Key-value access to the projection's column families.
 pub trait Kv {
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError>;
@@ -380,7 +396,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 keys::inflight(&d.link, msg.id),
                 keys::inflight_value(d.epoch, &d.slot),
             );
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
@@ -406,14 +422,14 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 keys::carrier_id(&a.link, &a.carrier_id),
                 value,
             );
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
             let orphan_key = keys::carrier_id(&a.link, &a.carrier_id);
             if let Some(bytes) = kv.get(CF_ORPHAN_REPORTS, &orphan_key)? {
                 let orphan: Event = decode("orphan report", &bytes)?;
                 kv.delete(CF_ORPHAN_REPORTS, orphan_key);
                 if let Some(Kind::DeliveryReported(report)) = &orphan.kind {
                     record_report(&mut msg, a.segment, report);
-                    msg.timeline.push(orphan.clone());
+                    remember(&mut msg, orphan.clone());
                 }
             }
             settle(kv, &mut msg)?;
@@ -435,7 +451,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             }
             msg.last_error = format!("carrier code {}: {}", r.code, r.description);
             msg.last_code = r.code;
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
             kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
             let retry = if r.policy_decided {
                 r.retry_at_ms > 0
@@ -483,7 +499,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             };
             let before = msg.state();
             record_report(&mut msg, seg, report);
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
             settle(kv, &mut msg)?;
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
@@ -503,7 +519,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             }
             kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
             enqueue(kv, &mut msg, false)?;
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
@@ -528,7 +544,20 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             // Given back to the route: any of its links may take it, not only a retry's link.
             msg.retry_link.clear();
             enqueue(kv, &mut msg, false)?;
-            msg.timeline.push(event.clone());
+            remember(&mut msg, event.clone());
+            save(kv, &msg, before, event)?;
+            Ok(EventOutcome::Applied)
+        }
+        Kind::CarrierUnanswered(u) => {
+            // Trace only: the message's state does not change (its sender tries again).
+            let Some(mut msg) = load_message(kv, u.message_id)? else {
+                return Ok(ignored("unknown message"));
+            };
+            let before = msg.state();
+            if before.is_terminal() {
+                return Ok(ignored("message is already terminal"));
+            }
+            remember(&mut msg, event.clone());
             save(kv, &msg, before, event)?;
             Ok(EventOutcome::Applied)
         }
@@ -665,7 +694,7 @@ fn finish_early(
     }
     unqueue(kv, &msg)?;
     msg.state = state as u32;
-    msg.timeline.push(event.clone());
+    remember(&mut msg, event.clone());
     save(kv, &msg, before, event)?;
     Ok(EventOutcome::Applied)
 }

@@ -134,7 +134,8 @@ pub struct MessageRecord {
     pub node: u64,
     #[prost(message, repeated, tag = "15")]
     pub segments: Vec<SegmentRecord>,
-    /// Every event that concerned this message, in log order.
+    /// The events that concerned this message, in log order: the submission and the latest
+    /// [`crate::projection::TIMELINE_LIMIT`] − 1 others (the protocol trace is read from them).
     #[prost(message, repeated, tag = "16")]
     pub timeline: Vec<Event>,
     #[prost(string, tag = "17")]
@@ -175,6 +176,10 @@ pub struct MessageRecord {
     /// copy is. Without it, a group is a fan-out, delivered by its first copy.
     #[prost(bool, tag = "28")]
     pub split: bool,
+    /// How many events were left out of `timeline` to keep it bounded (the oldest after the
+    /// submission; see [`crate::projection::TIMELINE_LIMIT`]).
+    #[prost(uint32, tag = "29")]
+    pub timeline_dropped: u32,
 }
 
 impl MessageRecord {

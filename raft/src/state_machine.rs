@@ -633,6 +633,7 @@ mod tests {
             link: "acme".into(),
             segment,
             carrier_id: carrier_id.into(),
+            ..Default::default()
         })
     }
 

@@ -226,6 +226,7 @@ fn a_requeue_by_the_dispatching_connection_returns_the_message_to_its_route() {
             link: "backup".into(),
             segment: 0,
             carrier_id: "x".into(),
+            ..Default::default()
         }),
     );
     applied(
@@ -475,6 +476,7 @@ fn carrier_accepts(id: u64, link: &str, carrier_id: &str) -> Kind {
         link: link.into(),
         segment: 0,
         carrier_id: carrier_id.into(),
+        ..Default::default()
     })
 }
 

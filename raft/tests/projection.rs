@@ -6,9 +6,9 @@
 
 use herald_raft::db::{CF_INFLIGHT, CF_ORPHAN_REPORTS, CF_QUEUE, CF_SCHEDULED, CF_SM_META};
 use herald_raft::events::{
-    event::Kind, CarrierAccepted, CarrierRejected, DeliveryReported, Event, LinkAssigned,
-    MessageCanceled, MessageDispatched, MessageExpired, MessageReleased, MessageRequeued,
-    MessageSubmitted, MoAssemblyClosed, MoConcat, MoReceived,
+    event::Kind, CarrierAccepted, CarrierRejected, CarrierUnanswered, DeliveryReported, Event,
+    LinkAssigned, MessageCanceled, MessageDispatched, MessageExpired, MessageReleased,
+    MessageRequeued, MessageSubmitted, MoAssemblyClosed, MoConcat, MoReceived,
 };
 use herald_raft::keys;
 use herald_raft::projection::{
@@ -67,6 +67,7 @@ fn accepted(id: u64, segment: u32, carrier_id: &str) -> Kind {
         link: LINK.into(),
         segment,
         carrier_id: carrier_id.into(),
+        ..Default::default()
     })
 }
 
@@ -90,6 +91,7 @@ fn report(carrier_id: &str, delivered: bool) -> Kind {
         status: if delivered { "DELIVRD" } else { "UNDELIV" }.into(),
         delivered,
         carrier_time: "2501011200".into(),
+        ..Default::default()
     })
 }
 
@@ -837,6 +839,7 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 link: link.into(),
                 segment,
                 carrier_id: c.into(),
+                ..Default::default()
             })
         }),
         2 => (id.clone(), link.clone(), any::<bool>()).prop_map(|(id, link, retryable)| {
@@ -858,6 +861,16 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
                 status: String::new(),
                 delivered,
                 carrier_time: String::new(),
+                ..Default::default()
+            })
+        }),
+        1 => (id.clone(), link.clone(), 0..3u32).prop_map(|(message_id, link, segment)| {
+            Kind::CarrierUnanswered(CarrierUnanswered {
+                message_id,
+                link: link.into(),
+                segment,
+                failure: "connection lost".into(),
+                ..Default::default()
             })
         }),
         1 => id.clone().prop_map(expire),

@@ -281,6 +281,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 "account": account,
                                 "dest": submit.dest_terminal_ids.first().cloned().unwrap_or_default(),
                                 "result": code,
+                                "seq": seq,
                                 "at_ms": now_ms(),
                             }));
                             Some(Pdu::new(seq, Body::SubmitResp(SubmitResp { msg_id: 0, result: code })))
@@ -354,6 +355,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                     "msg_id": report.msg_id.to_string(),
                                     "dest": report.dest,
                                     "stat": report.stat,
+                                    "seq": sequence,
                                     "at_ms": now_ms(),
                                 }));
                                 report_pdu(sequence, report)
@@ -364,6 +366,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                     "account": account,
                                     "conn": id,
                                     "msg_id": part.msg_id.to_string(),
+                                    "seq": sequence,
                                     "at_ms": now_ms(),
                                 }));
                                 Pdu::new(sequence, Body::Deliver(Box::new(part.clone())))
@@ -604,6 +607,7 @@ fn accept_submit(
             "text": text,
             "pk_total": submit.pk_total,
             "pk_number": submit.pk_number,
+            "seq": sequence,
             "at_ms": now_ms(),
         }));
         if submit.registered_delivery == 1 {

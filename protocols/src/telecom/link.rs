@@ -49,6 +49,7 @@ pub fn delivery_report(receipt: Receipt, dest: String) -> DeliveryReport {
         receipt.submit_date,
         receipt.done_date,
     )
+    .with_error_code(receipt.err)
 }
 
 /// Recognises a concatenation UDH at the front of `payload` (8-bit `05 00 03 ref total n` or

@@ -22,6 +22,7 @@ use herald_protocols::link::LinkClient;
 use herald_protocols::sgip_client::SgipClient;
 use herald_protocols::smgp_client::SmgpClient;
 use herald_protocols::smpp_client::SmppClient;
+use herald_protocols::trace::Submitted;
 use herald_protocols::{
     ClientEvent, CmppClient, LinkSettings, OutboundSegment, Segment, SendError, SubmitOutcome,
 };
@@ -200,6 +201,7 @@ pub fn link_settings(
 /// What every protocol's client offers, so one test step serves them all.
 pub trait Client: Clone + Send + Sync + 'static {
     fn submit(&self, seg: OutboundSegment) -> impl Future<Output = Outcome> + Send;
+    fn submit_traced(&self, seg: OutboundSegment) -> impl Future<Output = Submitted> + Send;
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
     fn is_connected(&self) -> bool;
 }
@@ -209,6 +211,9 @@ macro_rules! client {
         impl Client for $client {
             fn submit(&self, seg: OutboundSegment) -> impl Future<Output = Outcome> + Send {
                 <$client>::submit(self, seg)
+            }
+            fn submit_traced(&self, seg: OutboundSegment) -> impl Future<Output = Submitted> + Send {
+                <$client>::submit_traced(self, seg)
             }
             fn shutdown(&self) -> impl Future<Output = ()> + Send {
                 <$client>::shutdown(self)
@@ -271,15 +276,29 @@ pub async fn submit_each(client: &impl Client, segments: &[OutboundSegment]) -> 
 }
 
 /// Submits every segment at once and requires each to be accepted under an id of its own that
-/// passes `check_id`; carrier id → destination.
+/// passes `check_id`, each trace naming its submit, a sequence of its own, its send time and a
+/// response with status 0; carrier id → destination.
 pub async fn submit_all_accepted(
     client: &impl Client,
     segments: &[OutboundSegment],
     check_id: impl Fn(&str),
 ) -> HashMap<String, String> {
-    let results = submit_each(client, segments).await;
+    let submits = segments.iter().cloned().map(|seg| {
+        let client = client.clone();
+        tokio::spawn(async move { client.submit_traced(seg).await })
+    });
+    let results = within("traced submits", futures::future::join_all(submits)).await;
     let mut carrier_ids = HashMap::new();
-    for (seg, result) in segments.iter().zip(results) {
+    let mut sequences = HashSet::new();
+    for (seg, submitted) in segments.iter().zip(results) {
+        let Submitted { trace, result } = submitted.expect("submit task");
+        assert!(!trace.command.is_empty(), "{trace:?}");
+        assert!(trace.sent_at_ms > 0, "{trace:?}");
+        assert!(
+            sequences.insert(trace.sequence) && trace.sequence != 0,
+            "{trace:?}"
+        );
+        assert!(!trace.response.is_empty() && trace.status == 0, "{trace:?}");
         match result {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
                 check_id(&carrier_id);
@@ -319,6 +338,10 @@ pub async fn expect_reports(
                     assert_eq!(r.delivered, r.stat == "DELIVRD");
                     assert_eq!(r.submit_time.len(), 10, "{r:?}");
                     assert_eq!(r.done_time.len(), 10, "{r:?}");
+                    assert!(
+                        !r.pdu.command.is_empty() && r.pdu.received_at_ms > 0,
+                        "{r:?}"
+                    );
                     assert!(reported.insert(r.carrier_id), "duplicate report");
                 }
                 Some(ClientEvent::Disconnected { reason }) => panic!("link dropped: {reason}"),
