@@ -154,13 +154,13 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn state_name(state: i32) -> &'static str {
+pub(crate) fn state_name(state: i32) -> &'static str {
     MessageState::try_from(state)
         .map(|s| s.as_str_name())
         .unwrap_or("UNKNOWN")
 }
 
-fn time(ms: u64) -> String {
+pub(crate) fn time(ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(ms as i64)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
         .unwrap_or_else(|| ms.to_string())

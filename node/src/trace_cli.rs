@@ -2,9 +2,9 @@
 //! or decision taken about it, ending with the message's state and why it is there.
 
 use herald_api::v1::messaging_client::MessagingClient;
-use herald_api::v1::{GetTraceRequest, GetTraceResponse, MessageState, TraceLine};
+use herald_api::v1::{GetTraceRequest, GetTraceResponse, TraceLine};
 
-use crate::cli_client::{channel, status_error};
+use crate::cli_client::{channel, state_name, status_error, time};
 
 #[derive(clap::Args)]
 pub struct TraceArgs {
@@ -32,18 +32,6 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<()> {
         print!("{}", render(&trace));
     }
     Ok(())
-}
-
-fn state_name(state: i32) -> &'static str {
-    MessageState::try_from(state)
-        .map(|s| s.as_str_name())
-        .unwrap_or("UNKNOWN")
-}
-
-fn time(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms as i64)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// One line: time, link (slot), node, direction, command, sequence, segment, status, meaning.
@@ -126,6 +114,7 @@ fn as_json(t: &GetTraceResponse) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_api::v1::MessageState;
 
     fn line(direction: &str, command: &str, sequence: u32, status: &str) -> TraceLine {
         TraceLine {

@@ -25,38 +25,17 @@ pub(crate) fn create_group(
     event: &Event,
 ) -> Result<(), ProjectionError> {
     for (i, link) in s.fan_out_links.iter().enumerate() {
-        let mut copy = MessageRecord {
-            id: next_id(kv)?,
-            copy_of: group.id,
-            client_id: group.client_id.clone(),
-            client_ref: group.client_ref.clone(),
-            recipients: group.recipients.clone(),
-            text: group.text.clone(),
-            priority: group.priority,
-            // The first copy waits in the route's queue and fails over like any routed message;
-            // each other copy is pinned to its own link, so the copies really travel apart.
-            route: if i == 0 {
-                group.route.clone()
-            } else {
-                String::new()
-            },
-            link: link.clone(),
-            submitted_at_ms: group.submitted_at_ms,
-            expires_at_ms: group.expires_at_ms,
-            timeline: vec![event.clone()],
-            ..Default::default()
+        // The first copy waits in the route's queue and fails over like any routed message;
+        // each other copy is pinned to its own link, so the copies really travel apart.
+        let route = if i == 0 {
+            group.route.clone()
+        } else {
+            String::new()
         };
-        start_waiting(kv, &mut copy, s, event)?;
-        save_record(kv, &copy, MessageState::Accepted)?;
-        group.copies.push(copy.id);
+        let recipients = group.recipients.clone();
+        add_copy(kv, &mut group, recipients, route, link.clone(), s, event)?;
     }
-    if s.send_at_ms > event.at_ms {
-        group.state = MessageState::Scheduled as u32;
-        group.not_before_ms = s.send_at_ms;
-    } else {
-        group.state = MessageState::Accepted as u32;
-    }
-    save_record(kv, &group, MessageState::Accepted)
+    store_group(kv, group, s, event)
 }
 
 /// Creates one copy per route of `s.split`, each with its own recipients, and stores the group.
@@ -67,27 +46,61 @@ pub(crate) fn create_split_group(
     event: &Event,
 ) -> Result<(), ProjectionError> {
     for part in &s.split {
-        let mut copy = MessageRecord {
-            id: next_id(kv)?,
-            copy_of: group.id,
-            client_id: group.client_id.clone(),
-            client_ref: group.client_ref.clone(),
-            recipients: part.recipients.clone(),
-            text: group.text.clone(),
-            priority: group.priority,
-            route: part.route.clone(),
-            link: part.link.clone(),
-            submitted_at_ms: group.submitted_at_ms,
-            expires_at_ms: group.expires_at_ms,
-            timeline: vec![event.clone()],
-            ..Default::default()
-        };
-        start_waiting(kv, &mut copy, s, event)?;
-        save_record(kv, &copy, MessageState::Accepted)?;
-        group.copies.push(copy.id);
+        let (recipients, route) = (part.recipients.clone(), part.route.clone());
+        add_copy(
+            kv,
+            &mut group,
+            recipients,
+            route,
+            part.link.clone(),
+            s,
+            event,
+        )?;
     }
     group.split = true;
     group.route.clear();
+    store_group(kv, group, s, event)
+}
+
+/// A new copy of `group` to `recipients` through `route` (or `link` alone), waiting like any
+/// new message.
+fn add_copy(
+    kv: &mut impl Kv,
+    group: &mut MessageRecord,
+    recipients: Vec<String>,
+    route: String,
+    link: String,
+    s: &MessageSubmitted,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    let mut copy = MessageRecord {
+        id: next_id(kv)?,
+        copy_of: group.id,
+        client_id: group.client_id.clone(),
+        client_ref: group.client_ref.clone(),
+        recipients,
+        text: group.text.clone(),
+        priority: group.priority,
+        route,
+        link,
+        submitted_at_ms: group.submitted_at_ms,
+        expires_at_ms: group.expires_at_ms,
+        timeline: vec![event.clone()],
+        ..Default::default()
+    };
+    start_waiting(kv, &mut copy, s, event)?;
+    save_record(kv, &copy, MessageState::Accepted)?;
+    group.copies.push(copy.id);
+    Ok(())
+}
+
+/// Stores a new group, waiting (or scheduled) like its copies.
+fn store_group(
+    kv: &mut impl Kv,
+    mut group: MessageRecord,
+    s: &MessageSubmitted,
+    event: &Event,
+) -> Result<(), ProjectionError> {
     if s.send_at_ms > event.at_ms {
         group.state = MessageState::Scheduled as u32;
         group.not_before_ms = s.send_at_ms;

@@ -77,6 +77,17 @@ fn submit_times(cluster: &Cluster, sim: &str) -> Vec<i64> {
     times
 }
 
+/// A three-node cluster with these simulators and links, once it has a leader.
+async fn cluster_of(sims: Vec<SimSpec>, links: Vec<LinkSpec>) -> Cluster {
+    let cluster = Cluster::start(Options {
+        sims,
+        links,
+        ..Options::default()
+    });
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster
+}
+
 fn timeline_kinds(m: &herald_api::v1::GetMessageResponse) -> Vec<String> {
     m.timeline.iter().map(|e| e.kind.clone()).collect()
 }
@@ -815,13 +826,12 @@ async fn an_urgent_message_goes_through_two_gateways_and_the_first_delivery_wins
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retryable_refusal_moves_the_message_to_the_next_gateway() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start(Options {
+    let cluster = cluster_of(
         // Code 9 is permanent for CMPP, but the policy retries it (retry-codes).
-        sims: vec![sim("a", &["--reject-dest", "1390000=9"]), sim("b", &[])],
-        links: vec![link("cmpp-a", "a", 300, 1), link("cmpp-b", "b", 300, 1)],
-        ..Options::default()
-    });
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
+        vec![sim("a", &["--reject-dest", "1390000=9"]), sim("b", &[])],
+        vec![link("cmpp-a", "a", 300, 1), link("cmpp-b", "b", 300, 1)],
+    )
+    .await;
     cluster.set_policy(1, TWO_GATEWAYS).await;
     let text = "outage notice";
     let id = submit(&cluster, message("13900005678", text)).await;
@@ -864,13 +874,12 @@ async fn a_backup_helps_drain_a_route_queue_past_its_threshold_and_leaves_the_re
     let _alone = ONE_AT_A_TIME.lock().await;
     const TOTAL: usize = 300;
     const THRESHOLD: usize = 50;
-    let cluster = Cluster::start(Options {
-        sims: vec![sim("a", &[]), sim("b", &[])],
+    let cluster = cluster_of(
+        vec![sim("a", &[]), sim("b", &[])],
         // The primary is slow (20/s): alone it would take 15 s for the whole queue.
-        links: vec![link("cmpp-a", "a", 20, 1), link("cmpp-b", "b", 300, 1)],
-        ..Options::default()
-    });
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
+        vec![link("cmpp-a", "a", 20, 1), link("cmpp-b", "b", 300, 1)],
+    )
+    .await;
     cluster
         .set_policy(
             1,
