@@ -2,7 +2,8 @@
 //! strategies for wire text and for the status report CNGP and SMGP share, and the two
 //! properties every codec must have (a PDU survives encoding, alone and as two frames in a
 //! stream; no input makes decoding panic). Test code only (`#[cfg(test)]` in `lib.rs`), used by the
-//! `tests.rs` of `cmpp`, `cngp`, `sgip` and `smgp`.
+//! `tests.rs` of `cmpp`, `cngp`, `sgip` and `smgp`; link options from pairs for the client and
+//! signature tests.
 
 use bytes::BytesMut;
 use proptest::prelude::*;
@@ -82,4 +83,12 @@ pub fn decode_garbage<P, D, C: Decoder>(
     let _ = decode(bytes);
     let mut buf = BytesMut::from(bytes);
     while let Ok(Some(_)) = codec.decode(&mut buf) {}
+}
+
+/// A link's options (as a config file gives them) from pairs.
+pub(crate) fn options(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -700,13 +700,7 @@ impl GatewayListener {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::codec_tests::options;
 
     #[test]
     fn options_parse_with_defaults_and_refusals() {

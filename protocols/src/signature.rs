@@ -178,13 +178,7 @@ impl Signature {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::codec_tests::options;
 
     #[test]
     fn reads_the_three_options() {

@@ -932,15 +932,14 @@ async fn a_backup_helps_drain_a_route_queue_past_its_threshold_and_leaves_the_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_to_numbers_of_two_carriers_goes_through_each_carriers_gateway() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start(Options {
-        sims: vec![sim("mobile-gw", &[]), sim("unicom-gw", &[])],
-        links: vec![
+    let cluster = cluster_of(
+        vec![sim("mobile-gw", &[]), sim("unicom-gw", &[])],
+        vec![
             link("cmpp-mobile", "mobile-gw", 300, 1),
             link("cmpp-unicom", "unicom-gw", 300, 1),
         ],
-        ..Options::default()
-    });
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    )
+    .await;
     cluster
         .set_policy(
             1,
