@@ -124,38 +124,14 @@ pub(crate) fn settle_group(
     for id in &group.copies {
         copies.extend(load_message(kv, *id)?);
     }
-    if group.split {
-        return settle_split(kv, group, &copies, event);
-    }
-    if group.won_by == 0 {
-        if let Some(winner) = copies.iter().find(|c| c.state() == MessageState::Delivered) {
-            group.won_by = winner.id;
-            group.link = winner.link.clone();
-            group.slot = winner.slot.clone();
-            group.segments = winner.segments.clone();
-        }
-    }
-    if group.won_by != 0 {
-        for copy in copies.iter_mut().filter(|c| c.id != group.won_by) {
-            let state = copy.state();
-            if matches!(state, MessageState::Accepted | MessageState::Scheduled) {
-                // Delivered already: a copy not sent yet would only be a duplicate.
-                unqueue(kv, copy)?;
-                copy.state = MessageState::Canceled as u32;
-                copy.last_error = format!(
-                    "withdrawn: copy {} delivered message {} first",
-                    group.won_by, group.id
-                );
-                remember(copy, event.clone());
-                save_record(kv, copy, state)?;
-            } else if state == MessageState::Delivered && !copy.duplicate {
-                copy.duplicate = true;
-                group.duplicates += 1;
-                save_record(kv, copy, state)?;
-            }
-        }
-    }
-    group.attempts = copies.iter().map(|c| c.attempts).sum();
+    let next = if group.split {
+        group.attempts = copies.iter().map(|c| c.attempts).max().unwrap_or(0);
+        split_state(&copies)
+    } else {
+        settle_race(kv, &mut group, &mut copies, event)?;
+        group.attempts = copies.iter().map(|c| c.attempts).sum();
+        fan_out_state(group.won_by, &copies)
+    };
     if let Some(refused) = copies.iter().rev().find(|c| c.last_code != 0) {
         group.last_code = refused.last_code;
         group.last_error = format!(
@@ -163,11 +139,8 @@ pub(crate) fn settle_group(
             refused.id, refused.link, refused.last_error
         );
     }
-    let next = if before.is_terminal() {
-        before
-    } else {
-        group_state(group.won_by, &copies)
-    };
+    // A finished group never changes again (its copies may still report: duplicates).
+    let next = if before.is_terminal() { before } else { next };
     group.state = next as u32;
     group.not_before_ms = copies
         .iter()
@@ -181,96 +154,95 @@ pub(crate) fn settle_group(
     save_record(kv, &group, before)
 }
 
-/// A split group: as far as its least advanced copy; once all are finished, delivered when all
-/// were, else the most telling failure among them.
-fn settle_split(
+/// A fan-out's race: the first copy delivered wins (its link and segments become the group's);
+/// after the win, copies still waiting are withdrawn and copies delivered later are duplicates.
+fn settle_race(
     kv: &mut impl Kv,
-    mut group: MessageRecord,
-    copies: &[MessageRecord],
+    group: &mut MessageRecord,
+    copies: &mut [MessageRecord],
     event: &Event,
 ) -> Result<(), ProjectionError> {
-    use MessageState::*;
-    let before = group.state();
-    let rank_alive = |s: MessageState| match s {
-        Scheduled => 1,
-        Accepted => 2,
-        Sending => 3,
-        _ => 4,
-    };
-    let next = match copies
-        .iter()
-        .map(|c| c.state())
-        .filter(|s| !s.is_terminal())
-        .min_by_key(|s| rank_alive(*s))
-    {
-        Some(alive) => alive,
-        None => copies
-            .iter()
-            .map(|c| c.state())
-            .filter(|s| *s != Delivered)
-            .max_by_key(|s| match s {
-                Undelivered => 4,
-                Failed => 3,
-                Expired => 2,
-                _ => 1,
-            })
-            .unwrap_or(Delivered),
-    };
-    group.attempts = copies.iter().map(|c| c.attempts).max().unwrap_or(0);
-    if let Some(refused) = copies.iter().rev().find(|c| c.last_code != 0) {
-        group.last_code = refused.last_code;
-        group.last_error = format!(
-            "copy {} on link {}: {}",
-            refused.id, refused.link, refused.last_error
-        );
+    if group.won_by == 0 {
+        let Some(winner) = copies.iter().find(|c| c.state() == MessageState::Delivered) else {
+            return Ok(());
+        };
+        group.won_by = winner.id;
+        group.link = winner.link.clone();
+        group.slot = winner.slot.clone();
+        group.segments = winner.segments.clone();
     }
-    let next = if before.is_terminal() { before } else { next };
-    group.state = next as u32;
-    group.not_before_ms = copies
-        .iter()
-        .filter(|c| c.state() == Scheduled)
-        .map(|c| c.not_before_ms)
-        .max()
-        .unwrap_or(0);
-    if next != before {
-        remember(&mut group, event.clone());
+    for copy in copies.iter_mut().filter(|c| c.id != group.won_by) {
+        let state = copy.state();
+        if matches!(state, MessageState::Accepted | MessageState::Scheduled) {
+            // Delivered already: a copy not sent yet would only be a duplicate.
+            unqueue(kv, copy)?;
+            copy.state = MessageState::Canceled as u32;
+            copy.last_error = format!(
+                "withdrawn: copy {} delivered message {} first",
+                group.won_by, group.id
+            );
+            remember(copy, event.clone());
+            save_record(kv, copy, state)?;
+        } else if state == MessageState::Delivered && !copy.duplicate {
+            copy.duplicate = true;
+            group.duplicates += 1;
+            save_record(kv, copy, state)?;
+        }
     }
-    save_record(kv, &group, before)
+    Ok(())
 }
 
-/// The group's state from its copies': delivered once any copy is; while any copy is alive, the
-/// most advanced live copy's state; once all are finished, the most telling failure.
-fn group_state(won_by: u64, copies: &[MessageRecord]) -> MessageState {
-    use MessageState::*;
-    if won_by != 0 {
-        return Delivered;
-    }
-    let rank_alive = |s: MessageState| match s {
-        Sent => 4,
-        Sending => 3,
-        Accepted => 2,
-        Scheduled => 1,
-        _ => 0,
+/// The most advanced (fan-out) or least advanced (split) state among live copies.
+fn live_state(copies: &[MessageRecord], most_advanced: bool) -> Option<MessageState> {
+    let rank = |s: &MessageState| match s {
+        MessageState::Scheduled => 1,
+        MessageState::Accepted => 2,
+        MessageState::Sending => 3,
+        _ => 4,
     };
-    let alive = copies
+    let live = copies
         .iter()
         .map(|c| c.state())
-        .filter(|s| !s.is_terminal())
-        .max_by_key(|s| rank_alive(*s));
-    if let Some(state) = alive {
-        return state;
+        .filter(|s| !s.is_terminal());
+    if most_advanced {
+        live.max_by_key(rank)
+    } else {
+        live.min_by_key(rank)
     }
-    let rank_finished = |s: MessageState| match s {
-        Undelivered => 4,
-        Failed => 3,
-        Expired => 2,
-        _ => 1,
-    };
+}
+
+/// Of finished copies, the most telling failure (UNDELIVERED over FAILED over EXPIRED over CANCELED);
+/// None when every copy was delivered.
+fn worst_failure(copies: &[MessageRecord]) -> Option<MessageState> {
     copies
         .iter()
         .map(|c| c.state())
-        .max_by_key(|s| rank_finished(*s))
-        .unwrap_or(Failed)
+        .filter(|s| *s != MessageState::Delivered)
+        .max_by_key(|s| match s {
+            MessageState::Undelivered => 4,
+            MessageState::Failed => 3,
+            MessageState::Expired => 2,
+            _ => 1,
+        })
+}
+
+/// A fan-out: delivered once any copy is; while any copy is alive, the most advanced live copy's
+/// state; once all are finished, the most telling failure.
+fn fan_out_state(won_by: u64, copies: &[MessageRecord]) -> MessageState {
+    if won_by != 0 {
+        return MessageState::Delivered;
+    }
+    live_state(copies, true)
+        .or_else(|| worst_failure(copies))
+        .unwrap_or(MessageState::Failed)
+}
+
+/// A split: as far as its least advanced live copy; once all are finished, delivered when all
+/// were, else the most telling failure.
+fn split_state(copies: &[MessageRecord]) -> MessageState {
+    live_state(copies, false)
+        .or_else(|| worst_failure(copies))
+        .unwrap_or(MessageState::Delivered)
 }
 
 /// Cancels or expires a whole group: every copy still alive ends with `state`, and so does the
