@@ -16,11 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_raft::events::{event::Kind, now_ms, Event, LinkStatusChanged, MessageRequeued};
+use herald_raft::records::{queue_name, MessageState};
 
 use crate::link_worker::{inflight_of_slot, LinkRun};
 
 /// How long after the last flow-control answer a link still counts as congested.
 const CONGESTED_FOR: Duration = Duration::from_secs(5);
+/// Most retries waiting in a down link's own queue given back to their routes per pass (a pass
+/// runs at most once a second).
+const GIVE_BACK_AT_ONCE: usize = 1000;
 
 /// Reports the connection's condition whenever it differs from what the cluster last recorded.
 pub(crate) async fn run(run: Arc<LinkRun>) {
@@ -98,13 +102,25 @@ pub(crate) async fn give_back_if_down(run: &Arc<LinkRun>, resend: &mut Vec<u64>)
         .unwrap_or_default();
     let now = now_ms();
     let mut events = Vec::new();
-    for id in inflight_of_slot(run) {
+    // What this slot has in flight, and the retries sent this link's way that it cannot take.
+    let own_queue = queue_name("", &run.link.name);
+    let retries = run
+        .ctx
+        .reader
+        .queued(&own_queue, GIVE_BACK_AT_ONCE)
+        .unwrap_or_default();
+    for id in inflight_of_slot(run).into_iter().chain(retries) {
         if busy.contains(&id) {
             continue;
         }
         let Ok(Some(msg)) = run.ctx.reader.message(id) else {
             continue;
         };
+        let waiting_here = msg.state() == MessageState::Accepted;
+        if waiting_here && msg.retry_link != run.link.name {
+            // Named this link itself: it waits for it.
+            continue;
+        }
         let elsewhere = policy.routes.iter().any(|r| {
             r.name == msg.route
                 && r.links

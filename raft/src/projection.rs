@@ -537,10 +537,21 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             if load_links(kv)?.holder(slot).map(|h| h.epoch) != Some(r.epoch) {
                 return Ok(ignored("requeue from a node that no longer holds the link"));
             }
-            if before != MessageState::Sending || msg.link != r.link || msg.slot != r.slot {
-                return Ok(ignored("message is not in flight on that connection"));
+            let in_flight_here =
+                before == MessageState::Sending && msg.link == r.link && msg.slot == r.slot;
+            // A retry sent this link's way that the link, now down, never took.
+            let waiting_for_retry_here = before == MessageState::Accepted
+                && !msg.route.is_empty()
+                && msg.retry_link == r.link;
+            if in_flight_here {
+                kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
+            } else if waiting_for_retry_here {
+                unqueue(kv, &msg)?;
+            } else {
+                return Ok(ignored(
+                    "message is neither in flight on that connection nor waiting for its retry there",
+                ));
             }
-            kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
             // Given back to the route: any of its links may take it, not only a retry's link.
             msg.retry_link.clear();
             enqueue(kv, &mut msg, false)?;

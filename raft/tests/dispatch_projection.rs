@@ -679,3 +679,34 @@ fn a_split_message_fails_when_one_route_fails_and_is_not_canceled_half_sent() {
     assert_eq!(state(&kv, 1), MessageState::Undelivered);
     assert_eq!(pending_of(&kv, "crm").unwrap(), 0);
 }
+
+#[test]
+fn a_retry_waiting_for_a_link_that_went_down_goes_back_to_its_route() {
+    let mut kv = MemKv::default();
+    applied(&mut kv, routed("erp", 0));
+    applied(&mut kv, assign("primary", 1, 1));
+    applied(&mut kv, assign("backup", 2, 1));
+    applied(&mut kv, dispatch(1, "primary", "", 1, 1));
+    applied(&mut kv, reject_to("backup"));
+    assert_eq!(queue_len(&kv, "", "backup"), 1);
+    let give_back = |link: &str| {
+        Kind::Requeued(MessageRequeued {
+            message_id: 1,
+            link: link.into(),
+            epoch: 1,
+            ..Default::default()
+        })
+    };
+    // Only the link it waits for may give it back.
+    ignored(&mut kv, give_back("primary"));
+    applied(&mut kv, give_back("backup"));
+    let m = load_message(&kv, 1).unwrap().unwrap();
+    assert_eq!(
+        (m.state(), m.retry_link.as_str()),
+        (MessageState::Accepted, "")
+    );
+    assert!(route_queue_holds(&kv, 1));
+    assert_eq!(queue_len(&kv, "", "backup"), 0);
+    // Given back once: a replay changes nothing.
+    ignored(&mut kv, give_back("backup"));
+}
