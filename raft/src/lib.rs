@@ -9,6 +9,7 @@ pub mod events;
 mod fan_out;
 pub mod keys;
 pub mod log_store;
+mod log_tail;
 pub mod network;
 pub mod projection;
 pub mod reader;

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bincode::Options as _;
@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::db::{self, CF_LOG, CF_RAFT_META};
+use crate::log_tail::LogTail;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 /// The leading byte of every value this module writes.
@@ -51,6 +52,8 @@ const KEY_PAST_LAST_INDEX: [u8; 9] = [0xff; 9];
 pub struct LogStore {
     db: Arc<DB>,
     syncer: Arc<Syncer>,
+    /// The newest entries, shared with every reader clone (see `log_tail`).
+    tail: Arc<Mutex<LogTail>>,
 }
 
 impl fmt::Debug for LogStore {
@@ -67,16 +70,22 @@ impl LogStore {
         LogStore {
             db,
             syncer: Arc::new(syncer),
+            tail: Default::default(),
         }
     }
 
     /// Applies `batch` without waiting for the disk, on a blocking thread: a write can stall for
     /// as long as RocksDB throttles writers (memtable or compaction backlog), and that must not
     /// stall the async runtime.
+    ///
+    /// Tokio's pool, not `TypeConfig::spawn_blocking`: openraft's default for that starts a new
+    /// OS thread per call, and this runs for every append and every committed index — hundreds
+    /// of thread creations a second under load, which showed up as a tenth of a node's CPU.
     async fn write(&self, batch: WriteBatch) -> io::Result<()> {
         let db = self.db.clone();
-        TypeConfig::spawn_blocking(move || db.write(batch))
-            .await?
+        tokio::task::spawn_blocking(move || db.write(batch))
+            .await
+            .map_err(|e| io::Error::other(format!("raft log write task failed: {e}")))?
             .map_err(|e| rocks_err("writing to the raft log", e))
     }
 
@@ -86,6 +95,17 @@ impl LogStore {
         self.syncer.request(IOFlushed::signal(tx));
         rx.await
             .map_err(|_| io::Error::other("the raft log syncer thread dropped an fsync request"))?
+    }
+
+    /// Runs `f` on the tail. A poisoned lock only means another thread panicked while holding
+    /// it; the tail is a cache, so it is emptied rather than trusted.
+    fn with_tail<R>(&self, f: impl FnOnce(&mut LogTail) -> R) -> R {
+        let mut tail = self.tail.lock().unwrap_or_else(|poisoned| {
+            let mut tail = poisoned.into_inner();
+            *tail = LogTail::default();
+            tail
+        });
+        f(&mut tail)
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &'static [u8]) -> io::Result<Option<T>> {
@@ -110,12 +130,17 @@ impl LogStore {
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    /// Reads inline: these are memtable or block-cache hits in the common case (replication
-    /// reads the tail it just wrote), and a `spawn_blocking` hop would cost more than the read.
+    /// Served from the in-memory tail when it holds the whole range (replication and the state
+    /// machine read what was just appended); otherwise read inline from RocksDB: memtable or
+    /// block-cache hits in the common case, where a `spawn_blocking` hop would cost more than
+    /// the read.
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
+        if let Some(entries) = self.with_tail(|tail| tail.get(&range)) {
+            return Ok(entries);
+        }
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
             Bound::Excluded(&i) => match i.checked_add(1) {
@@ -210,10 +235,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = db::cf(&self.db, CF_LOG);
         let mut batch = WriteBatch::default();
+        let mut written = Vec::new();
         for entry in entries {
             batch.put_cf(cf, index_key(entry.index()), encode(&entry)?);
+            written.push(entry);
         }
         self.write(batch).await?;
+        // Readable from the tail only once they are in RocksDB: the tail never holds an entry
+        // the log does not.
+        self.with_tail(|tail| tail.push(written));
         self.syncer.request(callback);
         Ok(())
     }
@@ -226,6 +256,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some(log_id) => key_after(log_id.index()),
             None => index_key(0).to_vec(),
         };
+        self.with_tail(|tail| tail.truncate_after(last_log_id.as_ref().map(|l| l.index())));
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(db::cf(&self.db, CF_LOG), from, KEY_PAST_LAST_INDEX.to_vec());
         self.write(batch).await
@@ -234,6 +265,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Records the purge point and deletes the entries up to it in one atomic batch, the record
     /// first: whatever a crash keeps, the log never lacks entries it claims to have.
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.with_tail(|tail| tail.purge_upto(log_id.index()));
         let mut batch = WriteBatch::default();
         self.put_meta(&mut batch, KEY_LAST_PURGED, &log_id)?;
         batch.delete_range_cf(
