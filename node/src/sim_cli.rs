@@ -45,6 +45,31 @@ pub struct SimCommon {
     record: Option<PathBuf>,
     #[command(flatten)]
     faults: SimFaultArgs,
+    #[command(flatten)]
+    mo: SimMoArgs,
+}
+
+/// Injected mobile-originated messages, for every simulator.
+#[derive(clap::Args)]
+pub struct SimMoArgs {
+    /// Send a mobile-originated message this often, in milliseconds: on every connection that
+    /// takes delivers (SGIP: to every account's SP, over the gateway's own connection).
+    #[arg(long)]
+    mo_every_ms: Option<u64>,
+    /// The injected MOs' text (default "MO n"); a long text goes out in concatenated parts.
+    #[arg(long)]
+    mo_text: Option<String>,
+    /// The injected MOs' sender number (default 13800138000).
+    #[arg(long)]
+    mo_from: Option<String>,
+    /// The injected MOs' destination, the SP number with any extension (default the SP's
+    /// number from its submits, or its account).
+    #[arg(long)]
+    mo_to: Option<String>,
+    /// Spread the parts of each long MO over the account's connections, one part per
+    /// connection in turn (SGIP has one connection per SP).
+    #[arg(long)]
+    mo_spread: bool,
 }
 
 /// Strictness and fault modes, the same options for every simulator: a refused submit is
@@ -108,6 +133,18 @@ impl SimCommon {
             .collect()
     }
 
+    /// The fault settings and MO injection these options ask for.
+    fn sim_faults(&self) -> SimFaults {
+        SimFaults {
+            mo_every: self.mo.mo_every_ms.map(Duration::from_millis),
+            mo_text: self.mo.mo_text.clone(),
+            mo_from: self.mo.mo_from.clone(),
+            mo_to: self.mo.mo_to.clone(),
+            mo_spread: self.mo.mo_spread,
+            ..self.faults.settings()
+        }
+    }
+
     fn report_delay(&self) -> Duration {
         Duration::from_millis(self.report_delay_ms)
     }
@@ -156,23 +193,6 @@ pub struct SimCmppArgs {
     /// Accept only this CMPP version (2 or 3); both by default.
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
     version: Option<u8>,
-    /// Send a mobile-originated message on every connection this often, in milliseconds.
-    #[arg(long)]
-    mo_every_ms: Option<u64>,
-    /// The injected MOs' text (default "MO n"); a long text goes out in concatenated parts.
-    #[arg(long)]
-    mo_text: Option<String>,
-    /// The injected MOs' sender number (default 13800138000).
-    #[arg(long)]
-    mo_from: Option<String>,
-    /// The injected MOs' destination, the SP number with any extension (default the SP's
-    /// number from its submits, or its account).
-    #[arg(long)]
-    mo_to: Option<String>,
-    /// Spread the parts of each long MO over the account's connections, one part per
-    /// connection in turn.
-    #[arg(long)]
-    mo_spread: bool,
     /// Fault: refuse every SUBMIT to numbers starting with PREFIX, with Result CODE
     /// (PREFIX=CODE); repeatable.
     #[arg(long = "reject-dest")]
@@ -208,7 +228,7 @@ fn gateway_config(
     args: SimGatewayArgs,
 ) -> anyhow::Result<(herald_protocols::sim::telecom::SimConfig, SimFaults)> {
     args.common.check()?;
-    let faults = args.common.faults.settings();
+    let faults = args.common.sim_faults();
     let config = herald_protocols::sim::telecom::SimConfig {
         accounts: args.common.pairs()?,
         report_delay: args.common.report_delay(),
@@ -244,7 +264,7 @@ async fn run_sgip(
             sp_addr,
         });
     }
-    let faults = args.common.faults.settings();
+    let faults = args.common.sim_faults();
     let config = SimConfig {
         report_delay: args.common.report_delay(),
         delivered_ratio: args.common.delivered_ratio,
@@ -270,7 +290,7 @@ async fn run_smpp(
         Ok(f @ (IdFormat::Hex | IdFormat::Decimal)) => f,
         _ => anyhow::bail!("--id-format {:?}: must be hex or decimal", args.id_format),
     };
-    let faults = args.common.faults.settings();
+    let faults = args.common.sim_faults();
     let config = herald_protocols::sim::smpp::SimConfig {
         accounts: args.common.pairs()?,
         report_delay: args.common.report_delay(),
@@ -300,6 +320,7 @@ async fn run_cmpp(
             None => anyhow::bail!("--reject-dest {spec:?}: expected PREFIX=CODE"),
         }
     }
+    let common_faults = args.common.sim_faults();
     let config = herald_protocols::sim::cmpp::SimConfig {
         accounts: args.common.pairs()?,
         report_delay: args.common.report_delay(),
@@ -311,12 +332,7 @@ async fn run_cmpp(
     };
     let faults = SimFaults {
         reject_dest,
-        mo_every: args.mo_every_ms.map(Duration::from_millis),
-        mo_text: args.mo_text.clone(),
-        mo_from: args.mo_from.clone(),
-        mo_to: args.mo_to.clone(),
-        mo_spread: args.mo_spread,
-        ..args.common.faults.settings()
+        ..common_faults
     };
     herald_protocols::sim::cmpp::run_with_faults(config, faults, shutdown).await?;
     Ok(())
@@ -382,6 +398,31 @@ mod tests {
             assert_eq!(faults.drop_after, Some(5), "{protocol}");
             assert_eq!(faults.stall_after, Some(6), "{protocol}");
             assert_eq!(faults.malformed_after, Some(4), "{protocol}");
+        }
+        for protocol in ["cmpp", "smpp", "sgip", "smgp", "cngp"] {
+            let parsed = parse(&[
+                protocol,
+                "--listen",
+                "x",
+                "--account",
+                "a:1",
+                "--mo-every-ms",
+                "250",
+                "--mo-text",
+                "hi",
+                "--mo-from",
+                "13900000000",
+                "--mo-to",
+                "1069000188",
+                "--mo-spread",
+            ])
+            .unwrap_or_else(|e| panic!("{protocol}: {e}"));
+            let faults = common(&parsed).sim_faults();
+            assert_eq!(faults.mo_every, Some(Duration::from_millis(250)));
+            assert_eq!(faults.mo_text.as_deref(), Some("hi"), "{protocol}");
+            assert_eq!(faults.mo_from.as_deref(), Some("13900000000"));
+            assert_eq!(faults.mo_to.as_deref(), Some("1069000188"));
+            assert!(faults.mo_spread, "{protocol}");
         }
         let plain = parse(&["smpp", "--listen", "x", "--account", "a:1"]).expect("parses");
         let faults = common(&plain).faults.settings();

@@ -10,6 +10,7 @@
 pub mod cmpp;
 pub mod cngp;
 pub mod faults;
+mod mo;
 mod router;
 pub mod sgip;
 pub mod smgp;
