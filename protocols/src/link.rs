@@ -303,6 +303,49 @@ mod tests {
         }
     }
 
+    /// The two views of a refusal agree: every code a protocol reads as flow control is also
+    /// retryable in the table its client judges submit responses with, so a throttled message
+    /// is never failed for good.
+    #[test]
+    fn every_flow_control_code_is_retryable_in_its_protocols_own_table() {
+        let table = |p: Protocol, code: u32| -> (bool, &'static str) {
+            match p {
+                Protocol::Cmpp3 | Protocol::Cmpp2 => crate::cmpp::submit_result(code),
+                Protocol::Smpp | Protocol::Smpp33 | Protocol::Smpp34 | Protocol::Smpp50 => {
+                    crate::smpp::submit_status(code)
+                }
+                Protocol::Sgip => match u8::try_from(code) {
+                    Ok(code) => crate::sgip::result_meaning(code),
+                    Err(_) => (false, "out of range"),
+                },
+                Protocol::Smgp => crate::smgp::status(code),
+                Protocol::Cngp => crate::cngp::status(code),
+            }
+        };
+        for protocol in [
+            Protocol::Cmpp3,
+            Protocol::Cmpp2,
+            Protocol::Smpp34,
+            Protocol::Sgip,
+            Protocol::Smgp,
+            Protocol::Cngp,
+        ] {
+            for code in 0..=u32::from(u16::MAX) {
+                if protocol.is_flow_control(code) {
+                    assert!(table(protocol, code).0, "{protocol} {code} is retryable");
+                }
+            }
+            // An unknown code is permanent: a misread code fails one message, not a storm.
+            assert!(!table(protocol, 0xFFFF).0, "{protocol}: unknown codes");
+        }
+        // The permanent verdicts the trace shows most often.
+        assert!(
+            !crate::cmpp::submit_result(13).0,
+            "CMPP Dest_terminal_Id error"
+        );
+        assert!(!crate::smpp::submit_status(0x0B).0, "SMPP ESME_RINVDSTADR");
+    }
+
     #[test]
     fn signature_options_are_checked_for_every_protocol_and_hidden_from_its_parser() {
         let options = |pairs: &[(&str, &str)]| {

@@ -485,6 +485,12 @@ mod tests {
         assert_eq!(decode_text(DC_ASCII, b"TD"), "TD");
         assert_eq!(decode_text(DC_UCS2, &[0x4F, 0x60, 0x59, 0x7D]), "你好");
         assert_eq!(decode_text(DC_GBK, &[0xC4, 0xE3, 0xBA, 0xC3]), "你好");
+        // GB18030 beyond GBK: a four-byte sequence (U+20000), and the euro sign and ǹ at the
+        // two-byte places GB18030 gave them.
+        assert_eq!(
+            decode_text(DC_GBK, &[0x95, 0x32, 0x82, 0x36, 0xA2, 0xE3, 0xA8, 0xBF]),
+            "\u{20000}\u{20AC}\u{01F9}"
+        );
         assert_eq!(decode_text(DC_BINARY, &[0xAB, 0x01]), "ab01");
         // Odd UCS2 length does not panic.
         assert_eq!(decode_text(DC_UCS2, &[0x00, 0x41, 0x00]), "A\u{FFFD}");

@@ -288,3 +288,37 @@ async fn malformed_after_breaks_the_connection_and_the_client_comes_back() {
         rig.stop().await;
     }
 }
+
+/// Every simulator injects MOs on its own (`mo_every`), a long one in concatenated parts, and
+/// the client reads them whole: SGIP's gateway over its own connection to the SP, the others
+/// on the client's connection.
+#[tokio::test]
+async fn every_simulator_injects_mos_and_a_long_one_arrives_in_parts() {
+    let text = format!("Reply {}", "y".repeat(200));
+    for protocol in PROTOCOLS {
+        let faults = SimFaults {
+            mo_every: Some(Duration::from_millis(200)),
+            mo_text: Some(text.clone()),
+            mo_to: Some("1069000188".into()),
+            ..SimFaults::default()
+        };
+        let mut rig = Rig::start(protocol, faults, 4).await;
+        let first = common::take_mo(&mut rig.events).await;
+        let second = common::take_mo(&mut rig.events).await;
+        for part in [&first, &second] {
+            assert_eq!(part.src, "13800138000", "{protocol}");
+            assert_eq!(part.dest, "1069000188", "{protocol}");
+        }
+        let (Some((a, _)), Some((b, _))) = (first.concat, second.concat) else {
+            panic!("{protocol}: two parts of one message: {first:?} {second:?}");
+        };
+        assert_eq!(
+            (a.total, a.number, b.total, b.number),
+            (2, 1, 2, 2),
+            "{protocol}"
+        );
+        assert_eq!(a.reference, b.reference, "{protocol}");
+        assert_eq!(format!("{}{}", first.text, second.text), text, "{protocol}");
+        rig.stop().await;
+    }
+}

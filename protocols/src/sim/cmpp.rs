@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::{ConnFaults, Fate, Faults, SubmitFate};
+use super::mo::{self, MoInjector};
 use super::router::{yymmddhhmm, ConnMsg, ConnTx, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::cmpp::{
@@ -119,7 +120,7 @@ pub async fn run_on(
         recorder,
         reports: ReportRouter::default(),
         malformed_sent: AtomicU64::new(0),
-        mo_seen: AtomicU64::new(0),
+        mo: MoInjector::default(),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -165,7 +166,7 @@ struct Shared {
     only: Option<Version>,
     faults: Faults,
     malformed_sent: AtomicU64,
-    mo_seen: AtomicU64,
+    mo: MoInjector,
     recorder: Option<Recorder>,
     msg_ids: MsgIdGenerator,
     reports: ReportRouter<Outgoing, Pdu>,
@@ -236,10 +237,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let mut unacked: HashMap<u32, Outgoing> = HashMap::new();
     let mut conn = ConnFaults::default();
     let mut sp_number = account.clone();
-    let mo_every = shared.faults.settings().mo_every.filter(|d| !d.is_zero());
-    let mut mo_tick = tokio::time::interval(mo_every.unwrap_or(Duration::from_secs(3600)));
-    mo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    mo_tick.reset();
+    let (mo_every, mut mo_tick) = mo::ticker(shared.faults.settings());
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -315,11 +313,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     }
                     Body::DeliverResp(_) => {
                         if let Some(Outgoing::Mo(part)) = unacked.remove(&seq) {
-                            shared.record(json!({
-                                "kind": "mo_acked",
-                                "msg_id": part.msg_id.to_string(),
-                                "at_ms": now_ms(),
-                            }));
+                            shared.record(mo::acked_record(&part.msg_id.to_string()));
                         }
                         None
                     }
@@ -361,14 +355,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 report_pdu(sequence, report)
                             }
                             Outgoing::Mo(part) => {
-                                shared.record(json!({
-                                    "kind": "mo_part",
-                                    "account": account,
-                                    "conn": id,
-                                    "msg_id": part.msg_id.to_string(),
-                                    "seq": sequence,
-                                    "at_ms": now_ms(),
-                                }));
+                                shared.record(mo::part_record(&account, id, &part.msg_id.to_string(), sequence));
                                 Pdu::new(sequence, Body::Deliver(Box::new(part.clone())))
                             }
                         };
@@ -414,62 +401,38 @@ impl Shared {
         bytes
     }
 
-    /// Injects one mobile-originated message, its turn coming on connection `conn`: recorded
-    /// whole, then sent as DELIVERs (one per part of a long text) on `conn`, or with
-    /// `mo_spread` one part per connection of the account in turn, starting with `conn`.
+    /// Injects one mobile-originated message, its turn coming on connection `conn` (see
+    /// [`mo::inject`]): one DELIVER per part of a long text.
     fn inject_mo(&self, account: &str, conn: u64, sp_number: &str) {
-        let n = self.mo_seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let settings = self.faults.settings();
-        let text = settings
-            .mo_text
-            .clone()
-            .unwrap_or_else(|| format!("MO {n}"));
-        let src = settings
-            .mo_from
-            .clone()
-            .unwrap_or_else(|| MO_SUBSCRIBER.to_string());
-        let dest = settings
-            .mo_to
-            .clone()
-            .unwrap_or_else(|| sp_number.to_string());
-        let parts: Vec<Deliver> = text::split_text(&text)
-            .into_iter()
-            .map(|segment| Deliver {
-                msg_id: rand::random(),
-                dest_id: dest.clone(),
-                service_id: String::new(),
-                tp_pid: 0,
-                tp_udhi: u8::from(segment.udhi),
-                msg_fmt: segment.data_coding,
-                src_terminal_id: src.clone(),
-                src_terminal_type: 0,
-                content: DeliverContent::Message(segment.payload),
-                link_id: String::new(),
-            })
-            .collect();
-        self.record(json!({
-            "kind": "mo",
-            "account": account,
-            "mo": n,
-            "msg_ids": parts.iter().map(|p| p.msg_id.to_string()).collect::<Vec<_>>(),
-            "src": src,
-            "dest": dest,
-            "text": text,
-            "at_ms": now_ms(),
-        }));
-        let mut conns = vec![conn];
-        if settings.mo_spread {
-            let all = self.reports.connections(account);
-            let start = all.iter().position(|c| *c == conn).unwrap_or(0);
-            conns = all[start..].iter().chain(&all[..start]).copied().collect();
-            if conns.is_empty() {
-                conns.push(conn);
-            }
-        }
-        for (i, part) in parts.into_iter().enumerate() {
-            let to = conns[i % conns.len()];
-            self.reports.dispatch(account, Some(to), Outgoing::Mo(part));
-        }
+        mo::inject(
+            &self.mo,
+            self.faults.settings(),
+            &self.reports,
+            |line| self.record(line),
+            account,
+            conn,
+            sp_number,
+            |mo| {
+                text::split_text(&mo.text)
+                    .into_iter()
+                    .map(|segment| {
+                        let part = Deliver {
+                            msg_id: rand::random(),
+                            dest_id: mo.dest.clone(),
+                            service_id: String::new(),
+                            tp_pid: 0,
+                            tp_udhi: u8::from(segment.udhi),
+                            msg_fmt: segment.data_coding,
+                            src_terminal_id: mo.src.clone(),
+                            src_terminal_type: 0,
+                            content: DeliverContent::Message(segment.payload),
+                            link_id: String::new(),
+                        };
+                        (part.msg_id.to_string(), Outgoing::Mo(part))
+                    })
+                    .collect()
+            },
+        );
     }
 }
 
@@ -481,9 +444,6 @@ enum Outgoing {
     /// One DELIVER of a mobile-originated message (a whole one, or one part).
     Mo(Deliver),
 }
-
-/// The subscriber injected MO messages come from.
-const MO_SUBSCRIBER: &str = "13800138000";
 
 /// Answers a SUBMIT with Result = 8 and records why.
 fn throttle(shared: &Shared, account: &str, sequence: u32, submit: &Submit, why: &str) -> Pdu {

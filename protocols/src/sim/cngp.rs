@@ -5,7 +5,7 @@
 
 use tokio::net::TcpListener;
 
-use super::telecom::{self as core, GatewayWire, SimInbound, SimReport, SimSubmit};
+use super::telecom::{self as core, GatewayWire, SimInbound, SimMoPart, SimReport, SimSubmit};
 pub use super::telecom::{SimConfig, SimFaults};
 use crate::cngp::{
     self, tag, Body, CngpCodec, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SubmitResp, Tlvs,
@@ -131,6 +131,23 @@ impl GatewayWire for CngpWire {
                 dest_term_id: report.sp_number.clone(),
                 content: DeliverContent::Report(core::receipt(report)),
                 tlvs: Tlvs::default().with_u8(tag::PROTOCOL_ID, 0),
+            })),
+        )
+    }
+
+    /// An MO part; CNGP has no UDHI flag, so the client recognises the UDH by its shape.
+    fn mo(sequence: u32, part: &SimMoPart) -> Pdu {
+        let tlvs = Tlvs::default().with_u8(tag::PROTOCOL_ID, 0);
+        Pdu::new(
+            sequence,
+            Body::Deliver(Box::new(Deliver {
+                msg_id: part.msg_id,
+                msg_format: part.segment.data_coding,
+                recv_time: core::recv_time(),
+                src_term_id: part.src.clone(),
+                dest_term_id: part.dest.clone(),
+                content: DeliverContent::Message(part.segment.payload.clone()),
+                tlvs,
             })),
         )
     }

@@ -45,8 +45,9 @@ pub struct SimFaults {
     /// Refuse every submit to a number starting with the prefix, with the result code (the CMPP
     /// simulator; see [`Faults::refusal`]).
     pub reject_dest: Vec<(String, u32)>,
-    /// Send a mobile-originated message on every logged-in connection this often (the CMPP
-    /// simulator; SGIP's takes its MOs through `sim::sgip::run_with_mo`).
+    /// Send a mobile-originated message this often: on every logged-in connection (CMPP, SMPP
+    /// receivers and transceivers, SMGP, CNGP), or to every account's SP over the gateway's own
+    /// connection (SGIP, which also takes MOs through `sim::sgip::run_with_mo`).
     pub mo_every: Option<Duration>,
     /// The injected MOs' text (default "MO n"); a long one goes out in concatenated parts.
     pub mo_text: Option<String>,

@@ -2,14 +2,15 @@
 //! TCP, acknowledge submits, send status reports and record what they saw as JSON lines so a test
 //! can check what the carrier received. They are test equipment, not carrier implementations.
 //!
-//! [`faults`] holds the misbehaviour the SMPP, SGIP, SMGP and CNGP simulators share (rate and
-//! window limits answered with each protocol's throttling code, dropped, stalled and malformed
-//! connections, delayed responses); the CMPP simulator has its own copy. [`router`] sends
+//! [`faults`] holds the misbehaviour every simulator shares (rate and window limits answered with
+//! each protocol's throttling code, dropped, stalled and malformed connections, delayed
+//! responses); `herald sim <protocol>` offers all of it for every protocol. [`router`] sends
 //! reports to the client's connections, for every simulator but SGIP's.
 
 pub mod cmpp;
 pub mod cngp;
 pub mod faults;
+mod mo;
 mod router;
 pub mod sgip;
 pub mod smgp;

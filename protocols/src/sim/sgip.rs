@@ -146,6 +146,9 @@ pub async fn run_with_mo(
     });
     tokio::pin!(shutdown);
     let mut mo_open = true;
+    // Injected MOs (`SimFaults::mo_every`) go to every account's SP, like those sent on `mo`.
+    let injector = super::mo::MoInjector::default();
+    let (mo_every, mut mo_tick) = super::mo::ticker(shared.faults.settings());
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -164,6 +167,17 @@ pub async fn run_with_mo(
                 Some(m) => shared.send_mo(m),
                 None => mo_open = false,
             },
+            _ = mo_tick.tick(), if mo_every.is_some() => {
+                for account in &shared.config.accounts {
+                    let next = injector.next(shared.faults.settings(), &account.login);
+                    shared.send_mo(SimMo {
+                        account: account.login.clone(),
+                        from: next.src,
+                        to: next.dest,
+                        text: next.text,
+                    });
+                }
+            }
         }
     }
     tracing::info!(%local, "SGIP simulator shutting down");

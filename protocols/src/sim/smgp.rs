@@ -5,7 +5,7 @@
 
 use tokio::net::TcpListener;
 
-use super::telecom::{self as core, GatewayWire, SimInbound, SimReport, SimSubmit};
+use super::telecom::{self as core, GatewayWire, SimInbound, SimMoPart, SimReport, SimSubmit};
 pub use super::telecom::{SimConfig, SimFaults};
 use crate::smgp::{
     self, tag, Body, Deliver, DeliverContent, LoginResp, MsgId10, Pdu, SmgpCodec, SubmitResp, Tlvs,
@@ -119,6 +119,28 @@ impl GatewayWire for SmgpWire {
                 content: DeliverContent::Report(core::receipt(report)),
                 reserve: String::new(),
                 tlvs: Tlvs::default(),
+            })),
+        )
+    }
+
+    /// An MO part, its UDH flagged by the TP_udhi TLV (the client reads the header by it).
+    fn mo(sequence: u32, part: &SimMoPart) -> Pdu {
+        let tlvs = if part.segment.udhi {
+            Tlvs::default().with_u8(tag::TP_UDHI, 1)
+        } else {
+            Tlvs::default()
+        };
+        Pdu::new(
+            sequence,
+            Body::Deliver(Box::new(Deliver {
+                msg_id: part.msg_id,
+                msg_format: part.segment.data_coding,
+                recv_time: core::recv_time(),
+                src_term_id: part.src.clone(),
+                dest_term_id: part.dest.clone(),
+                content: DeliverContent::Message(part.segment.payload.clone()),
+                reserve: String::new(),
+                tlvs,
             })),
         )
     }

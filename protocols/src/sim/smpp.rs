@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
+use super::mo::{self, MoInjector};
 use super::router::{yymmddhhmm, ConnMsg, ConnTx, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::gsm7;
@@ -108,6 +109,7 @@ pub async fn run_on(
         faults: Faults::new(faults),
         recorder,
         reports: ReportRouter::default(),
+        mo: MoInjector::default(),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -149,12 +151,32 @@ struct Report {
     text: String,
 }
 
+/// One part of an injected mobile-originated message (see [`super::mo`]).
+#[derive(Debug, Clone)]
+struct MoSm {
+    /// What the simulator records it under (deliver_sm itself carries no id).
+    id: u64,
+    /// The subscriber: the deliver_sm's source_addr.
+    src: String,
+    /// The ESME's address: its destination_addr.
+    dest: String,
+    segment: text::Segment,
+}
+
+/// What the simulator sends on its own initiative, each kept until its deliver_sm_resp.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    Report(Report),
+    Mo(MoSm),
+}
+
 struct Shared {
     config: SimConfig,
     faults: Faults,
     recorder: Option<Recorder>,
     next_id: AtomicU64,
-    reports: ReportRouter<Report, Pdu>,
+    reports: ReportRouter<Outgoing, Pdu>,
+    mo: MoInjector,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -201,7 +223,9 @@ impl Shared {
                 done_date: yymmddhhmm(),
                 ..report
             };
-            shared.reports.dispatch(&system_id, Some(conn), report);
+            shared
+                .reports
+                .dispatch(&system_id, Some(conn), Outgoing::Report(report));
         });
     }
 }
@@ -228,8 +252,11 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         "simulator: ESME bound");
 
     let mut sequence = 0u32;
-    let mut unacked: HashMap<u32, Report> = HashMap::new();
+    let mut unacked: HashMap<u32, Outgoing> = HashMap::new();
     let mut conn = ConnFaults::default();
+    let mut esme_addr = session.system_id.clone();
+    let (mo_every, mut mo_tick) = mo::ticker(shared.faults.settings());
+    let mo_every = mo_every.filter(|_| session.kind.can_receive());
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -265,10 +292,15 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                     on_submit(&shared, &session, id, seq, sm, &tx, &mut conn, response)
                 };
                 let reply = match pdu.body {
-                    Body::SubmitSm(sm) => match submit(&sm, Body::SubmitSmResp) {
-                        Some(reply) => reply,
-                        None => break "fault injected",
-                    },
+                    Body::SubmitSm(sm) => {
+                        if !sm.source_addr.is_empty() {
+                            esme_addr.clone_from(&sm.source_addr);
+                        }
+                        match submit(&sm, Body::SubmitSmResp) {
+                            Some(reply) => reply,
+                            None => break "fault injected",
+                        }
+                    }
                     Body::DataSm(d) => {
                         let sm = Sm {
                             source_addr: d.source_addr,
@@ -285,7 +317,9 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         }
                     }
                     Body::DeliverSmResp(_) | Body::GenericNack if pdu.command_status == 0 => {
-                        unacked.remove(&seq);
+                        if let Some(Outgoing::Mo(part)) = unacked.remove(&seq) {
+                            shared.record(mo::acked_record(&part.id.to_string()));
+                        }
                         None
                     }
                     Body::EnquireLink => Some(Pdu::new(seq, Body::EnquireLinkResp)),
@@ -319,23 +353,34 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         conn.release();
                         pdu
                     }
-                    ConnMsg::Report(report) => {
+                    ConnMsg::Report(out) => {
                         sequence = sequence.wrapping_add(1).clamp(1, 0x7FFF_FFFF);
-                        shared.record(json!({
-                            "kind": "report",
-                            "msg_id": shared.submit_id(report.id),
-                            "dest": report.dest,
-                            "stat": report.stat,
-                            "at_ms": now_ms(),
-                        }));
-                        let pdu = receipt_pdu(&shared, &session, sequence, &report);
-                        unacked.insert(sequence, report);
+                        let pdu = match &out {
+                            Outgoing::Report(report) => {
+                                shared.record(json!({
+                                    "kind": "report",
+                                    "msg_id": shared.submit_id(report.id),
+                                    "dest": report.dest,
+                                    "stat": report.stat,
+                                    "at_ms": now_ms(),
+                                }));
+                                receipt_pdu(&shared, &session, sequence, report)
+                            }
+                            Outgoing::Mo(part) => {
+                                shared.record(mo::part_record(&session.system_id, id, &part.id.to_string(), sequence));
+                                mo_pdu(sequence, part)
+                            }
+                        };
+                        unacked.insert(sequence, out);
                         pdu
                     }
                 };
                 if framed.send(pdu).await.is_err() {
                     break "write failed";
                 }
+            }
+            _ = mo_tick.tick(), if mo_every.is_some() && !conn.stalled() => {
+                inject_mo(&shared, &session.system_id, id, &esme_addr);
             }
         }
     };
@@ -451,7 +496,7 @@ fn on_submit(
     conn_id: u64,
     seq: u32,
     sm: &Sm,
-    tx: &ConnTx<Report, Pdu>,
+    tx: &ConnTx<Outgoing, Pdu>,
     conn: &mut ConnFaults,
     response: fn(SmResp) -> Body,
 ) -> Option<Option<Pdu>> {
@@ -595,6 +640,51 @@ fn receipt_pdu(shared: &Shared, session: &Session, sequence: u32, report: &Repor
             esm_class: esm::DELIVERY_RECEIPT,
             short_message: text.into_bytes(),
             tlvs,
+            ..Sm::default()
+        })),
+    )
+}
+
+/// Injects one MO on session `conn` (see [`mo::inject`]): one deliver_sm per part, GSM 7-bit
+/// where the text allows, else UCS2, a long one with an 8-bit concatenation UDH.
+fn inject_mo(shared: &Shared, system_id: &str, conn: u64, esme_addr: &str) {
+    mo::inject(
+        &shared.mo,
+        shared.faults.settings(),
+        &shared.reports,
+        |line| shared.record(line),
+        system_id,
+        conn,
+        esme_addr,
+        |mo| {
+            gsm7::split_smpp(&mo.text)
+                .into_iter()
+                .map(|segment| {
+                    let part = MoSm {
+                        id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+                        src: mo.src.clone(),
+                        dest: mo.dest.clone(),
+                        segment,
+                    };
+                    (part.id.to_string(), Outgoing::Mo(part))
+                })
+                .collect()
+        },
+    );
+}
+
+/// The deliver_sm of an MO part.
+fn mo_pdu(sequence: u32, part: &MoSm) -> Pdu {
+    Pdu::new(
+        sequence,
+        Body::DeliverSm(Box::new(Sm {
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: part.src.clone(),
+            destination_addr: part.dest.clone(),
+            esm_class: if part.segment.udhi { esm::UDHI } else { 0 },
+            data_coding: part.segment.data_coding,
+            short_message: part.segment.payload.clone(),
             ..Sm::default()
         })),
     )

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::{self, ConnFaults, Fate, Faults, SubmitFate};
+use super::mo::{self, MoInjector};
 use super::router::{yymmddhhmm, ConnMsg, ReportRouter};
 use super::{now_ms, Recorder};
 use crate::telecom::{auth, CodecError, MsgId10, MsgId10Generator};
@@ -93,6 +94,26 @@ pub struct SimReport {
     pub done_time: String,
 }
 
+/// One part of an injected mobile-originated message (see [`super::mo`]).
+#[derive(Debug, Clone)]
+pub struct SimMoPart {
+    /// The Deliver's MsgID.
+    pub msg_id: MsgId10,
+    /// The subscriber.
+    pub src: String,
+    /// The SP number it is sent to.
+    pub dest: String,
+    /// The part's coding and content (UDH included when `udhi` is set).
+    pub segment: text::Segment,
+}
+
+/// What the simulator sends on its own initiative, each kept until its Deliver_Resp.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    Report(SimReport),
+    Mo(SimMoPart),
+}
+
 /// The protocol-specific half of the simulator.
 pub trait GatewayWire: Send + Sync + 'static {
     type Pdu: Send + Debug + 'static;
@@ -123,6 +144,8 @@ pub trait GatewayWire: Send + Sync + 'static {
     fn exit_resp(sequence: u32) -> Self::Pdu;
     /// The Deliver carrying `report`; `deliver_id` is the Deliver's own MsgID.
     fn report(sequence: u32, deliver_id: MsgId10, report: &SimReport) -> Self::Pdu;
+    /// The Deliver carrying one part of an injected MO.
+    fn mo(sequence: u32, part: &SimMoPart) -> Self::Pdu;
 }
 
 /// Serves on an already bound listener until `shutdown` completes (`config.listen` is ignored).
@@ -144,6 +167,7 @@ pub async fn run_on<W: GatewayWire>(
         faults: Faults::new(faults),
         recorder,
         reports: ReportRouter::default(),
+        mo: MoInjector::default(),
         next_conn: AtomicU64::new(1),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -177,7 +201,8 @@ struct Shared<W: GatewayWire> {
     faults: Faults,
     recorder: Option<Recorder>,
     msg_ids: MsgId10Generator,
-    reports: ReportRouter<SimReport, W::Pdu>,
+    reports: ReportRouter<Outgoing, W::Pdu>,
+    mo: MoInjector,
     next_conn: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -209,7 +234,9 @@ impl<W: GatewayWire> Shared<W> {
                 done_time: yymmddhhmm(),
                 ..report
             };
-            shared.reports.dispatch(&account, Some(conn), report);
+            shared
+                .reports
+                .dispatch(&account, Some(conn), Outgoing::Report(report));
         });
     }
 }
@@ -226,8 +253,10 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
     tracing::info!(%peer, %account, conn = id, protocol = W::NAME, "simulator: SP logged in");
 
     let mut sequence = 0u32;
-    let mut unacked: HashMap<u32, SimReport> = HashMap::new();
+    let mut unacked: HashMap<u32, Outgoing> = HashMap::new();
     let mut conn = ConnFaults::default();
+    let mut sp_number = account.clone();
+    let (mo_every, mut mo_tick) = mo::ticker(shared.faults.settings());
     let reason = loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break "simulator shutdown",
@@ -257,41 +286,48 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
                     }
                 }
                 let reply = match W::inbound(pdu) {
-                    SimInbound::Submit(submit) => match shared.faults.on_submit(&account, &conn) {
-                        SubmitFate::Drop => {
-                            tracing::warn!(%peer, "simulator: dropping connection at a submit (fault)");
-                            break "fault injected";
+                    SimInbound::Submit(submit) => {
+                        if !submit.src_term_id.is_empty() {
+                            sp_number.clone_from(&submit.src_term_id);
                         }
-                        SubmitFate::Throttle(why) => {
-                            for dest in &submit.dest_term_ids {
-                                shared.record(faults::throttled_record(&account, dest, why, W::STATUS_THROTTLED));
+                        match shared.faults.on_submit(&account, &conn) {
+                            SubmitFate::Drop => {
+                                tracing::warn!(%peer, "simulator: dropping connection at a submit (fault)");
+                                break "fault injected";
                             }
-                            Some(W::submit_throttled(seq))
-                        }
-                        SubmitFate::Accept => {
-                            let msg_id = accept_submit(&shared, &account, id, &submit);
-                            let resp = W::submit_resp(seq, msg_id);
-                            match shared.faults.resp_delay() {
-                                None => Some(resp),
-                                Some(delay) => {
-                                    conn.hold();
-                                    let tx = tx.clone();
-                                    let cancel = shared.cancel.clone();
-                                    shared.tasks.spawn(async move {
-                                        tokio::select! {
-                                            _ = tokio::time::sleep(delay) => {
-                                                let _ = tx.send(ConnMsg::Send(resp));
+                            SubmitFate::Throttle(why) => {
+                                for dest in &submit.dest_term_ids {
+                                    shared.record(faults::throttled_record(&account, dest, why, W::STATUS_THROTTLED));
+                                }
+                                Some(W::submit_throttled(seq))
+                            }
+                            SubmitFate::Accept => {
+                                let msg_id = accept_submit(&shared, &account, id, &submit);
+                                let resp = W::submit_resp(seq, msg_id);
+                                match shared.faults.resp_delay() {
+                                    None => Some(resp),
+                                    Some(delay) => {
+                                        conn.hold();
+                                        let tx = tx.clone();
+                                        let cancel = shared.cancel.clone();
+                                        shared.tasks.spawn(async move {
+                                            tokio::select! {
+                                                _ = tokio::time::sleep(delay) => {
+                                                    let _ = tx.send(ConnMsg::Send(resp));
+                                                }
+                                                _ = cancel.cancelled() => {}
                                             }
-                                            _ = cancel.cancelled() => {}
-                                        }
-                                    });
-                                    None
+                                        });
+                                        None
+                                    }
                                 }
                             }
                         }
-                    },
+                    }
                     SimInbound::DeliverResp => {
-                        unacked.remove(&seq);
+                        if let Some(Outgoing::Mo(part)) = unacked.remove(&seq) {
+                            shared.record(mo::acked_record(&part.msg_id.to_string()));
+                        }
                         None
                     }
                     SimInbound::ActiveTest => Some(W::active_test_resp(seq)),
@@ -313,24 +349,35 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
                         conn.release();
                         pdu
                     }
-                    ConnMsg::Report(report) => {
+                    ConnMsg::Report(out) => {
                         sequence = sequence.wrapping_add(1).max(1);
-                        shared.record(json!({
-                            "kind": "report",
-                            "msg_id": report.msg_id.to_string(),
-                            "dest": report.dest,
-                            "stat": report.stat,
-                            "at_ms": now_ms(),
-                        }));
-                        let deliver_id = shared.msg_ids.next_at(&chrono::Local::now());
-                        let pdu = W::report(sequence, deliver_id, &report);
-                        unacked.insert(sequence, report);
+                        let pdu = match &out {
+                            Outgoing::Report(report) => {
+                                shared.record(json!({
+                                    "kind": "report",
+                                    "msg_id": report.msg_id.to_string(),
+                                    "dest": report.dest,
+                                    "stat": report.stat,
+                                    "at_ms": now_ms(),
+                                }));
+                                let deliver_id = shared.msg_ids.next_at(&chrono::Local::now());
+                                W::report(sequence, deliver_id, report)
+                            }
+                            Outgoing::Mo(part) => {
+                                shared.record(mo::part_record(&account, id, &part.msg_id.to_string(), sequence));
+                                W::mo(sequence, part)
+                            }
+                        };
+                        unacked.insert(sequence, out);
                         pdu
                     }
                 };
                 if framed.send(pdu).await.is_err() {
                     break "write failed";
                 }
+            }
+            _ = mo_tick.tick(), if mo_every.is_some() && !conn.stalled() => {
+                inject_mo(&shared, &account, id, &sp_number);
             }
         }
     };
@@ -340,6 +387,33 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
     shared
         .reports
         .hand_back(&account, id, rx, unacked, shared.cancel.is_cancelled());
+}
+
+/// Injects one MO on connection `conn` (see [`mo::inject`]): one Deliver per part.
+fn inject_mo<W: GatewayWire>(shared: &Shared<W>, account: &str, conn: u64, sp_number: &str) {
+    mo::inject(
+        &shared.mo,
+        shared.faults.settings(),
+        &shared.reports,
+        |line| shared.record(line),
+        account,
+        conn,
+        sp_number,
+        |mo| {
+            text::split_text(&mo.text)
+                .into_iter()
+                .map(|segment| {
+                    let part = SimMoPart {
+                        msg_id: shared.msg_ids.next_at(&chrono::Local::now()),
+                        src: mo.src.clone(),
+                        dest: mo.dest.clone(),
+                        segment,
+                    };
+                    (part.msg_id.to_string(), Outgoing::Mo(part))
+                })
+                .collect()
+        },
+    );
 }
 
 /// Reads and checks the Login; returns the account once logged in.
