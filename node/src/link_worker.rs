@@ -31,6 +31,7 @@ use crate::class_pick::ClassPicker;
 use crate::config::LinkConfig;
 use crate::context::Ctx;
 use crate::policy::DispatchPolicy;
+use crate::queue_share::{left_waiting, QueueShare};
 
 /// How long an acknowledgement or report is retried before it is given up (and the message is
 /// left to be resent by the next holder).
@@ -126,6 +127,8 @@ pub(crate) struct LinkRun {
     /// When in-flight messages were last given back to their routes (at most once a second).
     pub(crate) last_give_back: Mutex<Option<Instant>>,
     pub(crate) picker: Mutex<ClassPicker>,
+    /// This slot's share of the link's queues (none for a link of one connection).
+    pub(crate) share: Option<QueueShare>,
     pub(crate) stop: CancellationToken,
 }
 
@@ -160,6 +163,7 @@ async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: Ca
         }
     };
     let (client, events) = LinkClient::start(protocol, settings(&link));
+    let share = QueueShare::of(&slot, link.connections);
     let run = Arc::new(LinkRun {
         ctx: ctx.clone(),
         rate: AdaptiveRate::new(link.rate_per_slot()),
@@ -173,6 +177,7 @@ async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: Ca
         last_down_reason: Mutex::new("not connected yet".into()),
         last_give_back: Mutex::new(None),
         picker: Mutex::new(ClassPicker::default()),
+        share,
         stop: stop.clone(),
     });
     let events_task = tokio::spawn(handle_client_events(run.clone(), events));
@@ -426,6 +431,33 @@ fn retry_link(run: &LinkRun, msg: &MessageRecord, segment_index: u32) -> Option<
 /// Up to `limit` messages to dispatch now: leftovers to resend first, then the waiting messages
 /// of the queues this link serves, alarms first and the other classes by weight; a class in its
 /// quiet hours waits.
+/// Keeps, of `ids` (oldest first), this slot's own messages and then other slots' messages that
+/// have waited past the grace, at most `room` of them, oldest first.
+fn keep_share(run: &LinkRun, share: QueueShare, ids: &mut Vec<u64>, room: usize, now: u64) {
+    let (mut kept, others): (Vec<u64>, Vec<u64>) = ids.iter().partition(|id| share.owns(**id));
+    kept.truncate(room);
+    for id in others {
+        if kept.len() >= room {
+            break;
+        }
+        let waited = run
+            .ctx
+            .reader
+            .message(id)
+            .ok()
+            .flatten()
+            .is_some_and(|m| left_waiting(m.submitted_at_ms.max(m.not_before_ms), now));
+        // Ids grow with submission time: once one has not waited long enough, nor have the
+        // ones after it, and reading their records would be wasted.
+        if !waited {
+            break;
+        }
+        kept.push(id);
+    }
+    kept.sort_unstable();
+    *ids = kept;
+}
+
 fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<MessageRecord> {
     let busy = run
         .in_progress
@@ -452,11 +484,14 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
             if policy.quiet_until(priority, now).is_some() {
                 continue;
             }
+            // Alarms are not shared out between the link's slots (see `queue_share`).
+            let share = run.share.filter(|_| priority > 0);
+            let to_read = share.map_or(room + busy.len(), |s| s.ids_to_read(room + busy.len()));
             for queue in &queues {
                 let queued = run
                     .ctx
                     .reader
-                    .queued_in_class(queue, priority, room + busy.len())
+                    .queued_in_class(queue, priority, to_read)
                     .unwrap_or_default();
                 class_ids.extend(
                     queued
@@ -467,6 +502,9 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
             // Oldest first across the queues of one class.
             class_ids.sort_unstable();
             class_ids.dedup();
+            if let Some(share) = share {
+                keep_share(run, share, class_ids, room, now);
+            }
             class_ids.truncate(room);
         }
         let weights = [

@@ -17,6 +17,7 @@ mod link_worker;
 mod placement;
 mod policy;
 mod proposer;
+mod queue_share;
 mod quota;
 mod replies_api;
 mod replies_cli;
