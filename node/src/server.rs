@@ -30,6 +30,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let log_store = LogStore::new(db.clone());
     let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?;
     let applied = state_machine.subscribe_applied();
+    let snapshot_dir = state_machine.snapshot_dir();
 
     let raft_config = openraft::Config {
         cluster_name: "herald".into(),
@@ -74,7 +75,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let internal = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
-            InternalServer::new(InternalService::new(raft.clone()))
+            InternalServer::new(InternalService::new(raft.clone(), snapshot_dir))
                 .max_decoding_message_size(MAX_INTERNAL_MESSAGE)
                 .max_encoding_message_size(MAX_INTERNAL_MESSAGE),
         )

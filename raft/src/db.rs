@@ -11,7 +11,8 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Op
 
 /// Raft log entries, keyed by big-endian log index.
 pub const CF_LOG: &str = "raft_log_v1";
-/// Raft metadata: vote, last purged log id, committed log id.
+/// Raft metadata: vote, last purged log id, committed log id; and the marker of a snapshot install
+/// under way (`snapshot::install::INSTALLING`), kept outside the projection the install clears.
 pub const CF_RAFT_META: &str = "raft_meta_v1";
 /// Message records, keyed by big-endian message id.
 pub const CF_MESSAGES: &str = "sm_messages_v1";

@@ -15,6 +15,7 @@ pub mod projection;
 pub mod reader;
 pub mod records;
 pub mod replies;
+pub mod snapshot;
 pub mod state_machine;
 pub mod trace;
 pub mod types;

@@ -2,14 +2,18 @@
 //! `herald.v1.Internal` service that answers it and accepts writes forwarded to the leader.
 //!
 //! openraft's messages travel as bincode inside protobuf `bytes`: they are internal to a cluster and
-//! never seen by clients. Writes forwarded to the leader carry an encoded `EventBatch`.
+//! never seen by clients. Writes forwarded to the leader carry an encoded `EventBatch`. Snapshots
+//! travel as a stream of chunks read from and written to files (`Internal.InstallSnapshot`, see
+//! [`crate::snapshot::transfer`]); a snapshot in one message (`Raft` method "snapshot") is still
+//! accepted from nodes that predate the stream, and sent to them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use herald_api::v1::internal_client::InternalClient;
 use herald_api::v1::internal_server::Internal;
-use herald_api::v1::{ProposeReply, ProposeRequest, RaftReply, RaftRequest};
+use herald_api::v1::{ProposeReply, ProposeRequest, RaftReply, RaftRequest, SnapshotChunk};
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
@@ -23,14 +27,30 @@ use openraft::OptionalSend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
+use crate::snapshot::{transfer, SnapshotDir, SnapshotFile};
 use crate::types::{
-    ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, TypeConfig, Vote,
+    ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote,
 };
 
-/// Largest gRPC message between nodes: snapshots travel whole.
+/// Largest gRPC message between nodes. Snapshots now travel in chunks of a few MiB; the bound
+/// stays this high for a snapshot sent whole by (or to) a node that predates chunks.
 pub const MAX_INTERNAL_MESSAGE: usize = 1 << 30;
+
+/// The least time a snapshot transfer is given, and the slowest rate (transfer and install on
+/// the follower together) it may go at before the leader gives up and starts over. openraft's
+/// `install_snapshot_timeout` (200 ms by default) is meant for one request, not for a transfer
+/// of gigabytes; a follower that dies mid-transfer is noticed sooner, by its connection
+/// breaking.
+const SNAPSHOT_MIN_TIME: Duration = Duration::from_secs(30);
+const SNAPSHOT_MIN_BYTES_PER_SECOND: u64 = 1 << 20;
+
+/// How long sending (and installing) a snapshot of `len` bytes may take.
+fn snapshot_deadline(option: &RPCOption, len: u64) -> Duration {
+    SNAPSHOT_MIN_TIME.max(option.hard_ttl())
+        + Duration::from_secs(len / SNAPSHOT_MIN_BYTES_PER_SECOND)
+}
 
 /// bincode's original wire format (fixed-width integers, trailing bytes allowed), which nodes of
 /// every version speak to each other.
@@ -41,14 +61,14 @@ fn wire() -> impl bincode::Options {
         .allow_trailing_bytes()
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
     use bincode::Options as _;
     wire().serialize(value)
 }
 
 /// Bounded by the payload's own length, so a corrupt length prefix from a peer fails instead of
 /// allocating.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
     use bincode::Options as _;
     wire().with_limit(bytes.len() as u64).deserialize(bytes)
 }
@@ -144,11 +164,87 @@ impl PeerClient {
             }
             Err(status) => return Err(RPCError::Network(NetworkError::new(&status))),
         };
-        let result: Result<Resp, RaftError<TypeConfig>> =
-            decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        // A remote RaftError here means the peer is shutting down or failed: back off from it.
-        result.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+        answer(&reply)
     }
+
+    /// Streams a snapshot to the peer in chunks; a peer that predates the stream gets it whole.
+    async fn send_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        option: &RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {} has an invalid address {:?}",
+                self.target, self.addr
+            ))));
+        };
+        let header = transfer::header(&vote, &snapshot.meta)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let file = Arc::new(snapshot.snapshot);
+        let (chunks, failure) = transfer::outgoing(header, file.clone());
+        let reply = match client.install_snapshot(Request::new(chunks)).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return self
+                    .send_snapshot_whole(vote, snapshot.meta, &file, option)
+                    .await;
+            }
+            Err(status) => {
+                // The stream ended early because this node could not read its own file.
+                if let Some(e) = failure.take() {
+                    return Err(RPCError::Network(NetworkError::new(&e)));
+                }
+                if status.code() == tonic::Code::Unavailable {
+                    return Err(RPCError::Unreachable(Unreachable::new(&status)));
+                }
+                return Err(RPCError::Network(NetworkError::new(&status)));
+            }
+        };
+        answer(&reply)
+    }
+
+    /// A snapshot in one message, for a peer without `InstallSnapshot` during a rolling upgrade:
+    /// this holds the whole snapshot in memory, as every node did before.
+    async fn send_snapshot_whole(
+        &mut self,
+        vote: Vote,
+        meta: SnapshotMeta,
+        file: &Arc<SnapshotFile>,
+        option: &RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, RPCError<TypeConfig>> {
+        tracing::info!(
+            target = self.target,
+            "the peer predates streamed snapshots; sending the snapshot whole"
+        );
+        let len = file.data_len();
+        if len + (1 << 20) > MAX_INTERNAL_MESSAGE as u64 {
+            return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                "node {} takes snapshots only whole and this one ({len} bytes) is too large; \
+                 upgrade it",
+                self.target
+            ))));
+        }
+        let file = file.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            let mut data = vec![0u8; len as usize];
+            file.read_data_at(0, &mut data).map(|()| data)
+        })
+        .await
+        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?
+        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let whole = RPCOption::new(snapshot_deadline(option, len));
+        self.call("snapshot", &(vote, meta, data), &whole).await
+    }
+}
+
+/// The result a peer encoded in its reply.
+fn answer<Resp: DeserializeOwned>(reply: &RaftReply) -> Result<Resp, RPCError<TypeConfig>> {
+    let result: Result<Resp, RaftError<TypeConfig>> =
+        decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    // A remote RaftError here means the peer is shutting down or failed: back off from it.
+    result.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -177,12 +273,19 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
+        let len = snapshot.snapshot.data_len();
+        let deadline = snapshot_deadline(&option, len);
+        let target = self.target;
         tokio::pin!(cancel);
         tokio::select! {
             closed = &mut cancel => Err(StreamingError::Closed(closed)),
-            res = self.call::<_, SnapshotResponse<TypeConfig>>("snapshot", &req, &option) => {
-                res.map_err(StreamingError::from)
+            res = tokio::time::timeout(deadline, self.send_snapshot(vote, snapshot, &option)) => {
+                match res {
+                    Ok(res) => res.map_err(StreamingError::from),
+                    Err(_) => Err(StreamingError::Network(NetworkError::from_string(format!(
+                        "a snapshot of {len} bytes to node {target} took more than {deadline:?}"
+                    )))),
+                }
             }
         }
     }
@@ -199,11 +302,28 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 /// The server side of [`PeerClient`] plus write forwarding.
 pub struct InternalService {
     raft: Raft,
+    /// Where received snapshots are written (the state machine's snapshot directory, so that
+    /// installing one is a rename).
+    snapshots: Arc<SnapshotDir>,
 }
 
 impl InternalService {
-    pub fn new(raft: Raft) -> Self {
-        InternalService { raft }
+    pub fn new(raft: Raft, snapshots: Arc<SnapshotDir>) -> Self {
+        InternalService { raft, snapshots }
+    }
+
+    async fn install(
+        &self,
+        vote: Vote,
+        meta: SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<Response<RaftReply>, Status> {
+        let result: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> = self
+            .raft
+            .install_full_snapshot(vote, Snapshot { meta, snapshot })
+            .await
+            .map_err(RaftError::Fatal);
+        reply(&result)
     }
 }
 
@@ -231,18 +351,17 @@ impl Internal for InternalService {
                 reply(&self.raft.vote(rpc).await)
             }
             "snapshot" => {
-                let (vote, meta, data): (Vote, crate::types::SnapshotMeta, Vec<u8>) =
+                // Sent whole by a node that predates `InstallSnapshot`.
+                let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
                     decode(&req.payload).map_err(bad_payload)?;
-                let snapshot = Snapshot {
-                    meta,
-                    snapshot: std::io::Cursor::new(data),
-                };
-                let result: Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>> = self
-                    .raft
-                    .install_full_snapshot(vote, snapshot)
-                    .await
-                    .map_err(RaftError::Fatal);
-                reply(&result)
+                let dir = self.snapshots.clone();
+                let (meta, snapshot) = tokio::task::spawn_blocking(move || {
+                    transfer::receive_whole(&dir, &meta, &data).map(|s| (meta, s))
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(Status::from)?;
+                self.install(vote, meta, snapshot).await
             }
             "transfer-leader" => {
                 let rpc = decode(&req.payload).map_err(bad_payload)?;
@@ -257,6 +376,25 @@ impl Internal for InternalService {
                 "method: unknown Raft method {other:?}"
             ))),
         }
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let received = transfer::receive(&self.snapshots, request.into_inner())
+            .await
+            .map_err(|e| {
+                tracing::warn!("refused a snapshot: {e}");
+                Status::from(e)
+            })?;
+        tracing::info!(
+            last_log_id = ?received.meta.last_log_id,
+            bytes = received.snapshot.data_len(),
+            "received snapshot"
+        );
+        self.install(received.vote, received.meta, received.snapshot)
+            .await
     }
 
     async fn propose(

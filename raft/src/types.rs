@@ -68,6 +68,7 @@ pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
 pub type Vote = <TypeConfig as openraft::RaftTypeConfig>::Vote;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-pub type SnapshotData = std::io::Cursor<Vec<u8>>;
+/// A snapshot's data is a file, never its bytes in memory (see [`crate::snapshot`]).
+pub type SnapshotData = crate::snapshot::SnapshotFile;
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;

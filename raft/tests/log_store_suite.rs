@@ -13,8 +13,7 @@ use futures::{Stream, StreamExt};
 use herald_raft::db::{self, CF_LOG, CF_RAFT_META};
 use herald_raft::log_store::LogStore;
 use herald_raft::types::{
-    ApplyResponse, Entry, EventsPayload, LogId, Snapshot, SnapshotMeta, StoredMembership,
-    TypeConfig, Vote,
+    ApplyResponse, Entry, EventsPayload, LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };
 use openraft::entry::RaftEntry;
 use openraft::storage::{
@@ -34,6 +33,9 @@ struct ToyState {
     membership: StoredMembership,
     snapshot: Option<SnapshotMeta>,
 }
+
+/// The toy's snapshots carry no data (Herald's own are files).
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>;
 
 /// Remembers only what the suite checks (last applied, membership); a snapshot is its metadata.
 #[derive(Clone, Default)]

@@ -166,6 +166,11 @@ async fn leader_killed_mid_stream_loses_nothing_and_restart_catches_up_from_snap
         "the restarted node caught up without a snapshot; its log:\n{}",
         cluster.log_of(leader)
     );
+    assert!(
+        cluster.log_of(leader).contains("received snapshot"),
+        "the snapshot did not arrive as a stream of chunks; its log:\n{}",
+        cluster.log_of(leader)
+    );
     check_delivered_everywhere(&cluster, "leader-kill", &acked).await;
 }
 
