@@ -292,21 +292,10 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 SubmitFate::Throttle(why) => Some(throttle(&shared, &account, seq, &submit, why)),
                                 SubmitFate::Accept => {
                                     let resp = accept_submit(&shared, &account, id, seq, &submit);
-                                    match shared.faults.resp_delay() {
-                                        None => Some(resp),
-                                        Some(delay) => {
-                                            conn.hold();
-                                            let tx = tx.clone();
-                                            let cancel = shared.cancel.clone();
-                                            shared.tasks.spawn(async move {
-                                                tokio::select! {
-                                                    _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
-                                                    _ = cancel.cancelled() => {}
-                                                }
-                                            });
-                                            None
-                                        }
-                                    }
+                                    let tx = tx.clone();
+                                    shared.faults.answer_submit(&mut conn, &shared.tasks, &shared.cancel, resp, move |resp| {
+                                        let _ = tx.send(ConnMsg::Send(resp));
+                                    })
                                 }
                             }
                         }

@@ -16,6 +16,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::{Encoder, Framed};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Strictness and misbehaviour on demand, for fault tests. PDU counts are per connection and
 /// start after the login, so every new connection of a reconnecting client meets the fault again.
@@ -116,6 +118,31 @@ impl Faults {
     /// How long to hold a submit response; `None` to answer at once.
     pub fn resp_delay(&self) -> Option<Duration> {
         Some(self.settings.submit_resp_delay).filter(|d| !d.is_zero())
+    }
+
+    /// Answers an accepted submit: at once (returned), or — with a response delay set — held
+    /// back on `conn` (it keeps its window slot) and handed to `send_later` once the delay has
+    /// passed, unless the simulator stops first. One copy for every simulator.
+    pub fn answer_submit<P: Send + 'static>(
+        &self,
+        conn: &mut ConnFaults,
+        tasks: &TaskTracker,
+        cancel: &CancellationToken,
+        resp: P,
+        send_later: impl FnOnce(P) + Send + 'static,
+    ) -> Option<P> {
+        let Some(delay) = self.resp_delay() else {
+            return Some(resp);
+        };
+        conn.hold();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => send_later(resp),
+                _ = cancel.cancelled() => {}
+            }
+        });
+        None
     }
 
     /// Judges a PDU received on `conn` (counting it).

@@ -496,21 +496,10 @@ async fn serve_sp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         }
                         SubmitFate::Accept => {
                             let resp = accept_submit(&shared, &login, pdu.sequence, &submit);
-                            match shared.faults.resp_delay() {
-                                None => Some(resp),
-                                Some(delay) => {
-                                    conn.hold();
-                                    let tx = tx.clone();
-                                    let cancel = shared.cancel.clone();
-                                    shared.tasks.spawn(async move {
-                                        tokio::select! {
-                                            _ = tokio::time::sleep(delay) => { let _ = tx.send(resp); }
-                                            _ = cancel.cancelled() => {}
-                                        }
-                                    });
-                                    None
-                                }
-                            }
+                            let tx = tx.clone();
+                            shared.faults.answer_submit(&mut conn, &shared.tasks, &shared.cancel, resp, move |resp| {
+                                let _ = tx.send(resp);
+                            })
                         }
                     },
                     Body::Unbind => {

@@ -535,19 +535,14 @@ fn on_submit(
             tlvs: vec![],
         }),
     );
-    let Some(delay) = shared.faults.resp_delay() else {
-        return Some(Some(resp));
-    };
-    conn.hold();
     let tx = tx.clone();
-    let cancel = shared.cancel.clone();
-    shared.tasks.spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => { let _ = tx.send(ConnMsg::Send(resp)); }
-            _ = cancel.cancelled() => {}
-        }
-    });
-    Some(None)
+    Some(
+        shared
+            .faults
+            .answer_submit(conn, &shared.tasks, &shared.cancel, resp, move |resp| {
+                let _ = tx.send(ConnMsg::Send(resp));
+            }),
+    )
 }
 
 /// Records the submit and schedules its receipt; returns the message id.

@@ -304,23 +304,10 @@ async fn serve_conn<W: GatewayWire>(shared: Arc<Shared<W>>, stream: TcpStream, p
                             SubmitFate::Accept => {
                                 let msg_id = accept_submit(&shared, &account, id, &submit);
                                 let resp = W::submit_resp(seq, msg_id);
-                                match shared.faults.resp_delay() {
-                                    None => Some(resp),
-                                    Some(delay) => {
-                                        conn.hold();
-                                        let tx = tx.clone();
-                                        let cancel = shared.cancel.clone();
-                                        shared.tasks.spawn(async move {
-                                            tokio::select! {
-                                                _ = tokio::time::sleep(delay) => {
-                                                    let _ = tx.send(ConnMsg::Send(resp));
-                                                }
-                                                _ = cancel.cancelled() => {}
-                                            }
-                                        });
-                                        None
-                                    }
-                                }
+                                let tx = tx.clone();
+                                shared.faults.answer_submit(&mut conn, &shared.tasks, &shared.cancel, resp, move |resp| {
+                                    let _ = tx.send(ConnMsg::Send(resp));
+                                })
                             }
                         }
                     }
