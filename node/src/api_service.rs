@@ -8,10 +8,10 @@ use herald_api::v1::cluster_server::Cluster;
 use herald_api::v1::messaging_server::Messaging;
 use herald_api::v1::{
     CancelMessageRequest, CancelMessageResponse, ClusterStatusRequest, ClusterStatusResponse,
-    FanOutCopy, GetMessageRequest, GetMessageResponse, GetTraceRequest, GetTraceResponse,
-    LinkPlacement, ListRepliesRequest, ListRepliesResponse, Member, Segment, SubmitBatchRequest,
-    SubmitBatchResponse, SubmitRequest, SubmitResponse, SubmitResult, SubscribeRepliesRequest,
-    TimelineEvent, TraceLine,
+    FanOutCopy, GetMessageRequest, GetMessageResponse, GetMessagesRequest, GetMessagesResponse,
+    GetTraceRequest, GetTraceResponse, LinkPlacement, ListRepliesRequest, ListRepliesResponse,
+    Member, Segment, SubmitBatchRequest, SubmitBatchResponse, SubmitRequest, SubmitResponse,
+    SubmitResult, SubscribeRepliesRequest, TimelineEvent, TraceLine,
 };
 use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled, MessageSubmitted};
 use herald_raft::network::ProposeError;
@@ -183,6 +183,15 @@ impl Messaging for MessagingService {
             }
         }
         Ok(Response::new(response))
+    }
+
+    async fn get_messages(
+        &self,
+        request: Request<GetMessagesRequest>,
+    ) -> Result<Response<GetMessagesResponse>, Status> {
+        crate::statuses_api::answer(&self.ctx, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_trace(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_api::v1::messaging_client::MessagingClient;
-use herald_api::v1::{GetMessageRequest, MessageState, SubmitBatchRequest, SubmitRequest};
+use herald_api::v1::{GetMessagesRequest, MessageState, SubmitBatchRequest, SubmitRequest};
 use tonic::transport::Channel;
 
 #[derive(clap::Args, Clone)]
@@ -225,15 +225,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows every message to a terminal state; returns delivered/s and time-to-DELIVERED
-/// percentiles.
-///
-/// Reads each message about once: the ids are split into `concurrency` runs in submission order,
-/// and each run's reader moves on only once its current message is terminal, waiting a moment
-/// when it is not. Messages mostly finish in the order they were sent, so the readers trail the
-/// cluster instead of sweeping every pending message again and again (which made the load
-/// generator use about as much CPU as the cluster it measured, on the same cores). The figures
-/// come from the messages' own event times, so reading later costs no accuracy.
+/// Follows every submitted message until it is terminal (or the delivery timeout passes). The
+/// ids are split into runs of consecutive ids, one reader per run; each reader asks for the
+/// states of the oldest [`FOLLOW_WINDOW`] of its run's unfinished messages in one `GetMessages`
+/// call, drops those that finished and waits a moment when few did. Messages mostly finish in
+/// the order they were sent, so the readers trail the cluster instead of sweeping every pending
+/// message again and again (the load generator shares the cluster's cores: a call per message
+/// cost it and the nodes about a tenth of the machine). The figures come from the messages' own
+/// event times, so reading later costs no accuracy.
 async fn follow_to_terminal(
     clients: &[MessagingClient<Channel>],
     mut ids: Vec<String>,
@@ -244,42 +243,30 @@ async fn follow_to_terminal(
     let run_len = ids.len().div_ceil(args.concurrency.max(1)).max(1);
     let mut readers = Vec::new();
     for (k, run) in ids.chunks(run_len).map(<[String]>::to_vec).enumerate() {
-        let mut client = clients[k % clients.len()].clone();
-        readers.push(tokio::spawn(async move {
-            let mut finished = Vec::with_capacity(run.len());
-            for id in &run {
-                loop {
-                    if let Some(outcome) = terminal_outcome(&mut client, id).await {
-                        finished.push(outcome);
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        let not_terminal = run.len() - finished.len();
-                        return (finished, not_terminal);
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            (finished, 0)
-        }));
+        let client = clients[k % clients.len()].clone();
+        readers.push(tokio::spawn(follow_run(client, run, deadline)));
     }
-    let mut done: Vec<(i32, u64, u64)> = Vec::with_capacity(ids.len());
+    let mut done: Vec<Outcome> = Vec::with_capacity(ids.len());
     let mut not_terminal = 0;
     for reader in readers {
         let (finished, left) = reader.await?;
         done.extend(finished);
         not_terminal += left;
     }
-    let delivered: Vec<&(i32, u64, u64)> = done
+    let delivered: Vec<&Outcome> = done
         .iter()
-        .filter(|(s, _, r)| *s == MessageState::Delivered as i32 && *r > 0)
+        .filter(|o| o.state == MessageState::Delivered as i32)
         .collect();
-    let first_submit = done.iter().map(|d| d.1).min().unwrap_or(0);
-    let last_report = delivered.iter().map(|d| d.2).max().unwrap_or(0);
+    let first_submit = done.iter().map(|o| o.submitted_at_ms).min().unwrap_or(0);
+    let last_report = delivered
+        .iter()
+        .map(|o| o.finished_at_ms)
+        .max()
+        .unwrap_or(0);
     let span = (last_report.saturating_sub(first_submit)) as f64 / 1000.0;
     let to_delivered: Vec<f64> = delivered
         .iter()
-        .map(|d| d.2.saturating_sub(d.1) as f64)
+        .map(|o| o.finished_at_ms.saturating_sub(o.submitted_at_ms) as f64)
         .collect();
     Ok(serde_json::json!({
         "terminal": done.len(),
@@ -290,36 +277,71 @@ async fn follow_to_terminal(
     }))
 }
 
-/// A message's state, submission time and last delivery report time, once it is terminal.
-async fn terminal_outcome(
-    client: &mut MessagingClient<Channel>,
-    id: &str,
-) -> Option<(i32, u64, u64)> {
-    let message = client
-        .get_message(GetMessageRequest {
-            message_id: id.to_string(),
-        })
-        .await
-        .ok()?
-        .into_inner();
-    let state = MessageState::try_from(message.state).ok()?;
-    let terminal = matches!(
-        state,
-        MessageState::Delivered
-            | MessageState::Undelivered
-            | MessageState::Failed
-            | MessageState::Expired
-            | MessageState::Canceled
-    );
-    if !terminal {
-        return None;
+/// How many of a run's unfinished messages one `GetMessages` call asks about.
+const FOLLOW_WINDOW: usize = 500;
+
+/// A terminal message: its state, when it was submitted and when it reached that state.
+struct Outcome {
+    state: i32,
+    submitted_at_ms: u64,
+    finished_at_ms: u64,
+}
+
+/// Reads one run's messages until all are terminal or `deadline` passes; returns the outcomes
+/// and how many were still not terminal.
+async fn follow_run(
+    mut client: MessagingClient<Channel>,
+    run: Vec<String>,
+    deadline: Instant,
+) -> (Vec<Outcome>, usize) {
+    let mut finished = Vec::with_capacity(run.len());
+    let mut pending: std::collections::VecDeque<String> = run.into();
+    while !pending.is_empty() {
+        let window: Vec<String> = pending.iter().take(FOLLOW_WINDOW).cloned().collect();
+        let asked = window.len();
+        let answer = client
+            .get_messages(GetMessagesRequest {
+                message_ids: window,
+            })
+            .await;
+        let mut still: Vec<String> = Vec::new();
+        let mut finished_now = 0;
+        if let Ok(answer) = answer {
+            for status in answer.into_inner().messages {
+                if status.found && is_terminal(status.state) {
+                    finished_now += 1;
+                    finished.push(Outcome {
+                        state: status.state,
+                        submitted_at_ms: status.submitted_at_ms,
+                        finished_at_ms: status.updated_at_ms,
+                    });
+                } else {
+                    still.push(status.message_id);
+                }
+            }
+            let rest = pending.split_off(asked.min(pending.len()));
+            pending = still.into_iter().chain(rest).collect();
+        }
+        if Instant::now() > deadline {
+            return (finished, pending.len());
+        }
+        // Few finished since the last look: wait for the cluster instead of asking again.
+        if finished_now < asked / 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    let reported = message
-        .timeline
-        .iter()
-        .filter(|e| e.kind == "DeliveryReported")
-        .map(|e| e.at_ms)
-        .max()
-        .unwrap_or(0);
-    Some((message.state, message.submitted_at_ms, reported))
+    (finished, 0)
+}
+
+fn is_terminal(state: i32) -> bool {
+    MessageState::try_from(state).is_ok_and(|state| {
+        matches!(
+            state,
+            MessageState::Delivered
+                | MessageState::Undelivered
+                | MessageState::Failed
+                | MessageState::Expired
+                | MessageState::Canceled
+        )
+    })
 }

@@ -25,6 +25,7 @@ mod reply_rules;
 mod routing;
 mod server;
 mod sim_cli;
+mod statuses_api;
 mod timers;
 mod trace_cli;
 mod validate;

@@ -177,4 +177,47 @@ async fn bad_input_is_refused_and_writes_nothing_and_keys_are_idempotent() {
         .expect_err("malformed id");
     assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
     assert!(malformed.message().starts_with("message_id:"));
+
+    // Many at once, from every node: in the order asked, unknown ids answered as not found.
+    let delivered_at = reference.timeline.last().expect("timeline").at_ms;
+    for node in cluster.running() {
+        let mut client = cluster.messaging(node).await.expect("client");
+        let answer = client
+            .get_messages(herald_api::v1::GetMessagesRequest {
+                message_ids: vec!["999999".into(), id.clone()],
+            })
+            .await
+            .expect("get messages")
+            .into_inner();
+        assert_eq!(answer.answered_by, node);
+        let [unknown, known] = answer.messages.as_slice() else {
+            panic!("two answers expected: {answer:?}");
+        };
+        assert!(
+            !unknown.found && unknown.message_id == "999999",
+            "{unknown:?}"
+        );
+        assert!(known.found && known.message_id == id, "{known:?}");
+        assert_eq!(known.state, MessageState::Delivered as i32);
+        assert_eq!(known.submitted_at_ms, reference.submitted_at_ms);
+        assert_eq!(known.updated_at_ms, delivered_at);
+    }
+    let malformed = client
+        .get_messages(herald_api::v1::GetMessagesRequest {
+            message_ids: vec![id.clone(), "12a".into()],
+        })
+        .await
+        .expect_err("malformed id");
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+    assert!(
+        malformed.message().starts_with("message_ids[1]:"),
+        "{malformed}"
+    );
+    let too_many = client
+        .get_messages(herald_api::v1::GetMessagesRequest {
+            message_ids: vec![id.clone(); 1001],
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
 }
