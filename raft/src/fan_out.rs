@@ -85,7 +85,7 @@ fn add_copy(
         link,
         submitted_at_ms: group.submitted_at_ms,
         expires_at_ms: group.expires_at_ms,
-        timeline: vec![event.clone()],
+        timeline: vec![crate::projection::submission_for_timeline(event)],
         ..Default::default()
     };
     start_waiting(kv, &mut copy, s, event)?;

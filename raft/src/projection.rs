@@ -38,6 +38,17 @@ pub(crate) fn remember(msg: &mut MessageRecord, event: Event) {
     msg.timeline.push(event);
 }
 
+/// The submission as a message's timeline keeps it: without the text, which the record holds in
+/// its own field. The timeline's copy would double the bytes of a record that is read, decoded,
+/// encoded and written again on every later event of the message, on every node.
+pub(crate) fn submission_for_timeline(event: &Event) -> Event {
+    let mut kept = event.clone();
+    if let Some(Kind::Submitted(s)) = &mut kept.kind {
+        s.text.clear();
+    }
+    kept
+}
+
 /// Key-value access to the projection's column families.
 pub trait Kv {
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError>;
@@ -234,15 +245,21 @@ pub(crate) fn unqueue(kv: &mut impl Kv, msg: &MessageRecord) -> Result<(), Proje
     if msg.is_group() {
         return Ok(());
     }
-    let queue = msg.queue_name();
-    kv.delete(CF_QUEUE, keys::queue(&queue, msg.priority, msg.id));
-    // ACCEPTED is exactly "in its queue" (property-tested), so the count follows the state.
-    if msg.state() == MessageState::Accepted {
-        add_queue_len(kv, &queue, -1)?;
-    }
-    kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id));
-    if msg.state() == MessageState::Scheduled {
-        kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id));
+    // Each waiting place holds the message exactly while it is in one state (property-tested:
+    // ACCEPTED is "in its queue", SENDING "in flight", SCHEDULED "in the schedule"), so only that
+    // place is cleared: deleting a key that is not there still writes a tombstone, which every
+    // node pays for in its memtable, on disk and in compactions.
+    match msg.state() {
+        MessageState::Accepted => {
+            let queue = msg.queue_name();
+            kv.delete(CF_QUEUE, keys::queue(&queue, msg.priority, msg.id));
+            add_queue_len(kv, &queue, -1)?;
+        }
+        MessageState::Sending => kv.delete(CF_INFLIGHT, keys::inflight(&msg.link, msg.id)),
+        MessageState::Scheduled => {
+            kv.delete(CF_SCHEDULED, keys::scheduled(msg.not_before_ms, msg.id))
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -315,7 +332,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 route: s.route.clone(),
                 submitted_at_ms: event.at_ms,
                 expires_at_ms: s.expires_at_ms,
-                timeline: vec![event.clone()],
+                timeline: vec![submission_for_timeline(event)],
                 ..Default::default()
             };
             if let Some(key) = idem_key {

@@ -1064,6 +1064,19 @@ fn check_indexes(kinds: &[Kind]) -> Result<(), String> {
                     s.name()
                 ));
             }
+            // A message is in the in-flight set exactly while SENDING (its group never is).
+            if !m.is_group() && f != (s == MessageState::Sending) {
+                return Err(format!(
+                    "after event {i}: message {id} is {} and in_flight={f}",
+                    s.name()
+                ));
+            }
+            if !m.is_group() && q != (s == MessageState::Accepted) {
+                return Err(format!(
+                    "after event {i}: message {id} is {} and queued={q}",
+                    s.name()
+                ));
+            }
             let scheduled = indexed_in(&kv, CF_SCHEDULED, id);
             // A fan-out group is never indexed itself: its copies are.
             if !m.is_group() && scheduled != (s == MessageState::Scheduled) {
