@@ -227,10 +227,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Follows every submitted message until it is terminal (or the delivery timeout passes). The
 /// ids are split into runs of consecutive ids, one reader per run; each reader asks for the
-/// states of the oldest [`FOLLOW_WINDOW`] of its run's unfinished messages in one `GetMessages`
-/// call, drops those that finished and waits a moment when few did. Messages mostly finish in
-/// the order they were sent, so the readers trail the cluster instead of sweeping every pending
-/// message again and again (the load generator shares the cluster's cores: a call per message
+/// states of the oldest of its run's unfinished messages in one `GetMessages` call and drops
+/// those that finished. Messages mostly finish in the order they were sent: when all it asked
+/// about had finished it asks for twice as many at once, and when some had not it waits a moment
+/// and asks again about those (and as many more as had finished). So the readers trail the cluster, reading each message about once,
+/// instead of sweeping every pending message again and again (the load generator shares the cluster's cores: a call per message
 /// cost it and the nodes about a tenth of the machine). The figures come from the messages' own
 /// event times, so reading later costs no accuracy.
 async fn follow_to_terminal(
@@ -277,7 +278,7 @@ async fn follow_to_terminal(
     }))
 }
 
-/// How many of a run's unfinished messages one `GetMessages` call asks about.
+/// The most of a run's unfinished messages one `GetMessages` call asks about.
 const FOLLOW_WINDOW: usize = 500;
 
 /// A terminal message: its state, when it was submitted and when it reached that state.
@@ -296,8 +297,9 @@ async fn follow_run(
 ) -> (Vec<Outcome>, usize) {
     let mut finished = Vec::with_capacity(run.len());
     let mut pending: std::collections::VecDeque<String> = run.into();
+    let mut window_len = 1;
     while !pending.is_empty() {
-        let window: Vec<String> = pending.iter().take(FOLLOW_WINDOW).cloned().collect();
+        let window: Vec<String> = pending.iter().take(window_len).cloned().collect();
         let asked = window.len();
         let answer = client
             .get_messages(GetMessagesRequest {
@@ -325,8 +327,12 @@ async fn follow_run(
         if Instant::now() > deadline {
             return (finished, pending.len());
         }
-        // Few finished since the last look: wait for the cluster instead of asking again.
-        if finished_now < asked / 2 {
+        // All of them finished: the reader is behind the cluster and asks for more at once.
+        // Otherwise it has caught up with it and waits a moment before looking again.
+        if finished_now == asked {
+            window_len = (2 * asked).min(FOLLOW_WINDOW);
+        } else {
+            window_len = (2 * finished_now).clamp(1, FOLLOW_WINDOW);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
