@@ -118,6 +118,11 @@ pub struct RaftTuning {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many log entries; the log before it is then purged.
+    ///
+    /// A snapshot reads the whole projection, so its cost grows with the messages held: at
+    /// 20,000 entries (about 110,000 batched messages) the builds took a tenth of a busy node's
+    /// CPU once it held a few hundred thousand messages. The log it lets the node keep instead
+    /// is about 1.5 KB an entry on disk, read only by a follower catching up.
     pub snapshot_logs: u64,
     /// Log entries kept behind the last snapshot, so slightly lagging followers need no snapshot.
     pub keep_logs: u64,
@@ -129,7 +134,7 @@ impl Default for RaftTuning {
             heartbeat_ms: 200,
             election_timeout_min_ms: 1500,
             election_timeout_max_ms: 3000,
-            snapshot_logs: 20_000,
+            snapshot_logs: 200_000,
             keep_logs: 1_000,
         }
     }
