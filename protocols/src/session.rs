@@ -652,7 +652,7 @@ async fn serve<P: LinkProtocol>(
                 }
             }
             Some(pdu) = rx.recv() => {
-                if let Err(e) = framed.send(pdu).await {
+                if let Err(e) = write_queued::<P>(&mut framed, pdu, &mut rx).await {
                     break format!("write failed: {e}");
                 }
             }
@@ -692,6 +692,27 @@ async fn serve<P: LinkProtocol>(
     inner.current.send_replace(None);
     conn.close(close_with);
     Ended { reason, idle }
+}
+
+/// Most PDUs written to the socket at once.
+const MAX_PDUS_PER_WRITE: usize = 64;
+
+/// Writes `first` and whatever else is already queued for the peer (up to
+/// [`MAX_PDUS_PER_WRITE`]) with one flush: a dispatch round queues a window's worth of submits
+/// at once, and a write to the socket per PDU was a system call each on both ends.
+async fn write_queued<P: LinkProtocol>(
+    framed: &mut Framed<TcpStream, P::Codec>,
+    first: P::Pdu,
+    rx: &mut mpsc::Receiver<P::Pdu>,
+) -> Result<(), P::Error> {
+    framed.feed(first).await?;
+    for _ in 1..MAX_PDUS_PER_WRITE {
+        match rx.try_recv() {
+            Ok(pdu) => framed.feed(pdu).await?,
+            Err(_) => break,
+        }
+    }
+    framed.flush().await
 }
 
 /// Sends the terminate request and waits briefly for its response, still completing requests
