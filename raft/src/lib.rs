@@ -13,6 +13,7 @@ mod log_tail;
 pub mod network;
 pub mod projection;
 pub mod reader;
+mod record_cache;
 pub mod records;
 pub mod replies;
 pub mod snapshot;

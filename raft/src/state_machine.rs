@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -18,10 +18,11 @@ use prost::Message as _;
 use rocksdb::{WriteBatch, DB};
 use tokio::sync::watch;
 
-use crate::db::{self, CF_SM_META};
+use crate::db::{self, CF_MESSAGES, CF_SM_META};
 use crate::events::EventBatch;
 use crate::keys;
 use crate::projection::{apply_event, Kv, ProjectionError};
+use crate::record_cache::RecordCache;
 use crate::snapshot::{build, install, SnapshotDir};
 use crate::types::{
     ApplyResponse, EventOutcome, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
@@ -33,7 +34,11 @@ pub struct StateMachineStore {
     db: Arc<DB>,
     snapshots: Arc<SnapshotDir>,
     applied_tx: Arc<watch::Sender<u64>>,
+    records: Arc<Mutex<RecordCache>>,
 }
+
+/// Memory for the message records apply keeps for the messages' next events.
+const RECORD_CACHE_BYTES: usize = 32 << 20;
 
 impl StateMachineStore {
     /// `snapshot_dir` holds the latest snapshot file; the watch channel reports the last applied
@@ -51,6 +56,7 @@ impl StateMachineStore {
             db,
             snapshots,
             applied_tx: Arc::new(applied_tx),
+            records: Arc::new(Mutex::new(RecordCache::new(RECORD_CACHE_BYTES))),
         };
         let (applied, _) = store.read_applied_state()?;
         store
@@ -92,6 +98,27 @@ impl StateMachineStore {
     }
 }
 
+/// Installs a snapshot and clears the record cache before and after, whatever the outcome: the
+/// install may have replaced part of the projection under it.
+fn install_clearing(
+    db: &DB,
+    dir: &SnapshotDir,
+    meta: &SnapshotMeta,
+    snapshot: SnapshotData,
+    records: &Mutex<RecordCache>,
+) -> io::Result<()> {
+    let clear = || {
+        records
+            .lock()
+            .map(|mut r| r.clear())
+            .map_err(|_| io::Error::other("record cache poisoned"))
+    };
+    clear()?;
+    let installed = install::install(db, dir, meta, snapshot);
+    clear()?;
+    installed
+}
+
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
@@ -101,16 +128,23 @@ fn projection_err(e: ProjectionError) -> io::Error {
 }
 
 /// Reads through to RocksDB and stages writes, so that later events of one apply call see what
-/// earlier ones wrote; the staged writes become one RocksDB batch.
+/// earlier ones wrote; the staged writes become one RocksDB batch. Message records are read from
+/// the record cache first.
 struct StagedKv<'a> {
     db: &'a DB,
     staged: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    records: MutexGuard<'a, RecordCache>,
 }
 
 impl Kv for StagedKv<'_> {
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
         if let Some(v) = self.staged.get(&(cf, key.to_vec())) {
             return Ok(v.clone());
+        }
+        if cf == CF_MESSAGES {
+            if let Some(record) = self.records.get(key) {
+                return Ok(Some(record.clone()));
+            }
         }
         self.db
             .get_cf(db::cf(self.db, cf), key)
@@ -125,27 +159,39 @@ impl Kv for StagedKv<'_> {
 }
 
 impl StagedKv<'_> {
-    fn into_batch(self) -> WriteBatch {
+    /// Writes the staged changes in one batch, then hands the message records written to the
+    /// cache (only then: the cache never holds what RocksDB does not).
+    fn write(mut self) -> Result<(), rocksdb::Error> {
         let mut batch = WriteBatch::default();
-        for ((cf, key), value) in self.staged {
+        for ((cf, key), value) in &self.staged {
             let handle = db::cf(self.db, cf);
             match value {
                 Some(v) => batch.put_cf(handle, key, v),
                 None => batch.delete_cf(handle, key),
             }
         }
-        batch
+        self.db.write(batch)?;
+        for ((cf, key), value) in std::mem::take(&mut self.staged) {
+            if cf == CF_MESSAGES {
+                self.records.written(&key, value);
+            }
+        }
+        Ok(())
     }
 }
 
 /// Applies entries to the projection in one batch; returns each entry's response.
 fn apply_entries(
     db: &DB,
+    records: &Mutex<RecordCache>,
     entries: &[crate::types::Entry],
 ) -> io::Result<Vec<Option<ApplyResponse>>> {
     let mut kv = StagedKv {
         db,
         staged: BTreeMap::new(),
+        records: records
+            .lock()
+            .map_err(|_| io::Error::other("record cache poisoned"))?,
     };
     let mut responses = Vec::with_capacity(entries.len());
     let mut last_membership = None;
@@ -188,7 +234,7 @@ fn apply_entries(
             serde_json::to_vec(&m).map_err(invalid)?,
         );
     }
-    db.write(kv.into_batch()).map_err(io::Error::other)?;
+    kv.write().map_err(io::Error::other)?;
     Ok(responses)
 }
 
@@ -209,9 +255,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             return Ok(());
         }
         let (entries, responders): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-        let db = self.db.clone();
+        let (db, records) = (self.db.clone(), self.records.clone());
         let (entries, responses) = tokio::task::spawn_blocking(move || {
-            let responses = apply_entries(&db, &entries);
+            let responses = apply_entries(&db, &records, &entries);
             (entries, responses)
         })
         .await
@@ -239,9 +285,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), io::Error> {
         let bytes = snapshot.data_len();
         let (db, dir, meta_owned) = (self.db.clone(), self.snapshots.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || install::install(&db, &dir, &meta_owned, snapshot))
-            .await
-            .map_err(io::Error::other)??;
+        let records = self.records.clone();
+        tokio::task::spawn_blocking(move || {
+            install_clearing(&db, &dir, &meta_owned, snapshot, &records)
+        })
+        .await
+        .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes, "installed snapshot");
         self.applied_tx
             .send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
@@ -298,6 +347,11 @@ mod tests {
         dir: tempfile::TempDir,
         db: Arc<DB>,
         snapshots: Arc<SnapshotDir>,
+        records: Mutex<RecordCache>,
+    }
+
+    fn fresh_cache() -> Mutex<RecordCache> {
+        Mutex::new(RecordCache::new(RECORD_CACHE_BYTES))
     }
 
     impl Node {
@@ -305,7 +359,12 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let db = db::open(&dir.path().join("db")).unwrap();
             let snapshots = Arc::new(SnapshotDir::open(&dir.path().join("snapshots")).unwrap());
-            Node { dir, db, snapshots }
+            Node {
+                dir,
+                db,
+                snapshots,
+                records: fresh_cache(),
+            }
         }
 
         /// Builds a snapshot the way the store does (it becomes this node's current one).
@@ -323,7 +382,12 @@ mod tests {
         }
 
         fn install(&self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
-            install::install(&self.db, &self.snapshots, meta, snapshot)
+            install_clearing(&self.db, &self.snapshots, meta, snapshot, &self.records)
+        }
+
+        /// Applies `entries` the way the store does, through this node's record cache.
+        fn apply(&self, entries: &[Entry]) {
+            apply_entries(&self.db, &self.records, entries).unwrap();
         }
 
         fn marker(&self) -> Option<Vec<u8>> {
@@ -335,7 +399,9 @@ mod tests {
         /// Closes the database (as a crash would, with what it wrote in its WAL) and opens the
         /// store again on the same directories.
         fn reopen_store(self) -> (tempfile::TempDir, Arc<DB>, io::Result<StateMachineStore>) {
-            let Node { dir, db, snapshots } = self;
+            let Node {
+                dir, db, snapshots, ..
+            } = self;
             drop(snapshots);
             drop(db);
             let db = db::open(&dir.path().join("db")).unwrap();
@@ -511,7 +577,7 @@ mod tests {
             ),
             Entry::new_blank(log_id(5)),
         ];
-        apply_entries(db, &entries).unwrap();
+        apply_entries(db, &fresh_cache(), &entries).unwrap();
     }
 
     #[test]
@@ -573,14 +639,17 @@ mod tests {
                 report("stray"),
             ],
         ));
-        apply_entries(&target.db, &other).unwrap();
+        target.apply(&other);
         let sixth = keys::message(6);
         let messages = db::cf(&target.db, CF_MESSAGES);
         assert!(target.db.get_cf(messages, &sixth).unwrap().is_some());
+        assert!(target.records.lock().unwrap().get(&sixth).is_some());
         target.install(&meta, target.receive(&snapshot)).unwrap();
         assert_eq!(projection(&target.db), projection(&source.db));
-        // Point reads see the clearing too, not only iterators.
+        // Point reads see the clearing too, not only iterators; and so does apply, which reads
+        // through the record cache.
         assert!(target.db.get_cf(messages, &sixth).unwrap().is_none());
+        assert!(target.records.lock().unwrap().get(&sixth).is_none());
     }
 
     #[test]
@@ -725,7 +794,7 @@ mod tests {
             membership(1),
             normal(2, vec![submit("x1"), submit("x2"), report("stray")]),
         ];
-        apply_entries(&target.db, &other).unwrap();
+        target.apply(&other);
         // Steps 1–3 of an install: the file kept as the current snapshot, the marker written and
         // the projection cleared; then part of the records loaded, and the crash.
         let received = target.receive(&snapshot);
