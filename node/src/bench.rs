@@ -225,15 +225,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows every submitted message until it is terminal (or the delivery timeout passes). The
-/// ids are split into runs of consecutive ids, one reader per run; each reader asks for the
+/// Follows every submitted message until it is terminal (or the delivery timeout passes).
+///
+/// The ids are split into runs of consecutive ids, one reader per run; each reader asks for the
 /// states of the oldest of its run's unfinished messages in one `GetMessages` call and drops
 /// those that finished. Messages mostly finish in the order they were sent: when all it asked
 /// about had finished it asks for twice as many at once, and when some had not it waits a moment
-/// and asks again about those (and as many more as had finished). So the readers trail the cluster, reading each message about once,
-/// instead of sweeping every pending message again and again (the load generator shares the cluster's cores: a call per message
-/// cost it and the nodes about a tenth of the machine). The figures come from the messages' own
-/// event times, so reading later costs no accuracy.
+/// and asks again about those (and as many more as had finished). So the readers trail the
+/// cluster, reading each message about once, instead of sweeping every pending message again and
+/// again (the load generator shares the cluster's cores: a call per message cost it and the nodes
+/// about a tenth of the machine). The figures come from the messages' own event times, so
+/// reading later costs no accuracy.
 async fn follow_to_terminal(
     clients: &[MessagingClient<Channel>],
     mut ids: Vec<String>,
