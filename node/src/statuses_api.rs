@@ -81,7 +81,12 @@ pub async fn answer(ctx: &Ctx, req: GetMessagesRequest) -> Result<GetMessagesRes
     let mut records = read_all(ctx, &ids)?;
     if records.iter().any(Option::is_none) {
         ctx.catch_up(CATCH_UP).await;
-        records = read_all(ctx, &ids)?;
+        // Only the ids not found are read again.
+        for (id, record) in ids.iter().zip(records.iter_mut()) {
+            if record.is_none() {
+                *record = read_all(ctx, std::slice::from_ref(id))?.pop().flatten();
+            }
+        }
     }
     let applied = *ctx.applied.borrow();
     Ok(GetMessagesResponse {
