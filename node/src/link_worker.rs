@@ -189,9 +189,24 @@ async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: Ca
     ctx.set_link_connected(&slot, false);
 }
 
+/// How many messages one slot works on at once: the carrier's window (which the session enforces
+/// on the wire) plus up to 50 ms of the slot's rate, at most three windows more.
+///
+/// Why more than the window: a message's dispatch must be committed before it is sent, and that
+/// commit takes milliseconds under load. Had the window bounded dispatch and carrier together, a
+/// link could move at most a window per (commit + carrier answer) — measured: one SMPP link at
+/// 2,700/s with the cluster far from busy. Why not much more: what is dispatched is no longer
+/// in its queue, so an urgent message submitted later waits behind it; 50 ms of the rate keeps
+/// that wait short on a slow carrier link (5 more messages at 100/s).
+fn dispatch_depth(link: &LinkConfig) -> usize {
+    let window = link.max_window.max(1);
+    let ahead = (link.rate_per_slot() as usize / 20).min(3 * window);
+    window + ahead
+}
+
 async fn dispatch_loop(run: Arc<LinkRun>) {
     let ctx = &run.ctx;
-    let window = Arc::new(Semaphore::new(run.link.max_window.max(1)));
+    let depth = Arc::new(Semaphore::new(dispatch_depth(&run.link)));
     // Messages a previous holder of this slot (or this node before a restart) dispatched and the
     // carrier never acknowledged: they go first.
     let mut resend: Vec<u64> = inflight_of_slot(&run);
@@ -212,7 +227,7 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
             resend = inflight_of_slot(&run);
         }
         was_connected = connected;
-        let free = window.available_permits();
+        let free = depth.available_permits();
         if free == 0 || !connected {
             tokio::select! {
                 _ = run.stop.cancelled() => break,
@@ -256,10 +271,11 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
             planned.push(Some(msg));
         }
         let ids: Vec<u64> = planned.iter().flatten().map(|m| m.id).collect();
-        // Each message holds a window slot from its dispatch proposal until the carrier answers,
-        // so proposals of successive rounds overlap (one commit per round would otherwise cap a
-        // link at a window per commit latency) while the slots still bound the work in hand.
-        let Ok(permits) = window.clone().acquire_many_owned(ids.len() as u32).await else {
+        // Each message holds a slot of the dispatch depth from its dispatch proposal until the
+        // carrier answers, so proposals of successive rounds overlap (one commit per round would
+        // otherwise cap a link at a depth per commit latency) while the slots still bound the
+        // work in hand.
+        let Ok(permits) = depth.clone().acquire_many_owned(ids.len() as u32).await else {
             break;
         };
         if let Ok(mut set) = run.in_progress.lock() {
@@ -297,7 +313,7 @@ async fn dispatch_round(
                 tokio::spawn(async move {
                     let id = msg.id;
                     let recording = send_message(&run, msg).await;
-                    // The window is about the carrier: free it as soon as the carrier has
+                    // The depth is about the carrier: free the slot as soon as the carrier has
                     // answered, and let the acknowledgements commit in the background. The
                     // message stays ours (not dispatched again) until they have.
                     drop(permit);
