@@ -293,7 +293,7 @@ async fn dispatch_round(
     ids: Vec<u64>,
     mut permits: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let outcomes = match run.ctx.proposer.propose(events).await {
+    let outcomes = match run.ctx.proposer.propose_gathered(events).await {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(link = %run.link.name, "dispatch not committed: {e}");

@@ -3,6 +3,9 @@
 //! Callers hand in events and wait for their outcomes. One task drains whatever is waiting into a
 //! single `EventBatch`, so concurrent submits share one Raft entry and one fsync; several batches
 //! may be in flight at once. On a follower the batch is forwarded to the leader's internal service.
+//! Events nobody waits on interactively (a link's dispatches, carrier answers, delivery reports)
+//! may take the gathered lane instead, which holds them a few milliseconds so that events trickling
+//! in one at a time still share entries and leave the commit rounds to the submissions.
 //! A batch is retried (on a new leader) only while that is safe: every event Herald proposes is
 //! idempotent under replay — submissions carry an idempotency key, the rest are re-applied as no-ops.
 
@@ -31,9 +34,16 @@ struct Pending {
     reply: oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>,
 }
 
+/// How long a gathered proposal waits for others to share its Raft entry. Measured with single
+/// submits at 1,000/s over ten links (each message's dispatch, carrier answer and report then
+/// arrive one at a time): p99 submit latency 12.6–16.8 ms without gathering, 9.5–13.2 ms with
+/// 5 ms, 12.5 ms with 10 ms; gathering only answers and reports, not dispatches, 14–19 ms.
+const GATHER_FOR: Duration = Duration::from_millis(5);
+
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
+    gathered: mpsc::Sender<Pending>,
 }
 
 impl Proposer {
@@ -47,7 +57,26 @@ impl Proposer {
             deadline,
         });
         tokio::spawn(batch_loop(rx, forwarder));
-        Proposer { tx }
+        let (gathered, gathered_rx) = mpsc::channel(65_536);
+        tokio::spawn(gather_loop(gathered_rx, tx.clone(), GATHER_FOR));
+        Proposer { tx, gathered }
+    }
+
+    /// Like [`Proposer::propose`], for events nobody waits on interactively (a link's dispatches,
+    /// carrier answers, delivery reports): they wait a moment for others to share their Raft
+    /// entry, so that a link moving messages one at a time does not pay a whole commit round on
+    /// every node for each of its events.
+    pub async fn propose_gathered(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<Vec<EventOutcome>, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.gathered
+            .send(Pending { events, reply })
+            .await
+            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?;
+        rx.await
+            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?
     }
 
     /// Proposes `events` and returns their outcomes, in order, once committed and applied.
@@ -61,8 +90,8 @@ impl Proposer {
             .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?
     }
 
-    /// Like [`Proposer::propose`], retrying retryable failures until `give_up` passes. For events
-    /// that must not be dropped (carrier acknowledgements, delivery reports).
+    /// Like [`Proposer::propose_gathered`], retrying retryable failures until `give_up` passes.
+    /// For events that must not be dropped (carrier acknowledgements, delivery reports).
     pub async fn propose_persistently(
         &self,
         events: Vec<Event>,
@@ -71,7 +100,7 @@ impl Proposer {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.propose(events.clone()).await {
+            match self.propose_gathered(events.clone()).await {
                 Err(e) if e.is_retryable() && start.elapsed() < give_up => {
                     tracing::debug!("retrying a proposal: {e}");
                     tokio::time::sleep(backoff).await;
@@ -115,27 +144,72 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
             }
             let encoded = EventBatch { events }.encode_to_vec();
             let result = forwarder.commit(encoded).await;
-            let mut outcomes = match result {
-                Ok(resp) => Ok(resp.outcomes.into_iter()),
-                Err(e) => Err(e),
-            };
-            for (sent, reply_to) in waiting {
-                let reply = match &mut outcomes {
-                    Ok(iter) => {
-                        let mine: Vec<EventOutcome> = iter.by_ref().take(sent).collect();
-                        if mine.len() == sent {
-                            Ok(mine)
-                        } else {
-                            Err(ProposeError::Failed(
-                                "the leader answered too few outcomes".into(),
-                            ))
-                        }
-                    }
-                    Err(e) => Err(clone_err(e)),
-                };
-                let _ = reply_to.send(reply);
-            }
+            share_out(result.map(|resp| resp.outcomes), waiting);
         });
+    }
+}
+
+/// Collects gathered proposals for `linger` after the first one arrives, then hands them to the
+/// batch loop as one proposal and shares its outcomes back out.
+async fn gather_loop(mut rx: mpsc::Receiver<Pending>, tx: mpsc::Sender<Pending>, linger: Duration) {
+    while let Some(first) = rx.recv().await {
+        if !linger.is_zero() {
+            tokio::time::sleep(linger).await;
+        }
+        let mut gathered = vec![first];
+        let mut count = gathered[0].events.len();
+        while count < MAX_BATCH_EVENTS {
+            match rx.try_recv() {
+                Ok(p) => {
+                    count += p.events.len();
+                    gathered.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut events = Vec::with_capacity(count);
+        let mut waiting = Vec::with_capacity(gathered.len());
+        for pending in gathered {
+            waiting.push((pending.events.len(), pending.reply));
+            events.extend(pending.events);
+        }
+        let (reply, outcome) = oneshot::channel();
+        if tx.send(Pending { events, reply }).await.is_err() {
+            return;
+        }
+        tokio::spawn(async move {
+            let result = outcome
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Failed("the node is shutting down".into())));
+            share_out(result, waiting);
+        });
+    }
+}
+
+/// Hands each caller its share of a batch's outcomes, in the order their events were batched.
+fn share_out(
+    result: Result<Vec<EventOutcome>, ProposeError>,
+    waiting: Vec<(
+        usize,
+        oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>,
+    )>,
+) {
+    let mut outcomes = result.map(|o| o.into_iter());
+    for (sent, reply_to) in waiting {
+        let reply = match &mut outcomes {
+            Ok(iter) => {
+                let mine: Vec<EventOutcome> = iter.by_ref().take(sent).collect();
+                if mine.len() == sent {
+                    Ok(mine)
+                } else {
+                    Err(ProposeError::Failed(
+                        "the leader answered too few outcomes".into(),
+                    ))
+                }
+            }
+            Err(e) => Err(clone_err(e)),
+        };
+        let _ = reply_to.send(reply);
     }
 }
 
