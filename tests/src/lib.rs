@@ -346,7 +346,8 @@ impl Cluster {
     /// and waits until every running node applies it.
     pub async fn set_policy(&self, id: u64, toml: &str) -> u64 {
         use herald_api::v1::{GetPolicyRequest, SetPolicyRequest};
-        let mut admin = self.admin(id).await.expect("reaching the admin API");
+        // A node just started may not listen yet: connect as a client would, until it does.
+        let mut admin = wait_for("the admin API", Duration::from_secs(30), || self.admin(id)).await;
         let current = admin
             .get_policy(GetPolicyRequest {})
             .await
