@@ -29,9 +29,12 @@ const MAX_BATCH_EVENTS: usize = 4096;
 /// Batches being committed at once.
 const MAX_BATCHES_IN_FLIGHT: usize = 16;
 
+/// Where a caller waits for the outcomes of its events.
+type Reply = oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>;
+
 struct Pending {
     events: Vec<Event>,
-    reply: oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>,
+    reply: Reply,
 }
 
 /// How long a gathered proposal waits for others to share its Raft entry. Measured with single
@@ -187,13 +190,7 @@ async fn gather_loop(mut rx: mpsc::Receiver<Pending>, tx: mpsc::Sender<Pending>,
 }
 
 /// Hands each caller its share of a batch's outcomes, in the order their events were batched.
-fn share_out(
-    result: Result<Vec<EventOutcome>, ProposeError>,
-    waiting: Vec<(
-        usize,
-        oneshot::Sender<Result<Vec<EventOutcome>, ProposeError>>,
-    )>,
-) {
+fn share_out(result: Result<Vec<EventOutcome>, ProposeError>, waiting: Vec<(usize, Reply)>) {
     let mut outcomes = result.map(|o| o.into_iter());
     for (sent, reply_to) in waiting {
         let reply = match &mut outcomes {
