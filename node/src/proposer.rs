@@ -303,3 +303,86 @@ impl Forwarder {
         Some(client)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_raft::events::{event::Kind, MessageExpired};
+
+    fn expired(id: u64) -> Event {
+        Event::new(1, Kind::Expired(MessageExpired { message_id: id }))
+    }
+
+    fn ignored(why: &str) -> EventOutcome {
+        EventOutcome::Ignored { reason: why.into() }
+    }
+
+    #[tokio::test]
+    async fn gathered_proposals_share_one_batch_and_each_gets_its_own_outcomes() {
+        let (batch_tx, mut batch_rx) = mpsc::channel(8);
+        let (gathered_tx, gathered_rx) = mpsc::channel(8);
+        tokio::spawn(gather_loop(
+            gathered_rx,
+            batch_tx,
+            Duration::from_millis(200),
+        ));
+
+        let (first_reply, first) = oneshot::channel();
+        let (second_reply, second) = oneshot::channel();
+        gathered_tx
+            .send(Pending {
+                events: vec![expired(1), expired(2)],
+                reply: first_reply,
+            })
+            .await
+            .unwrap();
+        gathered_tx
+            .send(Pending {
+                events: vec![expired(3)],
+                reply: second_reply,
+            })
+            .await
+            .unwrap();
+
+        let batch = batch_rx.recv().await.expect("one batch for both");
+        let ids: Vec<_> = batch
+            .events
+            .iter()
+            .map(|e| match &e.kind {
+                Some(Kind::Expired(x)) => x.message_id,
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [1, 2, 3], "in the order they were proposed");
+        batch
+            .reply
+            .send(Ok(vec![ignored("1"), ignored("2"), ignored("3")]))
+            .unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), [ignored("1"), ignored("2")]);
+        assert_eq!(second.await.unwrap().unwrap(), [ignored("3")]);
+    }
+
+    #[test]
+    fn too_few_outcomes_fail_the_callers_left_short_and_errors_reach_everyone() {
+        let (a, mut a_rx) = oneshot::channel();
+        let (b, mut b_rx) = oneshot::channel();
+        share_out(Ok(vec![EventOutcome::Applied]), vec![(1, a), (1, b)]);
+        assert_eq!(a_rx.try_recv().unwrap().unwrap(), [EventOutcome::Applied]);
+        assert!(matches!(
+            b_rx.try_recv().unwrap(),
+            Err(ProposeError::Failed(_))
+        ));
+
+        let (a, mut a_rx) = oneshot::channel();
+        let (b, mut b_rx) = oneshot::channel();
+        share_out(Err(ProposeError::NoLeader), vec![(2, a), (1, b)]);
+        assert!(matches!(
+            a_rx.try_recv().unwrap(),
+            Err(ProposeError::NoLeader)
+        ));
+        assert!(matches!(
+            b_rx.try_recv().unwrap(),
+            Err(ProposeError::NoLeader)
+        ));
+    }
+}
