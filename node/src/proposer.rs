@@ -123,28 +123,10 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let mut batch = vec![first];
-        let mut count = batch[0].events.len();
-        while count < MAX_BATCH_EVENTS {
-            match rx.try_recv() {
-                Ok(p) => {
-                    count += p.events.len();
-                    batch.push(p);
-                }
-                Err(_) => break,
-            }
-        }
+        let (events, waiting) = take_waiting(&mut rx, first);
         let forwarder = forwarder.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            // Move the events into the batch (no copy on this per-message path); keep how many
-            // each caller sent, to hand back its share of the outcomes.
-            let mut events: Vec<Event> = Vec::with_capacity(count);
-            let mut waiting = Vec::with_capacity(batch.len());
-            for pending in batch {
-                waiting.push((pending.events.len(), pending.reply));
-                events.extend(pending.events);
-            }
             let encoded = EventBatch { events }.encode_to_vec();
             let result = forwarder.commit(encoded).await;
             share_out(result.map(|resp| resp.outcomes), waiting);
@@ -159,23 +141,7 @@ async fn gather_loop(mut rx: mpsc::Receiver<Pending>, tx: mpsc::Sender<Pending>,
         if !linger.is_zero() {
             tokio::time::sleep(linger).await;
         }
-        let mut gathered = vec![first];
-        let mut count = gathered[0].events.len();
-        while count < MAX_BATCH_EVENTS {
-            match rx.try_recv() {
-                Ok(p) => {
-                    count += p.events.len();
-                    gathered.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        let mut events = Vec::with_capacity(count);
-        let mut waiting = Vec::with_capacity(gathered.len());
-        for pending in gathered {
-            waiting.push((pending.events.len(), pending.reply));
-            events.extend(pending.events);
-        }
+        let (events, waiting) = take_waiting(&mut rx, first);
         let (reply, outcome) = oneshot::channel();
         if tx.send(Pending { events, reply }).await.is_err() {
             return;
@@ -187,6 +153,26 @@ async fn gather_loop(mut rx: mpsc::Receiver<Pending>, tx: mpsc::Sender<Pending>,
             share_out(result, waiting);
         });
     }
+}
+
+/// `first` and whatever else is waiting in `rx`, up to [`MAX_BATCH_EVENTS`] events: their events
+/// moved into one list (no copy on this per-message path), and how many each caller sent with
+/// where to answer it, to hand back its share of the outcomes.
+fn take_waiting(
+    rx: &mut mpsc::Receiver<Pending>,
+    first: Pending,
+) -> (Vec<Event>, Vec<(usize, Reply)>) {
+    let mut events = Vec::new();
+    let mut waiting = Vec::new();
+    let mut next = Some(first);
+    while let Some(pending) = next.take() {
+        waiting.push((pending.events.len(), pending.reply));
+        events.extend(pending.events);
+        if events.len() < MAX_BATCH_EVENTS {
+            next = rx.try_recv().ok();
+        }
+    }
+    (events, waiting)
 }
 
 /// Hands each caller its share of a batch's outcomes, in the order their events were batched.
