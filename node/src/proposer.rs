@@ -73,24 +73,12 @@ impl Proposer {
         &self,
         events: Vec<Event>,
     ) -> Result<Vec<EventOutcome>, ProposeError> {
-        let (reply, rx) = oneshot::channel();
-        self.gathered
-            .send(Pending { events, reply })
-            .await
-            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?;
-        rx.await
-            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?
+        hand_in(&self.gathered, events).await
     }
 
     /// Proposes `events` and returns their outcomes, in order, once committed and applied.
     pub async fn propose(&self, events: Vec<Event>) -> Result<Vec<EventOutcome>, ProposeError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Pending { events, reply })
-            .await
-            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?;
-        rx.await
-            .map_err(|_| ProposeError::Failed("the node is shutting down".into()))?
+        hand_in(&self.tx, events).await
     }
 
     /// Like [`Proposer::propose_gathered`], retrying retryable failures until `give_up` passes.
@@ -113,6 +101,22 @@ impl Proposer {
             }
         }
     }
+}
+
+/// Queues `events` on `lane` and waits for their outcomes.
+async fn hand_in(
+    lane: &mpsc::Sender<Pending>,
+    events: Vec<Event>,
+) -> Result<Vec<EventOutcome>, ProposeError> {
+    let (reply, rx) = oneshot::channel();
+    lane.send(Pending { events, reply })
+        .await
+        .map_err(|_| shutting_down())?;
+    rx.await.map_err(|_| shutting_down())?
+}
+
+fn shutting_down() -> ProposeError {
+    ProposeError::Failed("the node is shutting down".into())
 }
 
 async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) {
@@ -147,9 +151,7 @@ async fn gather_loop(mut rx: mpsc::Receiver<Pending>, tx: mpsc::Sender<Pending>,
             return;
         }
         tokio::spawn(async move {
-            let result = outcome
-                .await
-                .unwrap_or_else(|_| Err(ProposeError::Failed("the node is shutting down".into())));
+            let result = outcome.await.unwrap_or_else(|_| Err(shutting_down()));
             share_out(result, waiting);
         });
     }
