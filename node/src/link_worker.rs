@@ -491,7 +491,12 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
     if ids.len() < limit {
         let policy = run.ctx.policy();
         let table = run.ctx.reader.links().unwrap_or_default();
-        let queues = served_queues(run, &policy, &table);
+        // Every applied entry wakes every link, and most entries queue nothing for this one:
+        // a queue's length is one counter read, its four priority classes four scans.
+        let queues: Vec<String> = served_queues(run, &policy, &table)
+            .into_iter()
+            .filter(|queue| run.ctx.reader.queue_len(queue).map_or(true, |len| len > 0))
+            .collect();
         let now = now_ms();
         let room = limit - ids.len();
         let mut waiting: [Vec<u64>; 4] = Default::default();
