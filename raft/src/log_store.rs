@@ -498,3 +498,66 @@ pub fn log_digest(db: &DB) -> io::Result<LogDigest> {
         entries,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blocking-thread path of [`LogStore::write`] only runs when RocksDB would slow writers
+    /// down; this makes it do so (table files piling up in level 0 beyond the slowdown trigger,
+    /// none of them compacted) and checks that the write still lands, whole.
+    #[tokio::test]
+    async fn a_write_rocksdb_would_slow_down_goes_through_a_blocking_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(dir.path()).unwrap();
+        let log = db::cf(&db, CF_LOG);
+        db.set_options_cf(
+            log,
+            &[
+                ("level0_file_num_compaction_trigger", "-1"),
+                ("level0_slowdown_writes_trigger", "100"),
+                ("level0_stop_writes_trigger", "1000"),
+            ],
+        )
+        .unwrap();
+        for index in 0..3u64 {
+            db.put_cf(log, index_key(index), b"filler").unwrap();
+            db.flush_cf(log).unwrap();
+        }
+        // Lowered only now: a flush waits for as long as it would push level 0 into a stall.
+        db.set_options_cf(log, &[("level0_slowdown_writes_trigger", "2")])
+            .unwrap();
+        // The first write after the stall begins goes through undelayed; it leaves the debt that
+        // makes the next one wait.
+        db.put_cf(log, index_key(50), vec![0u8; 1 << 20]).unwrap();
+        let mut inline = WriteOptions::default();
+        inline.set_no_slowdown(true);
+        let mut probe = WriteBatch::default();
+        // Far bigger than the credit RocksDB grants a delayed writer (the time since its last
+        // refill at 16 MiB/s, so up to a second of this thread being descheduled), so it owes a
+        // delay and is refused; the debt also holds back the next small write.
+        probe.put_cf(log, index_key(99), vec![0u8; 16 << 20]);
+        let refused = db.write_opt(probe, &inline).unwrap_err();
+        assert_eq!(refused.kind(), rocksdb::ErrorKind::Incomplete, "{refused}");
+
+        let store = LogStore::new(db.clone());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(log, index_key(7), b"entry seven");
+        batch.put_cf(log, index_key(8), b"entry eight");
+        store.write(batch).await.unwrap();
+
+        assert_eq!(
+            db.get_cf(log, index_key(7)).unwrap().as_deref(),
+            Some(&b"entry seven"[..])
+        );
+        assert_eq!(
+            db.get_cf(log, index_key(8)).unwrap().as_deref(),
+            Some(&b"entry eight"[..])
+        );
+        assert_eq!(
+            db.get_cf(log, index_key(99)).unwrap(),
+            None,
+            "a refused write leaves nothing"
+        );
+    }
+}
