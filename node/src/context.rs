@@ -9,10 +9,10 @@ use herald_raft::types::{NodeId, Raft};
 use openraft::async_runtime::WatchReceiver as _;
 use tokio::sync::watch;
 
+use crate::cluster::proposer::Proposer;
 use crate::config::NodeConfig;
 use crate::policy::DispatchPolicy;
-use crate::proposer::Proposer;
-use crate::quota::ClientRates;
+use crate::service::quota::ClientRates;
 
 pub struct NodeContext {
     pub config: NodeConfig,

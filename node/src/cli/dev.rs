@@ -161,7 +161,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        _ = crate::server::shutdown_signal() => {}
+        _ = crate::node::shutdown_signal() => {}
         (name, status) = first_exit(&mut children) => {
             println!("{name} exited ({status}); stopping the others. See {}/{name}.log", dir.display());
         }

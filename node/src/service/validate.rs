@@ -7,8 +7,8 @@ use tonic::Status;
 use herald_raft::events::RecipientsRoute;
 
 use crate::config::NodeConfig;
+use crate::policy::routing;
 use crate::policy::DispatchPolicy;
-use crate::routing;
 
 /// A submission that passed every check, normalised and routed.
 pub struct ValidSubmission {

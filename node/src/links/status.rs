@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use herald_raft::events::{event::Kind, now_ms, Event, LinkStatusChanged, MessageRequeued};
 use herald_raft::records::{queue_name, MessageState};
 
-use crate::link_worker::{inflight_of_slot, LinkRun};
+use crate::links::worker::{inflight_of_slot, LinkRun};
 
 /// How long after the last flow-control answer a link still counts as congested.
 const CONGESTED_FOR: Duration = Duration::from_secs(5);

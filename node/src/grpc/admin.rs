@@ -10,8 +10,8 @@ use herald_raft::types::EventOutcome;
 use openraft::async_runtime::WatchReceiver as _;
 use tonic::{Request, Response, Status};
 
-use crate::api_service::{client_id, propose_status};
 use crate::context::Ctx;
+use crate::grpc::messaging::{client_id, propose_status};
 use crate::policy::DispatchPolicy;
 
 pub struct AdminService {
@@ -40,7 +40,7 @@ impl Admin for AdminService {
         } else {
             req.client_id.as_str()
         };
-        crate::replies_api::list(&self.ctx, client, req.after_id, req.limit).map(Response::new)
+        crate::grpc::replies::list(&self.ctx, client, req.after_id, req.limit).map(Response::new)
     }
 
     async fn get_policy(

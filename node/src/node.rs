@@ -16,12 +16,13 @@ use herald_raft::state_machine::StateMachineStore;
 use herald_raft::types::{Member, Raft};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin_service::AdminService;
-use crate::api_service::{ClusterService, MessagingService};
+use crate::cluster::proposer::Proposer;
+use crate::cluster::{placement, timers};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
-use crate::proposer::Proposer;
-use crate::{link_worker, placement, timers};
+use crate::grpc::admin::AdminService;
+use crate::grpc::messaging::{ClusterService, MessagingService};
+use crate::links::worker as link_worker;
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;

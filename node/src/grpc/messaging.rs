@@ -20,7 +20,7 @@ use herald_raft::types::EventOutcome;
 use tonic::{Request, Response, Status};
 
 use crate::context::Ctx;
-use crate::validate;
+use crate::service::validate;
 
 pub struct MessagingService {
     ctx: Ctx,
@@ -55,7 +55,7 @@ pub fn propose_status(e: ProposeError) -> Status {
 
 #[tonic::async_trait]
 impl Messaging for MessagingService {
-    type SubscribeRepliesStream = crate::replies_api::ReplyStream;
+    type SubscribeRepliesStream = crate::grpc::replies::ReplyStream;
 
     async fn list_replies(
         &self,
@@ -63,7 +63,7 @@ impl Messaging for MessagingService {
     ) -> Result<Response<ListRepliesResponse>, Status> {
         let client = client_id(&request);
         let req = request.into_inner();
-        crate::replies_api::list(&self.ctx, &client, req.after_id, req.limit).map(Response::new)
+        crate::grpc::replies::list(&self.ctx, &client, req.after_id, req.limit).map(Response::new)
     }
 
     async fn subscribe_replies(
@@ -72,7 +72,7 @@ impl Messaging for MessagingService {
     ) -> Result<Response<Self::SubscribeRepliesStream>, Status> {
         let client = client_id(&request);
         let after_id = request.into_inner().after_id;
-        Ok(Response::new(crate::replies_api::subscribe(
+        Ok(Response::new(crate::grpc::replies::subscribe(
             self.ctx.clone(),
             client,
             after_id,
@@ -189,7 +189,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
-        crate::statuses_api::answer(&self.ctx, request.into_inner())
+        crate::grpc::statuses::answer(&self.ctx, request.into_inner())
             .await
             .map(Response::new)
     }

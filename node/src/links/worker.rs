@@ -26,12 +26,12 @@ use herald_raft::types::EventOutcome;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::adaptive_rate::AdaptiveRate;
-use crate::class_pick::ClassPicker;
 use crate::config::LinkConfig;
 use crate::context::Ctx;
+use crate::links::adaptive_rate::AdaptiveRate;
+use crate::links::class_pick::ClassPicker;
+use crate::links::queue_share::{left_waiting, QueueShare};
 use crate::policy::DispatchPolicy;
-use crate::queue_share::{left_waiting, QueueShare};
 
 /// How long an acknowledgement or report is retried before it is given up (and the message is
 /// left to be resent by the next holder).
@@ -181,7 +181,7 @@ async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: Ca
         stop: stop.clone(),
     });
     let events_task = tokio::spawn(handle_client_events(run.clone(), events));
-    let status_task = tokio::spawn(crate::link_status::run(run.clone()));
+    let status_task = tokio::spawn(crate::links::status::run(run.clone()));
     dispatch_loop(run.clone()).await;
     client.shutdown().await;
     events_task.abort();
@@ -220,7 +220,7 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
         resend.extend(stuck_scan.poll(&run));
         let connected = run.client.is_connected();
         if !connected {
-            crate::link_status::give_back_if_down(&run, &mut resend).await;
+            crate::links::status::give_back_if_down(&run, &mut resend).await;
         } else if !was_connected {
             // Sends given up while the link was down (see `send_segment`) left their messages
             // in flight with nobody working on them: offer every such message again at once.

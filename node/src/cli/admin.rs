@@ -3,7 +3,7 @@
 use herald_api::v1::admin_client::AdminClient;
 use herald_api::v1::{DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
 
-use crate::cli_client::{channel, status_error};
+use crate::cli::messages::{channel, status_error};
 
 #[derive(clap::Args)]
 pub struct PolicyShowArgs {

@@ -4,7 +4,7 @@
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{GetTraceRequest, GetTraceResponse, TraceLine};
 
-use crate::cli_client::{channel, state_name, status_error, time};
+use crate::cli::messages::{channel, state_name, status_error, time};
 
 #[derive(clap::Args)]
 pub struct TraceArgs {

@@ -3,12 +3,15 @@
 //! (`PolicyChanged`), so every node applies the same policy from the same log position without a
 //! restart. It is stored as JSON with a `format` number, written and shown as TOML.
 
+pub mod replies;
+pub mod routing;
+
 use std::collections::BTreeMap;
 
 use chrono::{NaiveTime, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
-use crate::routing::Carrier;
+use crate::policy::routing::Carrier;
 
 /// The format this node writes and understands.
 pub const FORMAT: u32 = 1;
@@ -33,7 +36,7 @@ pub struct DispatchPolicy {
     pub clients: BTreeMap<String, ClientQuota>,
     pub failover: Failover,
     /// Where subscribers' replies go, and how long a long one waits for its parts.
-    pub replies: crate::reply_rules::Replies,
+    pub replies: crate::policy::replies::Replies,
 }
 
 impl Default for DispatchPolicy {
@@ -557,7 +560,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_is_valid() {
-        let text = include_str!("../../examples/policy.toml");
+        let text = include_str!("../../../examples/policy.toml");
         let policy = DispatchPolicy::parse(text, &["cmpp-sim"]).unwrap();
         assert_eq!(policy.routes.len(), 2);
         assert!(policy.classes.bulk.quiet_hours.is_some());

@@ -7,7 +7,7 @@ use herald_api::v1::admin_client::AdminClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{AdminListRepliesRequest, ListRepliesRequest, Reply, SubscribeRepliesRequest};
 
-use crate::cli_client::{channel, status_error};
+use crate::cli::messages::{channel, status_error};
 
 #[derive(clap::Args)]
 pub struct RepliesArgs {

@@ -1,0 +1,161 @@
+//! The command line: what `herald` does with its arguments — run a node, a local development
+//! cluster or a carrier simulator, or act as a client of a running cluster. Each command's
+//! arguments and output live in its own module here; none of them holds a business rule.
+
+pub mod admin;
+pub mod bench;
+pub mod debug;
+pub mod dev;
+pub mod messages;
+pub mod replies;
+pub mod sim;
+pub mod trace;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: a clustered enterprise SMS platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one cluster node.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Starts a local cluster and a CMPP carrier simulator as child processes.
+    Dev(dev::DevArgs),
+    /// Runs a carrier simulator.
+    Sim {
+        #[command(subcommand)]
+        protocol: sim::SimProtocol,
+    },
+    /// Submits a message; prints its id.
+    Send(messages::SendArgs),
+    /// Shows a message's state and timeline.
+    Status(messages::StatusArgs),
+    /// Cancels a message not yet handed to a carrier.
+    Cancel(messages::CancelArgs),
+    /// Subscribers' replies routed to a client system (or, for operators, the unrouted ones).
+    Replies(replies::RepliesArgs),
+    /// The protocol trace of a message: the PDUs exchanged with carriers and why it failed.
+    Trace(trace::TraceArgs),
+    /// The dispatch policy: routes, classes, quotas (replicated; effective on every node).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Load generator: submits messages and measures throughput and latency.
+    Bench(bench::BenchArgs),
+    /// Cluster commands.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Read-only diagnosis of a stopped node's data directory.
+    Debug {
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Prints the committed index and a hash of every stored Raft log entry, as JSON.
+    LogHashes(debug::LogHashesArgs),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Members, leader, term, commit index and link placement.
+    Status(messages::ClusterStatusArgs),
+    /// Moves every link off a node (before stopping it) and gives it none until undrained.
+    Drain(admin::DrainArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Prints the policy in force, every default filled in.
+    Show(admin::PolicyShowArgs),
+    /// Replaces the policy with a TOML (or JSON) file.
+    Set(admin::PolicySetArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line for people and scripts; no backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Node { config } => {
+                init_tracing();
+                let config = crate::config::NodeConfig::load(&config)?;
+                crate::node::run(config).await
+            }
+            Command::Dev(args) => {
+                init_tracing();
+                dev::run(args).await
+            }
+            Command::Sim { protocol } => {
+                init_tracing();
+                sim::run(protocol, crate::node::shutdown_signal()).await
+            }
+            Command::Send(args) => messages::send(args).await,
+            Command::Bench(args) => {
+                init_tracing();
+                bench::run(args).await
+            }
+            Command::Status(args) => messages::status(args).await,
+            Command::Cancel(args) => messages::cancel(args).await,
+            Command::Replies(args) => replies::run(args).await,
+            Command::Trace(args) => trace::trace(args).await,
+            Command::Policy {
+                command: PolicyCommand::Show(args),
+            } => admin::policy_show(args).await,
+            Command::Policy {
+                command: PolicyCommand::Set(args),
+            } => admin::policy_set(args).await,
+            Command::Cluster {
+                command: ClusterCommand::Drain(args),
+            } => admin::drain(args).await,
+            Command::Cluster {
+                command: ClusterCommand::Status(args),
+            } => messages::cluster_status(args).await,
+            Command::Debug {
+                command: DebugCommand::LogHashes(args),
+            } => debug::log_hashes(args),
+        }
+    })
+}
