@@ -16,6 +16,7 @@ use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     ClusterStatusRequest, ClusterStatusResponse, GetMessageRequest, GetMessageResponse,
 };
+use herald_node::cli::connect::Connector;
 use tonic::transport::Channel;
 
 /// The `herald` binary: `$HERALD_BIN`, or the workspace's debug build.
@@ -527,12 +528,14 @@ fn log_file(path: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
+/// A channel to a node as every client makes it (`herald_node::cli::connect`), with a short
+/// connect timeout (tests poll nodes that may be down) and a bound on every call (a hung call
+/// fails the test instead of hanging it).
 async fn channel(addr: &str) -> Option<Channel> {
-    Channel::from_shared(format!("http://{addr}"))
-        .ok()?
+    Connector::new(addr)
         .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(15))
-        .connect()
+        .request_timeout(Duration::from_secs(15))
+        .channel()
         .await
         .ok()
 }

@@ -3,20 +3,21 @@
 use herald_api::v1::admin_client::AdminClient;
 use herald_api::v1::{DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
 
-use crate::cli::messages::{channel, status_error};
+use crate::cli::connect::ConnectArgs;
+use crate::cli::messages::status_error;
 
 #[derive(clap::Args)]
 pub struct PolicyShowArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     json: bool,
 }
 
 #[derive(clap::Args)]
 pub struct PolicySetArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The policy file (TOML, or JSON); `-` reads standard input.
     file: String,
     /// The version this change is based on; by default the current one (last writer wins).
@@ -26,8 +27,8 @@ pub struct PolicySetArgs {
 
 #[derive(clap::Args)]
 pub struct DrainArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The node to drain.
     node: u64,
     /// Undrain instead: the node takes links again.
@@ -36,7 +37,7 @@ pub struct DrainArgs {
 }
 
 pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let mut client = AdminClient::new(args.connect.channel().await?);
     let p = client
         .get_policy(GetPolicyRequest {})
         .await
@@ -58,7 +59,7 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.file))?
     };
-    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let mut client = AdminClient::new(args.connect.channel().await?);
     let expected_version = match args.expected_version {
         Some(v) => v,
         None => {
@@ -88,7 +89,7 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
 }
 
 pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(channel(&args.endpoint).await?);
+    let mut client = AdminClient::new(args.connect.channel().await?);
     let resp = client
         .drain_node(DrainNodeRequest {
             node: args.node,

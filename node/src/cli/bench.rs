@@ -14,11 +14,12 @@ use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{GetMessagesRequest, MessageState, SubmitBatchRequest, SubmitRequest};
 use tonic::transport::Channel;
 
+use crate::cli::connect::ConnectManyArgs;
+
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// Node gRPC addresses; calls go round-robin over them. Repeatable.
-    #[arg(long = "endpoint", default_value = "127.0.0.1:7101")]
-    endpoints: Vec<String>,
+    #[command(flatten)]
+    connect: ConnectManyArgs,
     /// Calls in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -87,16 +88,6 @@ fn text_for(i: u64, len: usize, encoding: &str) -> String {
     text
 }
 
-async fn connect(endpoint: &str) -> anyhow::Result<MessagingClient<Channel>> {
-    let channel = Channel::from_shared(format!("http://{endpoint}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))?;
-    Ok(MessagingClient::new(channel))
-}
-
 struct Shared {
     next: AtomicU64,
     ids: Mutex<Vec<String>>,
@@ -112,8 +103,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--encoding must be ascii, ucs2 or mixed");
     }
     let mut clients = Vec::new();
-    for e in &args.endpoints {
-        clients.push(connect(e).await?);
+    for connector in args.connect.connectors() {
+        clients.push(MessagingClient::new(connector.channel().await?));
     }
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let shared = Arc::new(Shared {
@@ -207,7 +198,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     let mut result = serde_json::json!({
-        "endpoints": args.endpoints, "concurrency": args.concurrency, "batch": args.batch,
+        "endpoints": args.connect.endpoints, "concurrency": args.concurrency, "batch": args.batch,
         "rate": args.rate, "text_len": args.text_len, "encoding": args.encoding,
         "accepted": accepted, "failed": errors, "submit_seconds": submit_secs,
         "accepted_per_second": accepted as f64 / submit_secs,

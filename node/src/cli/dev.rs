@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::cli::connect::Connector;
 use crate::config::{
     LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
 };
@@ -224,9 +225,7 @@ async fn wait_for_agreed_leader(endpoints: &[&str], limit: Duration) -> Option<u
 /// The leader `endpoint`'s node knows of, if it answers and knows one.
 async fn leader_seen_by(endpoint: &str) -> Option<u64> {
     use herald_api::v1::cluster_client::ClusterClient;
-    let mut client = ClusterClient::connect(format!("http://{endpoint}"))
-        .await
-        .ok()?;
+    let mut client = ClusterClient::new(Connector::new(endpoint).channel().await.ok()?);
     let status = client
         .status(herald_api::v1::ClusterStatusRequest {})
         .await

@@ -6,13 +6,13 @@ use herald_api::v1::{
     CancelMessageRequest, ClusterStatusRequest, GetMessageRequest, MessageState, Priority,
     SubmitRequest,
 };
-use tonic::transport::Channel;
+
+use crate::cli::connect::ConnectArgs;
 
 #[derive(clap::Args)]
 pub struct SendArgs {
-    /// A node's gRPC address, e.g. 127.0.0.1:7101.
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Recipient mobile number; repeatable.
     #[arg(long = "to", required = true)]
     to: Vec<String>,
@@ -43,16 +43,16 @@ pub struct SendArgs {
 
 #[derive(clap::Args)]
 pub struct CancelArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The message id `herald send` printed.
     id: String,
 }
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The message id `herald send` printed.
     id: String,
     #[arg(long)]
@@ -61,23 +61,10 @@ pub struct StatusArgs {
 
 #[derive(clap::Args)]
 pub struct ClusterStatusArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     json: bool,
-}
-
-pub async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
-    let uri = if endpoint.starts_with("http") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    Channel::from_shared(uri)?
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))
 }
 
 pub fn status_error(s: tonic::Status) -> anyhow::Error {
@@ -98,7 +85,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         None => 0,
         Some(at) => parse_send_time(at)?,
     };
-    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let mut client = MessagingClient::new(args.connect.channel().await?);
     let mut request = tonic::Request::new(SubmitRequest {
         recipients: args.to,
         text: args.text,
@@ -142,7 +129,7 @@ fn parse_send_time(at: &str) -> anyhow::Result<u64> {
 }
 
 pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
-    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let mut client = MessagingClient::new(args.connect.channel().await?);
     let resp = client
         .cancel_message(CancelMessageRequest {
             message_id: args.id.clone(),
@@ -167,7 +154,7 @@ pub(crate) fn time(ms: u64) -> String {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let mut client = MessagingClient::new(args.connect.channel().await?);
     let m = client
         .get_message(GetMessageRequest {
             message_id: args.id,
@@ -251,7 +238,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
-    let mut client = ClusterClient::new(channel(&args.endpoint).await?);
+    let mut client = ClusterClient::new(args.connect.channel().await?);
     let s = client
         .status(ClusterStatusRequest {})
         .await

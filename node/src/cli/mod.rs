@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod connect;
 pub mod debug;
 pub mod dev;
 pub mod messages;

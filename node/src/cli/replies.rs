@@ -7,12 +7,13 @@ use herald_api::v1::admin_client::AdminClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{AdminListRepliesRequest, ListRepliesRequest, Reply, SubscribeRepliesRequest};
 
-use crate::cli::messages::{channel, status_error};
+use crate::cli::connect::ConnectArgs;
+use crate::cli::messages::status_error;
 
 #[derive(clap::Args)]
 pub struct RepliesArgs {
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The client system asking (its `x-herald-client`): it sees only its own replies.
     #[arg(long, default_value = "cli")]
     client: String,
@@ -37,7 +38,7 @@ pub struct RepliesArgs {
 }
 
 pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
-    let channel = channel(&args.endpoint).await?;
+    let channel = args.connect.channel().await?;
     if args.unrouted || args.of.is_some() {
         let response = AdminClient::new(channel)
             .list_replies(AdminListRepliesRequest {

@@ -4,13 +4,13 @@
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{GetTraceRequest, GetTraceResponse, TraceLine};
 
-use crate::cli::messages::{channel, state_name, status_error, time};
+use crate::cli::connect::ConnectArgs;
+use crate::cli::messages::{state_name, status_error, time};
 
 #[derive(clap::Args)]
 pub struct TraceArgs {
-    /// A node's gRPC address (any node answers).
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    endpoint: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The message id `herald send` printed.
     id: String,
     #[arg(long)]
@@ -18,7 +18,7 @@ pub struct TraceArgs {
 }
 
 pub async fn trace(args: TraceArgs) -> anyhow::Result<()> {
-    let mut client = MessagingClient::new(channel(&args.endpoint).await?);
+    let mut client = MessagingClient::new(args.connect.channel().await?);
     let trace = client
         .get_trace(GetTraceRequest {
             message_id: args.id,

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use herald_api::v1::cluster_client::ClusterClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{ClusterStatusRequest, ClusterStatusResponse};
+use herald_node::cli::connect::Connector;
 use tonic::transport::Channel;
 
 use super::proxy::Proxy;
@@ -478,12 +479,13 @@ impl Drop for ChaosCluster {
     }
 }
 
+/// A channel to a node as every client makes it (`herald_node::cli::connect`): a short connect
+/// timeout, since faults keep nodes away, and `timeout` on every call.
 pub async fn channel(addr: &str, timeout: Duration) -> Option<Channel> {
-    Channel::from_shared(format!("http://{addr}"))
-        .ok()?
+    Connector::new(addr)
         .connect_timeout(Duration::from_millis(500))
-        .timeout(timeout)
-        .connect()
+        .request_timeout(timeout)
+        .channel()
         .await
         .ok()
 }

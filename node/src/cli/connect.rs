@@ -1,0 +1,187 @@
+//! How a client reaches a node: the one set of connect options every client command flattens in
+//! (`--endpoint`) and the one connector that turns them into a gRPC channel. The CLI's commands,
+//! the load generator, `herald dev`'s wait for a leader and the test harnesses all connect here,
+//! so what a connection needs beyond an address (a CA to trust, an API key to present) is added
+//! once, in this file, and every client has it.
+//!
+//! This module knows addresses and channels, never an API: callers wrap the channel in the client
+//! of the service they call.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// The node a client command talks to when none is named: node 1 of `herald dev`.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7101";
+
+/// How long the CLI waits for a node to accept a connection before saying it cannot reach it.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where a client command connects: flattened into every client command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ConnectArgs {
+    /// A node's gRPC address, HOST:PORT or http://HOST:PORT (any node answers).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+}
+
+impl ConnectArgs {
+    /// The connector for `--endpoint`, with the CLI's settings.
+    pub fn connector(&self) -> Connector {
+        Connector::new(&self.endpoint)
+    }
+
+    /// A channel to `--endpoint`, connected now.
+    pub async fn channel(&self) -> Result<Channel, ConnectError> {
+        self.connector().channel().await
+    }
+}
+
+/// The load generator's connect options: the same as [`ConnectArgs`], but `--endpoint` is
+/// repeatable because its calls go round-robin over several nodes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ConnectManyArgs {
+    /// Node gRPC addresses (HOST:PORT or http://HOST:PORT); calls go round-robin over them.
+    /// Repeatable.
+    #[arg(long = "endpoint", value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
+    pub endpoints: Vec<String>,
+}
+
+impl ConnectManyArgs {
+    /// One connector per `--endpoint`, in the order given.
+    pub fn connectors(&self) -> Vec<Connector> {
+        self.endpoints.iter().map(Connector::new).collect()
+    }
+}
+
+/// Why a channel could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The address is not one a channel can be built for; nothing was sent.
+    #[error("--endpoint {endpoint:?}: not a valid address (expected HOST:PORT or http://HOST:PORT): {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+    /// Nothing accepted the connection within the connect timeout (refused, unroutable, silent).
+    #[error("cannot reach {endpoint}: {error}")]
+    Unreachable {
+        endpoint: String,
+        error: tonic::transport::Error,
+    },
+}
+
+/// Builds a gRPC channel to one node. The defaults are the CLI's (a [`CONNECT_TIMEOUT`] to
+/// connect, no limit on a call, since `replies --follow` streams for as long as it runs); the
+/// test harnesses shorten the connect timeout and bound each call.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    endpoint: String,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+}
+
+impl Connector {
+    pub fn new(endpoint: impl Into<String>) -> Connector {
+        Connector {
+            endpoint: endpoint.into(),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: None,
+        }
+    }
+
+    /// How long to wait for the node to accept the connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Connector {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A limit on every call made over the channel (the call then fails with `Cancelled`).
+    pub fn request_timeout(mut self, timeout: Duration) -> Connector {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// The address as given.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The channel's settings, without connecting.
+    fn endpoint_settings(&self) -> Result<Endpoint, ConnectError> {
+        // Operators write HOST:PORT; the channel needs a URI.
+        let uri = if self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://") {
+            self.endpoint.clone()
+        } else {
+            format!("http://{}", self.endpoint)
+        };
+        let endpoint = Endpoint::from_shared(uri).map_err(|e| ConnectError::InvalidEndpoint {
+            endpoint: self.endpoint.clone(),
+            reason: e.to_string(),
+        })?;
+        // Small calls (single submits, status reads) must not wait for Nagle's algorithm.
+        let endpoint = endpoint
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        Ok(match self.request_timeout {
+            Some(timeout) => endpoint.timeout(timeout),
+            None => endpoint,
+        })
+    }
+
+    /// Connects now, so that an unreachable node is reported before anything is sent.
+    pub async fn channel(&self) -> Result<Channel, ConnectError> {
+        self.endpoint_settings()?
+            .connect()
+            .await
+            .map_err(|error| ConnectError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                error,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_scheme_is_taken_as_plain_http() {
+        let endpoint = Connector::new("127.0.0.1:7101")
+            .endpoint_settings()
+            .expect("a valid address");
+        assert_eq!(endpoint.uri().to_string(), "http://127.0.0.1:7101/");
+        let endpoint = Connector::new("http://127.0.0.1:7101")
+            .endpoint_settings()
+            .expect("a valid address");
+        assert_eq!(endpoint.uri().to_string(), "http://127.0.0.1:7101/");
+    }
+
+    #[test]
+    fn a_malformed_address_is_refused_naming_the_option_and_the_value() {
+        let error = Connector::new("127.0.0.1:7101 oops")
+            .endpoint_settings()
+            .expect_err("a space is not allowed in an address");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("--endpoint \"127.0.0.1:7101 oops\": not a valid address"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_listen_is_reported_unreachable_by_address() {
+        // A port bound and closed again: nothing listens there.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("an ephemeral port");
+        let error = Connector::new(addr.to_string())
+            .connect_timeout(Duration::from_millis(500))
+            .channel()
+            .await
+            .expect_err("nothing listens");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot reach {addr}: ")),
+            "{error}"
+        );
+    }
+}
