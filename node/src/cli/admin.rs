@@ -10,6 +10,7 @@ use crate::cli::messages::status_error;
 pub struct PolicyShowArgs {
     #[command(flatten)]
     connect: ConnectArgs,
+    /// Print the policy as JSON instead of TOML.
     #[arg(long)]
     json: bool,
 }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_api::v1::messaging_client::MessagingClient;
-use herald_api::v1::{GetMessagesRequest, MessageState, SubmitBatchRequest, SubmitRequest};
+use herald_api::v1::{
+    GetMessagesRequest, MessageState, SubmitBatchRequest, SubmitRequest, SubmitResult,
+};
 use tonic::transport::Channel;
 
 use crate::cli::connect::ConnectManyArgs;
@@ -92,16 +94,138 @@ struct Shared {
     next: AtomicU64,
     ids: Mutex<Vec<String>>,
     latencies_ms: Mutex<Vec<f64>>,
-    errors: AtomicU64,
+    failures: Mutex<Failures>,
+}
+
+/// The most kinds of failure told apart; later kinds are counted together.
+const MAX_FAILURE_KINDS: usize = 32;
+
+/// How many kinds of failure the summary names, the most frequent first.
+const FAILURE_KINDS_SHOWN: usize = 5;
+
+/// Refused or failed submissions, counted by kind, so that a run where thousands fail prints a
+/// few lines (how many, why, one example of each) instead of one line per failure.
+#[derive(Default)]
+struct Failures {
+    kinds: Vec<FailureKind>,
+    /// Failures of kinds beyond [`MAX_FAILURE_KINDS`].
+    others: u64,
+}
+
+struct FailureKind {
+    code: String,
+    /// The message with every run of digits replaced by `#`: failures that differ only in a
+    /// number (a recipient, an index, a node) are one kind.
+    shape: String,
+    /// The first message of this kind, as the node wrote it.
+    example: String,
+    count: u64,
+}
+
+impl Failures {
+    fn record(&mut self, code: tonic::Code, message: &str, count: u64) {
+        let code = format!("{code:?}");
+        let shape = digits_as_hash(message);
+        if let Some(kind) = self
+            .kinds
+            .iter_mut()
+            .find(|k| k.code == code && k.shape == shape)
+        {
+            kind.count += count;
+        } else if self.kinds.len() < MAX_FAILURE_KINDS {
+            self.kinds.push(FailureKind {
+                code,
+                shape,
+                example: message.to_string(),
+                count,
+            });
+        } else {
+            self.others += count;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.kinds.iter().map(|k| k.count).sum::<u64>() + self.others
+    }
+
+    /// The summary's lines: the most frequent kinds, then how many failures the rest make.
+    fn summary(&self) -> Vec<String> {
+        let mut kinds: Vec<&FailureKind> = self.kinds.iter().collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.count));
+        let mut lines: Vec<String> = kinds
+            .iter()
+            .take(FAILURE_KINDS_SHOWN)
+            .map(|k| format!("  {} × {}, e.g. {:?}", k.count, k.code, k.example))
+            .collect();
+        let rest: u64 = kinds
+            .iter()
+            .skip(FAILURE_KINDS_SHOWN)
+            .map(|k| k.count)
+            .sum::<u64>()
+            + self.others;
+        if rest > 0 {
+            lines.push(format!("  {rest} more, of other kinds"));
+        }
+        lines
+    }
+
+    fn as_json(&self) -> serde_json::Value {
+        let mut kinds: serde_json::Value = self
+            .kinds
+            .iter()
+            .map(|k| serde_json::json!({"code": k.code, "example": k.example, "count": k.count}))
+            .collect();
+        if self.others > 0 {
+            if let Some(list) = kinds.as_array_mut() {
+                list.push(serde_json::json!({"code": "other", "count": self.others}));
+            }
+        }
+        kinds
+    }
+}
+
+fn digits_as_hash(message: &str) -> String {
+    let mut shape = String::with_capacity(message.len());
+    for c in message.chars() {
+        if !c.is_ascii_digit() {
+            shape.push(c);
+        } else if !shape.ends_with('#') {
+            shape.push('#');
+        }
+    }
+    shape
+}
+
+impl BenchArgs {
+    /// Refuses options under which the run would measure nothing.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.concurrency == 0 {
+            anyhow::bail!("--concurrency 0: must be at least 1 (calls in flight at once)");
+        }
+        if self.messages == 0 {
+            anyhow::bail!("--messages 0: must be at least 1");
+        }
+        if self.batch == 0 || self.batch > 1000 {
+            anyhow::bail!(
+                "--batch {}: must be between 1 and 1000 (messages per call)",
+                self.batch
+            );
+        }
+        if self.duration_secs == 0 {
+            anyhow::bail!("--duration-secs 0: must be at least 1");
+        }
+        if !["ascii", "ucs2", "mixed"].contains(&self.encoding.as_str()) {
+            anyhow::bail!(
+                "--encoding {:?}: must be ascii, ucs2 or mixed",
+                self.encoding
+            );
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.batch == 0 || args.batch > 1000 {
-        anyhow::bail!("--batch must be between 1 and 1000");
-    }
-    if !["ascii", "ucs2", "mixed"].contains(&args.encoding.as_str()) {
-        anyhow::bail!("--encoding must be ascii, ucs2 or mixed");
-    }
+    args.check()?;
     let mut clients = Vec::new();
     for connector in args.connect.connectors() {
         clients.push(MessagingClient::new(connector.channel().await?));
@@ -111,7 +235,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         next: AtomicU64::new(0),
         ids: Mutex::new(Vec::new()),
         latencies_ms: Mutex::new(Vec::new()),
-        errors: AtomicU64::new(0),
+        failures: Mutex::new(Failures::default()),
     });
     let start = Instant::now();
     let stop_at = start + Duration::from_secs(args.duration_secs);
@@ -145,35 +269,51 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         ..Default::default()
                     })
                     .collect();
-                let ids: Result<Vec<String>, tonic::Status> = if args.batch == 1 {
-                    client
-                        .submit(requests[0].clone())
-                        .await
-                        .map(|r| vec![r.into_inner().message_id])
+                let results: Result<Vec<SubmitResult>, tonic::Status> = if args.batch == 1 {
+                    client.submit(requests[0].clone()).await.map(|r| {
+                        let r = r.into_inner();
+                        vec![SubmitResult {
+                            message_id: r.message_id,
+                            created: r.created,
+                            ..Default::default()
+                        }]
+                    })
                 } else {
                     client
                         .submit_batch(SubmitBatchRequest { messages: requests })
                         .await
-                        .map(|r| {
-                            r.into_inner()
-                                .results
-                                .into_iter()
-                                .filter(|r| r.error.is_empty())
-                                .map(|r| r.message_id)
-                                .collect()
-                        })
+                        .map(|r| r.into_inner().results)
                 };
                 let elapsed = due.elapsed().as_secs_f64() * 1000.0;
-                match ids {
-                    Ok(ids) => {
+                match results {
+                    Ok(results) => {
                         shared.latencies_ms.lock().expect("lock").push(elapsed);
-                        let missing = count - ids.len() as u64;
-                        shared.errors.fetch_add(missing, Ordering::Relaxed);
+                        let answered = results.len() as u64;
+                        let mut ids = Vec::with_capacity(results.len());
+                        let mut failures = shared.failures.lock().expect("lock");
+                        for r in results {
+                            if r.error.is_empty() {
+                                ids.push(r.message_id);
+                            } else {
+                                failures.record(tonic::Code::from_i32(r.error_code), &r.error, 1);
+                            }
+                        }
+                        if answered < count {
+                            failures.record(
+                                tonic::Code::Unknown,
+                                &format!("the node answered {answered} of {count} messages"),
+                                count - answered,
+                            );
+                        }
+                        drop(failures);
                         shared.ids.lock().expect("lock").extend(ids);
                     }
                     Err(status) => {
-                        shared.errors.fetch_add(count, Ordering::Relaxed);
-                        tracing::warn!("submit failed: {status}");
+                        shared.failures.lock().expect("lock").record(
+                            status.code(),
+                            status.message(),
+                            count,
+                        );
                     }
                 }
             }
@@ -186,7 +326,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ids = std::mem::take(&mut *shared.ids.lock().expect("lock"));
     let latencies = std::mem::take(&mut *shared.latencies_ms.lock().expect("lock"));
     let accepted = ids.len();
-    let errors = shared.errors.load(Ordering::Relaxed);
+    let failures = std::mem::take(&mut *shared.failures.lock().expect("lock"));
+    let errors = failures.total();
     println!(
         "submitted: {accepted} accepted, {errors} failed in {submit_secs:.2} s = {:.0} messages/s accepted",
         accepted as f64 / submit_secs
@@ -202,8 +343,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "rate": args.rate, "text_len": args.text_len, "encoding": args.encoding,
         "accepted": accepted, "failed": errors, "submit_seconds": submit_secs,
         "accepted_per_second": accepted as f64 / submit_secs,
-        "submit_latency": submit_latency,
+        "submit_latency": submit_latency, "failures": failures.as_json(),
     });
+    if errors > 0 {
+        eprintln!("{errors} message(s) not accepted, by kind:");
+        for line in failures.summary() {
+            eprintln!("{line}");
+        }
+    }
     if !args.no_wait && accepted > 0 {
         let e2e = follow_to_terminal(&clients, ids, &args).await?;
         println!("end to end: {e2e}");
@@ -212,6 +359,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
         println!("results written to {}", path.display());
+    }
+    if errors > 0 {
+        // Figures from a run where submits failed measure something else than the cluster
+        // taking load: scripts must not mistake them for a good run.
+        anyhow::bail!(
+            "{errors} of {} messages were not accepted",
+            accepted as u64 + errors
+        );
     }
     Ok(())
 }
@@ -343,4 +498,92 @@ fn is_terminal(state: i32) -> bool {
                 | MessageState::Canceled
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_that_differ_only_in_a_number_are_one_kind_with_its_first_example() {
+        let mut failures = Failures::default();
+        for i in 0..1000 {
+            failures.record(
+                tonic::Code::InvalidArgument,
+                &format!("recipients[0]: \"{i}\" is not a mobile number"),
+                1,
+            );
+        }
+        failures.record(tonic::Code::Unavailable, "no leader", 10);
+        assert_eq!(failures.total(), 1010);
+        assert_eq!(
+            failures.summary(),
+            [
+                "  1000 × InvalidArgument, e.g. \"recipients[0]: \\\"0\\\" is not a mobile number\"",
+                "  10 × Unavailable, e.g. \"no leader\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_summary_stays_short_however_many_kinds_there_are() {
+        let mut failures = Failures::default();
+        for kind in 0..100u64 {
+            let message: String = std::iter::repeat_n('x', kind as usize + 1).collect();
+            failures.record(tonic::Code::Internal, &message, kind + 1);
+        }
+        let total: u64 = (1..=100).sum();
+        assert_eq!(failures.total(), total);
+        let summary = failures.summary();
+        assert_eq!(summary.len(), FAILURE_KINDS_SHOWN + 1, "{summary:?}");
+        assert!(summary[0].starts_with("  32 × Internal"), "{summary:?}");
+        let shown: u64 = (28..=32).sum();
+        assert_eq!(
+            summary[FAILURE_KINDS_SHOWN],
+            format!("  {} more, of other kinds", total - shown)
+        );
+    }
+
+    #[test]
+    fn options_that_would_measure_nothing_are_refused_by_name() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let refusal = |options: &[&str]| {
+            let args = std::iter::once("bench").chain(options.iter().copied());
+            Command::try_parse_from(args)
+                .expect("the options parse")
+                .bench
+                .check()
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(refusal(&[]), None);
+        for (options, start) in [
+            (
+                &["--concurrency", "0"][..],
+                "--concurrency 0: must be at least 1",
+            ),
+            (&["--messages", "0"], "--messages 0: must be at least 1"),
+            (&["--batch", "0"], "--batch 0: must be between 1 and 1000"),
+            (
+                &["--batch", "1001"],
+                "--batch 1001: must be between 1 and 1000",
+            ),
+            (
+                &["--duration-secs", "0"],
+                "--duration-secs 0: must be at least 1",
+            ),
+            (
+                &["--encoding", "utf8"],
+                "--encoding \"utf8\": must be ascii",
+            ),
+        ] {
+            let refusal = refusal(options).unwrap_or_default();
+            assert!(refusal.starts_with(start), "{options:?}: {refusal}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub struct DevArgs {
     /// Where configs, data, logs and cluster.json go.
     #[arg(long, default_value = ".herald-dev")]
     dir: PathBuf,
+    /// How many nodes to start (1 to 9).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
     /// Node i serves gRPC on 127.0.0.1:(port-base + i) and Raft on (port-base + 50 + i); the

@@ -16,16 +16,21 @@ pub struct SendArgs {
     /// Recipient mobile number; repeatable.
     #[arg(long = "to", required = true)]
     to: Vec<String>,
+    /// The message text (long texts go out in several parts).
     #[arg(long)]
     text: String,
     /// alarm, notification, customer-service or bulk.
     #[arg(long, default_value = "notification")]
     priority: String,
-    #[arg(long, default_value = "")]
+    /// A key unique to this message among the client's: sending again with the same key
+    /// creates nothing new and prints the first message's id (safe retries).
+    #[arg(long, value_name = "KEY", default_value = "")]
     idempotency_key: String,
-    #[arg(long, default_value = "")]
+    /// The sending system's own reference, kept with the message and shown by `status`.
+    #[arg(long, value_name = "REF", default_value = "")]
     client_ref: String,
-    #[arg(long, default_value = "")]
+    /// Send through this link, whatever the policy's routes say.
+    #[arg(long, value_name = "LINK", default_value = "")]
     link: String,
     /// Send later: an RFC 3339 time (2026-11-25T21:30:00+08:00) or +SECONDS from now.
     #[arg(long)]
@@ -55,6 +60,7 @@ pub struct StatusArgs {
     connect: ConnectArgs,
     /// The message id `herald send` printed.
     id: String,
+    /// Print the message as JSON (every field, the timeline's events as objects).
     #[arg(long)]
     json: bool,
 }
@@ -63,6 +69,7 @@ pub struct StatusArgs {
 pub struct ClusterStatusArgs {
     #[command(flatten)]
     connect: ConnectArgs,
+    /// Print the status as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -86,6 +93,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         Some(at) => parse_send_time(at)?,
     };
     let mut client = MessagingClient::new(args.connect.channel().await?);
+    let key = args.idempotency_key.clone();
     let mut request = tonic::Request::new(SubmitRequest {
         recipients: args.to,
         text: args.text,
@@ -108,7 +116,16 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
+    // The id alone on stdout, whatever happened: scripts read it.
     println!("{}", resp.message_id);
+    if !resp.created {
+        // A retry after a lost answer is what keys are for; a key reused by mistake looks the
+        // same from here, so say that this call added nothing.
+        eprintln!(
+            "idempotency key {key:?} matched message {} submitted earlier; nothing new was created",
+            resp.message_id
+        );
+    }
     Ok(())
 }
 

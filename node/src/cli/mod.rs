@@ -2,6 +2,10 @@
 //! cluster or a carrier simulator, or act as a client of a running cluster. Each command's
 //! arguments and output live in its own module here; none of them holds a business rule.
 
+// First, so that its `println!` and `print!` are the ones every command below uses.
+#[macro_use]
+mod output;
+
 pub mod admin;
 pub mod bench;
 pub mod connect;
@@ -14,7 +18,7 @@ pub mod trace;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +35,8 @@ struct Cli {
 enum Command {
     /// Runs one cluster node.
     Node {
-        #[arg(long)]
+        /// The node's TOML configuration (node id, listen addresses, data dir, peers, links).
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
     /// Starts a local cluster and a CMPP carrier simulator as child processes.
@@ -92,6 +97,11 @@ enum PolicyCommand {
     Set(admin::PolicySetArgs),
 }
 
+/// The whole command tree, as `--help` shows it: the README's command table is checked against it.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn")
@@ -115,6 +125,12 @@ pub fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(
+        cli.command,
+        Command::Node { .. } | Command::Dev(_) | Command::Sim { .. }
+    ) {
+        output::keep_running_when_stdout_fails();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -159,4 +175,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } => debug::log_hashes(args),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every argument of every command, with the path of the command that takes it.
+    fn arguments(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            out.push((path.to_string(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            arguments(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_command_says_what_it_is_for() {
+        let mut all = Vec::new();
+        arguments(&super::command(), "herald", &mut all);
+        let silent: Vec<String> = all
+            .iter()
+            .filter(|(_, arg)| arg.get_help().is_none() && arg.get_long_help().is_none())
+            .map(|(path, arg)| match arg.get_long() {
+                Some(long) => format!("{path} --{long}"),
+                None => format!("{path} {}", arg.get_id()),
+            })
+            .collect();
+        assert!(silent.is_empty(), "no help text: {silent:#?}");
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::command().debug_assert();
+    }
 }

@@ -28,7 +28,8 @@ pub enum SimProtocol {
 /// What every simulator is given.
 #[derive(clap::Args)]
 pub struct SimCommon {
-    #[arg(long)]
+    /// The address to accept connections on, HOST:PORT (a link's `address`).
+    #[arg(long, value_name = "ADDR")]
     listen: String,
     /// ACCOUNT:SECRET (the protocol's login and password); repeatable. SGIP also takes
     /// LOGIN:PASSWORD@SP_ADDR to give an SP its own report listener.
@@ -188,6 +189,7 @@ pub struct SimGatewayArgs {
 pub struct SimCmppArgs {
     #[command(flatten)]
     common: SimCommon,
+    /// Gateway code in minted Msg_Ids.
     #[arg(long, default_value_t = 1)]
     gateway_id: u32,
     /// Accept only this CMPP version (2 or 3); both by default.

@@ -13,6 +13,7 @@ pub struct TraceArgs {
     connect: ConnectArgs,
     /// The message id `herald send` printed.
     id: String,
+    /// Print the trace as JSON (its lines as objects).
     #[arg(long)]
     json: bool,
 }

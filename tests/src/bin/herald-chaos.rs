@@ -18,11 +18,13 @@ use herald_tests::chaos::{self, ChaosConfig, FaultKind};
     about = "Fault injection and history checking for Herald"
 )]
 struct Args {
+    /// Nodes of the cluster under test (3 to 9).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
     /// Workload and fault time: 90s, 10m, 1h.
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     duration: Duration,
+    /// Seeds the fault schedule and the workload: the same seed, the same faults at the same times.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Fault families (kill, pause, partition, sim, all) or fault names, comma-separated.
@@ -31,6 +33,8 @@ struct Args {
     /// Carrier simulators (one link each).
     #[arg(long, default_value_t = 2)]
     sims: usize,
+    /// Concurrent clients, each submitting to random nodes and retrying with the same
+    /// idempotency key until a node acknowledges.
     #[arg(long, default_value_t = 6)]
     clients: usize,
     /// Submissions per second, over all clients.
