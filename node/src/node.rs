@@ -21,7 +21,8 @@ use crate::cluster::{placement, timers};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::grpc::admin::AdminService;
-use crate::grpc::messaging::{ClusterService, MessagingService};
+use crate::grpc::cluster::ClusterService;
+use crate::grpc::messaging::MessagingService;
 use crate::links::worker as link_worker;
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {

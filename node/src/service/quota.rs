@@ -1,16 +1,15 @@
 //! Per-client submission limits from the policy: a rate per node (one governor limiter per client) and
 //! a ceiling on the client's messages not yet terminal (from the projection's replicated count).
-//! A refused submission gets `RESOURCE_EXHAUSTED` with a retry hint and writes nothing.
+//! A refused submission gets [`ServiceError::Exhausted`] with a retry hint and writes nothing.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::error::ServiceError;
+use crate::policy::DispatchPolicy;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tonic::Status;
-
-use crate::policy::DispatchPolicy;
 
 type SharedLimiter = std::sync::Arc<DefaultDirectRateLimiter>;
 
@@ -21,16 +20,8 @@ pub struct ClientRates {
     limiters: Mutex<std::collections::HashMap<String, (u32, SharedLimiter)>>,
 }
 
-/// The metadata key of the retry hint on a refused submission, in milliseconds.
-pub const RETRY_AFTER_KEY: &str = "retry-after-ms";
-
-fn exhausted(rule: String, retry_after: Duration) -> Status {
-    let ms = retry_after.as_millis().max(1) as u64;
-    let mut status = Status::resource_exhausted(format!("{rule}; retry after {ms} ms"));
-    if let Ok(value) = ms.to_string().parse() {
-        status.metadata_mut().insert(RETRY_AFTER_KEY, value);
-    }
-    status
+fn exhausted(rule: String, retry_after: Duration) -> ServiceError {
+    ServiceError::Exhausted { rule, retry_after }
 }
 
 impl ClientRates {
@@ -41,7 +32,7 @@ impl ClientRates {
         client: &str,
         count: u32,
         pending: impl FnOnce() -> u64,
-    ) -> Result<(), Status> {
+    ) -> Result<(), ServiceError> {
         let Some(quota) = policy.clients.get(client) else {
             return Ok(());
         };
@@ -123,13 +114,11 @@ mod tests {
         let rates = ClientRates::default();
         rates.admit(&policy(0, 10), "erp", 3, || 7).unwrap();
         let refused = rates.admit(&policy(0, 10), "erp", 4, || 7).unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        assert!(
-            refused.message().contains("max-queued"),
-            "{}",
-            refused.message()
-        );
-        assert!(refused.metadata().get(RETRY_AFTER_KEY).is_some());
+        let ServiceError::Exhausted { rule, retry_after } = &refused else {
+            panic!("{refused:?}");
+        };
+        assert!(rule.contains("max-queued"), "{rule}");
+        assert!(!retry_after.is_zero());
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! Checks a submission before anything is proposed: bad input gets `INVALID_ARGUMENT` naming the
-//! field and the rule, and nothing is written.
-
-use herald_api::v1::{Priority, SubmitRequest};
-use tonic::Status;
+//! Checks a submission before anything is proposed: bad input gets
+//! [`ServiceError::InvalidArgument`] naming the field and the rule, and nothing is written.
 
 use herald_raft::events::RecipientsRoute;
 
+use super::error::ServiceError;
+use super::submit::{Priority, Submission};
 use crate::config::NodeConfig;
 use crate::policy::routing;
 use crate::policy::DispatchPolicy;
@@ -33,8 +32,8 @@ pub struct ValidSubmission {
 /// The longest a send may be scheduled ahead.
 const MAX_SCHEDULE_AHEAD_MS: u64 = 366 * 24 * 3600 * 1000;
 
-fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {rule}"))
+fn invalid(field: &str, rule: impl std::fmt::Display) -> ServiceError {
+    ServiceError::invalid(field, rule)
 }
 
 /// Accepts 11-digit Chinese mobile numbers (1[3-9]…, optionally prefixed +86 or 86) and E.164
@@ -91,7 +90,7 @@ fn check_length_with_signature(
     max_chars: usize,
     config: &NodeConfig,
     links: &[&str],
-) -> Result<(), Status> {
+) -> Result<(), ServiceError> {
     let longest = links
         .iter()
         .filter_map(|name| Some((*name, config.link(name)?.signature()?)))
@@ -116,12 +115,12 @@ fn check_length_with_signature(
 
 /// Checks `req` and decides its route, validity and send time under `policy`.
 pub fn submission(
-    req: &SubmitRequest,
+    req: &Submission,
     config: &NodeConfig,
     policy: &DispatchPolicy,
     client: &str,
     now_ms: u64,
-) -> Result<ValidSubmission, Status> {
+) -> Result<ValidSubmission, ServiceError> {
     let limits = &config.messages;
     if req.recipients.is_empty() {
         return Err(invalid("recipients", "at least one recipient is required"));
@@ -159,16 +158,13 @@ pub fn submission(
     if req.text.contains('\0') {
         return Err(invalid("text", "must not contain NUL characters"));
     }
-    let priority = match Priority::try_from(req.priority) {
-        Ok(Priority::Alarm) => 0,
-        Ok(Priority::Notification) | Ok(Priority::Unspecified) => 1,
-        Ok(Priority::CustomerService) => 2,
-        Ok(Priority::Bulk) => 3,
-        Err(_) => {
-            return Err(invalid(
-                "priority",
-                format!("unknown priority {}", req.priority),
-            ))
+    let priority = match &req.priority {
+        Priority::Alarm => 0,
+        Priority::Notification | Priority::Unspecified => 1,
+        Priority::CustomerService => 2,
+        Priority::Bulk => 3,
+        Priority::Unknown(given) => {
+            return Err(invalid("priority", format!("unknown priority {given}")))
         }
     };
     let routed = req
@@ -214,7 +210,7 @@ pub fn submission(
         (route.name.clone(), route.links[0].clone())
     } else if req.link.is_empty() {
         let link = default_link(config, &recipients[0]).ok_or_else(|| {
-            Status::failed_precondition("no carrier link is configured on this cluster")
+            ServiceError::FailedPrecondition("no carrier link is configured on this cluster".into())
         })?;
         (String::new(), link)
     } else if config.link(&req.link).is_some() {
@@ -373,11 +369,11 @@ mod tests {
         config
     }
 
-    fn submit(text: &str) -> SubmitRequest {
-        SubmitRequest {
+    fn submit(text: &str) -> Submission {
+        Submission {
             recipients: vec!["13800138000".into()],
             text: text.into(),
-            ..SubmitRequest::default()
+            ..Submission::default()
         }
     }
 
@@ -387,15 +383,28 @@ mod tests {
         config.validate().expect("valid config");
         let policy = DispatchPolicy::default();
         assert!(submission(&submit(&"电".repeat(64)), &config, &policy, "c", 0).is_ok());
-        let Err(status) = submission(&submit(&"电".repeat(65)), &config, &policy, "c", 0) else {
+        let Err(error) = submission(&submit(&"电".repeat(65)), &config, &policy, "c", 0) else {
             panic!("65 characters + a 6-character signature exceed 70");
         };
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(matches!(error, ServiceError::InvalidArgument { .. }));
         assert_eq!(
-            status.message(),
+            error.to_string(),
             "text: at most 70 characters with the signature \"【国家电网】\" of link \"mobile\" \
              (6 characters), so at most 64 for the text; got 65"
         );
+    }
+
+    #[test]
+    fn an_unknown_priority_is_refused_naming_the_value() {
+        let config = signed_config("");
+        let req = Submission {
+            priority: Priority::Unknown("42".into()),
+            ..submit("hi")
+        };
+        let Err(error) = submission(&req, &config, &DispatchPolicy::default(), "c", 0) else {
+            panic!("priority 42 accepted");
+        };
+        assert_eq!(error.to_string(), "priority: unknown priority 42");
     }
 
     #[test]

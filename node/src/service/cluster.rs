@@ -1,0 +1,102 @@
+//! The cluster as one node sees it: members, leader, term, commit and apply positions, where each
+//! link's connections run and how they fare, and the drained nodes.
+
+use std::collections::BTreeSet;
+
+use openraft::async_runtime::WatchReceiver as _;
+
+use super::caller::Caller;
+use super::error::ServiceError;
+use crate::context::Ctx;
+
+/// One member of the cluster.
+pub struct MemberView {
+    pub id: u64,
+    pub grpc_addr: String,
+    pub raft_addr: String,
+    pub voter: bool,
+}
+
+/// Where one connection slot of a link runs.
+pub struct LinkView {
+    /// The link's name, or `name#n` for a link of several connections.
+    pub slot: String,
+    /// 0: not assigned.
+    pub node: u64,
+    pub epoch: u64,
+    /// Whether the carrier connection is up, as the answering node sees it when it holds the slot.
+    pub connected: bool,
+    /// As the holder last reported it to the cluster.
+    pub down: bool,
+    pub congested: bool,
+    pub status_reason: String,
+}
+
+pub struct ClusterView {
+    /// The answering node.
+    pub node_id: u64,
+    /// 0: no leader known.
+    pub leader: u64,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub members: Vec<MemberView>,
+    pub links: Vec<LinkView>,
+    /// Leader, Follower, Candidate, Learner.
+    pub state: String,
+    /// Nodes an operator drained.
+    pub drained: Vec<u64>,
+}
+
+pub fn status(ctx: &Ctx, _caller: &Caller) -> Result<ClusterView, ServiceError> {
+    let m = ctx.raft.metrics().borrow_watched().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| MemberView {
+            id: *id,
+            grpc_addr: node.grpc_addr.clone(),
+            raft_addr: node.raft_addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect();
+    let table = ctx
+        .reader
+        .links()
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let links = ctx
+        .config
+        .links
+        .iter()
+        .flat_map(|l| l.slots())
+        .map(|slot| {
+            let holder = table.holder(&slot);
+            let node = holder.map(|h| h.node).unwrap_or(0);
+            LinkView {
+                node,
+                epoch: holder.map(|h| h.epoch).unwrap_or(0),
+                connected: node == ctx.id() && ctx.is_link_connected(&slot),
+                down: holder.is_some_and(|h| h.down),
+                congested: holder.is_some_and(|h| h.congested),
+                status_reason: holder.map(|h| h.status_reason.clone()).unwrap_or_default(),
+                slot,
+            }
+        })
+        .collect();
+    Ok(ClusterView {
+        node_id: ctx.id(),
+        leader: m.current_leader.unwrap_or(0),
+        term: m.current_term,
+        commit_index: m
+            .cluster_committed
+            .or(m.local_committed)
+            .map(|l| l.index)
+            .unwrap_or(0),
+        applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        members,
+        links,
+        state: format!("{:?}", m.state),
+        drained: table.drained.clone(),
+    })
+}

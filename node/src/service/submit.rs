@@ -1,0 +1,189 @@
+//! Submitting messages: one, or a batch of up to [`MAX_BATCH`] with a result per message. A
+//! submission is validated (`validate.rs`), admitted under the client's quota (`quota.rs`),
+//! turned into a `MessageSubmitted` event and proposed; the answer comes once it is committed.
+
+use herald_raft::events::{event::Kind, now_ms, Event, MessageSubmitted};
+use herald_raft::types::EventOutcome;
+
+use super::caller::Caller;
+use super::error::ServiceError;
+use super::validate;
+use crate::config::NodeConfig;
+use crate::context::Ctx;
+use crate::policy::DispatchPolicy;
+
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// The class a submission asks for, as the caller named it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// None named: a notification.
+    #[default]
+    Unspecified,
+    Alarm,
+    Notification,
+    CustomerService,
+    Bulk,
+    /// A value the caller's transport does not know, as given; validation refuses it.
+    Unknown(String),
+}
+
+/// One message as a client submits it, whatever the transport.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Submission {
+    /// Mobile numbers as given (normalised by validation).
+    pub recipients: Vec<String>,
+    pub text: String,
+    pub priority: Priority,
+    /// Empty: the node makes one, so its own retries of a forwarded write cannot duplicate.
+    pub idempotency_key: String,
+    pub client_ref: String,
+    /// Empty: the policy's route for the recipients (or a default link).
+    pub link: String,
+    /// 0: the class's (or the node's) default.
+    pub validity_seconds: u32,
+    /// 0: at once.
+    pub send_at_ms: u64,
+    /// Send through at least two links of the route at once.
+    pub urgent: bool,
+}
+
+/// A committed submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    pub message_id: u64,
+    /// False when the idempotency key matched an earlier submission.
+    pub created: bool,
+}
+
+/// Validates, admits and commits one submission.
+pub async fn submit(
+    ctx: &Ctx,
+    caller: &Caller,
+    submission: Submission,
+) -> Result<Submitted, ServiceError> {
+    let policy = ctx.policy();
+    let event = submitted_event(&submission, &ctx.config, &policy, caller.client(), now_ms())?;
+    admit(ctx, &policy, caller, 1)?;
+    let outcomes = ctx.proposer.propose(vec![event]).await?;
+    match outcomes.into_iter().next() {
+        Some(EventOutcome::Submitted {
+            message_id,
+            created,
+        }) => Ok(Submitted {
+            message_id,
+            created,
+        }),
+        other => Err(ServiceError::Internal(format!(
+            "unexpected outcome of a submission: {other:?}"
+        ))),
+    }
+}
+
+/// Validates each submission on its own and commits the valid ones together (one Raft entry).
+/// The call fails as a whole only for a batch size out of bounds, a quota that refuses the valid
+/// ones, or a proposal that did not commit; otherwise each message has its own result, a refused
+/// one naming itself (`messages[3].text: …`).
+pub async fn submit_batch(
+    ctx: &Ctx,
+    caller: &Caller,
+    submissions: Vec<Submission>,
+) -> Result<Vec<Result<Submitted, ServiceError>>, ServiceError> {
+    if submissions.is_empty() || submissions.len() > MAX_BATCH {
+        return Err(ServiceError::invalid(
+            "messages",
+            format!(
+                "between 1 and {MAX_BATCH} messages per call, got {}",
+                submissions.len()
+            ),
+        ));
+    }
+    let now = now_ms();
+    let policy = ctx.policy();
+    let mut results: Vec<Result<Submitted, ServiceError>> = Vec::with_capacity(submissions.len());
+    let mut events = Vec::with_capacity(submissions.len());
+    let mut positions = Vec::with_capacity(submissions.len());
+    for (i, submission) in submissions.iter().enumerate() {
+        match submitted_event(submission, &ctx.config, &policy, caller.client(), now) {
+            Ok(event) => {
+                events.push(event);
+                positions.push(i);
+                // Replaced by the outcome below.
+                results.push(Err(ServiceError::Internal("not proposed".into())));
+            }
+            Err(e) => results.push(Err(e.within(&format!("messages[{i}]")))),
+        }
+    }
+    if !events.is_empty() {
+        admit(ctx, &policy, caller, events.len() as u32)?;
+        let outcomes = ctx.proposer.propose(events).await?;
+        for (i, outcome) in positions.into_iter().zip(outcomes) {
+            results[i] = match outcome {
+                EventOutcome::Submitted {
+                    message_id,
+                    created,
+                } => Ok(Submitted {
+                    message_id,
+                    created,
+                }),
+                other => Err(ServiceError::Internal(format!(
+                    "unexpected outcome of a submission: {other:?}"
+                ))),
+            };
+        }
+    }
+    Ok(results)
+}
+
+/// Admits `count` submissions of the caller under its quota, or refuses them all.
+fn admit(
+    ctx: &Ctx,
+    policy: &DispatchPolicy,
+    caller: &Caller,
+    count: u32,
+) -> Result<(), ServiceError> {
+    let client = caller.client();
+    ctx.client_rates.admit(policy, client, count, || {
+        ctx.reader.pending_of(client).unwrap_or(0)
+    })
+}
+
+/// Validates one submission and turns it into its event.
+pub fn submitted_event(
+    req: &Submission,
+    config: &NodeConfig,
+    policy: &DispatchPolicy,
+    client: &str,
+    now: u64,
+) -> Result<Event, ServiceError> {
+    let valid = validate::submission(req, config, policy, client, now)?;
+    // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
+    // answer must not create the message twice.
+    let idempotency_key = if req.idempotency_key.is_empty() {
+        format!("auto:{}", uuid::Uuid::new_v4())
+    } else {
+        req.idempotency_key.clone()
+    };
+    Ok(Event::new(
+        now,
+        Kind::Submitted(MessageSubmitted {
+            client_id: client.to_string(),
+            idempotency_key,
+            client_ref: req.client_ref.clone(),
+            recipients: valid.recipients,
+            text: valid.text,
+            priority: valid.priority,
+            link: valid.link,
+            // The validity counts from when the message may first be sent.
+            expires_at_ms: now
+                .max(valid.send_at_ms)
+                .saturating_add(valid.validity_seconds.saturating_mul(1000)),
+            route: valid.route,
+            send_at_ms: valid.send_at_ms,
+            deferred_because: valid.deferred_because,
+            fan_out_links: valid.fan_out_links,
+            split: valid.split,
+        }),
+    ))
+}
