@@ -1,30 +1,59 @@
 //! `herald dev`: a whole local cluster for a newcomer — N nodes and a CMPP carrier simulator as
-//! child processes on loopback, with the configuration files and `cluster.json` written to a folder.
+//! child processes on loopback, with the configuration files, data, logs and `cluster.json` in
+//! one folder. It supervises them: a child that dies is reported and the rest keep running, so
+//! the failover the README describes can be tried; `herald dev start-node N` starts a stopped
+//! node again as its child; Ctrl-C stops everything.
+//!
+//! The folder is locked and every port checked free before anything is written or started, so a
+//! second `herald dev` on the same folder or ports refuses and leaves the first one alone.
 
+mod control;
+mod folder;
+mod layout;
+mod supervisor;
+
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use tokio::process::{Child, Command};
 
 use crate::cli::connect::Connector;
 use crate::config::{
     LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
 };
 
+use control::Request;
+use folder::{DevFolder, CLUSTER_FILE};
+use layout::{check_free, Layout};
+use supervisor::{ChildSpec, Kind, Supervisor};
+
+/// Destinations the dev simulator refuses by default, and with which CMPP result (13:
+/// Dest_terminal_Id error, not retried), so that `herald trace` has a refusal to show. No
+/// number `herald bench` sends to (139…) starts with it.
+pub const REFUSED_PREFIX: &str = "1340000";
+pub const REFUSED_CODE: u32 = 13;
+const SIM_NAME: &str = "sim-cmpp";
+const DEFAULT_DIR: &str = ".herald-dev";
+
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DevArgs {
+    #[command(subcommand)]
+    command: Option<DevCommand>,
     /// Where configs, data, logs and cluster.json go.
-    #[arg(long, default_value = ".herald-dev")]
+    #[arg(long, default_value = DEFAULT_DIR)]
     dir: PathBuf,
     /// How many nodes to start (1 to 9).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
     /// Node i serves gRPC on 127.0.0.1:(port-base + i) and Raft on (port-base + 50 + i); the
-    /// simulator listens on (port-base + 99).
+    /// simulator listens on (port-base + 99). At most 65436.
     #[arg(long, default_value_t = 7100)]
     port_base: u16,
-    /// Start from empty data directories.
+    /// The loopback address every node and the simulator listen on (any of 127.0.0.0/8), so
+    /// that clusters on different addresses can use the same ports.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Start from empty data directories (the folder is emptied, once it is known to be free).
     #[arg(long)]
     fresh: bool,
     /// Carrier links to the simulator (messages are spread over them).
@@ -36,58 +65,167 @@ pub struct DevArgs {
     /// Messages per second each link may send.
     #[arg(long, default_value_t = 500)]
     link_rate: u32,
+    /// An extra argument for the simulator (`herald sim cmpp --help`); repeatable, in order,
+    /// e.g. `--sim-arg=--reject-dest --sim-arg=1390000=13`. By default it already refuses
+    /// destinations starting 1340000 with result 13.
+    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    sim_args: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum DevCommand {
+    /// Asks the running `herald dev` to start its stopped node N again, on its data, as its
+    /// child (Ctrl-C of `herald dev` stops it too; cluster.json shows its new pid).
+    StartNode {
+        /// The node's id (1 to the cluster's node count).
+        id: u64,
+        /// The running cluster's folder.
+        #[arg(long, default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Asks the running `herald dev` to start its stopped carrier simulator again.
+    StartSim {
+        /// The running cluster's folder.
+        #[arg(long, default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
+
+/// Why `herald dev` refuses to start: each names the option or the resource, the value and the
+/// rule.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("--nodes {nodes}: must be between 1 and {}", layout::MAX_NODES)]
+    Nodes { nodes: u64 },
+    #[error(
+        "--port-base {base}: herald dev listens on port-base+1 to port-base+99 (nodes' gRPC and \
+         Raft, the simulator), which must fit below 65536, so --port-base must be at most {max}"
+    )]
+    PortBase { base: u16, max: u16 },
+    #[error("--{option} {value}: must be at least 1")]
+    AtLeastOne { option: &'static str, value: u64 },
+    #[error(
+        "folder {} is in use by pid {pid} (another herald dev); stop that one (Ctrl-C) or \
+         choose another --dir", dir.display()
+    )]
+    FolderInUse { dir: PathBuf, pid: String },
+    #[error("folder {}: {reason}", dir.display())]
+    Folder { dir: PathBuf, reason: String },
+    #[error(
+        "port {addr} ({what}) is in use ({reason}): another cluster or program listens there; \
+         stop it, or choose another --port-base or --host"
+    )]
+    PortInUse {
+        addr: std::net::SocketAddr,
+        what: String,
+        reason: String,
+    },
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    if args.nodes == 0 || args.nodes > 9 {
-        anyhow::bail!("--nodes must be between 1 and 9");
+    match args.command {
+        Some(DevCommand::StartNode { id, dir }) => start_again(&dir, format!("node{id}")).await,
+        Some(DevCommand::StartSim { dir }) => start_again(&dir, SIM_NAME.into()).await,
+        None => run_cluster(args).await,
     }
-    if args.links == 0 || args.link_window == 0 || args.link_rate == 0 {
-        anyhow::bail!("--links, --link-window and --link-rate must be at least 1");
+}
+
+/// `herald dev start-node` / `start-sim`: one request to the running supervisor.
+async fn start_again(dir: &Path, name: String) -> anyhow::Result<()> {
+    let answer = control::ask(dir, Request::Start { name }).await?;
+    println!("{answer}");
+    Ok(())
+}
+
+async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
+    // Every check that needs no file comes first: a refusal writes nothing.
+    let layout = Layout::new(args.host, args.port_base, args.nodes)?;
+    for (option, value) in [
+        ("links", args.links as u64),
+        ("link-window", args.link_window as u64),
+        ("link-rate", u64::from(args.link_rate)),
+    ] {
+        if value == 0 {
+            return Err(DevError::AtLeastOne { option, value }.into());
+        }
     }
-    if args.fresh && args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir)?;
+    let folder = DevFolder::lock(&args.dir)?;
+    // Before `--fresh` deletes anything: a cluster on these ports may be the one whose data
+    // this folder holds.
+    if let Err(e) = check_free(&layout.all_listens()) {
+        folder.abandon();
+        return Err(e.into());
     }
-    std::fs::create_dir_all(&args.dir)?;
-    let dir = std::fs::canonicalize(&args.dir)?;
+    if args.fresh {
+        folder.empty()?;
+    }
     let exe = std::env::current_exe()?;
-    let base = args.port_base;
-    let sim_addr = format!("127.0.0.1:{}", base + 99);
+    let specs = child_specs(&args, &layout, &folder)?;
+    let listener = supervisor::bind_control(&folder)?;
+    let mut supervisor = Supervisor::new(exe, folder, specs);
+    supervisor.start_all()?;
 
-    let mut children: Vec<(String, Child)> = Vec::new();
-    let sim = Command::new(&exe)
-        .args([
-            "sim",
-            "cmpp",
-            "--listen",
-            &sim_addr,
-            "--account",
-            "900001:dev-secret",
-        ])
-        .arg("--record")
-        .arg(dir.join("sim-cmpp.jsonl"))
-        .stdout(log_file(&dir, "sim-cmpp.log")?)
-        .stderr(log_file(&dir, "sim-cmpp.log")?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let sim_pid = sim.id().unwrap_or(0);
-    children.push(("sim-cmpp".into(), sim));
+    let endpoints: Vec<String> = layout.ids().map(|id| layout.grpc(id).to_string()).collect();
+    let leader = wait_for_agreed_leader(&endpoints, Duration::from_secs(30)).await;
+    print_banner(&args, &layout, &supervisor, leader);
+    supervisor
+        .run(listener, crate::node::shutdown_signal())
+        .await
+}
 
-    let peers: Vec<PeerConfig> = (1..=args.nodes)
-        .map(|i| PeerConfig {
-            id: i,
-            grpc: format!("127.0.0.1:{}", base + i as u16),
-            raft: format!("127.0.0.1:{}", base + 50 + i as u16),
+/// The simulator and the nodes, with their configuration files written.
+fn child_specs(
+    args: &DevArgs,
+    layout: &Layout,
+    folder: &DevFolder,
+) -> anyhow::Result<Vec<ChildSpec>> {
+    let dir = folder.path();
+    let sim_addr = layout.sim().to_string();
+    let record = folder.join("sim-cmpp.jsonl");
+    let mut sim_args: Vec<std::ffi::OsString> = [
+        "sim",
+        "cmpp",
+        "--listen",
+        &sim_addr,
+        "--account",
+        "900001:dev-secret",
+        "--reject-dest",
+        &format!("{REFUSED_PREFIX}={REFUSED_CODE}"),
+        "--record",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    sim_args.push(record.clone().into());
+    sim_args.extend(args.sim_args.iter().map(Into::into));
+    let mut specs = vec![ChildSpec {
+        name: SIM_NAME.into(),
+        kind: Kind::Simulator,
+        args: sim_args,
+        log: folder.join("sim-cmpp.log"),
+        listens: layout.sim_listens(),
+        entry: serde_json::json!({
+            "protocol": "cmpp", "addr": sim_addr, "record": record,
+            "log": folder.join("sim-cmpp.log"),
+        }),
+        restart_command: format!("herald dev start-sim --dir {}", dir.display()),
+    }];
+
+    let peers: Vec<PeerConfig> = layout
+        .ids()
+        .map(|id| PeerConfig {
+            id,
+            grpc: layout.grpc(id).to_string(),
+            raft: layout.raft(id).to_string(),
             route: None,
         })
         .collect();
-    let mut nodes_json = Vec::new();
     for peer in &peers {
         let config = NodeConfig {
             node_id: peer.id,
-            grpc_listen: peer.grpc.parse()?,
-            raft_listen: peer.raft.parse()?,
-            data_dir: dir.join(format!("node{}", peer.id)),
+            grpc_listen: layout.grpc(peer.id),
+            raft_listen: layout.raft(peer.id),
+            data_dir: folder.join(&format!("node{}", peer.id)),
             peers: peers.clone(),
             links: (1..=args.links)
                 .map(|k| LinkConfig {
@@ -112,101 +250,90 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             messages: MessageLimits::default(),
             placement: PlacementConfig::default(),
         };
-        let path = dir.join(format!("node{}.toml", peer.id));
+        let name = format!("node{}", peer.id);
+        let path = folder.join(&format!("{name}.toml"));
         std::fs::write(&path, toml::to_string_pretty(&config)?)?;
-        let log = format!("node{}.log", peer.id);
-        let child = Command::new(&exe)
-            .args(["node", "--config"])
-            .arg(&path)
-            .stdout(log_file(&dir, &log)?)
-            .stderr(log_file(&dir, &log)?)
-            .kill_on_drop(true)
-            .spawn()?;
-        nodes_json.push(serde_json::json!({
-            "id": peer.id, "grpc": peer.grpc, "raft": peer.raft, "pid": child.id().unwrap_or(0),
-            "config": path, "log": dir.join(log),
-        }));
-        children.push((format!("node{}", peer.id), child));
+        let log = folder.join(&format!("{name}.log"));
+        specs.push(ChildSpec {
+            name,
+            kind: Kind::Node,
+            args: vec!["node".into(), "--config".into(), path.clone().into()],
+            log: log.clone(),
+            listens: layout.node_listens(peer.id),
+            entry: serde_json::json!({
+                "id": peer.id, "grpc": peer.grpc, "raft": peer.raft, "config": path, "log": log,
+            }),
+            restart_command: format!("herald dev start-node {} --dir {}", peer.id, dir.display()),
+        });
     }
-    let cluster = serde_json::json!({
-        "nodes": nodes_json,
-        "simulators": [{"protocol": "cmpp", "addr": sim_addr, "pid": sim_pid,
-                        "record": dir.join("sim-cmpp.jsonl")}],
-    });
-    std::fs::write(
-        dir.join("cluster.json"),
-        serde_json::to_string_pretty(&cluster)?,
-    )?;
+    Ok(specs)
+}
 
-    let first = &peers[0].grpc;
-    let endpoints: Vec<&str> = peers.iter().map(|p| p.grpc.as_str()).collect();
-    match wait_for_agreed_leader(&endpoints, Duration::from_secs(30)).await {
-        Some(leader) => {
-            println!(
-                "Herald dev cluster is up: {} nodes, leader is node {leader}.",
-                args.nodes
-            );
-            println!("  cluster file: {}", dir.join("cluster.json").display());
-            println!("  logs:         {}/*.log", dir.display());
-            println!("Try:");
-            println!(
-                "  herald send --endpoint {first} --to 13800138000 --text 'Hello from Herald'"
-            );
-            println!("  herald status --endpoint {first} <id printed by send>");
-            println!("  herald cluster status --endpoint {first}");
-            println!("Ctrl-C stops everything.");
-        }
+/// What is running and how to use it. Bench scripts wait for the "cluster is up" line.
+fn print_banner(args: &DevArgs, layout: &Layout, supervisor: &Supervisor, leader: Option<u64>) {
+    let dir = supervisor.folder().path();
+    let pid = |name: &str| {
+        supervisor
+            .pid(name)
+            .map_or_else(|| "exited".to_string(), |p| p.to_string())
+    };
+    match leader {
+        Some(leader) => println!(
+            "Herald dev cluster is up: {} nodes, leader is node {leader}.",
+            layout.nodes()
+        ),
         None => println!(
             "The nodes did not agree on a leader within 30 s; see the logs in {}",
             dir.display()
         ),
     }
-
-    tokio::select! {
-        _ = crate::node::shutdown_signal() => {}
-        (name, status) = first_exit(&mut children) => {
-            println!("{name} exited ({status}); stopping the others. See {}/{name}.log", dir.display());
+    for id in layout.ids() {
+        let name = format!("node{id}");
+        println!(
+            "  node {id}  gRPC {}  pid {}  log {}",
+            layout.grpc(id),
+            pid(&name),
+            dir.join(format!("{name}.log")).display()
+        );
+    }
+    println!(
+        "  CMPP simulator  {}  pid {}  log {}",
+        layout.sim(),
+        pid(SIM_NAME),
+        dir.join("sim-cmpp.log").display()
+    );
+    println!(
+        "    it delivers every message, but refuses destinations starting {REFUSED_PREFIX} \
+         (result {REFUSED_CODE}){}",
+        if args.sim_args.is_empty() {
+            String::new()
+        } else {
+            format!("; extra options: {}", args.sim_args.join(" "))
         }
-    }
-    for (_, child) in &mut children {
-        if let Some(pid) = child.id() {
-            // SIGTERM lets each process shut down cleanly; kill_on_drop is the backstop.
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
-    for (_, child) in &mut children {
-        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    }
-    println!("stopped");
-    Ok(())
-}
-
-fn log_file(dir: &Path, name: &str) -> std::io::Result<Stdio> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(name))?;
-    Ok(Stdio::from(file))
-}
-
-async fn first_exit(children: &mut [(String, Child)]) -> (String, String) {
-    loop {
-        for (name, child) in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return (name.clone(), status.to_string());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    );
+    println!("  cluster file: {}", dir.join(CLUSTER_FILE).display());
+    let first = layout.grpc(1);
+    println!("Try:");
+    println!("  herald send --endpoint {first} --to 13800138000 --text 'Hello from Herald'");
+    println!("  herald status --endpoint {first} <id printed by send>");
+    println!(
+        "  herald send --endpoint {first} --to {REFUSED_PREFIX}1234 --text 'refused'; then \
+         herald trace --endpoint {first} <id>"
+    );
+    println!("  herald cluster status --endpoint {first}");
+    println!(
+        "Kill any node (kill -9 PID) and keep sending; start it again with \
+         `herald dev start-node N --dir {}`.",
+        dir.display()
+    );
+    println!("Ctrl-C stops everything.");
 }
 
 /// Waits until every node names the same leader, so that "the cluster is up" means any node
 /// takes a call at once. One node knowing its leader is not enough: at a cold start the first
 /// candidate asks for votes before its peers listen and waits out an election timeout (1.5–3 s),
 /// and calls made meanwhile wait that long (benchmarks saw p99 of 2 s on a fresh cluster).
-async fn wait_for_agreed_leader(endpoints: &[&str], limit: Duration) -> Option<u64> {
+async fn wait_for_agreed_leader(endpoints: &[String], limit: Duration) -> Option<u64> {
     let start = Instant::now();
     while start.elapsed() < limit {
         let mut leaders = Vec::with_capacity(endpoints.len());
