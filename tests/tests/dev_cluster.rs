@@ -1,0 +1,527 @@
+//! `herald dev` as a newcomer runs it: a supervised local cluster that keeps running when a node
+//! is killed and starts it again on request, refuses to run twice on one folder or one set of
+//! ports, refuses ports that do not fit, and still prints the README's first session.
+//!
+//! Each test runs the real `herald dev` (the harness's `herald_bin()`) in its own temp dir, on its
+//! own loopback subnet (`--host 127.A.B.1`), so tests in parallel never share a port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald_api::v1::cluster_client::ClusterClient;
+use herald_api::v1::messaging_client::MessagingClient;
+use herald_api::v1::{
+    ClusterStatusRequest, GetMessageRequest, MessageState, Priority, SubmitRequest,
+};
+use herald_tests::{herald_bin, wait_for, LoopbackNet};
+use tonic::transport::Channel;
+
+const PORT_BASE: u16 = 7100;
+
+/// A running `herald dev`, its output collected as it comes.
+struct Dev {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    dir: PathBuf,
+    host: String,
+}
+
+impl Dev {
+    fn start(dir: &Path, host: &str) -> Dev {
+        let mut child = Command::new(herald_bin())
+            .arg("dev")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--host", host, "--port-base", &PORT_BASE.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting herald dev");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut all = output.lock().expect("output buffer");
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        Dev {
+            child,
+            output,
+            dir: dir.to_path_buf(),
+            host: host.to_string(),
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().expect("output buffer").clone()
+    }
+
+    async fn wait_output(&self, needle: &str, limit: Duration) {
+        wait_for(
+            &format!("herald dev to print {needle:?}"),
+            limit,
+            || async { self.output().contains(needle).then_some(()) },
+        )
+        .await;
+    }
+
+    async fn wait_up(&self) {
+        self.wait_output("cluster is up", Duration::from_secs(90))
+            .await;
+    }
+
+    fn grpc(&self, id: u64) -> String {
+        format!("{}:{}", self.host, PORT_BASE + id as u16)
+    }
+
+    fn cluster_json(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
+        serde_json::from_str(&text).expect("cluster.json is JSON")
+    }
+
+    fn node_pid(&self, id: u64) -> Option<i32> {
+        self.cluster_json()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["id"] == id)
+            .and_then(|n| n["pid"].as_i64())
+            .map(|p| p as i32)
+    }
+
+    /// Ctrl-C, as a person would stop it; its exit status once everything stopped.
+    fn interrupt(&mut self) -> ExitStatus {
+        // SAFETY: signalling our own child, which has not been waited for.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        wait_child(&mut self.child, Duration::from_secs(40)).expect("herald dev stops on Ctrl-C")
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Ctrl-C stops the children too; a plain kill would leave them running.
+            self.interrupt();
+        }
+        if std::thread::panicking() {
+            eprintln!("herald dev printed:\n{}", self.output());
+        }
+    }
+}
+
+/// Waits for `child` with a deadline; kills it if the deadline passes.
+fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs `herald ARGS` to completion (at most 60 s) and returns what it printed.
+fn herald(args: &[&str]) -> Output {
+    let mut child = Command::new(herald_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting herald");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let status = wait_child(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("herald {args:?} did not finish within 60 s"));
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default().into_bytes(),
+        stderr: err.join().unwrap_or_default().into_bytes(),
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+async fn channel(addr: &str) -> Option<Channel> {
+    Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .ok()
+}
+
+async fn leader_seen_by(addr: &str) -> Option<u64> {
+    let status = ClusterClient::new(channel(addr).await?)
+        .status(ClusterStatusRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    (status.leader != 0).then_some(status.leader)
+}
+
+/// Submits one message through any of `endpoints` until one acknowledges it (same idempotency
+/// key each time, as a real client retries).
+async fn submit(endpoints: &[String], key: &str) -> String {
+    let request = SubmitRequest {
+        recipients: vec!["13800138000".into()],
+        text: format!("dev cluster {key}"),
+        priority: Priority::Notification as i32,
+        idempotency_key: key.to_string(),
+        ..Default::default()
+    };
+    let mut attempt = 0usize;
+    wait_for(
+        &format!("a node to accept {key}"),
+        Duration::from_secs(60),
+        || {
+            attempt += 1;
+            let endpoint = endpoints[attempt % endpoints.len()].clone();
+            let request = request.clone();
+            async move {
+                let mut client = MessagingClient::new(channel(&endpoint).await?);
+                let response = client.submit(request).await.ok()?;
+                Some(response.into_inner().message_id)
+            }
+        },
+    )
+    .await
+}
+
+async fn wait_delivered(endpoint: &str, ids: &[String], limit: Duration) {
+    for id in ids {
+        wait_for(
+            &format!("message {id} DELIVERED as {endpoint} sees it"),
+            limit,
+            || async {
+                let mut client = MessagingClient::new(channel(endpoint).await?);
+                let message = client
+                    .get_message(GetMessageRequest {
+                        message_id: id.clone(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (message.state == MessageState::Delivered as i32).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("herald-dev-test-")
+        .tempdir()
+        .expect("a temp dir")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_started_again_catches_up(
+) {
+    let temp = temp_dir();
+    let net = LoopbackNet::new();
+    let mut dev = Dev::start(&temp.path().join("cluster"), &net.ip(1));
+    dev.wait_up().await;
+    for id in 1..=3 {
+        assert!(
+            dev.output()
+                .contains(&format!("node {id}  gRPC {}  pid ", dev.grpc(id))),
+            "the banner lists node {id}:\n{}",
+            dev.output()
+        );
+    }
+
+    let node1 = dev.grpc(1);
+    let leader = wait_for("a leader", Duration::from_secs(30), || {
+        leader_seen_by(&node1)
+    })
+    .await;
+    let old_pid = dev
+        .node_pid(leader)
+        .expect("the leader's pid in cluster.json");
+    // SAFETY: a process of the cluster, by the pid its supervisor recorded.
+    unsafe { libc::kill(old_pid, libc::SIGKILL) };
+    dev.wait_output(
+        &format!("node{leader} (pid {old_pid}) exited"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        dev.node_pid(leader),
+        None,
+        "cluster.json says the killed node is not running"
+    );
+
+    // The others keep accepting and delivering while it is down.
+    let survivors: Vec<String> = (1..=3)
+        .filter(|id| *id != leader)
+        .map(|id| dev.grpc(id))
+        .collect();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(submit(&survivors, &format!("while-down-{n}")).await);
+    }
+    wait_delivered(&survivors[0], &ids, Duration::from_secs(60)).await;
+
+    // Started again through the supervisor, on its data; it catches up on what it missed.
+    let started = herald(&[
+        "dev",
+        "start-node",
+        &leader.to_string(),
+        "--dir",
+        dev.dir.to_str().expect("a UTF-8 temp path"),
+    ]);
+    assert!(
+        started.status.success(),
+        "start-node failed: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(String::from_utf8_lossy(&started.stdout).contains("started again"));
+    let new_pid = dev
+        .node_pid(leader)
+        .expect("cluster.json has the restarted node's pid");
+    assert_ne!(new_pid, old_pid);
+    assert!(alive(new_pid));
+    wait_delivered(&dev.grpc(leader), &ids, Duration::from_secs(60)).await;
+
+    // Asking again while it runs is refused, and changes nothing.
+    let again = herald(&[
+        "dev",
+        "start-node",
+        &leader.to_string(),
+        "--dir",
+        dev.dir.to_str().expect("a UTF-8 temp path"),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+
+    // Ctrl-C stops every child, the restarted one included.
+    let pids: Vec<i32> = (1..=3).filter_map(|id| dev.node_pid(id)).collect();
+    assert_eq!(pids.len(), 3);
+    let status = dev.interrupt();
+    assert!(status.success(), "herald dev exited with {status}");
+    for pid in pids {
+        assert!(!alive(pid), "node pid {pid} outlived herald dev");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() {
+    let temp = temp_dir();
+    let net = LoopbackNet::new();
+    let host = net.ip(1);
+    let dir = temp.path().join("cluster");
+    let first = Dev::start(&dir, &host);
+    first.wait_up().await;
+    let id = submit(&[first.grpc(1)], "before-the-second").await;
+    wait_delivered(
+        &first.grpc(2),
+        std::slice::from_ref(&id),
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let cluster_json = std::fs::read_to_string(dir.join("cluster.json")).expect("cluster.json");
+    let logs = ["node1.log", "node2.log", "node3.log", "sim-cmpp.log"];
+    let logs_before: Vec<String> = logs
+        .iter()
+        .map(|l| std::fs::read_to_string(dir.join(l)).unwrap_or_default())
+        .collect();
+
+    // Same folder, other ports, and --fresh: refused before anything is deleted.
+    let second = herald(&[
+        "dev",
+        "--dir",
+        dir.to_str().expect("a UTF-8 temp path"),
+        "--host",
+        &host,
+        "--port-base",
+        "7300",
+        "--fresh",
+    ]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    let first_pid = first.child.id();
+    assert!(
+        stderr.contains(&format!("is in use by pid {first_pid}")),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("cluster is up"));
+
+    // Same ports, another folder: refused before any child starts.
+    let other = temp.path().join("other");
+    let third = herald(&[
+        "dev",
+        "--dir",
+        other.to_str().expect("a UTF-8 temp path"),
+        "--host",
+        &host,
+        "--port-base",
+        &PORT_BASE.to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {host}:71")) && stderr.contains("is in use"),
+        "{stderr}"
+    );
+    assert!(!other.exists(), "the refused run left its folder behind");
+
+    // The first cluster's files are as they were (its logs only grew), and it still works.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cluster.json")).expect("cluster.json"),
+        cluster_json
+    );
+    for (log, before) in logs.iter().zip(&logs_before) {
+        let now = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        assert!(now.starts_with(before.as_str()), "{log} was rewritten");
+        assert!(!now.contains("in use"), "{log} has another run's output");
+    }
+    wait_delivered(&first.grpc(3), &[id], Duration::from_secs(30)).await;
+    assert!(
+        !first.output().contains("exited"),
+        "a child of the first cluster exited:\n{}",
+        first.output()
+    );
+}
+
+#[test]
+fn a_port_base_whose_ports_do_not_fit_is_refused_without_a_panic() {
+    let temp = temp_dir();
+    let dir = temp.path().join("cluster");
+    let out = herald(&[
+        "dev",
+        "--dir",
+        dir.to_str().expect("a UTF-8 temp path"),
+        "--port-base",
+        "65500",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("--port-base 65500"), "{stderr}");
+    assert!(stderr.contains("at most 65436"), "{stderr}");
+    assert!(!dir.exists(), "a refused run created its folder");
+}
+
+/// The README's first session (`scripts/first-session`) against a real `herald dev`: the output
+/// has the README's lines and fields; ids, times, addresses and which node leads may differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_first_session_prints_what_the_readme_shows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let shown = readme_first_session(&readme);
+
+    let temp = temp_dir();
+    let net = LoopbackNet::new();
+    let dev = Dev::start(&temp.path().join("cluster"), &net.ip(1));
+    dev.wait_up().await;
+    let run = Command::new(root.join("scripts/first-session"))
+        .env("HERALD", herald_bin())
+        .env("HERALD_DEV_HOST", net.ip(1))
+        .env("HERALD_DEV_PORT_BASE", PORT_BASE.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running scripts/first-session");
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "scripts/first-session failed: {}\n{printed}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let shown_shape: Vec<String> = shown.lines().map(shape).collect();
+    let printed_shape: Vec<String> = printed.lines().map(shape).collect();
+    for (n, (readme_line, real_line)) in shown_shape.iter().zip(&printed_shape).enumerate() {
+        assert_eq!(
+            readme_line, real_line,
+            "line {} of the README's first session differs from a real run:\nREADME:\n{shown}\nreal run:\n{printed}",
+            n + 1
+        );
+    }
+    assert_eq!(
+        shown_shape.len(),
+        printed_shape.len(),
+        "the README's first session has another number of lines than a real run:\nREADME:\n{shown}\nreal run:\n{printed}"
+    );
+}
+
+/// The console block of the README's "A first session" section.
+fn readme_first_session(readme: &str) -> String {
+    let section = readme
+        .split("## A first session")
+        .nth(1)
+        .expect("README has a section \"A first session\"");
+    let block = section
+        .split("```console\n")
+        .nth(1)
+        .expect("the section has a console block");
+    block
+        .split("\n```")
+        .next()
+        .expect("the block ends")
+        .to_string()
+}
+
+/// A line's shape: every number one `#`, runs of spaces one space, and what depends on which
+/// node leads (its role, the "(leader)" mark) left out.
+fn shape(line: &str) -> String {
+    let line = line
+        .replace(" (leader)", "")
+        .replace("Leader", "ROLE")
+        .replace("Follower", "ROLE")
+        .replace("Candidate", "ROLE");
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        let c = if c.is_ascii_digit() { '#' } else { c };
+        let last = out.chars().last();
+        if (c == '#' && last == Some('#')) || (c == ' ' && last == Some(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
+#[test]
+fn shapes_ignore_numbers_spacing_and_roles() {
+    assert_eq!(
+        shape("  2026-12-06 06:43:35.586  MessageSubmitted  to 13800138000"),
+        " #-#-# #:#:#.# MessageSubmitted to #"
+    );
+    assert_eq!(
+        shape("node 2 (Leader), leader 2"),
+        shape("node 3 (Follower), leader 12")
+    );
+    assert_ne!(shape("message 1: DELIVERED"), shape("message 1: FAILED"));
+}
