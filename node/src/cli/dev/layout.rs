@@ -29,6 +29,9 @@ pub struct Listen {
 impl Layout {
     /// Refuses a node count or a port base whose ports do not fit, before anything is written.
     pub fn new(host: IpAddr, port_base: u16, nodes: u64) -> Result<Layout, DevError> {
+        if !host.is_loopback() {
+            return Err(DevError::Host { host });
+        }
         if nodes == 0 || nodes > MAX_NODES {
             return Err(DevError::Nodes { nodes });
         }
@@ -147,6 +150,15 @@ mod tests {
                 .to_string();
             assert!(text.contains(&format!("--nodes {nodes}")), "{text}");
         }
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_accepted() {
+        assert!(Layout::new(IpAddr::from([127, 3, 4, 1]), 7100, 3).is_ok());
+        let text = Layout::new(IpAddr::from([0, 0, 0, 0]), 7100, 3)
+            .expect_err("not loopback")
+            .to_string();
+        assert!(text.contains("--host 0.0.0.0"), "{text}");
     }
 
     #[test]

@@ -95,6 +95,11 @@ enum DevCommand {
 /// rule.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
+    #[error(
+        "--host {host}: must be a loopback address (127.0.0.0/8 or ::1): every node and the \
+         simulator of a dev cluster run on this machine"
+    )]
+    Host { host: IpAddr },
     #[error("--nodes {nodes}: must be between 1 and {}", layout::MAX_NODES)]
     Nodes { nodes: u64 },
     #[error(
@@ -161,7 +166,12 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let specs = child_specs(&args, &layout, &folder)?;
-    let listener = supervisor::bind_control(&folder)?;
+    let listener = supervisor::bind_control(&folder).map_err(|e| {
+        anyhow::anyhow!(
+            "control socket {}: {e}",
+            folder.join(folder::SOCKET_FILE).display()
+        )
+    })?;
     let mut supervisor = Supervisor::new(exe, folder, specs);
     supervisor.start_all()?;
 

@@ -211,7 +211,10 @@ impl Supervisor {
                 println!("  | {line}");
             }
         }
-        println!("  start it again on its data: {}", spec.restart_command);
+        println!(
+            "  start it again (same data, log and ports): {}",
+            spec.restart_command
+        );
         println!(
             "  (or by hand, unsupervised: {} {})",
             self.exe.display(),
