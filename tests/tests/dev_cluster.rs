@@ -16,6 +16,7 @@ use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     ClusterStatusRequest, GetMessageRequest, MessageState, Priority, SubmitRequest,
 };
+use herald_node::cli::connect::Connector;
 use herald_tests::{herald_bin, wait_for, LoopbackNet};
 use tonic::transport::Channel;
 
@@ -171,12 +172,12 @@ fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
+/// A channel as every client makes it, with the harness's short connect timeout and call bound.
 async fn channel(addr: &str) -> Option<Channel> {
-    Channel::from_shared(format!("http://{addr}"))
-        .ok()?
+    Connector::new(addr)
         .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(10))
-        .connect()
+        .request_timeout(Duration::from_secs(10))
+        .channel()
         .await
         .ok()
 }
