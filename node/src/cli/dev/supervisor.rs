@@ -362,3 +362,109 @@ pub fn bind_control(folder: &DevFolder) -> std::io::Result<UnixListener> {
     }
     UnixListener::bind(&path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::dev::control::{ask, Request};
+
+    /// A child that runs until signalled: `sh -c 'sleep 600'` (exec'd, so its pid is the sleep's).
+    fn sleeper(folder: &DevFolder, name: &str) -> ChildSpec {
+        ChildSpec {
+            name: name.into(),
+            kind: Kind::Node,
+            args: vec!["-c".into(), "exec sleep 600".into()],
+            log: folder.join(&format!("{name}.log")),
+            listens: Vec::new(),
+            entry: serde_json::json!({ "name": name }),
+            restart_command: format!("start {name}"),
+        }
+    }
+
+    fn pids_in_cluster_file(dir: &std::path::Path) -> Vec<Option<u64>> {
+        let text = std::fs::read_to_string(dir.join(CLUSTER_FILE)).unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        value["nodes"]
+            .as_array()
+            .map(|nodes| nodes.iter().map(|n| n["pid"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+
+    async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn alive(pid: u64) -> bool {
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    #[tokio::test]
+    async fn an_exit_leaves_the_others_running_and_a_start_request_brings_it_back() {
+        let temp = tempfile::tempdir().expect("a temp dir");
+        let folder = DevFolder::lock(temp.path()).expect("the lock");
+        let dir = folder.path().to_path_buf();
+        let specs = vec![sleeper(&folder, "node1"), sleeper(&folder, "node2")];
+        let listener = bind_control(&folder).expect("the control socket");
+        let mut supervisor = Supervisor::new("/bin/sh".into(), folder, specs);
+        supervisor.start_all().expect("starting the children");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(supervisor.run(listener, async {
+            let _ = stop_rx.await;
+        }));
+
+        let pids = pids_in_cluster_file(&dir);
+        let (Some(first), Some(second)) = (pids[0], pids[1]) else {
+            panic!("cluster.json lacks the pids: {pids:?}");
+        };
+        std::process::Command::new("kill")
+            .args(["-9", &first.to_string()])
+            .status()
+            .expect("kill");
+        wait_until("cluster.json to show node1 stopped", || {
+            pids_in_cluster_file(&dir)[0].is_none()
+        })
+        .await;
+        assert!(alive(second), "node2 was stopped with node1");
+
+        let reply = ask(
+            &dir,
+            Request::Start {
+                name: "node1".into(),
+            },
+        )
+        .await
+        .expect("node1 started again");
+        assert!(reply.contains("started again"), "{reply}");
+        let restarted = pids_in_cluster_file(&dir)[0].expect("node1's new pid");
+        assert_ne!(restarted, first);
+        assert!(alive(restarted));
+        let refused = ask(
+            &dir,
+            Request::Start {
+                name: "node2".into(),
+            },
+        )
+        .await
+        .expect_err("node2 runs");
+        assert!(refused.to_string().contains("already running"), "{refused}");
+
+        stop_tx.send(()).expect("the supervisor listens");
+        running
+            .await
+            .expect("the supervisor task")
+            .expect("a clean stop");
+        assert_eq!(pids_in_cluster_file(&dir), vec![None, None]);
+        wait_until("every child to be gone", || {
+            !alive(restarted) && !alive(second)
+        })
+        .await;
+    }
+}
