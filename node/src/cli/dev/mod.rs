@@ -45,7 +45,7 @@ pub struct DevArgs {
     /// How many nodes to start (1 to 9).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
-    /// Node i serves gRPC on 127.0.0.1:(port-base + i) and Raft on (port-base + 50 + i); the
+    /// Node i serves gRPC on HOST:(port-base + i) and Raft on (port-base + 50 + i); the
     /// simulator listens on (port-base + 99). At most 65436.
     #[arg(long, default_value_t = 7100)]
     port_base: u16,
@@ -68,7 +68,7 @@ pub struct DevArgs {
     /// An extra argument for the simulator (`herald sim cmpp --help`); repeatable, in order,
     /// e.g. `--sim-arg=--reject-dest --sim-arg=1390000=13`. By default it already refuses
     /// destinations starting 1340000 with result 13.
-    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    #[arg(long = "sim-arg", value_name = "ARG", allow_hyphen_values = true)]
     sim_args: Vec<String>,
 }
 
