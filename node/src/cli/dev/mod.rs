@@ -172,15 +172,37 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
             folder.join(folder::SOCKET_FILE).display()
         )
     })?;
+    // Listening for the signals before any child starts: the children run in their own process
+    // group, so a signal that killed this process unhandled would leave them running.
+    let shutdown = stop_signals()?;
+    tokio::pin!(shutdown);
     let mut supervisor = Supervisor::new(exe, folder, specs);
     supervisor.start_all()?;
 
     let endpoints: Vec<String> = layout.ids().map(|id| layout.grpc(id).to_string()).collect();
-    let leader = wait_for_agreed_leader(&endpoints, Duration::from_secs(30)).await;
-    print_banner(&args, &layout, &supervisor, leader);
-    supervisor
-        .run(listener, crate::node::shutdown_signal())
-        .await
+    tokio::select! {
+        leader = wait_for_agreed_leader(&endpoints, Duration::from_secs(30)) => {
+            print_banner(&args, &layout, &supervisor, leader);
+            supervisor.run(listener, shutdown).await
+        }
+        // Stopped while starting: stop the children at once.
+        _ = &mut shutdown => supervisor.run(listener, std::future::ready(())).await,
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed); registered at once.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+        }
+    })
 }
 
 /// The simulator and the nodes, with their configuration files written.
