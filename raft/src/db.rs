@@ -4,12 +4,12 @@
 //! durable. Column family names carry a format version (`_v1`), because a node of the next version
 //! must recognise — and migrate — what an older node wrote.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options,
-    DB,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, LogLevel,
+    Options, DB,
 };
 
 /// Raft log entries, keyed by big-endian log index.
@@ -128,12 +128,24 @@ fn column_family_options(cache: &Cache) -> Options {
     opts
 }
 
+/// RocksDB's own diagnostic log (`LOG` in the database directory; older ones `LOG.old.*`) is
+/// rotated at this size…
+pub const INFO_LOG_FILE_SIZE: usize = 16 << 20;
+/// …and this many rotated files are kept, so it never takes more than about 100 MiB.
+pub const INFO_LOG_FILES_KEPT: usize = 5;
+
 /// Opens (creating if needed) the node's database under `dir`.
 pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
+    // The library's default level is DEBUG in the build Herald links, which writes a line for
+    // every group-commit fsync (`FlushWAL`): gigabytes a day under steady load, never rotated.
+    // INFO keeps what diagnosis needs (flushes, compactions, stalls, the periodic statistics).
+    opts.set_log_level(LogLevel::Info);
+    opts.set_max_log_file_size(INFO_LOG_FILE_SIZE);
+    opts.set_keep_log_file_num(INFO_LOG_FILES_KEPT);
     // Every column family would otherwise keep up to two 64 MiB memtables of its own: with a
     // dozen written ones a busy node grew past 1 GiB resident holding under a million messages.
     // One budget for all of them flushes the largest when it is spent.
@@ -145,13 +157,115 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
 
-/// Opens the database of a stopped node read-only, for diagnosis; fails if it does not exist.
-pub fn open_read_only(dir: &Path) -> Result<DB, rocksdb::Error> {
-    DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)
+/// Why a database could not be opened for reading.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenReadOnlyError {
+    #[error("{}: no such directory", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: holds no Herald database (no RocksDB CURRENT file there)", .0.display())]
+    NotADatabase(PathBuf),
+    #[error("{}: cannot be opened read-only: {source}", .dir.display())]
+    RocksDb {
+        dir: PathBuf,
+        source: rocksdb::Error,
+    },
+}
+
+/// Opens the database of a stopped node read-only, for diagnosis. Creates nothing: a missing
+/// directory, or one without a database, is an error (the RocksDB wrapper would otherwise create
+/// the directory before finding nothing in it), and RocksDB opened read-only writes no file.
+pub fn open_read_only(dir: &Path) -> Result<DB, OpenReadOnlyError> {
+    if !dir.is_dir() {
+        return Err(OpenReadOnlyError::Missing(dir.to_path_buf()));
+    }
+    if !dir.join("CURRENT").is_file() {
+        return Err(OpenReadOnlyError::NotADatabase(dir.to_path_buf()));
+    }
+    DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false).map_err(|source| {
+        OpenReadOnlyError::RocksDb {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// The handle of a column family that [`open`] always creates.
 pub fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
     db.cf_handle(name)
         .unwrap_or_else(|| panic!("column family {name} is created by db::open"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest `OPTIONS-*` file RocksDB wrote: the options it really runs with.
+    fn options_file(dir: &Path) -> String {
+        let newest = std::fs::read_dir(dir)
+            .expect("database directory")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|name| name.starts_with("OPTIONS-"))
+            .max()
+            .expect("RocksDB writes an OPTIONS file");
+        std::fs::read_to_string(dir.join(newest)).expect("readable OPTIONS file")
+    }
+
+    #[test]
+    fn the_info_log_is_at_info_level_and_rotated_with_a_cap() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = open(dir.path()).expect("open");
+        drop(db);
+        let options = options_file(dir.path());
+        for line in [
+            "info_log_level=INFO_LEVEL".to_string(),
+            format!("max_log_file_size={INFO_LOG_FILE_SIZE}"),
+            format!("keep_log_file_num={INFO_LOG_FILES_KEPT}"),
+        ] {
+            assert!(
+                options.lines().any(|l| l.trim() == line),
+                "{line} missing from the OPTIONS file:\n{options}"
+            );
+        }
+    }
+
+    #[test]
+    fn opening_read_only_creates_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("absent");
+        let Err(err) = open_read_only(&missing) else {
+            panic!("a missing directory is refused");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("{}: no such directory", missing.display())
+        );
+        assert!(!missing.exists(), "nothing was created");
+
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let Err(err) = open_read_only(&empty) else {
+            panic!("an empty directory is refused");
+        };
+        assert!(
+            err.to_string().contains("holds no Herald database"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(&empty).expect("read dir").count(), 0);
+
+        let db_dir = dir.path().join("db");
+        drop(open(&db_dir).expect("open"));
+        let listing = |d: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(d)
+                .expect("read dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing(&db_dir);
+        let log_before = std::fs::read(db_dir.join("LOG")).expect("LOG");
+        drop(open_read_only(&db_dir).expect("a database opens read-only"));
+        assert_eq!(listing(&db_dir), before, "no file added or rotated");
+        assert_eq!(std::fs::read(db_dir.join("LOG")).expect("LOG"), log_before);
+    }
 }

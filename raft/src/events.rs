@@ -106,6 +106,12 @@ pub struct MessageSubmitted {
     /// its own recipients; the message is delivered when every copy is. Empty: one message.
     #[prost(message, repeated, tag = "13")]
     pub split: Vec<RecipientsRoute>,
+    /// A digest of what the client asked for ([`crate::idempotency::request_digest`]), so that a
+    /// key reused for other content is refused rather than answered with the earlier message.
+    /// Empty in events of older nodes and for keys the node made up: those keep the old rule
+    /// (a known key returns its message, whatever the content).
+    #[prost(bytes = "vec", tag = "14")]
+    pub request_digest: Vec<u8>,
 }
 
 /// Some of a message's recipients and the route (or, without one, the link) that carries them.

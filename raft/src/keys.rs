@@ -9,6 +9,20 @@ pub fn idempotency(client_id: &str, key: &str) -> Vec<u8> {
     join(&[client_id.as_bytes(), key.as_bytes()])
 }
 
+/// An idempotency entry's value: the request's digest (empty for entries written before digests
+/// existed), then the message id. The id stays in the last 8 bytes, where older nodes read it.
+pub fn idempotency_value(id: u64, request_digest: &[u8]) -> Vec<u8> {
+    let mut value = request_digest.to_vec();
+    value.extend_from_slice(&id.to_be_bytes());
+    value
+}
+
+/// The message id and the request digest (possibly empty) of an idempotency entry.
+pub fn idempotency_entry(value: &[u8]) -> Option<(u64, &[u8])> {
+    let digest_len = value.len().checked_sub(8)?;
+    Some((id_suffix(value)?, &value[..digest_len]))
+}
+
 pub fn carrier_id(link: &str, carrier_id: &str) -> Vec<u8> {
     join(&[link.as_bytes(), carrier_id.as_bytes()])
 }
@@ -193,6 +207,17 @@ mod tests {
         }
         assert_eq!(subscriber("+4915112345678"), b"4915112345678");
         assert_eq!(subscriber("8612345"), b"8612345");
+    }
+
+    #[test]
+    fn an_idempotency_entry_holds_the_digest_then_the_id() {
+        use super::{idempotency_entry, idempotency_value};
+        let value = idempotency_value(7, &[1, 2, 3]);
+        assert_eq!(idempotency_entry(&value), Some((7, &[1u8, 2, 3][..])));
+        // An entry written before digests existed: the id alone.
+        let old = 7u64.to_be_bytes();
+        assert_eq!(idempotency_entry(&old), Some((7, &[][..])));
+        assert_eq!(idempotency_entry(&[1, 2]), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod db;
 pub mod events;
 mod fan_out;
+pub mod idempotency;
 pub mod keys;
 pub mod log_store;
 mod log_tail;

@@ -308,11 +308,27 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 .then(|| keys::idempotency(&s.client_id, &s.idempotency_key));
             if let Some(key) = &idem_key {
                 if let Some(existing) = kv.get(CF_IDEMPOTENCY, key)? {
-                    let id =
-                        keys::id_suffix(&existing).ok_or_else(|| ProjectionError::Corrupt {
+                    let (id, digest) = keys::idempotency_entry(&existing).ok_or_else(|| {
+                        ProjectionError::Corrupt {
                             what: "idempotency entry".into(),
                             detail: "shorter than 8 bytes".into(),
-                        })?;
+                        }
+                    })?;
+                    // Either side without a digest (written by an older node) cannot be compared:
+                    // the key alone decides, as it did then.
+                    if !digest.is_empty()
+                        && !s.request_digest.is_empty()
+                        && digest != s.request_digest.as_slice()
+                    {
+                        let differs = match load_message(kv, id)? {
+                            Some(earlier) => differences(&earlier, s),
+                            None => Vec::new(),
+                        };
+                        return Ok(EventOutcome::IdempotencyConflict {
+                            message_id: id,
+                            differs,
+                        });
+                    }
                     return Ok(EventOutcome::Submitted {
                         message_id: id,
                         created: false,
@@ -336,7 +352,11 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 ..Default::default()
             };
             if let Some(key) = idem_key {
-                kv.put(CF_IDEMPOTENCY, key, id.to_be_bytes().to_vec());
+                kv.put(
+                    CF_IDEMPOTENCY,
+                    key,
+                    keys::idempotency_value(id, &s.request_digest),
+                );
             }
             add_pending(kv, &s.client_id, 1)?;
             crate::replies::record_last_sender(kv, s);
@@ -662,6 +682,35 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             Ok(EventOutcome::Applied)
         }
     }
+}
+
+/// What a submission reusing an idempotency key asks differently from the message the key
+/// made, as far as the stored record tells: the link it named and its urgency are not kept apart
+/// from what routing chose, so a difference the digest saw in neither of the others is named
+/// as theirs.
+fn differences(earlier: &MessageRecord, s: &crate::events::MessageSubmitted) -> Vec<String> {
+    let sorted = |numbers: &[String]| {
+        let mut numbers = numbers.to_vec();
+        numbers.sort_unstable();
+        numbers
+    };
+    let mut differs = Vec::new();
+    if sorted(&earlier.recipients) != sorted(&s.recipients) {
+        differs.push("recipients".to_string());
+    }
+    if earlier.text != s.text {
+        differs.push("text".to_string());
+    }
+    if earlier.priority != s.priority {
+        differs.push("priority".to_string());
+    }
+    if earlier.client_ref != s.client_ref {
+        differs.push("client_ref".to_string());
+    }
+    if differs.is_empty() {
+        differs.push("link or urgent".to_string());
+    }
+    differs
 }
 
 fn record_report(msg: &mut MessageRecord, segment: u32, report: &DeliveryReported) {

@@ -51,6 +51,14 @@ pub enum EventOutcome {
     /// The event was recorded in no message because it no longer fits the state (a dispatch from a
     /// fenced epoch, an event for a message already terminal, an unknown message id).
     Ignored { reason: String },
+    /// A submission whose idempotency key is already known for a request with other content:
+    /// nothing was created. `differs` names what differs from the earlier message
+    /// (`recipients`, `text`, `priority`, `client_ref`, or `link or urgent` when none of those
+    /// do). Last, so that the other variants keep the bincode numbers older nodes use.
+    IdempotencyConflict {
+        message_id: u64,
+        differs: Vec<String>,
+    },
 }
 
 openraft::declare_raft_types!(

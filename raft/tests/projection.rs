@@ -10,6 +10,7 @@ use herald_raft::events::{
     LinkAssigned, MessageCanceled, MessageDispatched, MessageExpired, MessageReleased,
     MessageRequeued, MessageSubmitted, MoAssemblyClosed, MoConcat, MoReceived,
 };
+use herald_raft::idempotency::{request_digest, RequestContent};
 use herald_raft::keys;
 use herald_raft::projection::{
     apply_event, load_links, load_message, pending_of, MemKv, MAX_ATTEMPTS,
@@ -130,6 +131,10 @@ fn verdict(outcome: &EventOutcome) -> String {
         } => format!("dup {message_id}"),
         EventOutcome::Applied => "applied".into(),
         EventOutcome::Ignored { .. } => "ignored".into(),
+        EventOutcome::IdempotencyConflict {
+            message_id,
+            differs,
+        } => format!("conflict {message_id}: {}", differs.join(",")),
     }
 }
 
@@ -255,6 +260,111 @@ fn a_repeated_idempotency_key_returns_the_first_message() {
         outcomes(&mut kv, &[submit("c", "other", &["+1"])]),
         ["new 2"]
     );
+}
+
+/// A submission as a node of this version proposes it: with the digest of what the client sent.
+fn submit_digested(key: &str, recipients: &[&str], text: &str, client_ref: &str) -> Kind {
+    let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+    let request_digest = request_digest(&RequestContent {
+        recipients: &recipients,
+        text,
+        priority: 1,
+        named_link: "",
+        client_ref,
+        urgent: false,
+    });
+    Kind::Submitted(MessageSubmitted {
+        client_id: "c".into(),
+        idempotency_key: key.into(),
+        client_ref: client_ref.into(),
+        recipients,
+        text: text.into(),
+        priority: 1,
+        link: LINK.into(),
+        request_digest,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_key_reused_with_the_same_request_returns_the_first_message() {
+    let mut kv = after(&[submit_digested("k", &["+1", "+2"], "hello", "r")]);
+    let before = kv.clone();
+    // Same content, recipients in another order: a retry.
+    assert_eq!(
+        outcomes(
+            &mut kv,
+            &[submit_digested("k", &["+2", "+1"], "hello", "r")]
+        ),
+        ["dup 1"]
+    );
+    assert_eq!(kv, before, "a retry writes nothing");
+}
+
+#[test]
+fn a_key_reused_with_other_content_is_refused_and_changes_nothing() {
+    let mut kv = after(&[submit_digested("k", &["+1"], "hello", "r")]);
+    let before = kv.clone();
+    assert_eq!(
+        outcomes(
+            &mut kv,
+            &[
+                submit_digested("k", &["+1"], "hello again", "r"),
+                submit_digested("k", &["+1", "+2"], "hello", "r"),
+                submit_digested("k", &["+3"], "bye", "other"),
+            ]
+        ),
+        [
+            "conflict 1: text",
+            "conflict 1: recipients",
+            "conflict 1: recipients,text,client_ref",
+        ]
+    );
+    assert_eq!(kv, before, "a refused submission writes nothing");
+    // The same request is still a retry of message 1, and a new key a new message.
+    assert_eq!(
+        outcomes(
+            &mut kv,
+            &[
+                submit_digested("k", &["+1"], "hello", "r"),
+                submit_digested("k2", &["+1"], "hello again", "r"),
+            ]
+        ),
+        ["dup 1", "new 2"]
+    );
+}
+
+#[test]
+fn a_difference_the_record_cannot_show_is_named_link_or_urgent() {
+    let Kind::Submitted(mut urgent) = submit_digested("k", &["+1"], "hello", "") else {
+        unreachable!()
+    };
+    urgent.request_digest = request_digest(&RequestContent {
+        recipients: &urgent.recipients,
+        text: &urgent.text,
+        priority: 1,
+        named_link: "",
+        client_ref: "",
+        urgent: true,
+    });
+    let mut kv = after(&[submit_digested("k", &["+1"], "hello", "")]);
+    assert_eq!(
+        outcomes(&mut kv, &[Kind::Submitted(urgent)]),
+        ["conflict 1: link or urgent"]
+    );
+}
+
+#[test]
+fn without_a_digest_on_either_side_the_key_alone_decides_as_before() {
+    // An entry an older node wrote (no digest), then a new node's submission with other text;
+    // and a new entry, then an older node's submission (no digest) with other text.
+    let mut kv = after(&[submit("c", "old", &["+1"])]);
+    assert_eq!(
+        outcomes(&mut kv, &[submit_digested("old", &["+1"], "other", "")]),
+        ["dup 1"]
+    );
+    let mut kv = after(&[submit_digested("new", &["+1"], "hello", "")]);
+    assert_eq!(outcomes(&mut kv, &[submit("c", "new", &["+9"])]), ["dup 1"]);
 }
 
 #[test]
