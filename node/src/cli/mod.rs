@@ -11,6 +11,7 @@ pub mod bench;
 pub mod connect;
 pub mod debug;
 pub mod dev;
+pub mod log_limit;
 pub mod messages;
 pub mod replies;
 pub mod sim;
@@ -108,7 +109,12 @@ fn init_tracing() {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Colours for a person at a terminal only: a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(log_limit::RateLimitedWriter::new(
+            std::io::stderr,
+            log_limit::REPEAT_WINDOW,
+        ))
         .init();
 }
 

@@ -133,7 +133,7 @@ pub const MAX_FAN_OUT: u32 = 4;
 
 /// Longest validity and retry backoff a policy may set: far beyond any real use, and small enough
 /// that adding them to a timestamp can never overflow.
-const MAX_VALIDITY_SECONDS: u64 = 366 * 24 * 3600;
+pub const MAX_VALIDITY_SECONDS: u64 = 366 * 24 * 3600;
 const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
 
 impl ClassPolicy {

@@ -75,6 +75,14 @@ pub async fn submit(
             message_id,
             created,
         }),
+        Some(EventOutcome::IdempotencyConflict {
+            message_id,
+            differs,
+        }) => Err(idempotency_conflict(
+            &submission.idempotency_key,
+            message_id,
+            &differs,
+        )),
         other => Err(ServiceError::Internal(format!(
             "unexpected outcome of a submission: {other:?}"
         ))),
@@ -127,6 +135,15 @@ pub async fn submit_batch(
                     message_id,
                     created,
                 }),
+                EventOutcome::IdempotencyConflict {
+                    message_id,
+                    differs,
+                } => {
+                    Err(
+                        idempotency_conflict(&submissions[i].idempotency_key, message_id, &differs)
+                            .within(&format!("messages[{i}]")),
+                    )
+                }
                 other => Err(ServiceError::Internal(format!(
                     "unexpected outcome of a submission: {other:?}"
                 ))),
@@ -134,6 +151,21 @@ pub async fn submit_batch(
         }
     }
     Ok(results)
+}
+
+/// A key reused for another request: nothing was created, and the client learns which message
+/// holds the key and what its request changed.
+fn idempotency_conflict(key: &str, message_id: u64, differs: &[String]) -> ServiceError {
+    ServiceError::FailedPrecondition(format!(
+        "idempotency_key: {key:?} already belongs to message {message_id}, whose {} differs \
+         from this request's; a key may only be reused to retry the same request, so nothing \
+         was created (use a new key for a new message)",
+        if differs.is_empty() {
+            "content".to_string()
+        } else {
+            differs.join(", ")
+        }
+    ))
 }
 
 /// Admits `count` submissions of the caller under its quota, or refuses them all.
@@ -160,10 +192,21 @@ pub fn submitted_event(
     let valid = validate::submission(req, config, policy, client, now)?;
     // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
     // answer must not create the message twice.
-    let idempotency_key = if req.idempotency_key.is_empty() {
-        format!("auto:{}", uuid::Uuid::new_v4())
+    // The client's own key is compared with what it asked for, so that reusing it for another
+    // request is refused (a key the node made up is never reused for another request).
+    let (idempotency_key, request_digest) = if req.idempotency_key.is_empty() {
+        (format!("auto:{}", uuid::Uuid::new_v4()), Vec::new())
     } else {
-        req.idempotency_key.clone()
+        let content = herald_raft::idempotency::RequestContent {
+            recipients: &valid.recipients,
+            text: &valid.text,
+            priority: valid.priority,
+            named_link: &req.link,
+            client_ref: &req.client_ref,
+            urgent: req.urgent,
+        };
+        let digest = herald_raft::idempotency::request_digest(&content);
+        (req.idempotency_key.clone(), digest)
     };
     Ok(Event::new(
         now,
@@ -184,6 +227,7 @@ pub fn submitted_event(
             deferred_because: valid.deferred_because,
             fan_out_links: valid.fan_out_links,
             split: valid.split,
+            request_digest,
         }),
     ))
 }

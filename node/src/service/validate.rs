@@ -32,8 +32,96 @@ pub struct ValidSubmission {
 /// The longest a send may be scheduled ahead.
 const MAX_SCHEDULE_AHEAD_MS: u64 = 366 * 24 * 3600 * 1000;
 
+/// How far in the past a send time may lie and still mean "now": a client's clock a little
+/// behind the node's must not turn an immediate send into an error.
+pub const SEND_TIME_SKEW_MS: u64 = 60_000;
+
 fn invalid(field: &str, rule: impl std::fmt::Display) -> ServiceError {
     ServiceError::invalid(field, rule)
+}
+
+/// A rule a submission broke: the field, and the value with the rule. The rules below are plain
+/// functions over plain values, so every transport's request reaches them the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: String,
+    pub rule: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+fn refused(r: Refusal) -> ServiceError {
+    invalid(&r.field, r.rule)
+}
+
+/// Each number once per message: a number given twice (in whatever spelling) would receive
+/// the message twice. `normalised[i]` is `raw[i]` as the carrier gets it.
+pub fn check_distinct_recipients(raw: &[String], normalised: &[String]) -> Result<(), Refusal> {
+    let mut first_at = std::collections::HashMap::with_capacity(normalised.len());
+    for (i, number) in normalised.iter().enumerate() {
+        if let Some(first) = first_at.insert(number.as_str(), i) {
+            return Err(Refusal {
+                field: format!("recipients[{i}]"),
+                rule: format!(
+                    "{:?} is the same number as recipients[{first}] ({:?}); each recipient may \
+                     appear once",
+                    raw.get(i).map_or(number.as_str(), String::as_str),
+                    raw.get(first).map_or(number.as_str(), String::as_str),
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A validity the client asked for (0: none) must not exceed `cap_seconds`, the longest the
+/// policy allows any class.
+pub fn check_validity(validity_seconds: u64, cap_seconds: u64) -> Result<(), Refusal> {
+    if validity_seconds > cap_seconds {
+        return Err(Refusal {
+            field: "validity_seconds".into(),
+            rule: format!(
+                "{validity_seconds} is above the cap of {cap_seconds} seconds ({} days); \
+                 0 takes the class's default",
+                cap_seconds / 86_400
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// When a message asking for `send_at_ms` (0: at once) may be sent, seen at `now_ms`: 0 for at
+/// once — also for a time at most [`SEND_TIME_SKEW_MS`] past, a clock-skew allowance; a time
+/// further past is refused rather than sent at once, since the client meant another moment.
+pub fn send_time(send_at_ms: u64, now_ms: u64) -> Result<u64, Refusal> {
+    if send_at_ms == 0 {
+        return Ok(0);
+    }
+    if send_at_ms.saturating_add(SEND_TIME_SKEW_MS) < now_ms {
+        return Err(Refusal {
+            field: "send_at_ms".into(),
+            rule: format!(
+                "{send_at_ms} is {} s in the past (the node's clock reads {now_ms}); a send time \
+                 may be at most {} s earlier than now, for clock skew, or 0 to send at once",
+                (now_ms - send_at_ms) / 1000,
+                SEND_TIME_SKEW_MS / 1000
+            ),
+        });
+    }
+    if send_at_ms > now_ms.saturating_add(MAX_SCHEDULE_AHEAD_MS) {
+        return Err(Refusal {
+            field: "send_at_ms".into(),
+            rule: format!(
+                "{send_at_ms} is more than a year ahead; at most one year ahead (milliseconds \
+                 since the Unix epoch)"
+            ),
+        });
+    }
+    Ok(if send_at_ms > now_ms { send_at_ms } else { 0 })
 }
 
 /// Accepts 11-digit Chinese mobile numbers (1[3-9]…, optionally prefixed +86 or 86) and E.164
@@ -145,6 +233,7 @@ pub fn submission(
         })?;
         recipients.push(number);
     }
+    check_distinct_recipients(&req.recipients, &recipients).map_err(refused)?;
     if req.text.trim().is_empty() {
         return Err(invalid("text", "must not be empty"));
     }
@@ -243,22 +332,17 @@ pub fn submission(
         return Err(invalid("client_ref", "at most 128 bytes"));
     }
     let class = policy.classes.of(priority);
+    check_validity(
+        u64::from(req.validity_seconds),
+        crate::policy::MAX_VALIDITY_SECONDS,
+    )
+    .map_err(refused)?;
     let validity_seconds = match (req.validity_seconds, class.validity_seconds) {
         (0, 0) => limits.default_validity_seconds,
         (0, class_default) => class_default,
         (given, _) => u64::from(given),
     };
-    if req.send_at_ms > now_ms + MAX_SCHEDULE_AHEAD_MS {
-        return Err(invalid(
-            "send_at_ms",
-            "at most one year ahead (milliseconds since the Unix epoch)",
-        ));
-    }
-    let mut send_at_ms = if req.send_at_ms > now_ms {
-        req.send_at_ms
-    } else {
-        0
-    };
+    let mut send_at_ms = send_time(req.send_at_ms, now_ms).map_err(refused)?;
     let mut deferred_because = if send_at_ms > 0 {
         "scheduled".to_string()
     } else {
@@ -375,6 +459,110 @@ mod tests {
             text: text.into(),
             ..Submission::default()
         }
+    }
+
+    #[test]
+    fn a_number_given_twice_is_refused_naming_both_places() {
+        let raw: Vec<String> = [
+            "13800138000",
+            "+447911123456",
+            "13900139000",
+            "+8613800138000",
+        ]
+        .map(String::from)
+        .to_vec();
+        let normalised: Vec<String> = raw
+            .iter()
+            .map(|r| normalise_mobile(r).expect("valid"))
+            .collect();
+        let err = check_distinct_recipients(&raw, &normalised).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "recipients[3]: \"+8613800138000\" is the same number as recipients[0] \
+             (\"13800138000\"); each recipient may appear once"
+        );
+        assert_eq!(
+            check_distinct_recipients(&raw[..3], &normalised[..3]),
+            Ok(())
+        );
+        // Through the whole check, as a client meets it.
+        let config = signed_config("");
+        let req = Submission {
+            recipients: vec!["13800138000".into(), "8613800138000".into()],
+            ..submit("hi")
+        };
+        let Err(status) = submission(&req, &config, &DispatchPolicy::default(), "c", 0) else {
+            panic!("a duplicate recipient was accepted");
+        };
+        assert!(matches!(status, ServiceError::InvalidArgument { .. }));
+        assert!(
+            status.to_string().starts_with(
+                "recipients[1]: \"8613800138000\" is the same number as recipients[0]"
+            ),
+            "{status}"
+        );
+    }
+
+    #[test]
+    fn a_validity_above_the_cap_is_refused_naming_the_cap() {
+        let cap = crate::policy::MAX_VALIDITY_SECONDS;
+        assert_eq!(check_validity(0, cap), Ok(()));
+        assert_eq!(check_validity(cap, cap), Ok(()));
+        assert_eq!(
+            check_validity(4_294_967_295, cap).unwrap_err().to_string(),
+            "validity_seconds: 4294967295 is above the cap of 31622400 seconds (366 days); \
+             0 takes the class's default"
+        );
+        let config = signed_config("");
+        let req = Submission {
+            validity_seconds: u32::MAX,
+            ..submit("hi")
+        };
+        let Err(status) = submission(&req, &config, &DispatchPolicy::default(), "c", 0) else {
+            panic!("a validity of u32::MAX seconds was accepted");
+        };
+        assert!(status
+            .to_string()
+            .starts_with("validity_seconds: 4294967295 is above the cap"));
+    }
+
+    #[test]
+    fn a_send_time_in_the_past_is_refused_beyond_the_clock_skew_allowance() {
+        let now = 1_800_000_000_000;
+        assert_eq!(send_time(0, now), Ok(0), "0 is at once");
+        assert_eq!(
+            send_time(now - SEND_TIME_SKEW_MS, now),
+            Ok(0),
+            "within the allowance: now"
+        );
+        assert_eq!(send_time(now, now), Ok(0));
+        assert_eq!(send_time(now + 5_000, now), Ok(now + 5_000));
+        assert_eq!(
+            send_time(now - 125_000, now).unwrap_err().to_string(),
+            "send_at_ms: 1799999875000 is 125 s in the past (the node's clock reads \
+             1800000000000); a send time may be at most 60 s earlier than now, for clock skew, \
+             or 0 to send at once"
+        );
+        assert!(send_time(now + MAX_SCHEDULE_AHEAD_MS + 1, now)
+            .unwrap_err()
+            .to_string()
+            .contains("more than a year ahead"));
+        let config = signed_config("");
+        let req = Submission {
+            send_at_ms: now - 3_600_000,
+            ..submit("hi")
+        };
+        let Err(status) = submission(&req, &config, &DispatchPolicy::default(), "c", now) else {
+            panic!("a send time an hour past was accepted");
+        };
+        assert!(status.to_string().starts_with("send_at_ms: "), "{status}");
+        let req = Submission {
+            send_at_ms: now - 30_000,
+            ..submit("hi")
+        };
+        let valid = submission(&req, &config, &DispatchPolicy::default(), "c", now)
+            .expect("30 s past is within the allowance");
+        assert_eq!(valid.send_at_ms, 0, "sent at once");
     }
 
     #[test]
