@@ -167,7 +167,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
             if *meta.level() <= Level::WARN {
                 let place = format!(
                     "{}:{}",
-                    meta.file().unwrap_or("?"),
+                    short_path(meta.file().unwrap_or("?")),
                     meta.line().unwrap_or(0)
                 );
                 limiter.admit(&meta.callsite(), *meta.level(), meta.target(), &place, now)
@@ -188,6 +188,21 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
         } else {
             EitherWriter::B(std::io::sink())
         }
+    }
+}
+
+/// A dependency's source file from its crate's directory on (`openraft-0.10.0/src/…`), without
+/// the local path of cargo's registry, which says nothing to a reader of the log.
+fn short_path(file: &str) -> &str {
+    const REGISTRY: &str = "/registry/src/";
+    match file.find(REGISTRY) {
+        Some(at) => {
+            let index_and_rest = &file[at + REGISTRY.len()..];
+            index_and_rest
+                .split_once('/')
+                .map_or(index_and_rest, |(_, rest)| rest)
+        }
+        None => file,
     }
 }
 
@@ -231,6 +246,20 @@ mod tests {
         );
         // "b" dropped nothing: its window ends without a summary.
         assert_eq!(admit("b", 15_000), (true, vec![]));
+    }
+
+    #[test]
+    fn a_dependency_is_named_from_its_crate_directory_on() {
+        assert_eq!(
+            short_path(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/openraft-0.10.0/src/replication/mod.rs"
+            ),
+            "openraft-0.10.0/src/replication/mod.rs"
+        );
+        assert_eq!(
+            short_path("node/src/links/worker.rs"),
+            "node/src/links/worker.rs"
+        );
     }
 
     #[test]
