@@ -142,7 +142,11 @@ fn parse_send_time(at: &str) -> anyhow::Result<u64> {
     }
     let time = chrono::DateTime::parse_from_rfc3339(at)
         .map_err(|e| anyhow::anyhow!("--at {at:?}: expected +SECONDS or an RFC 3339 time ({e})"))?;
-    Ok(time.timestamp_millis().max(0) as u64)
+    // 0 means "at once" on the wire: a time before 1970 must not turn into that.
+    u64::try_from(time.timestamp_millis())
+        .ok()
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| anyhow::anyhow!("--at {at:?}: a time in the past (before 1970)"))
 }
 
 pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
@@ -321,4 +325,17 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
         println!("  drained nodes: {:?}", s.drained);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_send_time;
+
+    #[test]
+    fn a_send_time_before_1970_is_refused_not_sent_at_once() {
+        let err = parse_send_time("1969-12-31T23:59:59Z").unwrap_err();
+        assert!(err.to_string().contains("before 1970"), "{err}");
+        assert!(parse_send_time("2030-01-01T00:00:00Z").unwrap() > 0);
+        assert!(parse_send_time("+60").unwrap() > 0);
+    }
 }
