@@ -57,7 +57,6 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
     let anonymous = submit_as(&cluster, None, one())
         .await
         .expect("anonymous submit");
-    let before = cluster.status(1).await.expect("status").commit_index;
     // A header present but empty or too long is refused, naming the header and the rule, and
     // writes nothing (it used to become "anonymous" and share that caller's keys).
     for (name, rule) in [("", "is empty"), (&*"c".repeat(65), "is 65 bytes long")] {
@@ -70,16 +69,19 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
             "{refused}"
         );
     }
-    assert_eq!(
-        cluster.status(1).await.expect("status").commit_index,
-        before,
-        "a refused caller reached the log"
-    );
-    // A proper name has its own keys.
+    // A proper name has its own keys; message ids are sequential, so the next one shows that
+    // the refused submissions created nothing. (The commit index is no measure here: the link's
+    // own events may commit meanwhile.)
     let named = submit_as(&cluster, Some("erp"), one())
         .await
         .expect("named submit");
-    assert!(named.created && named.message_id != anonymous.message_id);
+    let next: u64 = anonymous.message_id.parse::<u64>().expect("an id") + 1;
+    assert!(named.created, "{named:?}");
+    assert_eq!(
+        named.message_id,
+        next.to_string(),
+        "a refused caller created a message"
+    );
 
     // The command line says so too.
     let out = herald(&[
@@ -123,9 +125,8 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
     // At least: submitted, dispatched, 100 accepted, 100 reported.
     assert!(
         m.dropped_events >= 202 - 64,
-        "{}: {:?}",
-        m.dropped_events,
-        m.timeline
+        "{} events said to be left out",
+        m.dropped_events
     );
 
     let out = herald(&["status", "--endpoint", &endpoint, &id]);
