@@ -620,6 +620,7 @@ async fn four_nodes_one_drained_then_stopped_loses_nothing_and_no_slot_is_held_t
         .drain_node(herald_api::v1::DrainNodeRequest {
             node: victim,
             drained: true,
+            force: false,
         })
         .await
         .expect("drain accepted");

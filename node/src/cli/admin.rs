@@ -35,6 +35,11 @@ pub struct DrainArgs {
     /// Undrain instead: the node takes links again.
     #[arg(long)]
     undo: bool,
+    /// Drain even when no other undrained live node could hold the carrier links (refused
+    /// otherwise): the links are then held by nobody and messages wait in their queues until a
+    /// node is undrained.
+    #[arg(long, conflicts_with = "undo")]
+    force: bool,
 }
 
 pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
@@ -95,6 +100,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         .drain_node(DrainNodeRequest {
             node: args.node,
             drained: !args.undo,
+            force: args.force,
         })
         .await
         .map_err(status_error)?

@@ -3,8 +3,8 @@
 use herald_api::v1::cluster_client::ClusterClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
-    CancelMessageRequest, ClusterStatusRequest, GetMessageRequest, MessageState, Priority,
-    SubmitRequest,
+    CancelMessageRequest, ClusterStatusRequest, GetMessageRequest, LinkConnection, LinkPlacement,
+    MessageState, Priority, SubmitRequest,
 };
 
 use crate::cli::connect::ConnectArgs;
@@ -210,6 +210,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
             "copy_of": m.copy_of,
             "duplicate_deliveries": m.duplicate_deliveries,
+            "dropped_events": m.dropped_events,
             "answered_by": m.answered_by,
             "applied_index": m.applied_index,
         });
@@ -252,10 +253,27 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             }
         );
     }
-    for e in &m.timeline {
+    for (i, e) in m.timeline.iter().enumerate() {
         println!("  {}  {:<17} {}", time(e.at_ms), e.kind, e.detail);
+        // The record keeps the submission and the latest events: the gap is after the first.
+        if i == 0 && m.dropped_events > 0 {
+            println!("  … {} older events not kept", m.dropped_events);
+        }
     }
     Ok(())
+}
+
+fn connection(l: &LinkPlacement) -> LinkConnection {
+    LinkConnection::try_from(l.connection).unwrap_or(LinkConnection::UnknownHere)
+}
+
+/// Whether the slot is connected, as far as the answering node can know: only the holder does.
+fn connection_text(l: &LinkPlacement) -> String {
+    match connection(l) {
+        LinkConnection::Connected => "connected".into(),
+        LinkConnection::NotConnected => "not connected".into(),
+        LinkConnection::UnknownHere => format!("connection unknown (held by node {})", l.node),
+    }
 }
 
 pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
@@ -277,7 +295,14 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
                 "id": m.id, "grpc": m.grpc_addr, "raft": m.raft_addr, "voter": m.voter,
             })).collect::<Vec<_>>(),
             "links": s.links.iter().map(|l| serde_json::json!({
-                "link": l.link, "node": l.node, "epoch": l.epoch, "connected": l.connected,
+                "link": l.link, "node": l.node, "epoch": l.epoch,
+                // null: the answering node does not hold the slot and cannot know.
+                "connected": match connection(l) {
+                    LinkConnection::Connected => Some(true),
+                    LinkConnection::NotConnected => Some(false),
+                    LinkConnection::UnknownHere => None,
+                },
+                "connection": connection_text(l),
                 "down": l.down, "congested": l.congested, "status_reason": l.status_reason,
             })).collect::<Vec<_>>(),
             "drained": s.drained,
@@ -309,10 +334,11 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
     }
     for l in &s.links {
         println!(
-            "  link {} on node {} (epoch {}){}{}",
+            "  link {} on node {} (epoch {}), {}{}{}",
             l.link,
             l.node,
             l.epoch,
+            connection_text(l),
             if l.down {
                 format!(" DOWN: {}", l.status_reason)
             } else {

@@ -50,7 +50,8 @@ pub async fn run(ctx: Ctx) {
     }
 }
 
-fn live_nodes(
+/// The voters the leader heard from within `lost_after`, and itself: the nodes that may hold links.
+pub fn live_nodes(
     ctx: &Ctx,
     metrics: &herald_raft::types::RaftMetrics,
     lost_after: Duration,

@@ -74,7 +74,7 @@ impl Admin for AdminService {
     ) -> Result<Response<DrainNodeResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let drained = admin::drain(&self.ctx, &caller, req.node, req.drained)
+        let drained = admin::drain(&self.ctx, &caller, req.node, req.drained, req.force)
             .await
             .map_err(status)?;
         Ok(Response::new(DrainNodeResponse { drained }))

@@ -4,7 +4,7 @@
 use herald_api::v1 as pb;
 use tonic::{Request, Status};
 
-use crate::service::cluster::ClusterView;
+use crate::service::cluster::{ClusterView, Connection};
 use crate::service::error::retry_after_ms;
 use crate::service::messages::{MessageStatus, Statuses, TraceView};
 use crate::service::replies::ReplyPage;
@@ -152,6 +152,7 @@ pub fn message(m: MessageView) -> pb::GetMessageResponse {
             .collect(),
         copy_of: m.copy_of.map(|id| id.to_string()).unwrap_or_default(),
         duplicate_deliveries: m.duplicate_deliveries,
+        dropped_events: m.timeline_dropped,
     }
 }
 
@@ -277,7 +278,12 @@ pub fn cluster(c: ClusterView) -> pb::ClusterStatusResponse {
                 link: l.slot,
                 node: l.node,
                 epoch: l.epoch,
-                connected: l.connected,
+                connected: l.connection == Connection::Connected,
+                connection: match l.connection {
+                    Connection::Connected => pb::LinkConnection::Connected,
+                    Connection::NotConnected => pb::LinkConnection::NotConnected,
+                    Connection::UnknownHere => pb::LinkConnection::UnknownHere,
+                } as i32,
                 down: l.down,
                 congested: l.congested,
                 status_reason: l.status_reason,

@@ -1,6 +1,9 @@
 //! Operators' changes to the running cluster — the dispatch policy and draining nodes — each one
 //! an event in the log, so it takes effect on every node at the same log position.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use herald_raft::events::{event::Kind, now_ms, Event, NodeDrainChanged, PolicyChanged};
 use herald_raft::types::EventOutcome;
 use openraft::async_runtime::WatchReceiver as _;
@@ -74,26 +77,37 @@ pub async fn set_policy(
 
 /// Drains `node` (its links move to other nodes and it gets no new ones) or undrains it.
 /// Returns every drained node after the change, as this node has applied it.
+///
+/// A drain that would leave no undrained live member to hold the links is refused unless
+/// `force`: the links would be held by nobody and messages would wait in their queues for good.
 pub async fn drain(
     ctx: &Ctx,
     _caller: &Caller,
     node: u64,
     drained: bool,
+    force: bool,
 ) -> Result<Vec<u64>, ServiceError> {
-    let members: Vec<u64> = {
-        let metrics = ctx.raft.metrics().borrow_watched().clone();
-        metrics
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
-    };
+    let metrics = ctx.raft.metrics().borrow_watched().clone();
+    let membership = metrics.membership_config.membership();
+    let members: Vec<u64> = membership.nodes().map(|(id, _)| *id).collect();
     if !members.contains(&node) {
         return Err(ServiceError::invalid(
             "node",
             format!("{node} is not a member (members: {members:?})"),
         ));
+    }
+    if drained && !force {
+        let table = ctx
+            .reader
+            .links()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        // Only the leader hears every member: elsewhere every voter counts as live.
+        let live = (metrics.state == openraft::ServerState::Leader).then(|| {
+            let lost_after = Duration::from_millis(ctx.config.placement.node_lost_after_ms);
+            crate::cluster::placement::live_nodes(ctx, &metrics, lost_after)
+        });
+        check_drain_leaves_a_holder(node, &voters, &table.drained, live.as_ref())?;
     }
     let event = Event::new(
         now_ms(),
@@ -105,11 +119,89 @@ pub async fn drain(
             .links()
             .is_ok_and(|t| t.is_drained(node) == drained)
     };
-    ctx.applied_until(std::time::Duration::from_secs(2), applied_here)
+    ctx.applied_until(Duration::from_secs(2), applied_here)
         .await;
     Ok(ctx
         .reader
         .links()
         .map_err(|e| ServiceError::Internal(e.to_string()))?
         .drained)
+}
+
+/// The rule of a drain without force: some voter other than `node`, not drained and live (when
+/// liveness is known), must remain to hold the links. Draining a node already drained changes
+/// nothing and is allowed.
+fn check_drain_leaves_a_holder(
+    node: u64,
+    voters: &BTreeSet<u64>,
+    drained: &[u64],
+    live: Option<&BTreeSet<u64>>,
+) -> Result<(), ServiceError> {
+    if drained.contains(&node) {
+        return Ok(());
+    }
+    let undrained: Vec<u64> = voters
+        .iter()
+        .copied()
+        .filter(|v| *v != node && !drained.contains(v))
+        .collect();
+    let holders = undrained
+        .iter()
+        .filter(|v| live.is_none_or(|live| live.contains(v)))
+        .count();
+    if holders > 0 {
+        return Ok(());
+    }
+    let why = if undrained.is_empty() {
+        let mut others: Vec<u64> = drained.to_vec();
+        others.sort_unstable();
+        format!("every other member is drained ({others:?})")
+    } else {
+        format!("the other undrained members ({undrained:?}) are not live")
+    };
+    Err(ServiceError::FailedPrecondition(format!(
+        "node: draining node {node} would leave no undrained live member to hold the carrier \
+         links ({why}): they would be held by nobody and messages would wait in their queues; \
+         undrain a node first, or drain with force to accept that"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_last_undrained_member_is_not_drained() {
+        let voters = set(&[1, 2, 3]);
+        assert!(check_drain_leaves_a_holder(1, &voters, &[], None).is_ok());
+        assert!(check_drain_leaves_a_holder(2, &voters, &[1], None).is_ok());
+        let e = check_drain_leaves_a_holder(3, &voters, &[1, 2], None).unwrap_err();
+        assert!(matches!(e, ServiceError::FailedPrecondition(_)));
+        let e = e.to_string();
+        assert!(
+            e.starts_with("node: draining node 3 would leave no undrained live member"),
+            "{e}"
+        );
+        assert!(e.contains("every other member is drained ([1, 2])"), "{e}");
+        assert!(e.contains("force"), "{e}");
+        // Already drained: nothing changes.
+        assert!(check_drain_leaves_a_holder(3, &voters, &[1, 2, 3], None).is_ok());
+    }
+
+    #[test]
+    fn a_member_the_leader_has_not_heard_from_cannot_take_the_links() {
+        let voters = set(&[1, 2, 3]);
+        let live = set(&[1, 2]);
+        assert!(check_drain_leaves_a_holder(1, &voters, &[], Some(&live)).is_ok());
+        let e = check_drain_leaves_a_holder(2, &voters, &[1], Some(&live)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the other undrained members ([3]) are not live"),
+            "{e}"
+        );
+    }
 }

@@ -17,6 +17,35 @@ pub struct MemberView {
     pub voter: bool,
 }
 
+/// Whether a slot's carrier connection is up, as far as the answering node can know: a node
+/// sees only the connections it holds (the cluster learns only "down" from the holder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    Connected,
+    /// This node holds the slot and is not connected, or nobody holds it.
+    NotConnected,
+    /// Another node holds the slot: ask it.
+    UnknownHere,
+}
+
+impl Connection {
+    /// The connection of a slot held by `holder` (0: nobody), as node `here` knows it;
+    /// `connected_here` is asked only when `here` holds it.
+    pub fn of(holder: u64, here: u64, connected_here: impl FnOnce() -> bool) -> Connection {
+        if holder == here {
+            if connected_here() {
+                Connection::Connected
+            } else {
+                Connection::NotConnected
+            }
+        } else if holder == crate::cluster::placement::PARKED {
+            Connection::NotConnected
+        } else {
+            Connection::UnknownHere
+        }
+    }
+}
+
 /// Where one connection slot of a link runs.
 pub struct LinkView {
     /// The link's name, or `name#n` for a link of several connections.
@@ -24,8 +53,8 @@ pub struct LinkView {
     /// 0: not assigned.
     pub node: u64,
     pub epoch: u64,
-    /// Whether the carrier connection is up, as the answering node sees it when it holds the slot.
-    pub connected: bool,
+    /// Whether the carrier connection is up, as far as the answering node can know.
+    pub connection: Connection,
     /// As the holder last reported it to the cluster.
     pub down: bool,
     pub congested: bool,
@@ -76,7 +105,7 @@ pub fn status(ctx: &Ctx, _caller: &Caller) -> Result<ClusterView, ServiceError> 
             LinkView {
                 node,
                 epoch: holder.map(|h| h.epoch).unwrap_or(0),
-                connected: node == ctx.id() && ctx.is_link_connected(&slot),
+                connection: Connection::of(node, ctx.id(), || ctx.is_link_connected(&slot)),
                 down: holder.is_some_and(|h| h.down),
                 congested: holder.is_some_and(|h| h.congested),
                 status_reason: holder.map(|h| h.status_reason.clone()).unwrap_or_default(),
@@ -99,4 +128,23 @@ pub fn status(ctx: &Ctx, _caller: &Caller) -> Result<ClusterView, ServiceError> 
         state: format!("{:?}", m.state),
         drained: table.drained.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_holder_knows_its_connection() {
+        assert_eq!(Connection::of(2, 2, || true), Connection::Connected);
+        assert_eq!(Connection::of(2, 2, || false), Connection::NotConnected);
+        let asked = std::cell::Cell::new(false);
+        let elsewhere = Connection::of(3, 2, || {
+            asked.set(true);
+            true
+        });
+        assert_eq!(elsewhere, Connection::UnknownHere);
+        assert!(!asked.get(), "another node's slot is not looked up here");
+        assert_eq!(Connection::of(0, 2, || true), Connection::NotConnected);
+    }
 }

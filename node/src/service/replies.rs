@@ -91,17 +91,19 @@ pub fn list_for(
     after_id: u64,
     requested: u32,
 ) -> Result<ReplyPage, ServiceError> {
-    let client = match whose {
-        Addressee::Unrouted => "",
-        Addressee::Client("") => {
-            return Err(ServiceError::invalid(
-                "client_id",
-                "name a client, or ask for the unrouted replies",
-            ))
-        }
-        Addressee::Client(client) => client,
-    };
-    list(ctx, client, after_id, requested)
+    list(ctx, addressee(whose)?, after_id, requested)
+}
+
+/// The client id the replies are stored under ("": the unrouted ones).
+fn addressee(whose: Addressee<'_>) -> Result<&str, ServiceError> {
+    match whose {
+        Addressee::Unrouted => Ok(""),
+        Addressee::Client("") => Err(ServiceError::invalid(
+            "client_id",
+            "name a client, or ask for the unrouted replies",
+        )),
+        Addressee::Client(client) => Ok(client),
+    }
 }
 
 struct Subscription {
@@ -158,5 +160,16 @@ mod tests {
         let e = limit(1001).unwrap_err();
         assert!(matches!(e, ServiceError::InvalidArgument { .. }));
         assert!(e.to_string().starts_with("limit:"), "{e}");
+    }
+
+    #[test]
+    fn an_operator_names_a_client_or_asks_for_the_unrouted() {
+        assert_eq!(addressee(Addressee::Client("crm")).unwrap(), "crm");
+        assert_eq!(addressee(Addressee::Unrouted).unwrap(), "");
+        let e = addressee(Addressee::Client("")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "client_id: name a client, or ask for the unrouted replies"
+        );
     }
 }

@@ -98,15 +98,7 @@ pub async fn submit_batch(
     caller: &Caller,
     submissions: Vec<Submission>,
 ) -> Result<Vec<Result<Submitted, ServiceError>>, ServiceError> {
-    if submissions.is_empty() || submissions.len() > MAX_BATCH {
-        return Err(ServiceError::invalid(
-            "messages",
-            format!(
-                "between 1 and {MAX_BATCH} messages per call, got {}",
-                submissions.len()
-            ),
-        ));
-    }
+    check_batch_size(submissions.len())?;
     let now = now_ms();
     let policy = ctx.policy();
     let mut results: Vec<Result<Submitted, ServiceError>> = Vec::with_capacity(submissions.len());
@@ -166,6 +158,17 @@ fn idempotency_conflict(key: &str, message_id: u64, differs: &[String]) -> Servi
             differs.join(", ")
         }
     ))
+}
+
+/// A batch holds 1 to [`MAX_BATCH`] messages.
+fn check_batch_size(len: usize) -> Result<(), ServiceError> {
+    if len == 0 || len > MAX_BATCH {
+        return Err(ServiceError::invalid(
+            "messages",
+            format!("between 1 and {MAX_BATCH} messages per call, got {len}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Admits `count` submissions of the caller under its quota, or refuses them all.
@@ -230,4 +233,23 @@ pub fn submitted_event(
             request_digest,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_one_to_a_thousand_messages() {
+        assert!(check_batch_size(1).is_ok());
+        assert!(check_batch_size(MAX_BATCH).is_ok());
+        assert_eq!(
+            check_batch_size(0).unwrap_err().to_string(),
+            "messages: between 1 and 1000 messages per call, got 0"
+        );
+        assert_eq!(
+            check_batch_size(1001).unwrap_err().to_string(),
+            "messages: between 1 and 1000 messages per call, got 1001"
+        );
+    }
 }
