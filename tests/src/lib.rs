@@ -445,8 +445,20 @@ impl Cluster {
             .collect()
     }
 
+    /// A client of node `id`. A node this harness runs gets up to 10 s to take the connection
+    /// (a node just started, or one busy on a loaded machine, may miss the short connect
+    /// timeout once); a stopped one is tried once.
     pub async fn messaging(&self, id: u64) -> Option<MessagingClient<Channel>> {
-        channel(&self.node(id).grpc).await.map(MessagingClient::new)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(channel) = channel(&self.node(id).grpc).await {
+                return Some(MessagingClient::new(channel));
+            }
+            if !self.running().contains(&id) || Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {

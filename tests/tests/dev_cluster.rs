@@ -495,8 +495,15 @@ fn readme_first_session(readme: &str) -> String {
 }
 
 /// A line's shape: every number one `#`, runs of spaces one space, and what depends on which
-/// node leads (its role, the "(leader)" mark) left out.
+/// node leads (its role, the "(leader)" mark) or holds the link (only the holder knows whether
+/// it is connected) left out.
 fn shape(line: &str) -> String {
+    let line = match line.split_once(", connection known only to node") {
+        Some((head, _)) => format!("{head}, CONNECTION"),
+        None => line
+            .replace(", not connected", ", CONNECTION")
+            .replace(", connected", ", CONNECTION"),
+    };
     let line = line
         .replace(" (leader)", "")
         .replace("Leader", "ROLE")
@@ -525,4 +532,8 @@ fn shapes_ignore_numbers_spacing_and_roles() {
         shape("node 3 (Follower), leader 12")
     );
     assert_ne!(shape("message 1: DELIVERED"), shape("message 1: FAILED"));
+    assert_eq!(
+        shape("  link cmpp-sim on node 1 (epoch 1), connected"),
+        shape("  link cmpp-sim on node 2 (epoch 3), connection known only to node 2")
+    );
 }

@@ -184,7 +184,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
         let want = if node == holder {
             "connected".to_string()
         } else {
-            format!("connection unknown (held by node {holder})")
+            format!("connection known only to node {holder}")
         };
         assert!(
             printed

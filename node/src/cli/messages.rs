@@ -272,7 +272,7 @@ fn connection_text(l: &LinkPlacement) -> String {
     match connection(l) {
         LinkConnection::Connected => "connected".into(),
         LinkConnection::NotConnected => "not connected".into(),
-        LinkConnection::UnknownHere => format!("connection unknown (held by node {})", l.node),
+        LinkConnection::UnknownHere => format!("connection known only to node {}", l.node),
     }
 }
 
