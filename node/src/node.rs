@@ -153,5 +153,28 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = parent_gone() => {
+            tracing::warn!("the supervising process is gone ({EXIT_WITH_PARENT} is set): shutting down");
+        }
+    }
+}
+
+/// Set by `herald dev` on its children: a child whose supervisor died (SIGKILL leaves it no
+/// chance to stop them) shuts down instead of holding the dev cluster's ports and folder.
+pub const EXIT_WITH_PARENT: &str = "HERALD_EXIT_WITH_PARENT";
+
+/// Completes once this process has been re-parented (its parent died), when started with
+/// [`EXIT_WITH_PARENT`]; never otherwise. Polls, because the kernel's parent-death signal
+/// follows the thread that spawned the child, not the process, and a tokio worker may end.
+async fn parent_gone() {
+    if std::env::var_os(EXIT_WITH_PARENT).is_none() {
+        return std::future::pending().await;
+    }
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
     }
 }

@@ -417,6 +417,48 @@ async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() 
     );
 }
 
+/// A supervisor killed outright (SIGKILL: no chance to stop its children) takes its cluster with
+/// it: the children notice they were re-parented and shut down, freeing the ports and the folder
+/// for the next `herald dev`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_children_of_a_killed_dev_supervisor_stop_too() {
+    let temp = temp_dir();
+    let net = LoopbackNet::new();
+    let mut dev = Dev::start(&temp.path().join("cluster"), &net.ip(1));
+    dev.wait_up().await;
+    let cluster = dev.cluster_json();
+    let pids: Vec<i32> = ["nodes", "simulators"]
+        .iter()
+        .flat_map(|kind| cluster[kind].as_array().cloned().unwrap_or_default())
+        .filter_map(|child| child["pid"].as_i64())
+        .map(|pid| pid as i32)
+        .collect();
+    assert_eq!(pids.len(), 4, "three nodes and a simulator: {cluster}");
+    dev.child.kill().expect("SIGKILL to herald dev");
+    let _ = dev.child.wait();
+    wait_for(
+        "every child of the killed supervisor to stop",
+        Duration::from_secs(30),
+        || {
+            let left: Vec<i32> = pids.iter().copied().filter(|p| running(*p)).collect();
+            async move { left.is_empty().then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// Whether `pid` runs: a zombie (exited, not yet reaped by whoever adopted it) does not.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 #[test]
 fn a_port_base_whose_ports_do_not_fit_is_refused_without_a_panic() {
     let temp = temp_dir();

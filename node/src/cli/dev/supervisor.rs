@@ -117,6 +117,8 @@ impl Supervisor {
             .open(&spec.log)?;
         let child = Command::new(&self.exe)
             .args(&spec.args)
+            // A child outlives a SIGKILLed supervisor otherwise, holding the ports and folder.
+            .env(crate::node::EXIT_WITH_PARENT, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
