@@ -67,26 +67,10 @@ pub async fn submit(
     let event = submitted_event(&submission, &ctx.config, &policy, caller.client(), now_ms())?;
     admit(ctx, &policy, caller, 1)?;
     let outcomes = ctx.proposer.propose(vec![event]).await?;
-    match outcomes.into_iter().next() {
-        Some(EventOutcome::Submitted {
-            message_id,
-            created,
-        }) => Ok(Submitted {
-            message_id,
-            created,
-        }),
-        Some(EventOutcome::IdempotencyConflict {
-            message_id,
-            differs,
-        }) => Err(idempotency_conflict(
-            &submission.idempotency_key,
-            message_id,
-            &differs,
-        )),
-        other => Err(ServiceError::Internal(format!(
-            "unexpected outcome of a submission: {other:?}"
-        ))),
-    }
+    let outcome = outcomes.into_iter().next().ok_or_else(|| {
+        ServiceError::Internal("a committed submission came back without an outcome".into())
+    })?;
+    submitted(outcome, &submission.idempotency_key)
 }
 
 /// Validates each submission on its own and commits the valid ones together (one Raft entry).
@@ -119,30 +103,32 @@ pub async fn submit_batch(
         admit(ctx, &policy, caller, events.len() as u32)?;
         let outcomes = ctx.proposer.propose(events).await?;
         for (i, outcome) in positions.into_iter().zip(outcomes) {
-            results[i] = match outcome {
-                EventOutcome::Submitted {
-                    message_id,
-                    created,
-                } => Ok(Submitted {
-                    message_id,
-                    created,
-                }),
-                EventOutcome::IdempotencyConflict {
-                    message_id,
-                    differs,
-                } => {
-                    Err(
-                        idempotency_conflict(&submissions[i].idempotency_key, message_id, &differs)
-                            .within(&format!("messages[{i}]")),
-                    )
-                }
-                other => Err(ServiceError::Internal(format!(
-                    "unexpected outcome of a submission: {other:?}"
-                ))),
-            };
+            results[i] = submitted(outcome, &submissions[i].idempotency_key)
+                .map_err(|e| e.within(&format!("messages[{i}]")));
         }
     }
     Ok(results)
+}
+
+/// What a submission's applied event says to its caller: the message (new or the key's earlier
+/// one), or the key's conflict with an earlier request.
+fn submitted(outcome: EventOutcome, idempotency_key: &str) -> Result<Submitted, ServiceError> {
+    match outcome {
+        EventOutcome::Submitted {
+            message_id,
+            created,
+        } => Ok(Submitted {
+            message_id,
+            created,
+        }),
+        EventOutcome::IdempotencyConflict {
+            message_id,
+            differs,
+        } => Err(idempotency_conflict(idempotency_key, message_id, &differs)),
+        other => Err(ServiceError::Internal(format!(
+            "unexpected outcome of a submission: {other:?}"
+        ))),
+    }
 }
 
 /// A key reused for another request: nothing was created, and the client learns which message
@@ -194,9 +180,9 @@ pub fn submitted_event(
 ) -> Result<Event, ServiceError> {
     let valid = validate::submission(req, config, policy, client, now)?;
     // Without a caller's key, the node makes one: a forwarded write that is retried after a lost
-    // answer must not create the message twice.
-    // The client's own key is compared with what it asked for, so that reusing it for another
-    // request is refused (a key the node made up is never reused for another request).
+    // answer must not create the message twice. The client's own key carries a digest of what
+    // it asked for, so that reusing it for another request is refused (a key the node made up
+    // is never reused for another request).
     let (idempotency_key, request_digest) = if req.idempotency_key.is_empty() {
         (format!("auto:{}", uuid::Uuid::new_v4()), Vec::new())
     } else {
