@@ -3,15 +3,16 @@
 //! everything else in the log and grows it without bound.
 //!
 //! [`RateLimitedWriter`] sits between the log formatter and its output. Of the warnings and
-//! errors from one place in the code (one callsite), it writes the first, drops the rest for
+//! errors from one place in a dependency's code (one callsite), it writes the first, drops the rest for
 //! [`REPEAT_WINDOW`], and then writes one line saying how many it dropped. Information and
-//! debug lines pass untouched. It decides per callsite, not per text, so a warning that names
+//! debug lines, and Herald's own warnings (each names what it is about), pass untouched. It decides per callsite, not per text, so a warning that names
 //! a changing value (an index, a peer) still counts as a repeat. The counting itself is
 //! [`RepeatLimiter`], pure and driven by the caller's clock.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -131,7 +132,18 @@ impl<K: Hash + Eq + Clone> RepeatLimiter<K> {
 pub struct RateLimitedWriter<M> {
     inner: M,
     limiter: Mutex<RepeatLimiter<Identifier>>,
+    /// How many warnings are being counted now, so that a line that is not limited skips the
+    /// lock while nothing is (almost always).
+    counting: AtomicUsize,
     clock: fn() -> Instant,
+}
+
+/// Whether repeats of an event are limited: dependencies' warnings and errors. The flood comes
+/// from them (openraft warns at every heartbeat to a down peer); Herald's own warnings each name
+/// the link, slot or message they are about, and a second link going down must not read as a
+/// repeat of the first.
+fn limited(meta: &Metadata<'_>) -> bool {
+    *meta.level() <= Level::WARN && !meta.target().starts_with("herald")
 }
 
 impl<M> RateLimitedWriter<M> {
@@ -144,6 +156,7 @@ impl<M> RateLimitedWriter<M> {
         RateLimitedWriter {
             inner,
             limiter: Mutex::new(RepeatLimiter::new(window)),
+            counting: AtomicUsize::new(0),
             clock,
         }
     }
@@ -157,6 +170,10 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        let limited = limited(meta);
+        if !limited && self.counting.load(Ordering::Relaxed) == 0 {
+            return EitherWriter::A(self.inner.make_writer_for(meta));
+        }
         let now = (self.clock)();
         let (write, summaries) = {
             // A panic elsewhere while holding the lock must not silence the log.
@@ -164,7 +181,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
                 .limiter
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if *meta.level() <= Level::WARN {
+            let answer = if limited {
                 let place = format!(
                     "{}:{}",
                     short_path(meta.file().unwrap_or("?")),
@@ -173,7 +190,9 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
                 limiter.admit(&meta.callsite(), *meta.level(), meta.target(), &place, now)
             } else {
                 (true, limiter.ended(now))
-            }
+            };
+            self.counting.store(limiter.seen.len(), Ordering::Relaxed);
+            answer
         };
         if !summaries.is_empty() {
             let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
@@ -209,7 +228,7 @@ fn short_path(file: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
     use std::sync::{Arc, OnceLock};
 
     #[test]
@@ -312,7 +331,11 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             for peer in 0..60 {
-                tracing::warn!("peer {peer} unreachable");
+                tracing::warn!(target: "openraft::replication", "peer {peer} unreachable");
+            }
+            // Herald's own warnings each say what they are about: never limited.
+            for link in 0..3 {
+                tracing::warn!("link {link} down");
             }
             tracing::info!("information is never limited");
             tracing::info!("information is never limited");
@@ -321,14 +344,17 @@ mod tests {
         });
         let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 8, "{text}");
         assert!(lines[0].ends_with("peer 0 unreachable"), "{text}");
-        assert!(lines[1].ends_with("information is never limited"), "{text}");
+        for (i, line) in lines[1..4].iter().enumerate() {
+            assert!(line.ends_with(&format!("link {i} down")), "{text}");
+        }
+        assert!(lines[4].ends_with("information is never limited"), "{text}");
         assert!(
-            lines[3].contains(" WARN herald_node::cli::log_limit::tests: 59 more like this"),
+            lines[6].contains(" WARN openraft::replication: 59 more like this"),
             "{text}"
         );
-        assert!(lines[4].ends_with("a later line"), "{text}");
+        assert!(lines[7].ends_with("a later line"), "{text}");
         assert!(!text.contains('\u{1b}'), "no terminal escape codes: {text}");
     }
 }
