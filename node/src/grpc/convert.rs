@@ -16,27 +16,18 @@ use herald_raft::records::ReplyRecord;
 /// The metadata key of the retry hint on a refused submission, in milliseconds.
 pub const RETRY_AFTER_KEY: &str = "retry-after-ms";
 
-/// The gRPC status of a service error.
+/// The gRPC status of a service error: its [`code`], its text and, over a quota, the retry hint.
 pub fn status(e: ServiceError) -> Status {
-    let message = e.to_string();
-    match e {
-        ServiceError::InvalidArgument { .. } => Status::invalid_argument(message),
-        ServiceError::NotFound(_) => Status::not_found(message),
-        ServiceError::FailedPrecondition(_) => Status::failed_precondition(message),
-        ServiceError::Conflict(_) => Status::aborted(message),
-        ServiceError::Exhausted { retry_after, .. } => {
-            let mut status = Status::resource_exhausted(message);
-            if let Ok(value) = retry_after_ms(retry_after).to_string().parse() {
-                status.metadata_mut().insert(RETRY_AFTER_KEY, value);
-            }
-            status
+    let mut status = Status::new(code(&e), e.to_string());
+    if let ServiceError::Exhausted { retry_after, .. } = e {
+        if let Ok(value) = retry_after_ms(retry_after).to_string().parse() {
+            status.metadata_mut().insert(RETRY_AFTER_KEY, value);
         }
-        ServiceError::Unavailable(_) => Status::unavailable(message),
-        ServiceError::Internal(_) => Status::internal(message),
     }
+    status
 }
 
-/// The gRPC code of a service error (for per-item results).
+/// The gRPC code of a service error (a whole call's, and each item's of a batch).
 pub fn code(e: &ServiceError) -> tonic::Code {
     match e {
         ServiceError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
