@@ -21,8 +21,8 @@ elif [ ! -x "$herald" ]; then
   exit 1
 fi
 work=$(mktemp -d /tmp/herald-runs.XXXXXX)
-dir=$work/cluster # `--fresh` empties the cluster's folder, so dev's output goes beside it
-"$herald" dev --dir "$dir" --fresh --port-base "$base" --nodes "$nodes" --links 10 --link-window 64 \
+dir=$work/cluster # a new folder; dev's output goes beside it
+"$herald" dev --dir "$dir" --port-base "$base" --nodes "$nodes" --links 10 --link-window 64 \
   --link-rate 2000 >"$work/dev.out" 2>&1 </dev/null &
 dev=$!
 trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null || true' EXIT
@@ -41,5 +41,9 @@ grep -q "cluster is up" "$work/dev.out" || {
   exit 1
 }
 pids=$(python3 -c "import json,sys; print(' '.join(str(n['pid']) for n in json.load(open(sys.argv[1]))['nodes']))" "$dir/cluster.json")
+case " $pids " in *" None "*)
+  echo "a node of the cluster in $dir has stopped already (cluster.json: $pids); see its log there" >&2
+  exit 1 ;;
+esac
 endpoints=""
 for node in $(seq "$nodes"); do endpoints+=" --endpoint 127.0.0.1:$((base + node))"; done

@@ -327,14 +327,26 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
 
-    // Ctrl-C stops every child, the restarted one included.
-    let pids: Vec<i32> = (1..=3).filter_map(|id| dev.node_pid(id)).collect();
+    // Ctrl-C stops every child, the restarted one and the simulator included.
+    let mut pids: Vec<i32> = (1..=3).filter_map(|id| dev.node_pid(id)).collect();
     assert_eq!(pids.len(), 3);
+    let sim = dev.cluster_json()["simulators"][0]["pid"].as_i64();
+    pids.push(sim.expect("the simulator's pid in cluster.json") as i32);
     let status = dev.interrupt();
     assert!(status.success(), "herald dev exited with {status}");
     for pid in pids {
-        assert!(!alive(pid), "node pid {pid} outlived herald dev");
+        assert!(!alive(pid), "pid {pid} outlived herald dev");
     }
+    let after = dev.cluster_json();
+    assert!(
+        after["supervisor"].is_null(),
+        "a stopped supervisor is not named: {after}"
+    );
+    assert!(after["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .all(|n| n["pid"].is_null()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,6 +469,36 @@ fn running(pid: i32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// A folder whose control socket path is too long for the system is refused before `--fresh`
+/// deletes anything in it.
+#[test]
+fn a_folder_too_deep_for_the_control_socket_is_refused_before_fresh_deletes_anything() {
+    let temp = temp_dir();
+    let net = LoopbackNet::new();
+    let dir = temp.path().join("d".repeat(120));
+    std::fs::create_dir_all(dir.join("node1")).expect("a data folder");
+    std::fs::write(dir.join("node1").join("keep"), "data").expect("a data file");
+    let out = herald(&[
+        "dev",
+        "--dir",
+        dir.to_str().expect("a UTF-8 temp path"),
+        "--host",
+        &net.ip(1),
+        "--fresh",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("control socket"), "{stderr}");
+    assert!(
+        dir.join("node1").join("keep").exists(),
+        "--fresh deleted the data of a run it then refused"
+    );
+    assert!(
+        !dir.join("node1.toml").exists(),
+        "a refused run wrote configs"
+    );
 }
 
 #[test]

@@ -6,13 +6,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::folder::SOCKET_FILE;
 
 /// How long a client waits for the supervisor's reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest request or reply line read: both are a few words; a peer that sends more is
+/// not a `herald dev` and must not make the reader allocate without bound.
+pub const MAX_LINE: u64 = 1024;
 
 #[derive(Debug, PartialEq)]
 pub enum Request {
@@ -83,7 +87,7 @@ pub async fn ask(dir: &Path, request: Request) -> anyhow::Result<String> {
     })?;
     stream.write_all(request.to_line().as_bytes()).await?;
     let mut line = String::new();
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(stream.take(MAX_LINE));
     match tokio::time::timeout(REPLY_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => anyhow::bail!("reading the supervisor's reply: {e}"),

@@ -81,7 +81,7 @@ impl DevFolder {
     pub fn empty(&self) -> std::io::Result<()> {
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if entry.file_name() == LOCK_FILE {
+            if entry.file_name() == LOCK_FILE || entry.file_name() == SOCKET_FILE {
                 continue;
             }
             if entry.file_type()?.is_dir() {

@@ -161,17 +161,21 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
         folder.abandon();
         return Err(e.into());
     }
+    // Also before `--fresh`: a socket path too long for the system (a deep --dir) is refused
+    // while the folder is still as it was.
+    let listener = match supervisor::bind_control(&folder) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let path = folder.join(folder::SOCKET_FILE);
+            folder.abandon();
+            anyhow::bail!("control socket {}: {e}", path.display());
+        }
+    };
     if args.fresh {
         folder.empty()?;
     }
     let exe = std::env::current_exe()?;
     let specs = child_specs(&args, &layout, &folder)?;
-    let listener = supervisor::bind_control(&folder).map_err(|e| {
-        anyhow::anyhow!(
-            "control socket {}: {e}",
-            folder.join(folder::SOCKET_FILE).display()
-        )
-    })?;
     // Listening for the signals before any child starts: the children run in their own process
     // group, so a signal that killed this process unhandled would leave them running.
     let shutdown = stop_signals()?;
@@ -385,7 +389,13 @@ async fn wait_for_agreed_leader(endpoints: &[String], limit: Duration) -> Option
 /// The leader `endpoint`'s node knows of, if it answers and knows one.
 async fn leader_seen_by(endpoint: &str) -> Option<u64> {
     use herald_api::v1::cluster_client::ClusterClient;
-    let mut client = ClusterClient::new(Connector::new(endpoint).channel().await.ok()?);
+    // A node that accepts but does not answer (stopped, wedged) must not hold up the wait.
+    let channel = Connector::new(endpoint)
+        .request_timeout(Duration::from_secs(1))
+        .channel()
+        .await
+        .ok()?;
+    let mut client = ClusterClient::new(channel);
     let status = client
         .status(herald_api::v1::ClusterStatusRequest {})
         .await

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -24,7 +24,9 @@ use super::layout::{check_free, Listen};
 /// How long a child has to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a control client has to send its one request line.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request is one short line sent at once: the supervisor's loop (exit reports, Ctrl-C) waits
+/// at most this long for it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What kind of child: it decides where the child appears in `cluster.json`.
 #[derive(Clone, Copy, PartialEq)]
@@ -158,10 +160,11 @@ impl Supervisor {
         let cluster = serde_json::json!({
             "nodes": entries(Kind::Node),
             "simulators": entries(Kind::Simulator),
-            "supervisor": {
+            // null once stopped: no process answers at that socket any more.
+            "supervisor": (!self.stop.is_cancelled()).then(|| serde_json::json!({
                 "pid": std::process::id(),
                 "control": self.folder.join(SOCKET_FILE),
-            },
+            })),
         });
         let text = serde_json::to_string_pretty(&cluster).map_err(std::io::Error::other)?;
         self.folder.write_atomically(CLUSTER_FILE, &text)
@@ -235,14 +238,14 @@ impl Supervisor {
     async fn serve(&mut self, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut line = String::new();
-        let mut reader = BufReader::new(read);
+        let mut reader = BufReader::new(read.take(super::control::MAX_LINE));
         let reply = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
             Ok(Ok(_)) => match Request::parse(&line) {
                 Ok(request) => self.handle(request),
                 Err(e) => Reply::Error(e.to_string()),
             },
             Ok(Err(e)) => Reply::Error(format!("reading the request: {e}")),
-            Err(_) => Reply::Error("no request within 5 s".into()),
+            Err(_) => Reply::Error("no request within 1 s".into()),
         };
         let _ = write.write_all(reply.to_line().as_bytes()).await;
     }
@@ -344,8 +347,16 @@ fn terminate(pid: u32) {
 
 /// The last `n` lines of a log, for an exit report.
 fn last_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+    use std::io::{Read, Seek, SeekFrom};
+    // The end of the log is enough for a few lines: a debug log may be gigabytes.
+    const TAIL_BYTES: u64 = 16 * 1024;
+    let mut tail = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(length.saturating_sub(TAIL_BYTES)));
+        let _ = file.take(TAIL_BYTES).read_to_end(&mut tail);
+    }
+    let text = String::from_utf8_lossy(&tail);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
