@@ -81,9 +81,15 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
         document,
         expected_version,
     });
-    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    if let Ok(value) = user.parse() {
-        request.metadata_mut().insert("x-herald-client", value);
+    // Who changed the policy, as the log records it: the operator's login when it is a valid
+    // client name, else the node's default; a login the node would refuse must not block the change.
+    let user = std::env::var("USER").unwrap_or_default();
+    if crate::service::Caller::from_header(Some(&user)).is_ok() {
+        if let Ok(value) = user.parse() {
+            request
+                .metadata_mut()
+                .insert(crate::service::caller::CLIENT_HEADER, value);
+        }
     }
     let resp = client
         .set_policy(request)

@@ -106,7 +106,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         urgent: args.urgent,
     });
     request.metadata_mut().insert(
-        "x-herald-client",
+        crate::service::caller::CLIENT_HEADER,
         args.client
             .parse()
             .map_err(|_| anyhow::anyhow!("--client: must be plain ASCII text"))?,
@@ -264,7 +264,11 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 fn connection(l: &LinkPlacement) -> LinkConnection {
-    LinkConnection::try_from(l.connection).unwrap_or(LinkConnection::UnknownHere)
+    match LinkConnection::try_from(l.connection).unwrap_or(LinkConnection::UnknownHere) {
+        // A node older than the field sends only `connected`, true on the holder alone.
+        LinkConnection::UnknownHere if l.connected => LinkConnection::Connected,
+        known => known,
+    }
 }
 
 /// Whether the slot is connected, as far as the answering node can know: only the holder does.

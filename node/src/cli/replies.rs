@@ -9,6 +9,7 @@ use herald_api::v1::{AdminListRepliesRequest, ListRepliesRequest, Reply, Subscri
 
 use crate::cli::connect::ConnectArgs;
 use crate::cli::messages::status_error;
+use crate::service::caller::CLIENT_HEADER;
 
 #[derive(clap::Args)]
 pub struct RepliesArgs {
@@ -62,7 +63,7 @@ pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
         let mut request = tonic::Request::new(SubscribeRepliesRequest {
             after_id: args.after,
         });
-        request.metadata_mut().insert("x-herald-client", client);
+        request.metadata_mut().insert(CLIENT_HEADER, client);
         let mut stream = messaging
             .subscribe_replies(request)
             .await
@@ -77,7 +78,7 @@ pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
         after_id: args.after,
         limit: args.limit,
     });
-    request.metadata_mut().insert("x-herald-client", client);
+    request.metadata_mut().insert(CLIENT_HEADER, client);
     let response = messaging
         .list_replies(request)
         .await

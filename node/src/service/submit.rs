@@ -101,7 +101,17 @@ pub async fn submit_batch(
     }
     if !events.is_empty() {
         admit(ctx, &policy, caller, events.len() as u32)?;
+        let proposed = events.len();
         let outcomes = ctx.proposer.propose(events).await?;
+        if outcomes.len() != proposed {
+            // Committed, but which message is which cannot be told: the whole call fails, so
+            // that no committed message reads as refused (and is retried without its key).
+            return Err(ServiceError::Internal(format!(
+                "{proposed} submissions committed with {} outcomes; retry with the same \
+                 idempotency keys to learn their ids",
+                outcomes.len()
+            )));
+        }
         for (i, outcome) in positions.into_iter().zip(outcomes) {
             results[i] = submitted(outcome, &submissions[i].idempotency_key)
                 .map_err(|e| e.within(&format!("messages[{i}]")));
