@@ -46,6 +46,12 @@ pub const CF_REPLIES: &str = "sm_replies_v1";
 pub const CF_CLIENT_REPLIES: &str = "sm_client_replies_v1";
 /// Subscriber number (normalised) → the client that last sent it a message: routes replies.
 pub const CF_LAST_SENDER: &str = "sm_last_sender_v1";
+/// Client systems (`ClientRecord`), keyed by name.
+pub const CF_CLIENTS: &str = "sm_clients_v1";
+/// A key's public id → the name of the client holding it: how a call's key finds its client.
+pub const CF_CLIENT_KEYS: &str = "sm_client_keys_v1";
+/// The audit trail (`AuditRecord`), keyed by a big-endian sequence number in log order.
+pub const CF_AUDIT: &str = "sm_audit_v1";
 /// Projection metadata: last applied log id, membership, id counter, link assignments.
 pub const CF_SM_META: &str = "sm_meta_v1";
 
@@ -65,6 +71,9 @@ pub const PROJECTION_CFS: &[&str] = &[
     CF_REPLIES,
     CF_CLIENT_REPLIES,
     CF_LAST_SENDER,
+    CF_CLIENTS,
+    CF_CLIENT_KEYS,
+    CF_AUDIT,
 ];
 
 const ALL_CFS: &[&str] = &[
@@ -84,6 +93,9 @@ const ALL_CFS: &[&str] = &[
     CF_REPLIES,
     CF_CLIENT_REPLIES,
     CF_LAST_SENDER,
+    CF_CLIENTS,
+    CF_CLIENT_KEYS,
+    CF_AUDIT,
 ];
 
 /// Memory for unflushed writes (memtables), shared by every column family.

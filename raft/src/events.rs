@@ -19,9 +19,54 @@ pub struct Event {
     pub at_ms: u64,
     #[prost(
         oneof = "event::Kind",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21"
     )]
     pub kind: Option<event::Kind>,
+    /// Who asked for the event, set where the request was authenticated (the node that received
+    /// it). Absent in events a node makes by itself (dispatches, timers, link status) and in
+    /// events of older nodes. It sits on the event, not the batch, because the proposer batches
+    /// several callers' events into one entry.
+    #[prost(message, optional, tag = "30")]
+    pub principal: Option<Principal>,
+}
+
+/// An authenticated caller, as the audit trail names it: never a key or a secret, only the
+/// public key id.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Principal {
+    /// The client's name; `bootstrap-admin` for a key of the node config's `[auth]` list;
+    /// `anonymous` on an insecure node.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The public id of the key that authenticated the call (empty for `anonymous`).
+    #[prost(string, tag = "2")]
+    pub key_id: String,
+    #[prost(enumeration = "PrincipalKind", tag = "3")]
+    pub kind: i32,
+}
+
+/// What kind of caller a [`Principal`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PrincipalKind {
+    Unspecified = 0,
+    /// A client system of the replicated client list, by one of its keys.
+    Client = 1,
+    /// A key listed in a node config's `[auth] admin-key-sha256`: admin without being in the log.
+    BootstrapAdmin = 2,
+    /// Any caller of a node running with `insecure = true`.
+    Anonymous = 3,
+}
+
+impl PrincipalKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PrincipalKind::Unspecified => "unspecified",
+            PrincipalKind::Client => "client",
+            PrincipalKind::BootstrapAdmin => "bootstrap-admin",
+            PrincipalKind::Anonymous => "anonymous",
+        }
+    }
 }
 
 pub mod event {
@@ -60,6 +105,14 @@ pub mod event {
         MoAssemblyClosed(super::MoAssemblyClosed),
         #[prost(message, tag = "17")]
         CarrierUnanswered(super::CarrierUnanswered),
+        #[prost(message, tag = "18")]
+        ClientCreated(super::ClientCreated),
+        #[prost(message, tag = "19")]
+        ClientKeyAdded(super::ClientKeyAdded),
+        #[prost(message, tag = "20")]
+        ClientKeyRevoked(super::ClientKeyRevoked),
+        #[prost(message, tag = "21")]
+        ClientDeleted(super::ClientDeleted),
     }
 }
 
@@ -479,12 +532,59 @@ pub struct MoAssemblyClosed {
     pub since_ms: u64,
 }
 
+/// An administrator registered a client system (an API caller) with a role. Its keys follow
+/// in [`ClientKeyAdded`] events, usually in the same batch.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientCreated {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `admin`, `operator`, `sender` or `viewer`, checked where the request was received.
+    #[prost(string, tag = "2")]
+    pub role: String,
+}
+
+/// A key was added to a client. Only the SHA-256 of the whole key travels and is stored: the key
+/// itself is shown once to whoever created it and exists nowhere in the cluster.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientKeyAdded {
+    #[prost(string, tag = "1")]
+    pub client: String,
+    /// The key's public id (12 lowercase hex characters), part of the key.
+    #[prost(string, tag = "2")]
+    pub key_id: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub key_sha256: Vec<u8>,
+}
+
+/// A client's key stops working.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientKeyRevoked {
+    #[prost(string, tag = "1")]
+    pub client: String,
+    #[prost(string, tag = "2")]
+    pub key_id: String,
+}
+
+/// A client and all its keys are removed (its messages and replies stay).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientDeleted {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
 impl Event {
     pub fn new(at_ms: u64, kind: event::Kind) -> Self {
         Event {
             at_ms,
             kind: Some(kind),
+            principal: None,
         }
+    }
+
+    /// The same event, asked for by `principal`.
+    pub fn by(mut self, principal: Principal) -> Self {
+        self.principal = Some(principal);
+        self
     }
 
     /// The event's name as shown in a message's timeline.
@@ -507,6 +607,10 @@ impl Event {
             Some(MoReceived(_)) => "MoReceived",
             Some(MoAssemblyClosed(_)) => "MoAssemblyClosed",
             Some(CarrierUnanswered(_)) => "CarrierUnanswered",
+            Some(ClientCreated(_)) => "ClientCreated",
+            Some(ClientKeyAdded(_)) => "ClientKeyAdded",
+            Some(ClientKeyRevoked(_)) => "ClientKeyRevoked",
+            Some(ClientDeleted(_)) => "ClientDeleted",
             None => "Unknown",
         }
     }

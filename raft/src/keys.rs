@@ -167,6 +167,22 @@ pub fn client_reply(client_id: &str, id: u64) -> Vec<u8> {
 
 pub const META_NEXT_REPLY_ID: &[u8] = b"next_reply_id";
 
+/// The last audit record's sequence number.
+pub const META_AUDIT_SEQ: &[u8] = b"audit_seq";
+
+pub fn client(name: &str) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
+
+pub fn client_key(key_id: &str) -> Vec<u8> {
+    key_id.as_bytes().to_vec()
+}
+
+/// Audit records in log order.
+pub fn audit(seq: u64) -> Vec<u8> {
+    seq.to_be_bytes().to_vec()
+}
+
 /// A subscriber's number as both directions write it: without `+` and without China's country
 /// code before an 11-digit mobile number, so an MO from `8613800138000` finds the client that
 /// sent to `+8613800138000` or `13800138000`.

@@ -542,7 +542,18 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             Ok(EventOutcome::Applied)
         }
         Kind::Expired(e) => finish_early(kv, e.message_id, event, MessageState::Expired, false),
-        Kind::Canceled(c) => finish_early(kv, c.message_id, event, MessageState::Canceled, true),
+        Kind::Canceled(c) => {
+            let outcome = finish_early(kv, c.message_id, event, MessageState::Canceled, true)?;
+            if outcome == EventOutcome::Applied {
+                crate::clients::audit(
+                    kv,
+                    event,
+                    "message.cancel",
+                    format!("message {}", c.message_id),
+                )?;
+            }
+            Ok(outcome)
+        }
         Kind::Released(r) => {
             let Some(mut msg) = load_message(kv, r.message_id)? else {
                 return Ok(ignored("unknown message"));
@@ -651,10 +662,20 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 links.drained.sort_unstable();
             }
             kv.put(CF_SM_META, keys::META_LINKS.to_vec(), links.encode_to_vec());
+            let action = if n.drained {
+                "node.drain"
+            } else {
+                "node.undrain"
+            };
+            crate::clients::audit(kv, event, action, format!("node {}", n.node))?;
             Ok(EventOutcome::Applied)
         }
         Kind::MoReceived(mo) => crate::replies::received(kv, event, mo),
         Kind::MoAssemblyClosed(c) => crate::replies::closed(kv, event, c),
+        Kind::ClientCreated(c) => crate::clients::created(kv, event, c),
+        Kind::ClientKeyAdded(k) => crate::clients::key_added(kv, event, k),
+        Kind::ClientKeyRevoked(k) => crate::clients::key_revoked(kv, event, k),
+        Kind::ClientDeleted(d) => crate::clients::deleted(kv, event, d),
         Kind::PolicyChanged(p) => {
             let current = load_policy(kv)?;
             if p.version == current.version && p.document == current.document {
@@ -679,6 +700,7 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 record.encode_to_vec(),
             );
             store_counter(kv, keys::META_POLICY_VERSION.to_vec(), p.version);
+            crate::clients::audit(kv, event, "policy.set", format!("version {}", p.version))?;
             Ok(EventOutcome::Applied)
         }
     }

@@ -6,16 +6,20 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use prost::Message as _;
 use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::db::{
-    self, CF_CLIENT_REPLIES, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_MO_AGE, CF_MO_ASSEMBLY,
-    CF_QUEUE, CF_SCHEDULED,
+    self, CF_AUDIT, CF_CLIENTS, CF_CLIENT_REPLIES, CF_EXPIRY, CF_INFLIGHT, CF_MESSAGES, CF_MO_AGE,
+    CF_MO_ASSEMBLY, CF_QUEUE, CF_SCHEDULED,
 };
 use crate::events::MoAssemblyClosed;
 use crate::keys;
 use crate::projection::{load_links, load_message, load_policy, Kv, ProjectionError};
-use crate::records::{LinkTable, MessageRecord, MoAssemblyRecord, PolicyRecord, ReplyRecord};
+use crate::records::{
+    AuditRecord, ClientRecord, LinkTable, MessageRecord, MoAssemblyRecord, PolicyRecord,
+    ReplyRecord,
+};
 
 #[derive(Clone)]
 pub struct ProjectionReader {
@@ -235,6 +239,68 @@ impl ProjectionReader {
     /// Every message id in the projection, in id order (for checks and tooling).
     pub fn all_message_ids(&self) -> Result<Vec<u64>, ProjectionError> {
         self.ids_with_prefix(CF_MESSAGES, &[], usize::MAX)
+    }
+
+    /// The client system named `name`.
+    pub fn client(&self, name: &str) -> Result<Option<ClientRecord>, ProjectionError> {
+        crate::clients::load_client(&DbKv(&self.db), name)
+    }
+
+    /// The client holding the key `key_id` (live or recently revoked).
+    pub fn client_of_key(&self, key_id: &str) -> Result<Option<ClientRecord>, ProjectionError> {
+        crate::clients::client_of_key(&DbKv(&self.db), key_id)
+    }
+
+    /// Every client system, by name.
+    pub fn clients(&self) -> Result<Vec<ClientRecord>, ProjectionError> {
+        let mut records = Vec::new();
+        let mut corrupt = None;
+        self.scan_range(CF_CLIENTS, &[], None, |key, value| {
+            match ClientRecord::decode(value) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    corrupt = Some(ProjectionError::Corrupt {
+                        what: format!("client {}", String::from_utf8_lossy(key)),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+            corrupt.is_none()
+        })?;
+        corrupt.map_or(Ok(records), Err)
+    }
+
+    /// Audit records after `after_seq`, in log order, that `keep` accepts, until `limit` are
+    /// found.
+    pub fn audit(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        mut keep: impl FnMut(&AuditRecord) -> bool,
+    ) -> Result<Vec<AuditRecord>, ProjectionError> {
+        let mut records = Vec::new();
+        let mut corrupt = None;
+        if limit == 0 {
+            return Ok(records);
+        }
+        let from = keys::audit(after_seq.saturating_add(1));
+        self.scan_range(CF_AUDIT, &from, None, |key, value| {
+            match AuditRecord::decode(value) {
+                Ok(r) => {
+                    if keep(&r) {
+                        records.push(r);
+                    }
+                }
+                Err(e) => {
+                    corrupt = Some(ProjectionError::Corrupt {
+                        what: format!("audit record {:?}", keys::id_suffix(key)),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+            corrupt.is_none() && records.len() < limit
+        })?;
+        corrupt.map_or(Ok(records), Err)
     }
 
     fn ids_with_prefix(

@@ -406,3 +406,69 @@ pub struct ReplyRecord {
     #[prost(string, tag = "12")]
     pub scheme: String,
 }
+
+/// A client system: who may call the API, with which role, by which keys.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub role: String,
+    #[prost(uint64, tag = "3")]
+    pub created_at_ms: u64,
+    /// Live keys first added first, then the most recently revoked ones (kept so that a call
+    /// with a revoked key is told so; at most [`crate::clients::REVOKED_KEPT`]).
+    #[prost(message, repeated, tag = "4")]
+    pub keys: Vec<KeyRecord>,
+}
+
+/// One key of a client, as the log knows it: its public id and the SHA-256 of the whole key.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyRecord {
+    #[prost(string, tag = "1")]
+    pub key_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub sha256: Vec<u8>,
+    #[prost(uint64, tag = "3")]
+    pub added_at_ms: u64,
+    /// 0: live.
+    #[prost(uint64, tag = "4")]
+    pub revoked_at_ms: u64,
+}
+
+impl KeyRecord {
+    pub fn is_live(&self) -> bool {
+        self.revoked_at_ms == 0
+    }
+}
+
+impl ClientRecord {
+    pub fn live_keys(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.keys.iter().filter(|k| k.is_live())
+    }
+
+    pub fn key(&self, key_id: &str) -> Option<&KeyRecord> {
+        self.keys.iter().find(|k| k.key_id == key_id)
+    }
+}
+
+/// One change an authenticated caller made, as the audit trail lists it. Never a key or a secret:
+/// the principal's name and public key id, what was done and to what.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuditRecord {
+    /// Its place in the trail (log order), starting at 1.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    /// The event's time (the receiving node's clock).
+    #[prost(uint64, tag = "2")]
+    pub at_ms: u64,
+    #[prost(message, optional, tag = "3")]
+    pub principal: Option<crate::events::Principal>,
+    /// `policy.set`, `node.drain`, `node.undrain`, `message.cancel`, `client.create`,
+    /// `client.key.add`, `client.key.revoke`, `client.delete`.
+    #[prost(string, tag = "4")]
+    pub action: String,
+    /// What was changed: `version 3`, `node 2`, `message 17`, `client erp role sender`, …
+    #[prost(string, tag = "5")]
+    pub detail: String,
+}

@@ -573,6 +573,16 @@ mod tests {
                     mo_part(1, 1),
                     mo_part(1, 2),
                     mo_part(2, 1),
+                    // A client with a key: the client list, the key index and the audit trail.
+                    Kind::ClientCreated(ClientCreated {
+                        name: "erp".into(),
+                        role: "sender".into(),
+                    }),
+                    Kind::ClientKeyAdded(ClientKeyAdded {
+                        client: "erp".into(),
+                        key_id: "0123456789ab".into(),
+                        key_sha256: vec![7; 32],
+                    }),
                 ],
             ),
             Entry::new_blank(log_id(5)),

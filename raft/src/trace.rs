@@ -300,7 +300,11 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
         | Kind::PolicyChanged(_)
         | Kind::NodeDrain(_)
         | Kind::MoReceived(_)
-        | Kind::MoAssemblyClosed(_) => {}
+        | Kind::MoAssemblyClosed(_)
+        | Kind::ClientCreated(_)
+        | Kind::ClientKeyAdded(_)
+        | Kind::ClientKeyRevoked(_)
+        | Kind::ClientDeleted(_) => {}
     }
 }
 

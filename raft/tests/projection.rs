@@ -416,6 +416,7 @@ fn events_for_unknown_messages_and_unknown_kinds_are_ignored() {
     let unknown = Event {
         at_ms: 1,
         kind: None,
+        principal: None,
     };
     assert!(matches!(
         apply_event(&mut kv, &unknown).unwrap(),

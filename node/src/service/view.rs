@@ -258,6 +258,10 @@ pub fn detail(e: &Event) -> String {
             if n.drained { "drained" } else { "undrained" }
         ),
         // Never in a message's timeline: replies have their own records.
+        Some(Kind::ClientCreated(c)) => format!("client {} role {}", c.name, c.role),
+        Some(Kind::ClientKeyAdded(k)) => format!("client {} key {}", k.client, k.key_id),
+        Some(Kind::ClientKeyRevoked(k)) => format!("client {} key {} revoked", k.client, k.key_id),
+        Some(Kind::ClientDeleted(d)) => format!("client {} deleted", d.name),
         Some(Kind::MoReceived(_) | Kind::MoAssemblyClosed(_)) => String::new(),
         None => String::new(),
     }
