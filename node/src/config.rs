@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,7 +55,11 @@ pub struct LinkConfig {
     pub protocol: String,
     pub address: String,
     pub account: String,
-    pub secret: String,
+    /// The account's password. Held redacted (`Debug` shows `[REDACTED]`); it is exposed only
+    /// where a protocol builds its login PDU, and written out only when `herald dev` writes
+    /// a node's config file.
+    #[serde(serialize_with = "expose_for_config_file")]
+    pub secret: SecretString,
     #[serde(default)]
     pub service_id: String,
     #[serde(default)]
@@ -71,6 +76,14 @@ pub struct LinkConfig {
     /// and `signature-position = "prefix" | "suffix"` (see `herald_protocols::signature`).
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes a secret into a config file, the one place it must appear in clear.
+fn expose_for_config_file<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
 }
 
 fn default_window() -> usize {
@@ -271,5 +284,23 @@ mod tests {
             .link("international")
             .and_then(|l| l.signature())
             .is_some());
+    }
+
+    /// A carrier password is read from the file and written back by `herald dev`, but neither
+    /// the config's nor a link's `Debug` shows it.
+    #[test]
+    fn a_link_secret_is_redacted_in_debug_and_kept_in_the_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
+        let mut config = NodeConfig::load(&path).expect("examples/node1.toml loads");
+        let secret = "Zx9-distinctive-carrier-password";
+        config.links[0].secret = secret.into();
+        for shown in [format!("{config:?}"), format!("{:#?}", config.links[0])] {
+            assert!(!shown.contains(secret), "secret in Debug: {shown}");
+            assert!(shown.contains("REDACTED"), "{shown}");
+        }
+        let written = toml::to_string_pretty(&config).expect("serialises");
+        let again: NodeConfig = toml::from_str(&written).expect("reads back");
+        use secrecy::ExposeSecret;
+        assert_eq!(again.links[0].secret.expose_secret(), secret);
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
 use crate::cmpp::{
@@ -35,7 +36,8 @@ pub struct LinkSettings {
     pub addr: String,
     /// Source_Addr (SP id, 6 chars).
     pub account: String,
-    pub secret: String,
+    /// The account's password: it leaves memory only in the login PDU (or its authenticator).
+    pub secret: SecretString,
     /// May be empty.
     pub service_id: String,
     /// SP number used as Src_Id; empty means `account`.
@@ -58,7 +60,7 @@ impl fmt::Debug for LinkSettings {
             .field("name", &self.name)
             .field("addr", &self.addr)
             .field("account", &self.account)
-            .field("secret", &"<redacted>")
+            .field("secret", &self.secret)
             .field("service_id", &self.service_id)
             .field("src_id", &self.src_id)
             .field("window", &self.window)
@@ -455,8 +457,11 @@ impl LinkProtocol for CmppLink {
 
     fn login_request(&self, sequence: u32) -> Pdu {
         let timestamp = auth::timestamp(&chrono::Local::now());
-        let authenticator =
-            auth::authenticator_source(&self.settings.account, &self.settings.secret, timestamp);
+        let authenticator = auth::authenticator_source(
+            &self.settings.account,
+            self.settings.secret.expose_secret(),
+            timestamp,
+        );
         if let Ok(mut last) = self.last_authenticator.lock() {
             *last = authenticator;
         }
@@ -491,7 +496,7 @@ impl LinkProtocol for CmppLink {
         let expected = self
             .last_authenticator
             .lock()
-            .map(|a| auth::authenticator_ismg(0, &a, &self.settings.secret))
+            .map(|a| auth::authenticator_ismg(0, &a, self.settings.secret.expose_secret()))
             .ok();
         if expected != Some(resp.authenticator_ismg) {
             // Gateways differ in how they compute it (1- or 4-byte Status); not worth a refusal.
@@ -599,6 +604,71 @@ fn deliver_event(d: Deliver) -> Option<ClientEvent> {
 mod tests {
     use super::*;
     use crate::cmpp::StatusReport;
+
+    /// No configuration or login PDU that holds a carrier password shows it in `Debug`.
+    #[test]
+    fn carrier_passwords_are_redacted_in_debug() {
+        const SECRET: &str = "Qv7-distinctive-secret";
+        let settings = LinkSettings {
+            name: "l".into(),
+            addr: "127.0.0.1:1".into(),
+            account: "900001".into(),
+            secret: SECRET.into(),
+            service_id: String::new(),
+            src_id: String::new(),
+            window: 1,
+            heartbeat_interval: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(1),
+            options: Default::default(),
+        };
+        let smpp_bind = crate::smpp::Bind {
+            kind: crate::smpp::BindKind::Transceiver,
+            system_id: "sys".into(),
+            password: SECRET.into(),
+            system_type: String::new(),
+            interface_version: 0x34,
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+        };
+        let outbind = crate::smpp::Outbind {
+            system_id: "sys".into(),
+            password: SECRET.into(),
+        };
+        let sgip_bind = crate::sgip::Bind {
+            login_type: 1,
+            login_name: "sp".into(),
+            login_password: SECRET.into(),
+        };
+        let sims = [
+            format!(
+                "{:?}",
+                crate::sim::smpp::SimConfig::new("127.0.0.1:1", "sys", SECRET)
+            ),
+            format!(
+                "{:?}",
+                crate::sim::sgip::SimAccount {
+                    login: "sp".into(),
+                    password: SECRET.into(),
+                    sp_addr: None,
+                }
+            ),
+        ];
+        for shown in [
+            format!("{settings:?}"),
+            format!("{smpp_bind:?}"),
+            format!("{outbind:#?}"),
+            format!("{sgip_bind:?}"),
+        ]
+        .iter()
+        .chain(&sims)
+        {
+            assert!(!shown.contains(SECRET), "secret shown: {shown}");
+            assert!(shown.contains("REDACTED"), "{shown}");
+        }
+    }
 
     fn deliver(content: DeliverContent, udhi: u8, fmt: u8) -> Deliver {
         Deliver {

@@ -12,6 +12,7 @@
 use std::sync::Mutex;
 
 use bytes::BytesMut;
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use crate::cngp::{
@@ -179,8 +180,11 @@ impl LinkProtocol for CngpLink {
 
     fn login_request(&self, sequence: u32) -> Pdu {
         let timestamp = auth::timestamp(&chrono::Local::now());
-        let authenticator =
-            auth::authenticator_client(&self.settings.account, &self.settings.secret, timestamp);
+        let authenticator = auth::authenticator_client(
+            &self.settings.account,
+            self.settings.secret.expose_secret(),
+            timestamp,
+        );
         if let Ok(mut last) = self.last_authenticator.lock() {
             *last = authenticator;
         }
@@ -213,7 +217,7 @@ impl LinkProtocol for CngpLink {
         let expected = self
             .last_authenticator
             .lock()
-            .map(|a| auth::authenticator_server(0, &a, &self.settings.secret))
+            .map(|a| auth::authenticator_server(0, &a, self.settings.secret.expose_secret()))
             .ok();
         if expected != Some(resp.authenticator_server) {
             // How CNGP gateways compute it is unconfirmed; never refuse a working link over it.

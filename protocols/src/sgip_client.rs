@@ -26,6 +26,7 @@ use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -135,10 +136,10 @@ impl SgipOptions {
             return Err("src_id is required for SGIP: the SP number (SPNumber)".into());
         }
         for (field, value, max) in [
-            ("account", &settings.account, 16),
-            ("secret", &settings.secret, 16),
-            ("src_id", &settings.src_id, sgip::NUMBER_LEN),
-            ("service_id", &settings.service_id, 10),
+            ("account", settings.account.as_str(), 16),
+            ("secret", settings.secret.expose_secret(), 16),
+            ("src_id", settings.src_id.as_str(), sgip::NUMBER_LEN),
+            ("service_id", settings.service_id.as_str(), 10),
         ] {
             if value.len() > max {
                 return Err(format!(
@@ -382,7 +383,7 @@ impl LinkProtocol for SgipLink {
             Body::Bind(Bind {
                 login_type: login_type::SP_TO_SMG,
                 login_name: self.settings.account.clone(),
-                login_password: self.settings.secret.clone(),
+                login_password: self.settings.secret.expose_secret().to_string(),
             }),
         )
     }
@@ -540,7 +541,7 @@ fn bind_listener(addr: &str) -> Result<TcpListener, String> {
 struct GatewayListener {
     name: String,
     account: String,
-    secret: String,
+    secret: SecretString,
     node_id: u32,
     login_timeout: Duration,
     idle_timeout: Duration,
@@ -674,7 +675,9 @@ impl GatewayListener {
         };
         let result = if bind.login_type != login_type::SMG_TO_SP {
             4
-        } else if bind.login_name != self.account || bind.login_password != self.secret {
+        } else if bind.login_name != self.account
+            || bind.login_password != self.secret.expose_secret()
+        {
             1
         } else {
             0

@@ -12,6 +12,7 @@
 use std::sync::Mutex;
 
 use bytes::BytesMut;
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 pub use crate::client::{
@@ -196,8 +197,11 @@ impl LinkProtocol for SmgpLink {
 
     fn login_request(&self, sequence: u32) -> Pdu {
         let timestamp = auth::timestamp(&chrono::Local::now());
-        let authenticator =
-            auth::authenticator_client(&self.settings.account, &self.settings.secret, timestamp);
+        let authenticator = auth::authenticator_client(
+            &self.settings.account,
+            self.settings.secret.expose_secret(),
+            timestamp,
+        );
         if let Ok(mut last) = self.last_authenticator.lock() {
             *last = authenticator;
         }
@@ -230,7 +234,7 @@ impl LinkProtocol for SmgpLink {
         let expected = self
             .last_authenticator
             .lock()
-            .map(|a| auth::authenticator_server(0, &a, &self.settings.secret))
+            .map(|a| auth::authenticator_server(0, &a, self.settings.secret.expose_secret()))
             .ok();
         if expected != Some(resp.authenticator_server) {
             // Gateways differ in how they compute it; not worth refusing a working link.

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use crate::client::{
@@ -658,9 +659,13 @@ impl LinkProtocol for SmppLink {
         }
         let s = &self.settings;
         for (field, value, limit) in [
-            ("account (system_id)", &s.account, max::SYSTEM_ID),
-            ("secret (password)", &s.secret, max::PASSWORD),
-            ("service_id (system_type)", &s.service_id, max::SYSTEM_TYPE),
+            ("account (system_id)", s.account.as_str(), max::SYSTEM_ID),
+            ("secret (password)", s.secret.expose_secret(), max::PASSWORD),
+            (
+                "service_id (system_type)",
+                s.service_id.as_str(),
+                max::SYSTEM_TYPE,
+            ),
         ] {
             if value.len() >= limit {
                 return Err(format!(
@@ -679,7 +684,7 @@ impl LinkProtocol for SmppLink {
             Body::Bind(Bind {
                 kind: self.bind,
                 system_id: self.settings.account.clone(),
-                password: self.settings.secret.clone(),
+                password: self.settings.secret.expose_secret().to_string(),
                 system_type: self.settings.service_id.clone(),
                 interface_version: self.options.version,
                 addr_ton: 0,

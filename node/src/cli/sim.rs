@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use herald_protocols::sim::faults::SimFaults;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 #[derive(Subcommand)]
@@ -122,14 +123,22 @@ impl SimCommon {
         Ok(())
     }
 
-    /// The accounts as (login, secret) pairs.
-    fn pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+    /// The accounts as (login, secret) pairs. A value without `:` is not echoed in the
+    /// error: it may be a password given alone.
+    fn pairs(&self) -> anyhow::Result<Vec<(String, SecretString)>> {
         self.accounts
             .iter()
-            .map(|raw| {
+            .enumerate()
+            .map(|(i, raw)| {
                 raw.split_once(':')
-                    .map(|(id, secret)| (id.to_string(), secret.to_string()))
-                    .ok_or_else(|| anyhow::anyhow!("--account {raw:?}: expected ACCOUNT:SECRET"))
+                    .map(|(id, secret)| (id.to_string(), SecretString::from(secret)))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--account (value {} of {}): expected ACCOUNT:SECRET, found no ':'",
+                            i + 1,
+                            self.accounts.len()
+                        )
+                    })
             })
             .collect()
     }
@@ -251,7 +260,7 @@ async fn run_sgip(
     let mut accounts = Vec::new();
     for raw in &args.common.accounts {
         let (login, rest) = raw.split_once(':').ok_or_else(|| {
-            anyhow::anyhow!("--account {raw:?}: expected LOGIN:PASSWORD[@SP_ADDR]")
+            anyhow::anyhow!("--account: expected LOGIN:PASSWORD[@SP_ADDR], found no ':' (the value is not shown: it may be a password)")
         })?;
         let (password, sp_addr) = match rest.rsplit_once('@') {
             Some((password, addr)) => (password, Some(addr.to_string())),
@@ -262,7 +271,7 @@ async fn run_sgip(
         }
         accounts.push(SimAccount {
             login: login.to_string(),
-            password: password.to_string(),
+            password: password.into(),
             sp_addr,
         });
     }

@@ -70,12 +70,23 @@ pub enum Body {
     ReportResp(Resp),
 }
 
-/// Bind: LoginType 1, LoginName 16, LoginPassword 16 (plain text), Reserve 8.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Bind: LoginType 1, LoginName 16, LoginPassword 16 (plain text), Reserve 8. `Debug` leaves
+/// the password out: a PDU logged while debugging a session must not carry it into the log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bind {
     pub login_type: u8,
     pub login_name: String,
     pub login_password: String,
+}
+
+impl std::fmt::Debug for Bind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bind")
+            .field("login_type", &self.login_type)
+            .field("login_name", &self.login_name)
+            .field("login_password", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// The body shared by Bind_Resp, Submit_Resp, Deliver_Resp and Report_Resp: Result 1, Reserve 8.

@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,8 +49,8 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub listen: String,
-    /// (account, secret)
-    pub accounts: Vec<(String, String)>,
+    /// (account, secret); the secret is redacted in `Debug`.
+    pub accounts: Vec<(String, SecretString)>,
     /// Delay before sending a status report.
     pub report_delay: Duration,
     /// 0.0..=1.0: fraction reported DELIVRD, the rest UNDELIV.
@@ -181,7 +183,7 @@ impl Shared {
             .accounts
             .iter()
             .find(|(a, _)| a == account)
-            .map(|(_, s)| s.as_str())
+            .map(|(_, s)| s.expose_secret())
     }
 
     fn record(&self, value: serde_json::Value) {

@@ -11,6 +11,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +46,8 @@ const BACK_IDLE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct SimAccount {
     pub login: String,
-    pub password: String,
+    /// Redacted in `Debug`.
+    pub password: SecretString,
     /// Where this SP listens for the gateway; `SimConfig::sp_addr` when `None`.
     pub sp_addr: Option<String>,
 }
@@ -330,7 +333,7 @@ impl Shared {
         let bind = Bind {
             login_type: login_type::SMG_TO_SP,
             login_name: account.login.clone(),
-            login_password: account.password.clone(),
+            login_password: account.password.expose_secret().to_string(),
         };
         framed
             .send(Pdu::new(self.next_sequence(), Body::Bind(bind)))
@@ -547,7 +550,7 @@ async fn login(
     };
     let result = match shared.account(&bind.login_name) {
         _ if bind.login_type != login_type::SP_TO_SMG => 4,
-        Some(a) if a.password == bind.login_password => 0,
+        Some(a) if a.password.expose_secret() == bind.login_password => 0,
         _ => 1,
     };
     let sent = framed

@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,8 +48,8 @@ const SMSC_SYSTEM_ID: &str = "HERALDSIM";
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub listen: String,
-    /// (system_id, password)
-    pub accounts: Vec<(String, String)>,
+    /// (system_id, password); the secret is redacted in `Debug`.
+    pub accounts: Vec<(String, SecretString)>,
     /// Delay before sending a delivery receipt.
     pub report_delay: Duration,
     /// 0.0..=1.0: fraction reported DELIVRD, the rest UNDELIV.
@@ -65,7 +67,7 @@ impl SimConfig {
     pub fn new(listen: impl Into<String>, system_id: &str, password: &str) -> SimConfig {
         SimConfig {
             listen: listen.into(),
-            accounts: vec![(system_id.to_string(), password.to_string())],
+            accounts: vec![(system_id.to_string(), password.into())],
             report_delay: Duration::from_millis(50),
             delivered_ratio: 1.0,
             record: None,
@@ -188,7 +190,7 @@ impl Shared {
             .accounts
             .iter()
             .find(|(a, _)| a == system_id)
-            .map(|(_, s)| s.as_str())
+            .map(|(_, s)| s.expose_secret())
     }
 
     fn record(&self, value: serde_json::Value) {

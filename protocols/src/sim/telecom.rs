@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,8 +42,8 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub listen: String,
-    /// (ClientID, shared secret)
-    pub accounts: Vec<(String, String)>,
+    /// (ClientID, shared secret); the secret is redacted in `Debug`.
+    pub accounts: Vec<(String, SecretString)>,
     /// Delay before sending a status report.
     pub report_delay: Duration,
     /// 0.0..=1.0: fraction reported DELIVRD, the rest UNDELIV.
@@ -214,7 +216,7 @@ impl<W: GatewayWire> Shared<W> {
             .accounts
             .iter()
             .find(|(a, _)| a == account)
-            .map(|(_, s)| s.as_str())
+            .map(|(_, s)| s.expose_secret())
     }
 
     fn record(&self, value: serde_json::Value) {

@@ -80,8 +80,9 @@ pub enum Body {
     EnquireLinkResp,
 }
 
-/// bind_transmitter / bind_receiver / bind_transceiver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// bind_transmitter / bind_receiver / bind_transceiver. `Debug` leaves the password out: a
+/// PDU logged while debugging a session must not carry the account's secret into the log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bind {
     pub kind: BindKind,
     pub system_id: String,
@@ -102,11 +103,39 @@ pub struct BindResp {
     pub tlvs: Vec<Tlv>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// outbind; `Debug` leaves the password out, as [`Bind`]'s does.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Outbind {
     pub system_id: String,
     pub password: String,
 }
+
+impl std::fmt::Debug for Bind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bind")
+            .field("kind", &self.kind)
+            .field("system_id", &self.system_id)
+            .field("password", &REDACTED)
+            .field("system_type", &self.system_type)
+            .field("interface_version", &self.interface_version)
+            .field("addr_ton", &self.addr_ton)
+            .field("addr_npi", &self.addr_npi)
+            .field("address_range", &self.address_range)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Outbind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbind")
+            .field("system_id", &self.system_id)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+/// What `Debug` shows in place of a password.
+const REDACTED: &str = "[REDACTED]";
 
 /// submit_sm and deliver_sm share this layout [SMPP34 §4.4.1, §4.6.1].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
