@@ -5,6 +5,7 @@
 //! Nothing here is mocked: what the tests check is what an operator would run.
 
 pub mod chaos;
+pub mod fuzz;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
