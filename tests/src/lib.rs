@@ -131,6 +131,10 @@ pub struct Options {
     pub max_per_second: u32,
     /// The body of every link's `options` inline table (e.g. `bind = "pair"`); empty: none.
     pub link_options: String,
+    /// The carrier password of every link and simulator account (`secret` in the config).
+    pub carrier_secret: String,
+    /// The nodes' `HERALD_LOG` filter.
+    pub log_filter: String,
 }
 
 impl Default for Options {
@@ -145,6 +149,8 @@ impl Default for Options {
             max_window: 16,
             max_per_second: 1000,
             link_options: String::new(),
+            carrier_secret: "test-secret".into(),
+            log_filter: "info,openraft=info,h2=warn,tower=warn".into(),
         }
     }
 }
@@ -167,6 +173,8 @@ pub struct Cluster {
     procs: std::sync::Mutex<HashMap<u64, Child>>,
     sim_specs: Vec<(SimSpec, String)>,
     sims: std::sync::Mutex<HashMap<String, Child>>,
+    carrier_secret: String,
+    log_filter: String,
 }
 
 impl Cluster {
@@ -226,9 +234,13 @@ impl Cluster {
                 };
                 format!(
                     "[[links]]\nname = \"{}\"\nprotocol = \"cmpp\"\naddress = \"{addr}\"\n\
-                     account = \"900001\"\nsecret = \"test-secret\"\nsrc-id = \"10690001\"\n\
+                     account = \"900001\"\nsecret = \"{secret}\"\nsrc-id = \"10690001\"\n\
                      max-window = {}\nmax-per-second = {}\nconnections = {}\n{options}\n",
-                    l.name, l.max_window, l.max_per_second, l.connections
+                    l.name,
+                    l.max_window,
+                    l.max_per_second,
+                    l.connections,
+                    secret = opts.carrier_secret,
                 )
             })
             .collect();
@@ -274,6 +286,8 @@ impl Cluster {
             procs: Default::default(),
             sim_specs,
             sims: Default::default(),
+            carrier_secret: opts.carrier_secret.clone(),
+            log_filter: opts.log_filter.clone(),
         };
         for (spec, _) in &cluster.sim_specs {
             cluster.start_sim(&spec.name);
@@ -292,14 +306,9 @@ impl Cluster {
             .find(|(s, _)| s.name == name)
             .expect("no such simulator");
         let child = Command::new(herald_bin())
-            .args([
-                "sim",
-                "cmpp",
-                "--listen",
-                addr,
-                "--account",
-                "900001:test-secret",
-            ])
+            .args(["sim", "cmpp", "--listen", addr])
+            .arg("--account")
+            .arg(format!("900001:{}", self.carrier_secret))
             .args(&spec.args)
             .arg("--record")
             .arg(self.sim_record_path(name))
@@ -398,7 +407,7 @@ impl Cluster {
         let child = Command::new(herald_bin())
             .args(["node", "--config"])
             .arg(&spec.config)
-            .env("HERALD_LOG", "info,openraft=info,h2=warn,tower=warn")
+            .env("HERALD_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))
             .spawn()
