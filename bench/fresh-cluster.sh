@@ -4,7 +4,7 @@
 # $base, stops it when the script exits, and returns once `herald dev` says it is up (every node
 # names the same leader).
 # Sets $dir (the cluster's folder), $pids (the nodes' process ids) and $endpoints (one --endpoint
-# per node, for `herald bench`).
+# per node, for `herald bench`), and exports HERALD_API_KEY (the demo sender's key).
 #
 # Waiting for that matters for latency figures: at a cold start the first election takes an
 # election timeout (1.5–3 s), and calls made meanwhile wait for it.
@@ -47,3 +47,6 @@ case " $pids " in *" None "*)
 esac
 endpoints=""
 for node in $(seq "$nodes"); do endpoints+=" --endpoint 127.0.0.1:$((base + node))"; done
+# The bench calls as `herald dev`'s demo sender (empty for an insecure cluster).
+HERALD_API_KEY=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])).get('credentials') or {}; print(c.get('demo') or '')" "$dir/cluster.json")
+export HERALD_API_KEY

@@ -28,6 +28,23 @@ pub struct NodeConfig {
     pub messages: MessageLimits,
     #[serde(default)]
     pub placement: PlacementConfig,
+    /// Plaintext on both ports, no certificates, no keys: every call is an admin. For a laptop or
+    /// a benchmark's "off" case only; the node logs a WARN at start.
+    #[serde(default)]
+    pub insecure: bool,
+    /// API keys that are admins without being in the log (how the first admin exists).
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The SHA-256 (hex) of each bootstrap admin key (`herald dev` writes one; `sha256sum` of a
+    /// key made by hand as `hrd_<12 hex>_<43 base64url>`). Only hashes: the config holds no key.
+    #[serde(default)]
+    pub admin_key_sha256: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +263,7 @@ impl NodeConfig {
                 );
             }
         }
+        crate::service::auth::parse_admin_hashes(&self.auth.admin_key_sha256)?;
         if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms * 2
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
         {

@@ -26,6 +26,8 @@ pub struct NodeContext {
     /// The parsed policy of the version last read from the projection.
     pub policy_cache: Mutex<(u64, Arc<DispatchPolicy>)>,
     pub client_rates: ClientRates,
+    /// Who each call is (its API key), and the throttle on failed authentications.
+    pub auth: crate::service::auth::Authenticator,
 }
 
 pub type Ctx = Arc<NodeContext>;

@@ -71,7 +71,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         link_connected: Default::default(),
         policy_cache: Default::default(),
         client_rates: Default::default(),
+        auth: crate::service::auth::Authenticator::new(
+            config.insecure,
+            crate::service::auth::parse_admin_hashes(&config.auth.admin_key_sha256)?,
+        ),
     });
+    if config.insecure {
+        tracing::warn!(
+            "insecure = true: no API keys are checked; every caller is an admin (for a laptop or \
+             a benchmark only)"
+        );
+    }
     let shutdown = CancellationToken::new();
 
     let internal = tonic::transport::Server::builder()

@@ -76,7 +76,8 @@ pub const PROJECTION_CFS: &[&str] = &[
     CF_AUDIT,
 ];
 
-const ALL_CFS: &[&str] = &[
+/// Every column family of the database.
+pub const ALL_CFS: &[&str] = &[
     CF_LOG,
     CF_RAFT_META,
     CF_MESSAGES,

@@ -17,8 +17,27 @@ use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     ClusterStatusRequest, ClusterStatusResponse, GetMessageRequest, GetMessageResponse,
 };
-use herald_node::cli::connect::Connector;
-use tonic::transport::Channel;
+use herald_node::cli::connect::{ClientChannel, Connector};
+use herald_node::service::auth::{hex, NewKey};
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// The bootstrap admin key of every test cluster this process starts (random, made once), and
+/// the `[auth]` section that makes it one in a node config. One per process, so that a command
+/// line run by a test can be given it without knowing its cluster.
+pub fn admin_key() -> (SecretString, String) {
+    static KEY: std::sync::OnceLock<NewKey> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(NewKey::generate);
+    let section = format!(
+        "[auth]\nadmin-key-sha256 = [\"{}\"]\n\n",
+        hex(&key.sha256())
+    );
+    (key.key.clone(), section)
+}
+
+/// The harness's admin key as the `herald` CLI takes it (`HERALD_API_KEY`).
+pub fn admin_key_text() -> String {
+    admin_key().0.expose_secret().to_string()
+}
 
 /// The `herald` binary: `$HERALD_BIN`, or the workspace's debug build.
 pub fn herald_bin() -> PathBuf {
@@ -175,6 +194,9 @@ pub struct Cluster {
     sims: std::sync::Mutex<HashMap<String, Child>>,
     carrier_secret: String,
     log_filter: String,
+    /// A bootstrap admin key of every node's `[auth]`: the harness's clients use it unless a
+    /// test connects with another key.
+    admin_key: SecretString,
 }
 
 impl Cluster {
@@ -254,6 +276,7 @@ impl Cluster {
                 log: dir.path().join(format!("node{id}.log")),
             })
             .collect();
+        let (admin_key, auth_toml) = admin_key();
         let peers: String = nodes
             .iter()
             .map(|n| {
@@ -268,7 +291,7 @@ impl Cluster {
                 "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
                  [raft]\nheartbeat-ms = 150\nelection-timeout-min-ms = 1000\nelection-timeout-max-ms = 2000\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = 2000\n\n\
-                 {peers}{links_toml}",
+                 {auth_toml}{peers}{links_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
@@ -288,6 +311,7 @@ impl Cluster {
             sims: Default::default(),
             carrier_secret: opts.carrier_secret.clone(),
             log_filter: opts.log_filter.clone(),
+            admin_key,
         };
         for (spec, _) in &cluster.sim_specs {
             cluster.start_sim(&spec.name);
@@ -347,8 +371,8 @@ impl Cluster {
     pub async fn admin(
         &self,
         id: u64,
-    ) -> Option<herald_api::v1::admin_client::AdminClient<Channel>> {
-        channel(&self.node(id).grpc)
+    ) -> Option<herald_api::v1::admin_client::AdminClient<ClientChannel>> {
+        channel(&self.node(id).grpc, &self.admin_key)
             .await
             .map(herald_api::v1::admin_client::AdminClient::new)
     }
@@ -392,6 +416,48 @@ impl Cluster {
             .await;
         }
         version
+    }
+
+    /// The bootstrap admin key every node of this cluster knows.
+    pub fn admin_key(&self) -> &SecretString {
+        &self.admin_key
+    }
+
+    /// The admin key as the `herald` CLI takes it (`HERALD_API_KEY`).
+    pub fn admin_key_text(&self) -> String {
+        self.admin_key.expose_secret().to_string()
+    }
+
+    /// Creates the client system `name` with `role` through node `id` (as the bootstrap admin)
+    /// and returns its key, once every running node knows it.
+    pub async fn create_client(&self, id: u64, name: &str, role: &str) -> SecretString {
+        use herald_api::v1::{CreateClientRequest, GetClientRequest};
+        let mut admin = wait_for("the admin API", Duration::from_secs(30), || self.admin(id)).await;
+        let key = admin
+            .create_client(CreateClientRequest {
+                name: name.into(),
+                role: role.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("creating client {name}: {e}"))
+            .into_inner()
+            .key;
+        for node in self.running() {
+            wait_for(
+                "every node to know the new client",
+                Duration::from_secs(10),
+                || async {
+                    let mut admin = self.admin(node).await?;
+                    admin
+                        .get_client(GetClientRequest { name: name.into() })
+                        .await
+                        .ok()
+                        .map(|_| ())
+                },
+            )
+            .await;
+        }
+        SecretString::from(key)
     }
 
     pub fn node(&self, id: u64) -> &NodeSpec {
@@ -458,10 +524,19 @@ impl Cluster {
     /// A client of node `id`. A node this harness runs gets up to 10 s to take the connection
     /// (a node just started, or one busy on a loaded machine, may miss the short connect
     /// timeout once); a stopped one is tried once.
-    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<Channel>> {
+    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<ClientChannel>> {
+        self.messaging_as(id, &self.admin_key).await
+    }
+
+    /// A client of node `id` calling with `key`.
+    pub async fn messaging_as(
+        &self,
+        id: u64,
+        key: &SecretString,
+    ) -> Option<MessagingClient<ClientChannel>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(channel) = channel(&self.node(id).grpc).await {
+            if let Some(channel) = channel(&self.node(id).grpc, key).await {
                 return Some(MessagingClient::new(channel));
             }
             if !self.running().contains(&id) || Instant::now() > deadline {
@@ -472,7 +547,7 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
-        let mut client = ClusterClient::new(channel(&self.node(id).grpc).await?);
+        let mut client = ClusterClient::new(channel(&self.node(id).grpc, &self.admin_key).await?);
         client
             .status(ClusterStatusRequest {})
             .await
@@ -553,8 +628,9 @@ fn log_file(path: &Path) -> Stdio {
 /// A channel to a node as every client makes it (`herald_node::cli::connect`), with a short
 /// connect timeout (tests poll nodes that may be down) and a bound on every call (a hung call
 /// fails the test instead of hanging it).
-async fn channel(addr: &str) -> Option<Channel> {
+pub async fn channel(addr: &str, key: &SecretString) -> Option<ClientChannel> {
     Connector::new(addr)
+        .api_key(key.clone())
         .connect_timeout(Duration::from_millis(500))
         .request_timeout(Duration::from_secs(15))
         .channel()

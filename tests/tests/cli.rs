@@ -16,6 +16,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 async fn herald(args: &[&str], stdout: Stdio) -> Output {
     let child = tokio::process::Command::new(herald_bin())
         .args(args)
+        .env("HERALD_API_KEY", herald_tests::admin_key_text())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())

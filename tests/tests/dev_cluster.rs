@@ -16,9 +16,10 @@ use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     ClusterStatusRequest, GetMessageRequest, MessageState, Priority, SubmitRequest,
 };
+use herald_node::cli::connect::ClientChannel;
 use herald_node::cli::connect::Connector;
 use herald_tests::{herald_bin, wait_for, LoopbackNet};
-use tonic::transport::Channel;
+use secrecy::{ExposeSecret as _, SecretString};
 
 const PORT_BASE: u16 = 7100;
 
@@ -101,6 +102,15 @@ impl Dev {
         serde_json::from_str(&text).expect("cluster.json is JSON")
     }
 
+    /// The demo sender's key `herald dev` recorded in cluster.json.
+    fn demo_key(&self) -> SecretString {
+        let json = self.cluster_json();
+        let key = json["credentials"]["demo"]
+            .as_str()
+            .unwrap_or_else(|| panic!("cluster.json has no demo key: {json}"));
+        SecretString::from(key.to_string())
+    }
+
     fn node_pid(&self, id: u64) -> Option<i32> {
         self.cluster_json()["nodes"]
             .as_array()
@@ -173,8 +183,9 @@ fn alive(pid: i32) -> bool {
 }
 
 /// A channel as every client makes it, with the harness's short connect timeout and call bound.
-async fn channel(addr: &str) -> Option<Channel> {
+async fn channel(addr: &str, key: &SecretString) -> Option<ClientChannel> {
     Connector::new(addr)
+        .api_key(key.clone())
         .connect_timeout(Duration::from_millis(500))
         .request_timeout(Duration::from_secs(10))
         .channel()
@@ -182,8 +193,8 @@ async fn channel(addr: &str) -> Option<Channel> {
         .ok()
 }
 
-async fn leader_seen_by(addr: &str) -> Option<u64> {
-    let status = ClusterClient::new(channel(addr).await?)
+async fn leader_seen_by(addr: &str, key: &SecretString) -> Option<u64> {
+    let status = ClusterClient::new(channel(addr, key).await?)
         .status(ClusterStatusRequest {})
         .await
         .ok()?
@@ -193,7 +204,7 @@ async fn leader_seen_by(addr: &str) -> Option<u64> {
 
 /// Submits one message through any of `endpoints` until one acknowledges it (same idempotency
 /// key each time, as a real client retries).
-async fn submit(endpoints: &[String], key: &str) -> String {
+async fn submit(endpoints: &[String], key: &str, api_key: &SecretString) -> String {
     let request = SubmitRequest {
         recipients: vec!["13800138000".into()],
         text: format!("dev cluster {key}"),
@@ -210,7 +221,7 @@ async fn submit(endpoints: &[String], key: &str) -> String {
             let endpoint = endpoints[attempt % endpoints.len()].clone();
             let request = request.clone();
             async move {
-                let mut client = MessagingClient::new(channel(&endpoint).await?);
+                let mut client = MessagingClient::new(channel(&endpoint, api_key).await?);
                 let response = client.submit(request).await.ok()?;
                 Some(response.into_inner().message_id)
             }
@@ -219,13 +230,13 @@ async fn submit(endpoints: &[String], key: &str) -> String {
     .await
 }
 
-async fn wait_delivered(endpoint: &str, ids: &[String], limit: Duration) {
+async fn wait_delivered(endpoint: &str, ids: &[String], limit: Duration, api_key: &SecretString) {
     for id in ids {
         wait_for(
             &format!("message {id} DELIVERED as {endpoint} sees it"),
             limit,
             || async {
-                let mut client = MessagingClient::new(channel(endpoint).await?);
+                let mut client = MessagingClient::new(channel(endpoint, api_key).await?);
                 let message = client
                     .get_message(GetMessageRequest {
                         message_id: id.clone(),
@@ -264,8 +275,9 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
     }
 
     let node1 = dev.grpc(1);
+    let demo = dev.demo_key();
     let leader = wait_for("a leader", Duration::from_secs(30), || {
-        leader_seen_by(&node1)
+        leader_seen_by(&node1, &demo)
     })
     .await;
     let old_pid = dev
@@ -291,9 +303,9 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
         .collect();
     let mut ids = Vec::new();
     for n in 0..5 {
-        ids.push(submit(&survivors, &format!("while-down-{n}")).await);
+        ids.push(submit(&survivors, &format!("while-down-{n}"), &demo).await);
     }
-    wait_delivered(&survivors[0], &ids, Duration::from_secs(60)).await;
+    wait_delivered(&survivors[0], &ids, Duration::from_secs(60), &demo).await;
 
     // Started again through the supervisor, on its data; it catches up on what it missed.
     let started = herald(&[
@@ -314,7 +326,7 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
         .expect("cluster.json has the restarted node's pid");
     assert_ne!(new_pid, old_pid);
     assert!(alive(new_pid));
-    wait_delivered(&dev.grpc(leader), &ids, Duration::from_secs(60)).await;
+    wait_delivered(&dev.grpc(leader), &ids, Duration::from_secs(60), &demo).await;
 
     // Asking again while it runs is refused, and changes nothing.
     let again = herald(&[
@@ -357,11 +369,13 @@ async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() 
     let dir = temp.path().join("cluster");
     let first = Dev::start(&dir, &host);
     first.wait_up().await;
-    let id = submit(&[first.grpc(1)], "before-the-second").await;
+    let demo = first.demo_key();
+    let id = submit(&[first.grpc(1)], "before-the-second", &demo).await;
     wait_delivered(
         &first.grpc(2),
         std::slice::from_ref(&id),
         Duration::from_secs(60),
+        &demo,
     )
     .await;
 
@@ -421,7 +435,7 @@ async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() 
         assert!(now.starts_with(before.as_str()), "{log} was rewritten");
         assert!(!now.contains("in use"), "{log} has another run's output");
     }
-    wait_delivered(&first.grpc(3), &[id], Duration::from_secs(30)).await;
+    wait_delivered(&first.grpc(3), &[id], Duration::from_secs(30), &demo).await;
     assert!(
         !first.output().contains("exited"),
         "a child of the first cluster exited:\n{}",
@@ -534,6 +548,7 @@ async fn the_readme_first_session_prints_what_the_readme_shows() {
     dev.wait_up().await;
     let run = Command::new(root.join("scripts/first-session"))
         .env("HERALD", herald_bin())
+        .env("HERALD_API_KEY", dev.demo_key().expose_secret())
         .env("HERALD_DEV_HOST", net.ip(1))
         .env("HERALD_DEV_PORT_BASE", PORT_BASE.to_string())
         .stdin(Stdio::null())

@@ -465,13 +465,12 @@ async fn expiry_attempts_schedule_cancel_and_quiet_hours_end_in_the_right_state(
     assert_eq!(answer.state, MessageState::Canceled as i32);
 
     // Quota: a client over its rate is told to come back later, and nothing is written.
+    let greedy_key = cluster.create_client(1, "greedy", "sender").await;
+    let mut greedy = cluster.messaging_as(1, &greedy_key).await.expect("node 1");
     let mut greedy_refused = None;
     for i in 0..10 {
-        let mut request = tonic::Request::new(message(&format!("1380013{i:04}"), "greedy"));
-        request
-            .metadata_mut()
-            .insert("x-herald-client", "greedy".parse().unwrap());
-        if let Err(status) = client.submit(request).await {
+        let request = message(&format!("1380013{i:04}"), "greedy");
+        if let Err(status) = greedy.submit(request).await {
             greedy_refused = Some(status);
             break;
         }

@@ -1,5 +1,5 @@
-//! Operations whose answers must be honest, against real `herald` processes: a caller must name
-//! itself properly (or not at all), a status of a message to many recipients says how many
+//! Operations whose answers must be honest, against real `herald` processes: a caller is the
+//! client of its key (a bad key creates nothing), a status of a message to many recipients says how many
 //! events it left out, `cluster status` says when the answering node cannot know a link's
 //! connection, and draining refuses to leave the links to nobody unless forced.
 
@@ -10,10 +10,13 @@ use herald_api::v1::{
     DrainNodeRequest, LinkConnection, MessageState, SubmitRequest, SubmitResponse,
 };
 use herald_tests::{herald_bin, wait_for, Cluster, Options};
+use secrecy::SecretString;
 
-fn herald(args: &[&str]) -> Output {
+/// `herald ARGS` as the cluster's admin (its key in `HERALD_API_KEY`; `--api-key` overrides).
+fn herald(cluster: &Cluster, args: &[&str]) -> Output {
     std::process::Command::new(herald_bin())
         .args(args)
+        .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()
         .expect("herald runs")
 }
@@ -24,17 +27,10 @@ fn text(bytes: &[u8]) -> String {
 
 async fn submit_as(
     cluster: &Cluster,
-    client: Option<&str>,
+    key: &SecretString,
     request: SubmitRequest,
 ) -> Result<SubmitResponse, tonic::Status> {
-    let mut messaging = cluster.messaging(1).await.expect("node 1");
-    let mut request = tonic::Request::new(request);
-    if let Some(client) = client {
-        request.metadata_mut().insert(
-            "x-herald-client",
-            client.parse().expect("an ASCII header value"),
-        );
-    }
+    let mut messaging = cluster.messaging_as(1, key).await.expect("node 1");
     messaging.submit(request).await.map(|r| r.into_inner())
 }
 
@@ -53,29 +49,30 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         ..Default::default()
     };
 
-    // No header: the anonymous caller, as always.
-    let anonymous = submit_as(&cluster, None, one())
+    // The caller is its key's client: the bootstrap admin and a sender each have their own
+    // idempotency keys.
+    let admin = submit_as(&cluster, cluster.admin_key(), one())
         .await
-        .expect("anonymous submit");
-    // A header present but empty or too long is refused, naming the header and the rule, and
-    // writes nothing (it used to become "anonymous" and share that caller's keys).
-    for (name, rule) in [("", "is empty"), (&*"c".repeat(65), "is 65 bytes long")] {
-        let refused = submit_as(&cluster, Some(name), one())
+        .expect("the admin submits");
+    // A key that is malformed or unknown is refused and writes nothing.
+    let unknown = SecretString::from(format!("hrd_0123456789ab_{}", "A".repeat(43)));
+    for (key, says) in [
+        (SecretString::from("not-a-key".to_string()), "malformed"),
+        (unknown, "unknown key id 0123456789ab"),
+    ] {
+        let refused = submit_as(&cluster, &key, one())
             .await
-            .expect_err("a bad client name is refused");
-        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
-        assert!(
-            refused.message().starts_with("x-herald-client: ") && refused.message().contains(rule),
-            "{refused}"
-        );
+            .expect_err("a bad key is refused");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused}");
+        assert!(refused.message().contains(says), "{refused}");
     }
-    // A proper name has its own keys; message ids are sequential, so the next one shows that
-    // the refused submissions created nothing. (The commit index is no measure here: the link's
-    // own events may commit meanwhile.)
-    let named = submit_as(&cluster, Some("erp"), one())
+    // Message ids are sequential, so the next one shows that the refused submissions created
+    // nothing. (The commit index is no measure here: the link's own events may commit meanwhile.)
+    let erp = cluster.create_client(1, "erp", "sender").await;
+    let named = submit_as(&cluster, &erp, one())
         .await
-        .expect("named submit");
-    let next: u64 = anonymous.message_id.parse::<u64>().expect("an id") + 1;
+        .expect("the sender submits");
+    let next: u64 = admin.message_id.parse::<u64>().expect("an id") + 1;
     assert!(named.created, "{named:?}");
     assert_eq!(
         named.message_id,
@@ -83,24 +80,28 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         "a refused caller created a message"
     );
 
-    // The command line says so too.
-    let out = herald(&[
-        "send",
-        "--endpoint",
-        &endpoint,
-        "--client",
-        "",
-        "--to",
-        "13800138000",
-        "--text",
-        "hi",
-    ]);
+    // The command line says so too, without echoing the key.
+    let out = herald(
+        &cluster,
+        &[
+            "send",
+            "--endpoint",
+            &endpoint,
+            "--api-key",
+            "hrd_secretsecret",
+            "--to",
+            "13800138000",
+            "--text",
+            "hi",
+        ],
+    );
     assert!(!out.status.success(), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("InvalidArgument") && stderr.contains("x-herald-client: \"\" is empty"),
+        stderr.contains("Unauthenticated") && stderr.contains("the key is malformed"),
         "{stderr}"
     );
+    assert!(!stderr.contains("secretsecret"), "{stderr}");
 
     // A message to 100 recipients: its submission, dispatch, 100 acceptances and 100 reports
     // are more events than a record keeps; the status says how many were left out.
@@ -109,7 +110,7 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         text: "to many".into(),
         ..Default::default()
     };
-    let id = submit_as(&cluster, Some("erp"), many)
+    let id = submit_as(&cluster, &erp, many)
         .await
         .expect("a submission to 100 recipients")
         .message_id;
@@ -129,7 +130,7 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         m.dropped_events
     );
 
-    let out = herald(&["status", "--endpoint", &endpoint, &id]);
+    let out = herald(&cluster, &["status", "--endpoint", &endpoint, &id]);
     assert!(out.status.success(), "{out:?}");
     let printed = text(&out.stdout);
     let lines: Vec<&str> = printed.lines().collect();
@@ -142,7 +143,10 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         format!("… {} older events not kept", m.dropped_events),
         "{printed}"
     );
-    let out = herald(&["status", "--endpoint", &endpoint, "--json", &id]);
+    let out = herald(
+        &cluster,
+        &["status", "--endpoint", &endpoint, "--json", &id],
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["dropped_events"], m.dropped_events);
 }
@@ -179,7 +183,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
             assert!(!link.connected);
         }
         let endpoint = &cluster.node(node).grpc;
-        let out = herald(&["cluster", "status", "--endpoint", endpoint]);
+        let out = herald(&cluster, &["cluster", "status", "--endpoint", endpoint]);
         let printed = text(&out.stdout);
         let want = if node == holder {
             "connected".to_string()
@@ -192,7 +196,10 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
                 .any(|l| l.trim_start().starts_with("link cmpp-sim") && l.ends_with(&want)),
             "node {node}: {printed}"
         );
-        let out = herald(&["cluster", "status", "--endpoint", endpoint, "--json"]);
+        let out = herald(
+            &cluster,
+            &["cluster", "status", "--endpoint", endpoint, "--json"],
+        );
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
         let connected = &json["links"][0]["connected"];
         if node == holder {
@@ -232,7 +239,10 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
         "{refused}"
     );
     let endpoint = cluster.node(3).grpc.clone();
-    let out = herald(&["cluster", "drain", "--endpoint", &endpoint, "3"]);
+    let out = herald(
+        &cluster,
+        &["cluster", "drain", "--endpoint", &endpoint, "3"],
+    );
     assert!(!out.status.success(), "{out:?}");
     assert!(
         text(&out.stderr).contains("FailedPrecondition: node: draining node 3"),
@@ -240,7 +250,10 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
     );
     let status = cluster.status(3).await.expect("status");
     assert_eq!(status.drained, [1, 2], "a refused drain changed nothing");
-    let out = herald(&["cluster", "drain", "--endpoint", &endpoint, "--force", "3"]);
+    let out = herald(
+        &cluster,
+        &["cluster", "drain", "--endpoint", &endpoint, "--force", "3"],
+    );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout).trim(), "drained nodes: [1, 2, 3]");
 }

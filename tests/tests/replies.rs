@@ -6,13 +6,18 @@
 //! the last id it saw.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
+use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     AdminListRepliesRequest, ListRepliesRequest, Reply, SubmitRequest, SubscribeRepliesRequest,
 };
+use herald_node::cli::connect::ClientChannel;
 use herald_tests::{wait_for, Cluster, LinkSpec, Options, SimSpec};
+use secrecy::{ExposeSecret as _, SecretString};
 
 const SUBSCRIBER: &str = "13900139000";
 /// The SP number 106900019 with extension 1.
@@ -26,26 +31,44 @@ fn long_text() -> String {
     )
 }
 
-fn with_client<T>(client: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-herald-client", client.parse().expect("ASCII"));
-    request
+/// The key of the client system `name` of `cluster` (a sender), created on first use.
+async fn key_of(cluster: &Cluster, name: &str) -> SecretString {
+    static KEYS: Mutex<Vec<(PathBuf, String, SecretString)>> = Mutex::new(Vec::new());
+    let dir = cluster.dir.path().to_path_buf();
+    let known = |keys: &Vec<(PathBuf, String, SecretString)>| {
+        keys.iter()
+            .find(|(d, n, _)| *d == dir && n == name)
+            .map(|(_, _, k)| k.clone())
+    };
+    if let Some(key) = known(&KEYS.lock().expect("keys")) {
+        return key;
+    }
+    let key = cluster.create_client(1, name, "sender").await;
+    KEYS.lock()
+        .expect("keys")
+        .push((dir, name.to_string(), key.clone()));
+    key
+}
+
+/// A messaging client of `node` calling as the client system `name`.
+async fn as_client(
+    cluster: &Cluster,
+    node: u64,
+    name: &str,
+) -> Option<MessagingClient<ClientChannel>> {
+    let key = key_of(cluster, name).await;
+    cluster.messaging_as(node, &key).await
 }
 
 async fn list(cluster: &Cluster, node: u64, client: &str, after_id: u64) -> Vec<Reply> {
-    let Some(mut messaging) = cluster.messaging(node).await else {
+    let Some(mut messaging) = as_client(cluster, node, client).await else {
         return Vec::new();
     };
     messaging
-        .list_replies(with_client(
-            client,
-            ListRepliesRequest {
-                after_id,
-                limit: 1000,
-            },
-        ))
+        .list_replies(ListRepliesRequest {
+            after_id,
+            limit: 1000,
+        })
         .await
         .map(|r| r.into_inner().replies)
         .unwrap_or_default()
@@ -87,9 +110,11 @@ async fn subscribe(
     after_id: u64,
     n: usize,
 ) -> Vec<Reply> {
-    let mut messaging = cluster.messaging(node).await.expect("reaching a node");
+    let mut messaging = as_client(cluster, node, client)
+        .await
+        .expect("reaching a node");
     let mut stream = messaging
-        .subscribe_replies(with_client(client, SubscribeRepliesRequest { after_id }))
+        .subscribe_replies(SubscribeRepliesRequest { after_id })
         .await
         .expect("subscribed")
         .into_inner();
@@ -197,16 +222,15 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
     );
 
     // The "ops" system writes to the subscriber: the next replies are routed to it.
-    let mut messaging = cluster.messaging(1).await.expect("reaching node 1");
+    let mut messaging = as_client(&cluster, 1, "ops")
+        .await
+        .expect("reaching node 1");
     messaging
-        .submit(with_client(
-            "ops",
-            SubmitRequest {
-                recipients: vec![format!("+86{SUBSCRIBER}")],
-                text: "Your ticket is closed; reply to reopen".into(),
-                ..Default::default()
-            },
-        ))
+        .submit(SubmitRequest {
+            recipients: vec![format!("+86{SUBSCRIBER}")],
+            text: "Your ticket is closed; reply to reopen".into(),
+            ..Default::default()
+        })
         .await
         .expect("submitted");
     let ops = wait_replies(&cluster, 2, "ops", 1).await;
@@ -247,16 +271,11 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
     assert!(listed_after.iter().all(|r| r.reply_id > first[0].reply_id));
     assert_eq!(listed_after[0].reply_id, crm[1].reply_id);
 
-    // The command line shows the same thing: `herald replies --client crm --after ID`.
+    // The command line shows the same thing: `herald replies --after ID` with crm's key.
+    let crm_key = key_of(&cluster, "crm").await;
     let output = std::process::Command::new(herald_tests::herald_bin())
-        .args([
-            "replies",
-            "--endpoint",
-            &cluster.node(2).grpc,
-            "--client",
-            "crm",
-            "--json",
-        ])
+        .args(["replies", "--endpoint", &cluster.node(2).grpc, "--json"])
+        .env("HERALD_API_KEY", crm_key.expose_secret())
         .args(["--after", &first[0].reply_id.to_string()])
         .output()
         .expect("running herald replies");

@@ -19,6 +19,7 @@ const CARRIER_SECRET: &str = "Pw7-carrier-QzX4vL9mR2";
 async fn herald(args: &[&str]) -> Output {
     tokio::process::Command::new(herald_bin())
         .args(args)
+        .env("HERALD_API_KEY", herald_tests::admin_key_text())
         .output()
         .await
         .expect("herald runs")

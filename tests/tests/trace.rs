@@ -241,6 +241,7 @@ async fn traces_show_the_pdus_of_refused_delivered_and_dropped_messages_on_any_n
 fn herald_trace(cluster: &Cluster, node: u64, id: &str) -> String {
     let output = std::process::Command::new(herald_bin())
         .args(["trace", "--endpoint", &cluster.node(node).grpc, id])
+        .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()
         .expect("herald trace runs");
     assert!(output.status.success(), "{output:?}");

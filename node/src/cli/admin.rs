@@ -43,7 +43,7 @@ pub struct DrainArgs {
 }
 
 pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(args.connect.channel().await?);
+    let mut client = AdminClient::new(args.connect.admin_channel().await?);
     let p = client
         .get_policy(GetPolicyRequest {})
         .await
@@ -65,7 +65,7 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.file))?
     };
-    let mut client = AdminClient::new(args.connect.channel().await?);
+    let mut client = AdminClient::new(args.connect.admin_channel().await?);
     let expected_version = match args.expected_version {
         Some(v) => v,
         None => {
@@ -77,20 +77,11 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
                 .version
         }
     };
-    let mut request = tonic::Request::new(SetPolicyRequest {
+    // Who changed the policy is the caller of the key, as the log records it.
+    let request = tonic::Request::new(SetPolicyRequest {
         document,
         expected_version,
     });
-    // Who changed the policy, as the log records it: the operator's login when it is a valid
-    // client name, else the node's default; a login the node would refuse must not block the change.
-    let user = std::env::var("USER").unwrap_or_default();
-    if crate::service::Caller::from_header(Some(&user)).is_ok() {
-        if let Ok(value) = user.parse() {
-            request
-                .metadata_mut()
-                .insert(crate::service::caller::CLIENT_HEADER, value);
-        }
-    }
     let resp = client
         .set_policy(request)
         .await
@@ -101,7 +92,7 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
 }
 
 pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(args.connect.channel().await?);
+    let mut client = AdminClient::new(args.connect.admin_channel().await?);
     let resp = client
         .drain_node(DrainNodeRequest {
             node: args.node,

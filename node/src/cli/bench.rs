@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cli::connect::ClientChannel;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{
     GetMessagesRequest, MessageState, SubmitBatchRequest, SubmitRequest, SubmitResult,
 };
-use tonic::transport::Channel;
 
 use crate::cli::connect::ConnectManyArgs;
 
@@ -383,7 +383,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// about a tenth of the machine). The figures come from the messages' own event times, so
 /// reading later costs no accuracy.
 async fn follow_to_terminal(
-    clients: &[MessagingClient<Channel>],
+    clients: &[MessagingClient<ClientChannel>],
     mut ids: Vec<String>,
     args: &BenchArgs,
 ) -> anyhow::Result<serde_json::Value> {
@@ -439,7 +439,7 @@ struct Outcome {
 /// Reads one run's messages until all are terminal or `deadline` passes; returns the outcomes
 /// and how many were still not terminal.
 async fn follow_run(
-    mut client: MessagingClient<Channel>,
+    mut client: MessagingClient<ClientChannel>,
     run: Vec<String>,
     deadline: Instant,
 ) -> (Vec<Outcome>, usize) {

@@ -7,9 +7,84 @@
 //! This module knows addresses and channels, never an API: callers wrap the channel in the client
 //! of the service they call.
 
+use std::path::Path;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret as _, SecretString};
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// What every client wraps: a channel that adds the caller's API key to each call.
+pub type ClientChannel = InterceptedService<Channel, BearerKey>;
+
+/// The environment variable read when `--api-key` is not given.
+pub const API_KEY_ENV: &str = "HERALD_API_KEY";
+
+/// Where `herald dev` records its cluster (relative to the current directory): client commands
+/// read their key from it when none is given.
+pub const DEV_PROFILE: &str = ".herald-dev/cluster.json";
+
+/// Which of `herald dev`'s keys a command uses when the key comes from its profile: the
+/// admin's for the admin commands (cluster, policy, drain, client, audit), the demo sender's for
+/// the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevCredential {
+    Admin,
+    Demo,
+}
+
+impl DevCredential {
+    fn field(self) -> &'static str {
+        match self {
+            DevCredential::Admin => "admin",
+            DevCredential::Demo => "demo",
+        }
+    }
+}
+
+/// The dev profile's key for `who`, if the profile exists and holds one (null when the dev
+/// cluster is insecure).
+pub fn dev_profile_key(profile: &Path, who: DevCredential) -> Option<SecretString> {
+    let text = std::fs::read_to_string(profile).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("credentials")?
+        .get(who.field())?
+        .as_str()
+        .map(|k| SecretString::from(k.to_string()))
+}
+
+/// Adds `authorization: Bearer <key>` to every call (nothing without a key). The value is
+/// marked sensitive, so that tonic and hyper never print it.
+#[derive(Clone, Default)]
+pub struct BearerKey(Option<AsciiMetadataValue>);
+
+impl BearerKey {
+    fn new(key: Option<&SecretString>) -> Result<BearerKey, ConnectError> {
+        let Some(key) = key else {
+            return Ok(BearerKey(None));
+        };
+        let mut value: AsciiMetadataValue =
+            MetadataValue::try_from(format!("Bearer {}", key.expose_secret()))
+                .map_err(|_| ConnectError::InvalidApiKey)?;
+        value.set_sensitive(true);
+        Ok(BearerKey(Some(value)))
+    }
+}
+
+impl tonic::service::Interceptor for BearerKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(crate::service::auth::AUTHORIZATION, value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// The node a client command talks to when none is named: node 1 of `herald dev`.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7101";
@@ -23,17 +98,48 @@ pub struct ConnectArgs {
     /// A node's gRPC address, HOST:PORT or http://HOST:PORT (any node answers).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
+    /// The API key calls are made with (hrd_…); default: $HERALD_API_KEY, else the key of
+    /// `herald dev`'s .herald-dev/cluster.json in the current directory.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+}
+
+/// The key given by `--api-key`, else `$HERALD_API_KEY`, else the dev profile's for `who`.
+fn api_key(flag: Option<&String>, who: DevCredential) -> Option<SecretString> {
+    if let Some(key) = flag {
+        return Some(SecretString::from(key.clone()));
+    }
+    if let Ok(key) = std::env::var(API_KEY_ENV) {
+        if !key.is_empty() {
+            return Some(SecretString::from(key));
+        }
+    }
+    dev_profile_key(Path::new(DEV_PROFILE), who)
 }
 
 impl ConnectArgs {
-    /// The connector for `--endpoint`, with the CLI's settings.
+    /// The connector for `--endpoint`, with the CLI's settings and a sender's key.
     pub fn connector(&self) -> Connector {
-        Connector::new(&self.endpoint)
+        self.connector_as(DevCredential::Demo)
+    }
+
+    /// The connector for an admin command (its key from the dev profile is the admin's).
+    pub fn connector_as(&self, who: DevCredential) -> Connector {
+        let connector = Connector::new(&self.endpoint);
+        match api_key(self.api_key.as_ref(), who) {
+            Some(key) => connector.api_key(key),
+            None => connector,
+        }
     }
 
     /// A channel to `--endpoint`, connected now.
-    pub async fn channel(&self) -> Result<Channel, ConnectError> {
+    pub async fn channel(&self) -> Result<ClientChannel, ConnectError> {
         self.connector().channel().await
+    }
+
+    /// A channel for an admin command.
+    pub async fn admin_channel(&self) -> Result<ClientChannel, ConnectError> {
+        self.connector_as(DevCredential::Admin).channel().await
     }
 }
 
@@ -45,12 +151,23 @@ pub struct ConnectManyArgs {
     /// Repeatable.
     #[arg(long = "endpoint", value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
     pub endpoints: Vec<String>,
+    /// The API key calls are made with; default: $HERALD_API_KEY, else the demo sender's key
+    /// of `herald dev`'s .herald-dev/cluster.json in the current directory.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
 }
 
 impl ConnectManyArgs {
     /// One connector per `--endpoint`, in the order given.
     pub fn connectors(&self) -> Vec<Connector> {
-        self.endpoints.iter().map(Connector::new).collect()
+        let key = api_key(self.api_key.as_ref(), DevCredential::Demo);
+        self.endpoints
+            .iter()
+            .map(|e| match &key {
+                Some(key) => Connector::new(e).api_key(key.clone()),
+                None => Connector::new(e),
+            })
+            .collect()
     }
 }
 
@@ -69,6 +186,9 @@ pub enum ConnectError {
         #[source]
         error: tonic::transport::Error,
     },
+    /// The key cannot travel as gRPC metadata (not the key's text is shown: it is a secret).
+    #[error("--api-key: not a valid API key (an API key is printable ASCII: hrd_<id>_<secret>)")]
+    InvalidApiKey,
 }
 
 /// Builds a gRPC channel to one node. The defaults are the CLI's (a [`CONNECT_TIMEOUT`] to
@@ -79,6 +199,7 @@ pub struct Connector {
     endpoint: String,
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
+    api_key: Option<SecretString>,
 }
 
 impl Connector {
@@ -87,7 +208,14 @@ impl Connector {
             endpoint: endpoint.into(),
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: None,
+            api_key: None,
         }
+    }
+
+    /// The API key every call presents (`authorization: Bearer <key>`).
+    pub fn api_key(mut self, key: SecretString) -> Connector {
+        self.api_key = Some(key);
+        self
     }
 
     /// How long to wait for the node to accept the connection.
@@ -129,14 +257,15 @@ impl Connector {
     }
 
     /// Connects now, so that an unreachable node is reported before anything is sent.
-    pub async fn channel(&self) -> Result<Channel, ConnectError> {
-        self.endpoint_settings()?
-            .connect()
-            .await
-            .map_err(|error| ConnectError::Unreachable {
+    pub async fn channel(&self) -> Result<ClientChannel, ConnectError> {
+        let bearer = BearerKey::new(self.api_key.as_ref())?;
+        let channel = self.endpoint_settings()?.connect().await.map_err(|error| {
+            ConnectError::Unreachable {
                 endpoint: self.endpoint.clone(),
                 error,
-            })
+            }
+        })?;
+        Ok(InterceptedService::new(channel, bearer))
     }
 }
 

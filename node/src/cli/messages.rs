@@ -38,9 +38,6 @@ pub struct SendArgs {
     /// Validity in seconds (0: the class's or the node's default).
     #[arg(long, default_value_t = 0)]
     validity_seconds: u32,
-    /// The sending system's name (quotas and idempotency keys are per client).
-    #[arg(long, default_value = "cli")]
-    client: String,
     /// Send through at least two links of the route at once (the first delivery wins).
     #[arg(long)]
     urgent: bool,
@@ -94,7 +91,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     };
     let mut client = MessagingClient::new(args.connect.channel().await?);
     let key = args.idempotency_key.clone();
-    let mut request = tonic::Request::new(SubmitRequest {
+    let request = tonic::Request::new(SubmitRequest {
         recipients: args.to,
         text: args.text,
         priority: priority as i32,
@@ -105,12 +102,6 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         send_at_ms,
         urgent: args.urgent,
     });
-    request.metadata_mut().insert(
-        crate::service::caller::CLIENT_HEADER,
-        args.client
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--client: must be plain ASCII text"))?,
-    );
     let resp = client
         .submit(request)
         .await
@@ -281,7 +272,7 @@ fn connection_text(l: &LinkPlacement) -> String {
 }
 
 pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
-    let mut client = ClusterClient::new(args.connect.channel().await?);
+    let mut client = ClusterClient::new(args.connect.admin_channel().await?);
     let s = client
         .status(ClusterStatusRequest {})
         .await

@@ -8,6 +8,7 @@ mod output;
 
 pub mod admin;
 pub mod bench;
+pub mod clients;
 pub mod connect;
 pub mod debug;
 pub mod dev;
@@ -69,6 +70,13 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Client systems and their API keys (admins).
+    Client {
+        #[command(subcommand)]
+        command: clients::ClientCommand,
+    },
+    /// Who changed the policy, clients, keys, drains and cancels (from the log; any node).
+    Audit(clients::AuditArgs),
     /// Read-only diagnosis of a stopped node's data directory.
     Debug {
         #[command(subcommand)]
@@ -176,6 +184,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Cluster {
                 command: ClusterCommand::Status(args),
             } => messages::cluster_status(args).await,
+            Command::Client { command } => clients::client(command).await,
+            Command::Audit(args) => clients::audit(args).await,
             Command::Debug {
                 command: DebugCommand::LogHashes(args),
             } => debug::log_hashes(args),

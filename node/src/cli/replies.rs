@@ -9,15 +9,11 @@ use herald_api::v1::{AdminListRepliesRequest, ListRepliesRequest, Reply, Subscri
 
 use crate::cli::connect::ConnectArgs;
 use crate::cli::messages::status_error;
-use crate::service::caller::CLIENT_HEADER;
 
 #[derive(clap::Args)]
 pub struct RepliesArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// The client system asking (its `x-herald-client`): it sees only its own replies.
-    #[arg(long, default_value = "cli")]
-    client: String,
     /// Only replies with ids above this one (the last id you saw).
     #[arg(long, default_value_t = 0)]
     after: u64,
@@ -39,9 +35,8 @@ pub struct RepliesArgs {
 }
 
 pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
-    let channel = args.connect.channel().await?;
     if args.unrouted || args.of.is_some() {
-        let response = AdminClient::new(channel)
+        let response = AdminClient::new(args.connect.admin_channel().await?)
             .list_replies(AdminListRepliesRequest {
                 client_id: args.of.clone().unwrap_or_default(),
                 unrouted: args.unrouted,
@@ -54,16 +49,12 @@ pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
         response.replies.iter().for_each(|r| print(r, args.json));
         return Ok(());
     }
-    let client = args
-        .client
-        .parse::<tonic::metadata::MetadataValue<_>>()
-        .map_err(|_| anyhow::anyhow!("--client: must be plain ASCII text"))?;
-    let mut messaging = MessagingClient::new(channel);
+    // The key says whose replies these are.
+    let mut messaging = MessagingClient::new(args.connect.channel().await?);
     if args.follow {
-        let mut request = tonic::Request::new(SubscribeRepliesRequest {
+        let request = tonic::Request::new(SubscribeRepliesRequest {
             after_id: args.after,
         });
-        request.metadata_mut().insert(CLIENT_HEADER, client);
         let mut stream = messaging
             .subscribe_replies(request)
             .await
@@ -74,11 +65,10 @@ pub async fn run(args: RepliesArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut request = tonic::Request::new(ListRepliesRequest {
+    let request = tonic::Request::new(ListRepliesRequest {
         after_id: args.after,
         limit: args.limit,
     });
-    request.metadata_mut().insert(CLIENT_HEADER, client);
     let response = messaging
         .list_replies(request)
         .await

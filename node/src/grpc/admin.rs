@@ -1,17 +1,21 @@
 //! `herald.v1.Admin`: operators' changes to the running cluster, decoded and handed to the
-//! service layer (`service/admin.rs`, `service/replies.rs`).
+//! service layer (`service/admin.rs`, `service/replies.rs`, `service/clients.rs`,
+//! `service/audit.rs`).
 
 use herald_api::v1::admin_server::Admin;
 use herald_api::v1::{
-    AdminListRepliesRequest, DrainNodeRequest, DrainNodeResponse, GetPolicyRequest,
-    GetPolicyResponse, ListRepliesResponse, SetPolicyRequest, SetPolicyResponse,
+    AdminListRepliesRequest, ClientInfo, CreateClientRequest, DeleteClientRequest,
+    DeleteClientResponse, DrainNodeRequest, DrainNodeResponse, GetClientRequest, GetPolicyRequest,
+    GetPolicyResponse, ListAuditRequest, ListAuditResponse, ListClientsRequest,
+    ListClientsResponse, ListRepliesResponse, NewKeyResponse, RevokeKeyRequest, RevokeKeyResponse,
+    RotateKeyRequest, SetPolicyRequest, SetPolicyResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::context::Ctx;
 use crate::grpc::convert::{self, caller, status};
-use crate::service::admin;
 use crate::service::replies::{self, Addressee};
+use crate::service::{admin, audit, clients};
 
 pub struct AdminService {
     ctx: Ctx,
@@ -29,7 +33,7 @@ impl Admin for AdminService {
         &self,
         request: Request<AdminListRepliesRequest>,
     ) -> Result<Response<ListRepliesResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let req = request.into_inner();
         let whose = if req.unrouted {
             Addressee::Unrouted
@@ -45,7 +49,7 @@ impl Admin for AdminService {
         &self,
         request: Request<GetPolicyRequest>,
     ) -> Result<Response<GetPolicyResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let p = admin::get_policy(&self.ctx, &caller).map_err(status)?;
         Ok(Response::new(GetPolicyResponse {
             version: p.version,
@@ -60,7 +64,7 @@ impl Admin for AdminService {
         &self,
         request: Request<SetPolicyRequest>,
     ) -> Result<Response<SetPolicyResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let req = request.into_inner();
         let version = admin::set_policy(&self.ctx, &caller, &req.document, req.expected_version)
             .await
@@ -72,11 +76,100 @@ impl Admin for AdminService {
         &self,
         request: Request<DrainNodeRequest>,
     ) -> Result<Response<DrainNodeResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let req = request.into_inner();
         let drained = admin::drain(&self.ctx, &caller, req.node, req.drained, req.force)
             .await
             .map_err(status)?;
         Ok(Response::new(DrainNodeResponse { drained }))
+    }
+
+    async fn create_client(
+        &self,
+        request: Request<CreateClientRequest>,
+    ) -> Result<Response<NewKeyResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let key = clients::create(&self.ctx, &caller, &req.name, &req.role)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::new_key(&req.name, key)))
+    }
+
+    async fn list_clients(
+        &self,
+        request: Request<ListClientsRequest>,
+    ) -> Result<Response<ListClientsResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let clients = clients::list(&self.ctx, &caller).map_err(status)?;
+        Ok(Response::new(ListClientsResponse {
+            clients: clients.into_iter().map(convert::client_info).collect(),
+        }))
+    }
+
+    async fn get_client(
+        &self,
+        request: Request<GetClientRequest>,
+    ) -> Result<Response<ClientInfo>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let client = clients::get(&self.ctx, &caller, &req.name)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::client_info(client)))
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<RotateKeyRequest>,
+    ) -> Result<Response<NewKeyResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let key = clients::rotate_key(&self.ctx, &caller, &req.name)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::new_key(&req.name, key)))
+    }
+
+    async fn revoke_key(
+        &self,
+        request: Request<RevokeKeyRequest>,
+    ) -> Result<Response<RevokeKeyResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        clients::revoke_key(&self.ctx, &caller, &req.name, &req.key_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RevokeKeyResponse {}))
+    }
+
+    async fn delete_client(
+        &self,
+        request: Request<DeleteClientRequest>,
+    ) -> Result<Response<DeleteClientResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        clients::delete(&self.ctx, &caller, &req.name)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(DeleteClientResponse {}))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let query = audit::AuditQuery {
+            principal: req.principal,
+            since_ms: req.since_ms,
+            after_seq: req.after_seq,
+            limit: req.limit,
+        };
+        let entries = audit::list(&self.ctx, &caller, &query).map_err(status)?;
+        Ok(Response::new(ListAuditResponse {
+            entries: entries.into_iter().map(convert::audit_entry).collect(),
+        }))
     }
 }

@@ -24,7 +24,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         cluster::status(&self.ctx, &caller)
             .map(|c| Response::new(convert::cluster(c)))
             .map_err(status)

@@ -37,16 +37,23 @@ pub fn code(e: &ServiceError) -> tonic::Code {
         ServiceError::Exhausted { .. } => tonic::Code::ResourceExhausted,
         ServiceError::Unavailable(_) => tonic::Code::Unavailable,
         ServiceError::Internal(_) => tonic::Code::Internal,
+        ServiceError::Unauthenticated { .. } => tonic::Code::Unauthenticated,
+        ServiceError::PermissionDenied { .. } => tonic::Code::PermissionDenied,
     }
 }
 
-/// The caller, from the request's `x-herald-client` metadata.
-pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let header = request
+/// The caller, authenticated from the request's `authorization: Bearer <key>` metadata; the
+/// peer's address throttles failures.
+pub async fn caller<T>(ctx: &crate::context::Ctx, request: &Request<T>) -> Result<Caller, Status> {
+    let authorization = request
         .metadata()
-        .get(crate::service::caller::CLIENT_HEADER)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    Caller::from_header(header.as_deref()).map_err(status)
+        .get(crate::service::auth::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let source = request.remote_addr().map(|a| a.ip());
+    ctx.auth
+        .authenticate(&ctx.reader, authorization, source)
+        .await
+        .map_err(status)
 }
 
 pub fn submission(req: pb::SubmitRequest) -> Submission {
@@ -282,6 +289,45 @@ pub fn cluster(c: ClusterView) -> pb::ClusterStatusResponse {
             .collect(),
         state: c.state,
         drained: c.drained,
+    }
+}
+
+/// A new key's answer: the only place a whole key goes out, once.
+pub fn new_key(client: &str, key: crate::service::auth::NewKey) -> pb::NewKeyResponse {
+    use secrecy::ExposeSecret as _;
+    pb::NewKeyResponse {
+        client: client.to_string(),
+        key: key.key.expose_secret().to_string(),
+        key_id: key.key_id,
+    }
+}
+
+pub fn client_info(c: crate::service::clients::ClientView) -> pb::ClientInfo {
+    pb::ClientInfo {
+        name: c.name,
+        role: c.role,
+        created_at_ms: c.created_at_ms,
+        keys: c
+            .keys
+            .into_iter()
+            .map(|k| pb::KeyInfo {
+                key_id: k.key_id,
+                added_at_ms: k.added_at_ms,
+                revoked_at_ms: k.revoked_at_ms,
+            })
+            .collect(),
+    }
+}
+
+pub fn audit_entry(e: crate::service::audit::AuditEntry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        seq: e.seq,
+        at_ms: e.at_ms,
+        principal: e.principal,
+        key_id: e.key_id,
+        principal_kind: e.principal_kind,
+        action: e.action,
+        detail: e.detail,
     }
 }
 

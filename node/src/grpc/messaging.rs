@@ -32,7 +32,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<ListRepliesRequest>,
     ) -> Result<Response<ListRepliesResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let req = request.into_inner();
         replies::list_own(&self.ctx, &caller, req.after_id, req.limit)
             .map(|page| Response::new(convert::replies(page)))
@@ -43,18 +43,17 @@ impl Messaging for MessagingService {
         &self,
         request: Request<SubscribeRepliesRequest>,
     ) -> Result<Response<Self::SubscribeRepliesStream>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let after_id = request.into_inner().after_id;
-        Ok(Response::new(crate::grpc::replies::stream(
-            replies::subscribe(self.ctx.clone(), &caller, after_id),
-        )))
+        let replies = replies::subscribe(self.ctx.clone(), &caller, after_id).map_err(status)?;
+        Ok(Response::new(crate::grpc::replies::stream(replies)))
     }
 
     async fn submit(
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let submission = convert::submission(request.into_inner());
         submit::submit(&self.ctx, &caller, submission)
             .await
@@ -66,7 +65,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<SubmitBatchRequest>,
     ) -> Result<Response<SubmitBatchResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let submissions = request
             .into_inner()
             .messages
@@ -85,7 +84,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<GetMessageRequest>,
     ) -> Result<Response<GetMessageResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let id = request.into_inner().message_id;
         messages::get(&self.ctx, &caller, &id)
             .await
@@ -97,7 +96,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<GetMessagesRequest>,
     ) -> Result<Response<GetMessagesResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let ids = request.into_inner().message_ids;
         messages::get_many(&self.ctx, &caller, &ids)
             .await
@@ -109,7 +108,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<GetTraceRequest>,
     ) -> Result<Response<GetTraceResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let id = request.into_inner().message_id;
         messages::trace(&self.ctx, &caller, &id)
             .await
@@ -121,7 +120,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<CancelMessageRequest>,
     ) -> Result<Response<CancelMessageResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&self.ctx, &request).await?;
         let id = request.into_inner().message_id;
         messages::cancel(&self.ctx, &caller, &id)
             .await

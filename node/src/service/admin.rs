@@ -10,6 +10,7 @@ use openraft::async_runtime::WatchReceiver as _;
 
 use super::caller::Caller;
 use super::error::ServiceError;
+use super::permissions::Permission;
 use crate::context::Ctx;
 use crate::policy::DispatchPolicy;
 
@@ -22,7 +23,8 @@ pub struct PolicyView {
     pub changed_by: String,
 }
 
-pub fn get_policy(ctx: &Ctx, _caller: &Caller) -> Result<PolicyView, ServiceError> {
+pub fn get_policy(ctx: &Ctx, caller: &Caller) -> Result<PolicyView, ServiceError> {
+    caller.require(Permission::ReadPolicy)?;
     let record = ctx
         .reader
         .policy()
@@ -46,6 +48,7 @@ pub async fn set_policy(
     document: &str,
     expected_version: u64,
 ) -> Result<u64, ServiceError> {
+    caller.require(Permission::SetPolicy)?;
     let policy = DispatchPolicy::parse(document, &ctx.link_names()).map_err(|e| {
         ServiceError::InvalidArgument {
             field: e.field,
@@ -60,9 +63,10 @@ pub async fn set_policy(
         Kind::PolicyChanged(PolicyChanged {
             version,
             document: policy.to_json(),
-            changed_by: caller.client().to_string(),
+            changed_by: caller.name().to_string(),
         }),
-    );
+    )
+    .by(caller.principal());
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     match outcomes.first() {
         Some(EventOutcome::Applied) => Ok(version),
@@ -82,11 +86,12 @@ pub async fn set_policy(
 /// `force`: the links would be held by nobody and messages would wait in their queues for good.
 pub async fn drain(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     node: u64,
     drained: bool,
     force: bool,
 ) -> Result<Vec<u64>, ServiceError> {
+    caller.require(Permission::DrainNode)?;
     let metrics = ctx.raft.metrics().borrow_watched().clone();
     let membership = metrics.membership_config.membership();
     let members: Vec<u64> = membership.nodes().map(|(id, _)| *id).collect();
@@ -112,7 +117,8 @@ pub async fn drain(
     let event = Event::new(
         now_ms(),
         Kind::NodeDrain(NodeDrainChanged { node, drained }),
-    );
+    )
+    .by(caller.principal());
     ctx.proposer.propose(vec![event]).await?;
     let applied_here = || {
         ctx.reader

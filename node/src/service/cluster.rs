@@ -7,6 +7,7 @@ use openraft::async_runtime::WatchReceiver as _;
 
 use super::caller::Caller;
 use super::error::ServiceError;
+use super::permissions::Permission;
 use crate::context::Ctx;
 
 /// One member of the cluster.
@@ -77,7 +78,8 @@ pub struct ClusterView {
     pub drained: Vec<u64>,
 }
 
-pub fn status(ctx: &Ctx, _caller: &Caller) -> Result<ClusterView, ServiceError> {
+pub fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
+    caller.require(Permission::ReadCluster)?;
     let m = ctx.raft.metrics().borrow_watched().clone();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();

@@ -35,6 +35,14 @@ pub enum ServiceError {
     /// A failure of the node itself (storage, an unexpected outcome): not the caller's doing.
     #[error("{0}")]
     Internal(String),
+    /// The call carries no usable key: none, malformed, unknown, wrong or revoked. `reason` says
+    /// which, naming the key's public id at most, never the key.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated { reason: String },
+    /// The caller is known but its role does not grant `permission` (a name such as
+    /// `policy.set`). Nothing was read or written.
+    #[error("permission denied: this call needs the permission {permission}, which the caller's role does not grant")]
+    PermissionDenied { permission: String },
 }
 
 /// A retry hint in whole milliseconds, never 0 (0 would read as "at once, as often as you like").
@@ -43,6 +51,13 @@ pub fn retry_after_ms(retry_after: Duration) -> u64 {
 }
 
 impl ServiceError {
+    /// A known caller without `permission`.
+    pub fn denied(permission: super::permissions::Permission) -> ServiceError {
+        ServiceError::PermissionDenied {
+            permission: permission.name().to_string(),
+        }
+    }
+
     /// Bad input: `field` and the rule it breaks (with the value given).
     pub fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ServiceError {
         ServiceError::InvalidArgument {
@@ -70,6 +85,7 @@ impl ServiceError {
             },
             ServiceError::Unavailable(m) => ServiceError::Unavailable(format!("{item}.{m}")),
             ServiceError::Internal(m) => ServiceError::Internal(format!("{item}.{m}")),
+            e @ (ServiceError::Unauthenticated { .. } | ServiceError::PermissionDenied { .. }) => e,
         }
     }
 

@@ -16,6 +16,7 @@ use herald_raft::types::EventOutcome;
 
 use super::caller::Caller;
 use super::error::ServiceError;
+use super::permissions::Permission;
 use super::view::{copy_view, message_view, MessageView};
 use crate::context::Ctx;
 
@@ -52,9 +53,15 @@ async fn read_known(ctx: &Ctx, id: u64) -> Result<MessageRecord, ServiceError> {
 }
 
 /// One message, with its copies when it was sent as several.
-pub async fn get(ctx: &Ctx, _caller: &Caller, raw_id: &str) -> Result<MessageView, ServiceError> {
+pub async fn get(ctx: &Ctx, caller: &Caller, raw_id: &str) -> Result<MessageView, ServiceError> {
+    caller.require(Permission::ReadOwnMessages)?;
     let id = parse_message_id(raw_id)?;
     let record = read_known(ctx, id).await?;
+    caller.require_scope(
+        &record.client_id,
+        Permission::ReadOwnMessages,
+        Permission::ReadAllMessages,
+    )?;
     let mut view = message_view(&record, ctx.id(), *ctx.applied.borrow());
     for copy_id in &record.copies {
         if let Some(copy) = read(ctx, *copy_id)? {
@@ -76,9 +83,15 @@ pub struct TraceView {
 }
 
 /// The protocol trace of one message: every PDU exchanged for it and every decision taken.
-pub async fn trace(ctx: &Ctx, _caller: &Caller, raw_id: &str) -> Result<TraceView, ServiceError> {
+pub async fn trace(ctx: &Ctx, caller: &Caller, raw_id: &str) -> Result<TraceView, ServiceError> {
+    caller.require(Permission::ReadOwnMessages)?;
     let id = parse_message_id(raw_id)?;
     let m = read_known(ctx, id).await?;
+    caller.require_scope(
+        &m.client_id,
+        Permission::ReadOwnMessages,
+        Permission::ReadAllMessages,
+    )?;
     Ok(TraceView {
         id: m.id,
         state: m.state(),
@@ -93,19 +106,26 @@ pub async fn trace(ctx: &Ctx, _caller: &Caller, raw_id: &str) -> Result<TraceVie
 /// Cancels a message not yet handed to a carrier. Canceling a canceled message is no error.
 pub async fn cancel(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     raw_id: &str,
 ) -> Result<MessageState, ServiceError> {
+    caller.require(Permission::CancelOwnMessages)?;
     let id = parse_message_id(raw_id)?;
     if read(ctx, id)?.is_none() {
         ctx.catch_up(CATCH_UP).await;
     }
     let record = read(ctx, id)?
         .ok_or_else(|| ServiceError::NotFound(format!("message_id: no message {id}")))?;
+    caller.require_scope(
+        &record.client_id,
+        Permission::CancelOwnMessages,
+        Permission::CancelAllMessages,
+    )?;
     if record.state() == MessageState::Canceled {
         return Ok(MessageState::Canceled);
     }
-    let event = Event::new(now_ms(), Kind::Canceled(MessageCanceled { message_id: id }));
+    let event = Event::new(now_ms(), Kind::Canceled(MessageCanceled { message_id: id }))
+        .by(caller.principal());
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     match outcomes.first() {
         Some(EventOutcome::Applied) => Ok(MessageState::Canceled),
@@ -215,9 +235,10 @@ fn status_of(id: u64, record: Option<&MessageRecord>) -> MessageStatus {
 /// leader a moment ago may not be applied here yet).
 pub async fn get_many(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     raw_ids: &[String],
 ) -> Result<Statuses, ServiceError> {
+    caller.require(Permission::ReadOwnMessages)?;
     let ids = parse_ids(raw_ids)?;
     let mut records = read_all(ctx, &ids)?;
     if records.iter().any(Option::is_none) {
@@ -228,6 +249,13 @@ pub async fn get_many(
                 *record = read_all(ctx, std::slice::from_ref(id))?.pop().flatten();
             }
         }
+    }
+    for record in records.iter().flatten() {
+        caller.require_scope(
+            &record.client_id,
+            Permission::ReadOwnMessages,
+            Permission::ReadAllMessages,
+        )?;
     }
     let applied = *ctx.applied.borrow();
     Ok(Statuses {

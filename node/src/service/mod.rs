@@ -8,12 +8,19 @@
 //! - `view`: how a message and its timeline read (the wording every transport shows).
 //! - `replies`: subscribers' replies, listed or followed.
 //! - `admin`: the dispatch policy and draining nodes; `cluster`: the cluster's status.
+//! - `auth`: who a call is (its API key); `caller`: the authenticated caller; `permissions`:
+//!   what each role may do (every operation names the permission it needs).
+//! - `clients`: client systems and their keys; `audit`: the audit trail.
 
 pub mod admin;
+pub mod audit;
+pub mod auth;
 pub mod caller;
+pub mod clients;
 pub mod cluster;
 pub mod error;
 pub mod messages;
+pub mod permissions;
 pub mod quota;
 pub mod replies;
 pub mod submit;

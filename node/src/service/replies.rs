@@ -11,6 +11,7 @@ use herald_raft::records::ReplyRecord;
 
 use super::caller::Caller;
 use super::error::ServiceError;
+use super::permissions::Permission;
 use crate::context::Ctx;
 
 /// Replies per answer when the caller gives no limit, and the most it may ask for.
@@ -73,7 +74,8 @@ pub fn list_own(
     after_id: u64,
     requested: u32,
 ) -> Result<ReplyPage, ServiceError> {
-    list(ctx, caller.client(), after_id, requested)
+    caller.require(Permission::ReadOwnReplies)?;
+    list(ctx, caller.name(), after_id, requested)
 }
 
 /// Whose replies an operator asks for.
@@ -86,11 +88,17 @@ pub enum Addressee<'a> {
 /// Any client's replies, or the unrouted ones (for operators).
 pub fn list_for(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     whose: Addressee<'_>,
     after_id: u64,
     requested: u32,
 ) -> Result<ReplyPage, ServiceError> {
+    match whose {
+        Addressee::Client(c) => {
+            caller.require_scope(c, Permission::ReadOwnReplies, Permission::ReadAllReplies)?
+        }
+        Addressee::Unrouted => caller.require(Permission::ReadAllReplies)?,
+    }
     list(ctx, addressee(whose)?, after_id, requested)
 }
 
@@ -115,38 +123,42 @@ struct Subscription {
 
 /// The caller's stored replies after `after_id`, then each new one as this node applies it.
 /// The stream ends when the transport drops it (the client went away).
-pub fn subscribe(ctx: Ctx, caller: &Caller, after_id: u64) -> ReplyStream {
+pub fn subscribe(ctx: Ctx, caller: &Caller, after_id: u64) -> Result<ReplyStream, ServiceError> {
+    caller.require(Permission::ReadOwnReplies)?;
     let start = Subscription {
         ctx,
-        client_id: caller.client().to_string(),
+        client_id: caller.name().to_string(),
         last_id: after_id,
         waiting: VecDeque::new(),
     };
-    Box::pin(futures::stream::unfold(start, |mut sub| async move {
-        loop {
-            if let Some(next) = sub.waiting.pop_front() {
-                return Some((Ok(next), sub));
-            }
-            // Subscribed before reading: an entry applied in between still wakes the wait.
-            let mut applied = sub.ctx.applied.clone();
-            applied.mark_unchanged();
-            match read(
-                &sub.ctx,
-                &sub.client_id,
-                sub.last_id,
-                DEFAULT_LIMIT as usize,
-            ) {
-                Ok(replies) if !replies.is_empty() => {
-                    sub.last_id = replies.last().map_or(sub.last_id, |r| r.id);
-                    sub.waiting.extend(replies);
-                    continue;
+    Ok(Box::pin(futures::stream::unfold(
+        start,
+        |mut sub| async move {
+            loop {
+                if let Some(next) = sub.waiting.pop_front() {
+                    return Some((Ok(next), sub));
                 }
-                Ok(_) => {}
-                Err(e) => return Some((Err(e), sub)),
+                // Subscribed before reading: an entry applied in between still wakes the wait.
+                let mut applied = sub.ctx.applied.clone();
+                applied.mark_unchanged();
+                match read(
+                    &sub.ctx,
+                    &sub.client_id,
+                    sub.last_id,
+                    DEFAULT_LIMIT as usize,
+                ) {
+                    Ok(replies) if !replies.is_empty() => {
+                        sub.last_id = replies.last().map_or(sub.last_id, |r| r.id);
+                        sub.waiting.extend(replies);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some((Err(e), sub)),
+                }
+                let _ = tokio::time::timeout(IDLE_RECHECK, applied.changed()).await;
             }
-            let _ = tokio::time::timeout(IDLE_RECHECK, applied.changed()).await;
-        }
-    }))
+        },
+    )))
 }
 
 #[cfg(test)]

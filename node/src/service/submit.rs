@@ -7,6 +7,7 @@ use herald_raft::types::EventOutcome;
 
 use super::caller::Caller;
 use super::error::ServiceError;
+use super::permissions::Permission;
 use super::validate;
 use crate::config::NodeConfig;
 use crate::context::Ctx;
@@ -63,8 +64,10 @@ pub async fn submit(
     caller: &Caller,
     submission: Submission,
 ) -> Result<Submitted, ServiceError> {
+    caller.require(Permission::Submit)?;
     let policy = ctx.policy();
-    let event = submitted_event(&submission, &ctx.config, &policy, caller.client(), now_ms())?;
+    let event = submitted_event(&submission, &ctx.config, &policy, caller.name(), now_ms())?
+        .by(caller.principal());
     admit(ctx, &policy, caller, 1)?;
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     let outcome = outcomes.into_iter().next().ok_or_else(|| {
@@ -82,6 +85,7 @@ pub async fn submit_batch(
     caller: &Caller,
     submissions: Vec<Submission>,
 ) -> Result<Vec<Result<Submitted, ServiceError>>, ServiceError> {
+    caller.require(Permission::Submit)?;
     check_batch_size(submissions.len())?;
     let now = now_ms();
     let policy = ctx.policy();
@@ -89,9 +93,9 @@ pub async fn submit_batch(
     let mut events = Vec::with_capacity(submissions.len());
     let mut positions = Vec::with_capacity(submissions.len());
     for (i, submission) in submissions.iter().enumerate() {
-        match submitted_event(submission, &ctx.config, &policy, caller.client(), now) {
+        match submitted_event(submission, &ctx.config, &policy, caller.name(), now) {
             Ok(event) => {
-                events.push(event);
+                events.push(event.by(caller.principal()));
                 positions.push(i);
                 // Replaced by the outcome below.
                 results.push(Err(ServiceError::Internal("not proposed".into())));
@@ -174,7 +178,7 @@ fn admit(
     caller: &Caller,
     count: u32,
 ) -> Result<(), ServiceError> {
-    let client = caller.client();
+    let client = caller.name();
     ctx.client_rates.admit(policy, client, count, || {
         ctx.reader.pending_of(client).unwrap_or(0)
     })

@@ -16,8 +16,8 @@ use anyhow::Context as _;
 use herald_api::v1::cluster_client::ClusterClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{ClusterStatusRequest, ClusterStatusResponse};
-use herald_node::cli::connect::Connector;
-use tonic::transport::Channel;
+use herald_node::cli::connect::{ClientChannel, Connector};
+use secrecy::SecretString;
 
 use super::proxy::Proxy;
 use crate::herald_bin;
@@ -86,6 +86,8 @@ pub struct ChaosCluster {
     paused: Mutex<BTreeSet<u64>>,
     sim_procs: Mutex<Vec<Option<Child>>>,
     sim_paused: Mutex<BTreeSet<usize>>,
+    /// The bootstrap admin key of every node's `[auth]`: the workload and the checks call with it.
+    admin_key: SecretString,
 }
 
 /// A port free on `ip` at the time of asking.
@@ -162,6 +164,7 @@ impl ChaosCluster {
                 sim_proxies.insert((from.id, s), p);
             }
         }
+        let (admin_key, auth_toml) = crate::admin_key();
         for n in &nodes {
             let mut peers = String::new();
             for p in &nodes {
@@ -189,7 +192,7 @@ impl ChaosCluster {
                 "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
                  [raft]\nheartbeat-ms = {hb}\nelection-timeout-min-ms = {emin}\nelection-timeout-max-ms = {emax}\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = {lost}\n\n\
-                 {peers}{links}",
+                 {auth_toml}{peers}{links}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
@@ -214,6 +217,7 @@ impl ChaosCluster {
             procs: Mutex::default(),
             paused: Mutex::default(),
             sim_paused: Mutex::default(),
+            admin_key,
         };
         for s in 0..cluster.sims.len() {
             cluster.start_sim(s)?;
@@ -401,7 +405,7 @@ impl ChaosCluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
-        let channel = channel(&self.node(id).grpc, Duration::from_secs(2)).await?;
+        let channel = channel(&self.node(id).grpc, &self.admin_key, Duration::from_secs(2)).await?;
         let mut client = ClusterClient::new(channel);
         tokio::time::timeout(
             Duration::from_secs(2),
@@ -451,10 +455,14 @@ impl ChaosCluster {
         holders
     }
 
-    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<Channel>> {
-        channel(&self.node(id).grpc, Duration::from_secs(30))
-            .await
-            .map(MessagingClient::new)
+    pub async fn messaging(&self, id: u64) -> Option<MessagingClient<ClientChannel>> {
+        channel(
+            &self.node(id).grpc,
+            &self.admin_key,
+            Duration::from_secs(30),
+        )
+        .await
+        .map(MessagingClient::new)
     }
 }
 
@@ -481,8 +489,9 @@ impl Drop for ChaosCluster {
 
 /// A channel to a node as every client makes it (`herald_node::cli::connect`): a short connect
 /// timeout, since faults keep nodes away, and `timeout` on every call.
-pub async fn channel(addr: &str, timeout: Duration) -> Option<Channel> {
+pub async fn channel(addr: &str, key: &SecretString, timeout: Duration) -> Option<ClientChannel> {
     Connector::new(addr)
+        .api_key(key.clone())
         .connect_timeout(Duration::from_millis(500))
         .request_timeout(timeout)
         .channel()

@@ -8,6 +8,7 @@
 //! second `herald dev` on the same folder or ports refuses and leaves the first one alone.
 
 mod control;
+mod credentials;
 mod folder;
 mod layout;
 mod supervisor;
@@ -18,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::cli::connect::Connector;
 use crate::config::{
-    LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
+    AuthConfig, LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
 };
+use secrecy::{ExposeSecret as _, SecretString};
 
 use control::Request;
 use folder::{DevFolder, CLUSTER_FILE};
@@ -70,6 +72,10 @@ pub struct DevArgs {
     /// destinations starting 1340000 with result 13.
     #[arg(long = "sim-arg", value_name = "ARG", allow_hyphen_values = true)]
     sim_args: Vec<String>,
+    /// No API keys (and no TLS): every caller is an admin; cluster.json's credentials are
+    /// null. For a benchmark's "off" case.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -175,7 +181,10 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
         folder.empty()?;
     }
     let exe = std::env::current_exe()?;
-    let specs = child_specs(&args, &layout, &folder)?;
+    // A bootstrap admin key for this run: its hash goes into every node config, the key into
+    // cluster.json (the dev folder is the developer's own).
+    let admin = (!args.insecure).then(crate::service::auth::NewKey::generate);
+    let specs = child_specs(&args, &layout, &folder, admin.as_ref())?;
     // Listening for the signals before any child starts: the children run in their own process
     // group, so a signal that killed this process unhandled would leave them running.
     let shutdown = stop_signals()?;
@@ -184,8 +193,18 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
     supervisor.start_all()?;
 
     let endpoints: Vec<String> = layout.ids().map(|id| layout.grpc(id).to_string()).collect();
+    let admin_key = admin.as_ref().map(|k| k.key.clone());
     tokio::select! {
-        leader = wait_for_agreed_leader(&endpoints, Duration::from_secs(30)) => {
+        leader = wait_for_agreed_leader(&endpoints, admin_key.as_ref(), Duration::from_secs(30)) => {
+            if let (Some(admin), Some(_)) = (&admin_key, leader) {
+                match credentials::demo_key(&endpoints[0], admin).await {
+                    Ok(demo) => supervisor.set_credentials(serde_json::json!({
+                        "admin": admin.expose_secret(),
+                        "demo": demo.expose_secret(),
+                    }))?,
+                    Err(e) => eprintln!("could not make the demo client's key: {e:#}"),
+                }
+            }
             print_banner(&args, &layout, &supervisor, leader);
             supervisor.run(listener, shutdown).await
         }
@@ -214,6 +233,7 @@ fn child_specs(
     args: &DevArgs,
     layout: &Layout,
     folder: &DevFolder,
+    admin: Option<&crate::service::auth::NewKey>,
 ) -> anyhow::Result<Vec<ChildSpec>> {
     let dir = folder.path();
     let sim_addr = layout.sim().to_string();
@@ -285,6 +305,13 @@ fn child_specs(
             raft: RaftTuning::default(),
             messages: MessageLimits::default(),
             placement: PlacementConfig::default(),
+            insecure: args.insecure,
+            auth: AuthConfig {
+                admin_key_sha256: admin
+                    .map(|k| crate::service::auth::hex(&k.sha256()))
+                    .into_iter()
+                    .collect(),
+            },
         };
         let name = format!("node{}", peer.id);
         let path = folder.join(&format!("{name}.toml"));
@@ -369,12 +396,16 @@ fn print_banner(args: &DevArgs, layout: &Layout, supervisor: &Supervisor, leader
 /// takes a call at once. One node knowing its leader is not enough: at a cold start the first
 /// candidate asks for votes before its peers listen and waits out an election timeout (1.5–3 s),
 /// and calls made meanwhile wait that long (benchmarks saw p99 of 2 s on a fresh cluster).
-async fn wait_for_agreed_leader(endpoints: &[String], limit: Duration) -> Option<u64> {
+async fn wait_for_agreed_leader(
+    endpoints: &[String],
+    key: Option<&SecretString>,
+    limit: Duration,
+) -> Option<u64> {
     let start = Instant::now();
     while start.elapsed() < limit {
         let mut leaders = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
-            leaders.push(leader_seen_by(endpoint).await);
+            leaders.push(leader_seen_by(endpoint, key).await);
         }
         if let Some(Some(leader)) = leaders.first() {
             if leaders.iter().all(|l| *l == Some(*leader)) {
@@ -387,14 +418,14 @@ async fn wait_for_agreed_leader(endpoints: &[String], limit: Duration) -> Option
 }
 
 /// The leader `endpoint`'s node knows of, if it answers and knows one.
-async fn leader_seen_by(endpoint: &str) -> Option<u64> {
+async fn leader_seen_by(endpoint: &str, key: Option<&SecretString>) -> Option<u64> {
     use herald_api::v1::cluster_client::ClusterClient;
     // A node that accepts but does not answer (stopped, wedged) must not hold up the wait.
-    let channel = Connector::new(endpoint)
-        .request_timeout(Duration::from_secs(1))
-        .channel()
-        .await
-        .ok()?;
+    let mut connector = Connector::new(endpoint).request_timeout(Duration::from_secs(1));
+    if let Some(key) = key {
+        connector = connector.api_key(key.clone());
+    }
+    let channel = connector.channel().await.ok()?;
     let mut client = ClusterClient::new(channel);
     let status = client
         .status(herald_api::v1::ClusterStatusRequest {})

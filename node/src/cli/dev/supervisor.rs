@@ -71,6 +71,9 @@ pub struct Supervisor {
     exits_rx: mpsc::UnboundedReceiver<Exit>,
     /// Cancelled on Ctrl-C: every child's watcher then stops its child.
     stop: CancellationToken,
+    /// `cluster.json`'s `credentials`: the admin's and the demo sender's keys (null until made,
+    /// and for an insecure cluster).
+    credentials: serde_json::Value,
 }
 
 impl Supervisor {
@@ -86,7 +89,15 @@ impl Supervisor {
             exits_tx,
             exits_rx,
             stop: CancellationToken::new(),
+            credentials: serde_json::Value::Null,
         }
+    }
+
+    /// Records the cluster's keys in `cluster.json`, where client commands run in the folder's
+    /// parent find them.
+    pub fn set_credentials(&mut self, credentials: serde_json::Value) -> std::io::Result<()> {
+        self.credentials = credentials;
+        self.write_cluster_file()
     }
 
     pub fn folder(&self) -> &DevFolder {
@@ -160,6 +171,7 @@ impl Supervisor {
         let cluster = serde_json::json!({
             "nodes": entries(Kind::Node),
             "simulators": entries(Kind::Simulator),
+            "credentials": self.credentials,
             // null once stopped: no process answers at that socket any more.
             "supervisor": (!self.stop.is_cancelled()).then(|| serde_json::json!({
                 "pid": std::process::id(),

@@ -1,0 +1,368 @@
+//! Authentication: from what a call presents (`authorization: Bearer <key>`) to a [`Caller`].
+//!
+//! An API key is `hrd_<key id>_<secret>`: the key id (12 lowercase hex characters) is public and
+//! names the key in lists and the audit trail; the secret is 32 random bytes in base64url. The
+//! log and the node config hold only the SHA-256 of the whole key, compared in constant time.
+//! A key is looked up in the node config's bootstrap admin list (`[auth] admin-key-sha256`:
+//! admins that exist before any client does), then in the local projection's client list.
+//!
+//! A failed authentication is never written to the log. It is counted, logged (at most a few
+//! lines a second), answered after [`FAILURE_DELAY`], and limited per source address: past
+//! [`FAILURES_PER_SECOND`] (burst [`FAILURE_BURST`]) a source's further failures are answered
+//! RESOURCE_EXHAUSTED. A good key is always checked and served, whatever its source's failures.
+//!
+//! This module names no wire type: the transport hands over the header's value and the peer's
+//! address.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use herald_raft::reader::ProjectionReader;
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::caller::Caller;
+use super::error::ServiceError;
+use super::permissions::Role;
+
+/// Every key starts with this, so that a leaked one is recognisable (secret scanners, logs).
+pub const KEY_PREFIX: &str = "hrd_";
+
+/// The key id's length in hex characters (48 bits: unique among any cluster's keys).
+pub const KEY_ID_LEN: usize = 12;
+
+/// The secret's random bytes.
+pub const SECRET_BYTES: usize = 32;
+
+/// How long a failed authentication waits before it is answered: guessing gets slow, and a
+/// flood's answers come back no faster than this.
+pub const FAILURE_DELAY: Duration = Duration::from_millis(250);
+
+/// Failed authentications a source address may make per second before the next ones are
+/// answered RESOURCE_EXHAUSTED…
+pub const FAILURES_PER_SECOND: u32 = 5;
+/// …after a burst of this many.
+pub const FAILURE_BURST: u32 = 20;
+
+/// The limiter forgets sources idle for long every this many failures, so that a flood from
+/// many addresses cannot grow it without bound.
+const PRUNE_EVERY: u64 = 1024;
+
+/// The metadata (and HTTP header) that carries the key, and its scheme.
+pub const AUTHORIZATION: &str = "authorization";
+pub const BEARER: &str = "Bearer ";
+
+/// A new key: its public id and the whole key, shown once to whoever asked for it.
+pub struct NewKey {
+    pub key_id: String,
+    pub key: SecretString,
+}
+
+impl NewKey {
+    pub fn generate() -> NewKey {
+        let mut id = [0u8; KEY_ID_LEN / 2];
+        let mut secret = [0u8; SECRET_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let key_id = hex(&id);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        NewKey {
+            key: SecretString::from(format!("{KEY_PREFIX}{key_id}_{secret}")),
+            key_id,
+        }
+    }
+
+    pub fn sha256(&self) -> Vec<u8> {
+        sha256(self.key.expose_secret()).to_vec()
+    }
+}
+
+pub fn sha256(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key id of a well-formed key, or what is wrong with it (never quoting the key).
+pub fn key_id_of(key: &str) -> Result<&str, String> {
+    let Some(rest) = key.strip_prefix(KEY_PREFIX) else {
+        return Err(format!(
+            "the key is malformed: an API key starts with {KEY_PREFIX:?}"
+        ));
+    };
+    let (id, secret) = match (rest.get(..KEY_ID_LEN), rest.get(KEY_ID_LEN..)) {
+        (Some(id), Some(secret)) => (id, secret),
+        _ => return Err("the key is malformed: too short".into()),
+    };
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "the key is malformed: its id (after {KEY_PREFIX:?}) is {KEY_ID_LEN} lowercase hex characters"
+        ));
+    }
+    let Some(secret) = secret.strip_prefix('_') else {
+        return Err("the key is malformed: no '_' after its id".into());
+    };
+    let min = SECRET_BYTES * 4 / 3;
+    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if secret.len() < min || !secret.bytes().all(base64url) {
+        return Err(format!(
+            "the key is malformed: its secret is at least {min} base64url characters"
+        ));
+    }
+    Ok(id)
+}
+
+/// Why an `[auth] admin-key-sha256` entry is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("[auth] admin-key-sha256[{index}]: {value:?} is not a SHA-256 in hex (64 hex characters)")]
+pub struct BadAdminKeyHash {
+    pub index: usize,
+    pub value: String,
+}
+
+/// Parses the bootstrap admin hashes of the node config.
+pub fn parse_admin_hashes(hashes: &[String]) -> Result<Vec<[u8; 32]>, BadAdminKeyHash> {
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let bad = || BadAdminKeyHash {
+                index,
+                value: value.clone(),
+            };
+            let v = value.trim();
+            if v.len() != 64 || !v.is_ascii() {
+                return Err(bad());
+            }
+            let mut out = [0u8; 32];
+            for (i, byte) in out.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Decides who a call is. One per node.
+pub struct Authenticator {
+    insecure: bool,
+    admin_hashes: Vec<[u8; 32]>,
+    per_source: DefaultKeyedRateLimiter<IpAddr>,
+    log_lines: DefaultDirectRateLimiter,
+    failures: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl Authenticator {
+    /// `insecure`: every call is [`Caller::anonymous`] (an admin). Otherwise a key is required.
+    pub fn new(insecure: bool, admin_hashes: Vec<[u8; 32]>) -> Authenticator {
+        let per_second = NonZeroU32::new(FAILURES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(FAILURE_BURST).unwrap_or(NonZeroU32::MIN);
+        Authenticator {
+            insecure,
+            admin_hashes,
+            per_source: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            log_lines: RateLimiter::direct(
+                Quota::per_second(NonZeroU32::MIN)
+                    .allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
+            ),
+            failures: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Failed authentications since start, and how many of them were throttled.
+    pub fn failures(&self) -> (u64, u64) {
+        (
+            self.failures.load(Ordering::Relaxed),
+            self.throttled.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The caller of a call whose `authorization` value (None: absent) came from `source`.
+    pub async fn authenticate(
+        &self,
+        reader: &ProjectionReader,
+        authorization: Option<&[u8]>,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, ServiceError> {
+        if self.insecure {
+            return Ok(Caller::anonymous());
+        }
+        match self.check(reader, authorization) {
+            Ok(caller) => Ok(caller),
+            Err(Failure::Storage(e)) => Err(e),
+            Err(Failure::Refused(reason)) => Err(self.failed(reason, source).await),
+        }
+    }
+
+    fn check(
+        &self,
+        reader: &ProjectionReader,
+        authorization: Option<&[u8]>,
+    ) -> Result<Caller, Failure> {
+        let refused = |reason: String| Failure::Refused(reason);
+        let Some(value) = authorization else {
+            return Err(refused(format!(
+                "no API key: send the metadata {AUTHORIZATION}: {BEARER}<key>"
+            )));
+        };
+        let value = std::str::from_utf8(value)
+            .map_err(|_| refused(format!("the {AUTHORIZATION} value is not text")))?;
+        let Some(key) = value.strip_prefix(BEARER) else {
+            return Err(refused(format!(
+                "the {AUTHORIZATION} value does not start with {BEARER:?}"
+            )));
+        };
+        let key = key.trim();
+        let key_id = key_id_of(key).map_err(refused)?;
+        let digest = sha256(key);
+        // Every bootstrap hash is compared, in constant time each.
+        let bootstrap = self
+            .admin_hashes
+            .iter()
+            .fold(subtle::Choice::from(0), |found, h| found | h.ct_eq(&digest));
+        if bool::from(bootstrap) {
+            return Ok(Caller::bootstrap_admin(key_id));
+        }
+        let client = reader
+            .client_of_key(key_id)
+            .map_err(|e| Failure::Storage(ServiceError::Internal(e.to_string())))?;
+        let Some(client) = client else {
+            return Err(refused(format!("unknown key id {key_id}")));
+        };
+        let Some(stored) = client.key(key_id) else {
+            return Err(refused(format!("unknown key id {key_id}")));
+        };
+        if !bool::from(stored.sha256.as_slice().ct_eq(&digest)) {
+            return Err(refused(format!("wrong secret for key id {key_id}")));
+        }
+        if !stored.is_live() {
+            return Err(refused(format!("key {key_id} was revoked")));
+        }
+        let Some(role) = Role::parse(&client.role) else {
+            return Err(Failure::Storage(ServiceError::Internal(format!(
+                "client {:?} has the role {:?}, which this node does not know",
+                client.name, client.role
+            ))));
+        };
+        Ok(Caller::client(&client.name, key_id, role))
+    }
+
+    /// Counts, logs (rate-limited) and delays a failed authentication; throttles its source.
+    async fn failed(&self, reason: String, source: Option<IpAddr>) -> ServiceError {
+        let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if count.is_multiple_of(PRUNE_EVERY) {
+            self.per_source.retain_recent();
+            self.per_source.shrink_to_fit();
+        }
+        let allowed = match source {
+            Some(ip) => self.per_source.check_key(&ip).is_ok(),
+            None => true,
+        };
+        if !allowed {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.log_lines.check().is_ok() {
+            let from = source.map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string());
+            let (failures, throttled) = self.failures();
+            tracing::warn!(
+                "failed authentication from {from}: {reason} ({failures} failed since start, \
+                 {throttled} of them throttled)"
+            );
+        }
+        tokio::time::sleep(FAILURE_DELAY).await;
+        if allowed {
+            ServiceError::Unauthenticated { reason }
+        } else {
+            ServiceError::Exhausted {
+                rule: format!(
+                    "too many failed authentications from this address (more than \
+                     {FAILURES_PER_SECOND} a second after {FAILURE_BURST}); the last one: {reason}"
+                ),
+                retry_after: Duration::from_secs(1),
+            }
+        }
+    }
+
+    /// Sources the limiter tracks now (for tests of its pruning).
+    pub fn tracked_sources(&self) -> usize {
+        self.per_source.len()
+    }
+}
+
+enum Failure {
+    Refused(String),
+    Storage(ServiceError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_key_has_the_prefix_its_id_and_a_long_secret() {
+        let k = NewKey::generate();
+        let key = k.key.expose_secret();
+        assert!(key.starts_with("hrd_"), "prefix");
+        assert_eq!(key_id_of(key), Ok(k.key_id.as_str()));
+        assert_eq!(k.key_id.len(), KEY_ID_LEN);
+        assert_eq!(key.len(), 4 + 12 + 1 + 43);
+        assert_eq!(k.sha256(), sha256(key).to_vec());
+        assert_ne!(NewKey::generate().key_id, k.key_id);
+        // The secret stays out of Debug.
+        assert!(!format!("{:?}", k.key).contains(&key[17..]));
+    }
+
+    #[test]
+    fn a_malformed_key_is_refused_without_being_quoted() {
+        let secret = "A".repeat(43);
+        for (key, says) in [
+            ("abc".to_string(), "starts with \"hrd_\""),
+            ("hrd_12".to_string(), "too short"),
+            (format!("hrd_0123456789AB_{secret}"), "lowercase hex"),
+            (format!("hrd_0123456789ab-{secret}"), "no '_'"),
+            ("hrd_0123456789ab_short".to_string(), "at least 42"),
+            (format!("hrd_0123456789ab_{secret}!"), "base64url"),
+        ] {
+            let e = key_id_of(&key).unwrap_err();
+            assert!(e.contains(says), "{key}: {e}");
+            assert!(!e.contains(&key), "{e}");
+        }
+        assert_eq!(
+            key_id_of(&format!("hrd_0123456789ab_{secret}")),
+            Ok("0123456789ab")
+        );
+    }
+
+    #[test]
+    fn admin_hashes_are_64_hex_characters() {
+        let good = hex(&sha256("hrd_x"));
+        assert_eq!(
+            parse_admin_hashes(std::slice::from_ref(&good)).unwrap(),
+            [sha256("hrd_x")]
+        );
+        let e = parse_admin_hashes(&[good.clone(), "abc".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[auth] admin-key-sha256[1]: \"abc\" is not a SHA-256 in hex (64 hex characters)"
+        );
+        let e = parse_admin_hashes(&["zz".repeat(32)]).unwrap_err();
+        assert_eq!(e.index, 0);
+    }
+}
