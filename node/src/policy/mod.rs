@@ -32,7 +32,7 @@ pub struct DispatchPolicy {
     pub number_segments: BTreeMap<String, Vec<String>>,
     /// Numbers that moved to another carrier (number portability): number → carrier.
     pub ported_numbers: BTreeMap<String, String>,
-    /// Submission limits per client system (the `x-herald-client` of its calls).
+    /// Submission limits per client system (the client of its calls' API key).
     pub clients: BTreeMap<String, ClientQuota>,
     pub failover: Failover,
     /// Where subscribers' replies go, and how long a long one waits for its parts.

@@ -14,7 +14,7 @@ use crate::policy::PolicyError;
 /// days.
 const MIN_INCOMPLETE_AFTER_MS: u64 = 1_000;
 const MAX_INCOMPLETE_AFTER_MS: u64 = 24 * 3600 * 1000;
-/// Client ids are at most this long (as the API's `x-herald-client`).
+/// Client ids are at most this long (as the API's client names).
 const MAX_CLIENT_LEN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub struct ReplyRule {
     /// Digits the destination starts with, e.g. `1069000191` for extension 1 of SP number
     /// 106900019.
     pub dest_prefix: String,
-    /// The client system (its `x-herald-client`) that gets these replies.
+    /// The client system (the client of its API key) that gets these replies.
     pub client: String,
 }
 

@@ -11,7 +11,7 @@ use herald_raft::network::ProposeError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
     /// The input breaks a rule: `field` names what was wrong (`recipients[1]`, `message_id`,
-    /// `x-herald-client`) and `rule` the value and the rule. Nothing was written.
+    /// `name`) and `rule` the value and the rule. Nothing was written.
     #[error("{field}: {rule}")]
     InvalidArgument { field: String, rule: String },
     /// What the request names does not exist (even after this node caught up with the commits).
