@@ -556,7 +556,30 @@ async fn keys_appear_in_no_log_and_the_log_stores_only_their_hash() {
         "{shown}"
     );
 
-    let keys = [&erp, &rotated, cluster.admin_key()];
+    // `herald client create` prints the key alone on stdout: a script captures it and it works.
+    let out = std::process::Command::new(herald_bin())
+        .args([
+            "client",
+            "create",
+            "billing",
+            "--role",
+            "sender",
+            "--endpoint",
+            &cluster.node(1).grpc,
+        ])
+        .env("HERALD_API_KEY", cluster.admin_key_text())
+        .output()
+        .expect("herald client create");
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    let billing = SecretString::from(printed.trim().to_string());
+    assert!(billing.expose_secret().starts_with("hrd_"));
+    submit(&cluster, 1, &billing, "from a script")
+        .await
+        .expect("the printed key works");
+    let keys = [&erp, &rotated, &billing, cluster.admin_key()];
+
     let log = cluster.log_of(1);
     assert!(log.contains("failed authentication"), "failures are logged");
     for key in keys {

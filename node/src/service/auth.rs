@@ -350,6 +350,38 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn failures_past_the_burst_from_one_source_are_throttled_and_others_are_not() {
+        let auth = Authenticator::new(false, Vec::new());
+        let flood: IpAddr = "192.0.2.1".parse().expect("an address");
+        let other: IpAddr = "192.0.2.2".parse().expect("an address");
+        let started = std::time::Instant::now();
+        let answers = futures::future::join_all(
+            (0..FAILURE_BURST + 10).map(|_| auth.failed("unknown key id x".into(), Some(flood))),
+        )
+        .await;
+        assert!(
+            started.elapsed() >= FAILURE_DELAY,
+            "answered after the delay"
+        );
+        let throttled = answers
+            .iter()
+            .filter(|e| matches!(e, ServiceError::Exhausted { .. }))
+            .count();
+        assert_eq!(throttled, 10, "{answers:?}");
+        assert!(answers.iter().all(|e| !e.to_string().contains("hrd_")));
+        // Another source is judged on its own failures.
+        let e = auth.failed("unknown key id y".into(), Some(other)).await;
+        assert_eq!(
+            e,
+            ServiceError::Unauthenticated {
+                reason: "unknown key id y".into()
+            }
+        );
+        assert_eq!(auth.failures(), (u64::from(FAILURE_BURST) + 11, 10));
+        assert_eq!(auth.tracked_sources(), 2);
+    }
+
     #[test]
     fn admin_hashes_are_64_hex_characters() {
         let good = hex(&sha256("hrd_x"));
