@@ -350,6 +350,128 @@ mod tests {
         );
     }
 
+    /// A projection holding the client `erp` (role `role`) with `key` live and `revoked`
+    /// revoked, written as apply would have.
+    fn projection_with(
+        role: &str,
+        key: &NewKey,
+        revoked: &NewKey,
+    ) -> (tempfile::TempDir, ProjectionReader) {
+        use herald_raft::db::{cf, CF_CLIENTS, CF_CLIENT_KEYS};
+        use herald_raft::records::{ClientRecord, KeyRecord};
+        use prost::Message as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = herald_raft::db::open(dir.path()).expect("database");
+        let record = ClientRecord {
+            name: "erp".into(),
+            role: role.into(),
+            created_at_ms: 1,
+            keys: vec![
+                KeyRecord {
+                    key_id: key.key_id.clone(),
+                    sha256: key.sha256(),
+                    added_at_ms: 1,
+                    revoked_at_ms: 0,
+                },
+                KeyRecord {
+                    key_id: revoked.key_id.clone(),
+                    sha256: revoked.sha256(),
+                    added_at_ms: 1,
+                    revoked_at_ms: 2,
+                },
+            ],
+        };
+        db.put_cf(cf(&db, CF_CLIENTS), b"erp", record.encode_to_vec())
+            .expect("put");
+        for k in [key, revoked] {
+            db.put_cf(cf(&db, CF_CLIENT_KEYS), k.key_id.as_bytes(), b"erp")
+                .expect("put");
+        }
+        (dir, ProjectionReader::new(db))
+    }
+
+    fn bearer(key: &NewKey) -> Vec<u8> {
+        format!("Bearer {}", key.key.expose_secret()).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_key_is_its_clients_a_bootstrap_key_an_admin_and_insecure_anyone_an_admin() {
+        let (key, revoked, admin) = (NewKey::generate(), NewKey::generate(), NewKey::generate());
+        let (_dir, reader) = projection_with("sender", &key, &revoked);
+        let auth = Authenticator::new(false, vec![sha256(admin.key.expose_secret())]);
+        let ip = Some("192.0.2.9".parse().expect("address"));
+
+        let caller = auth
+            .authenticate(&reader, Some(&bearer(&key)), ip)
+            .await
+            .expect("a live key");
+        assert_eq!(
+            (caller.name(), caller.key_id(), caller.role()),
+            ("erp", key.key_id.as_str(), Role::Sender)
+        );
+        let caller = auth
+            .authenticate(&reader, Some(&bearer(&admin)), ip)
+            .await
+            .expect("a bootstrap key");
+        assert_eq!(
+            (caller.name(), caller.role()),
+            ("bootstrap-admin", Role::Admin)
+        );
+
+        let refused = |e: ServiceError| match e {
+            ServiceError::Unauthenticated { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        let e = auth.authenticate(&reader, None, ip).await.unwrap_err();
+        assert!(refused(e).starts_with("no API key"));
+        let e = auth
+            .authenticate(&reader, Some(&bearer(&revoked)), ip)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(e), format!("key {} was revoked", revoked.key_id));
+        let wrong = format!("Bearer hrd_{}_{}", key.key_id, "Z".repeat(43));
+        let e = auth
+            .authenticate(&reader, Some(wrong.as_bytes()), ip)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused(e),
+            format!("wrong secret for key id {}", key.key_id)
+        );
+        let basic = format!("Basic {}", key.key.expose_secret());
+        let e = auth
+            .authenticate(&reader, Some(basic.as_bytes()), ip)
+            .await
+            .unwrap_err();
+        assert!(refused(e).contains("does not start with \"Bearer \""));
+        assert_eq!(auth.failures().0, 4);
+
+        // Insecure: no key needed, and every caller is an admin.
+        let open = Authenticator::new(true, Vec::new());
+        let caller = open
+            .authenticate(&reader, None, ip)
+            .await
+            .expect("insecure");
+        assert_eq!((caller.name(), caller.role()), ("anonymous", Role::Admin));
+    }
+
+    #[tokio::test]
+    async fn a_stored_role_this_node_does_not_know_is_an_internal_error_not_a_login() {
+        let (key, revoked) = (NewKey::generate(), NewKey::generate());
+        let (_dir, reader) = projection_with("superuser", &key, &revoked);
+        let auth = Authenticator::new(false, Vec::new());
+        let e = auth
+            .authenticate(&reader, Some(&bearer(&key)), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ServiceError::Internal(_)), "{e:?}");
+        assert_eq!(
+            auth.failures().0,
+            0,
+            "not counted as a failed authentication"
+        );
+    }
+
     #[tokio::test]
     async fn failures_past_the_burst_from_one_source_are_throttled_and_others_are_not() {
         let auth = Authenticator::new(false, Vec::new());
