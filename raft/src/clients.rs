@@ -76,25 +76,49 @@ pub(crate) fn created(
 ) -> Result<EventOutcome, ProjectionError> {
     if let Some(existing) = load_client(kv, &c.name)? {
         // The same event applied again (a batch re-proposed after a leader change).
-        if existing.role == c.role && existing.created_at_ms == event.at_ms {
+        let same_key = c.key_id.is_empty() || existing.key(&c.key_id).is_some();
+        if existing.role == c.role && existing.created_at_ms == event.at_ms && same_key {
             return Ok(EventOutcome::Applied);
         }
         return Ok(ignored(format!("client {:?} already exists", c.name)));
     }
-    save_client(
-        kv,
-        &ClientRecord {
-            name: c.name.clone(),
-            role: c.role.clone(),
-            created_at_ms: event.at_ms,
-            keys: Vec::new(),
-        },
-    );
+    if !c.key_id.is_empty()
+        && kv
+            .get(CF_CLIENT_KEYS, &keys::client_key(&c.key_id))?
+            .is_some()
+    {
+        return Ok(ignored(format!("key id {} is already in use", c.key_id)));
+    }
+    let mut record = ClientRecord {
+        name: c.name.clone(),
+        role: c.role.clone(),
+        created_at_ms: event.at_ms,
+        keys: Vec::new(),
+    };
+    if !c.key_id.is_empty() {
+        record.keys.push(KeyRecord {
+            key_id: c.key_id.clone(),
+            sha256: c.key_sha256.clone(),
+            added_at_ms: event.at_ms,
+            revoked_at_ms: 0,
+        });
+        kv.put(
+            CF_CLIENT_KEYS,
+            keys::client_key(&c.key_id),
+            c.name.as_bytes().to_vec(),
+        );
+    }
+    save_client(kv, &record);
+    let key = if c.key_id.is_empty() {
+        String::new()
+    } else {
+        format!(" key {}", c.key_id)
+    };
     audit(
         kv,
         event,
         "client.create",
-        format!("client {} role {}", c.name, c.role),
+        format!("client {} role {}{key}", c.name, c.role),
     )?;
     Ok(EventOutcome::Applied)
 }
@@ -226,6 +250,16 @@ mod tests {
         Kind::ClientCreated(ClientCreated {
             name: name.into(),
             role: role.into(),
+            ..Default::default()
+        })
+    }
+
+    fn create_with_key(name: &str, role: &str, key_id: &str) -> Kind {
+        Kind::ClientCreated(ClientCreated {
+            name: name.into(),
+            role: role.into(),
+            key_id: key_id.into(),
+            key_sha256: key_id.as_bytes().to_vec(),
         })
     }
 
@@ -279,6 +313,46 @@ mod tests {
         assert_eq!(kv, after);
         let record = load_client(&kv, "erp").unwrap().expect("created");
         assert_eq!((record.role.as_str(), record.created_at_ms), ("sender", 10));
+    }
+
+    #[test]
+    fn a_creation_carries_its_first_key_and_a_refused_one_adds_no_key() {
+        let mut kv = MemKv::default();
+        assert_eq!(
+            apply(&mut kv, 1, create_with_key("erp", "sender", "aaaaaaaaaaaa")),
+            EventOutcome::Applied
+        );
+        let record = client_of_key(&kv, "aaaaaaaaaaaa")
+            .unwrap()
+            .expect("its key");
+        assert_eq!(record.name, "erp");
+        // Replayed: applied, nothing changes.
+        let after = kv.clone();
+        assert_eq!(
+            apply(&mut kv, 1, create_with_key("erp", "sender", "aaaaaaaaaaaa")),
+            EventOutcome::Applied
+        );
+        assert_eq!(kv, after);
+        // Creating it again (another admin, another key): refused, and the key is not added.
+        assert!(is_ignored(
+            &apply(&mut kv, 2, create_with_key("erp", "sender", "bbbbbbbbbbbb")),
+            "already exists"
+        ));
+        assert_eq!(kv, after);
+        assert!(client_of_key(&kv, "bbbbbbbbbbbb").unwrap().is_none());
+        // A key id already in use is refused for a new client too.
+        assert!(is_ignored(
+            &apply(&mut kv, 3, create_with_key("crm", "viewer", "aaaaaaaaaaaa")),
+            "already in use"
+        ));
+        assert!(load_client(&kv, "crm").unwrap().is_none());
+        assert_eq!(
+            audit_trail(&kv),
+            [(
+                "client.create".to_string(),
+                "client erp role sender key aaaaaaaaaaaa".to_string()
+            )]
+        );
     }
 
     #[test]

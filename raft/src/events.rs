@@ -532,8 +532,9 @@ pub struct MoAssemblyClosed {
     pub since_ms: u64,
 }
 
-/// An administrator registered a client system (an API caller) with a role. Its keys follow
-/// in [`ClientKeyAdded`] events, usually in the same batch.
+/// An administrator registered a client system (an API caller) with a role and its first key.
+/// The key travels in this event, not in a [`ClientKeyAdded`] beside it, so that a creation
+/// refused (the name exists) adds no key to the existing client.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ClientCreated {
     #[prost(string, tag = "1")]
@@ -541,6 +542,11 @@ pub struct ClientCreated {
     /// `admin`, `operator`, `sender` or `viewer`, checked where the request was received.
     #[prost(string, tag = "2")]
     pub role: String,
+    /// The first key's public id and the SHA-256 of the whole key (empty: no key yet).
+    #[prost(string, tag = "3")]
+    pub key_id: String,
+    #[prost(bytes = "vec", tag = "4")]
+    pub key_sha256: Vec<u8>,
 }
 
 /// A key was added to a client. Only the SHA-256 of the whole key travels and is stored: the key

@@ -577,6 +577,7 @@ mod tests {
                     Kind::ClientCreated(ClientCreated {
                         name: "erp".into(),
                         role: "sender".into(),
+                        ..Default::default()
                     }),
                     Kind::ClientKeyAdded(ClientKeyAdded {
                         client: "erp".into(),

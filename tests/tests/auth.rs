@@ -340,10 +340,14 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
         .expect("canceled");
     // The admin rotates and revokes erp's key.
     let mut admin = cluster.admin(1).await.expect("admin");
-    admin
-        .rotate_key(RotateKeyRequest { name: "erp".into() })
-        .await
-        .expect("rotated");
+    let rotated = SecretString::from(
+        admin
+            .rotate_key(RotateKeyRequest { name: "erp".into() })
+            .await
+            .expect("rotated")
+            .into_inner()
+            .key,
+    );
     admin
         .revoke_key(RevokeKeyRequest {
             name: "erp".into(),
@@ -359,13 +363,13 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
             "bootstrap-admin",
             admin_key_id.clone(),
             "client.create",
-            "client erp role sender".to_string(),
+            format!("client erp role sender key {}", key_id(&erp)),
         ),
         (
             "bootstrap-admin",
             admin_key_id.clone(),
             "client.key.add",
-            format!("client erp key {}", key_id(&erp)),
+            format!("client erp key {}", key_id(&rotated)),
         ),
         ("ops", key_id(&ops), "policy.set", "version 1".to_string()),
         ("ops", key_id(&ops), "node.drain", "node 3".to_string()),

@@ -103,17 +103,13 @@ pub async fn create(
         ));
     }
     let key = NewKey::generate();
-    let kinds = vec![
-        Kind::ClientCreated(ClientCreated {
-            name: name.to_string(),
-            role: role.to_string(),
-        }),
-        Kind::ClientKeyAdded(ClientKeyAdded {
-            client: name.to_string(),
-            key_id: key.key_id.clone(),
-            key_sha256: key.sha256(),
-        }),
-    ];
+    // One event: a creation refused (the name exists) must not add its key to that client.
+    let kinds = vec![Kind::ClientCreated(ClientCreated {
+        name: name.to_string(),
+        role: role.to_string(),
+        key_id: key.key_id.clone(),
+        key_sha256: key.sha256(),
+    })];
     propose(ctx, caller, kinds, ServiceError::Conflict).await?;
     let key_id = key.key_id.clone();
     ctx.applied_until(APPLIED_HERE, || {
