@@ -1,9 +1,12 @@
 //! Secrets stay secret, against real processes: a cluster whose carrier links log in with a
 //! distinctive password (the nodes logging at debug level, the simulator sending replies) runs
 //! the suite's user-facing commands through the real CLI — send, status, trace, cancel, replies,
-//! cluster status, policy show and set, drain — and then every command's stdout and stderr,
-//! every node log, the simulator's log and its record are searched for the password. It may
-//! appear only in the node config files, where the operator put it.
+//! cluster status, policy show and set, drain, client create/rotate-key/list/show/revoke-key,
+//! audit, and calls with a revoked, a wrong and a malformed API key — and then every command's
+//! stdout and stderr, every node log, the simulator's log and its record are searched for the
+//! carrier password and the secret part of every API key used. The password may appear only in
+//! the node config files, where the operator put it; a key only in the stdout of the one command
+//! that issues it.
 
 use std::path::Path;
 use std::process::Output;
@@ -16,18 +19,24 @@ use herald_tests::{herald_bin, wait_for, Cluster, Options, SimSpec};
 /// cluster prints, so a match can only be a leak.
 const CARRIER_SECRET: &str = "Pw7-carrier-QzX4vL9mR2";
 
-async fn herald(args: &[&str]) -> Output {
+async fn herald(args: &[&str], key: &str) -> Output {
     tokio::process::Command::new(herald_bin())
         .args(args)
-        .env("HERALD_API_KEY", herald_tests::admin_key_text())
+        .env("HERALD_API_KEY", key)
         .output()
         .await
         .expect("herald runs")
 }
 
-/// Runs one command, keeps what it printed for the search, and returns its stdout.
+/// Runs one command as the bootstrap admin, keeps what it printed for the search, and returns
+/// its stdout.
 async fn run(outputs: &mut Vec<(String, String)>, args: &[&str]) -> String {
-    let out = herald(args).await;
+    run_as(outputs, &herald_tests::admin_key_text(), args).await
+}
+
+/// Runs one command with the API key `key`.
+async fn run_as(outputs: &mut Vec<(String, String)>, key: &str, args: &[&str]) -> String {
+    let out = herald(args, key).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     outputs.push((
@@ -36,6 +45,29 @@ async fn run(outputs: &mut Vec<(String, String)>, args: &[&str]) -> String {
     ));
     outputs.push((format!("herald {} (stderr)", args.join(" ")), stderr));
     stdout
+}
+
+/// A command that prints a new API key once, by design: its stdout is the key alone (and is
+/// left out of the search); its stderr is searched like every other output.
+async fn new_key(outputs: &mut Vec<(String, String)>, args: &[&str]) -> String {
+    let out = herald(args, &herald_tests::admin_key_text()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success() && stdout.starts_with("hrd_") && !stdout.contains(char::is_whitespace),
+        "herald {} printed no key alone: {stdout:?} {stderr:?}",
+        args.join(" ")
+    );
+    outputs.push((format!("herald {} (stderr)", args.join(" ")), stderr));
+    stdout
+}
+
+/// The secret part of an API key (`hrd_<12 hex id>_<secret>`): what must never show. The key id
+/// before it is public.
+fn secret_of(key: &str) -> String {
+    key.get(17..)
+        .unwrap_or_else(|| panic!("not an API key: {key:?}"))
+        .to_string()
 }
 
 /// Every file under `dir` but the node configs, as (name, text).
@@ -182,6 +214,97 @@ async fn no_command_output_or_log_shows_a_configured_secret() {
         &["policy", "set", "--endpoint", &endpoint, "/nonexistent"],
     )
     .await;
+    // Client systems and keys: created, listed, shown, rotated, revoked, used; the audit trail.
+    let sender = new_key(
+        &mut outputs,
+        &[
+            "client",
+            "create",
+            "shop",
+            "--role",
+            "sender",
+            "--endpoint",
+            &endpoint,
+        ],
+    )
+    .await;
+    let rotated = new_key(
+        &mut outputs,
+        &["client", "rotate-key", "shop", "--endpoint", &endpoint],
+    )
+    .await;
+    let sent_by_shop = run_as(
+        &mut outputs,
+        &sender,
+        &[
+            "send",
+            "--endpoint",
+            &other,
+            "--to",
+            "13800138002",
+            "--text",
+            "from the shop",
+        ],
+    )
+    .await;
+    let shop_id = sent_by_shop.trim().to_string();
+    assert!(!shop_id.is_empty(), "the shop's key sends: {outputs:?}");
+    run_as(
+        &mut outputs,
+        &rotated,
+        &["status", "--endpoint", &other, &shop_id],
+    )
+    .await;
+    run(&mut outputs, &["client", "list", "--endpoint", &endpoint]).await;
+    run(
+        &mut outputs,
+        &["client", "list", "--endpoint", &endpoint, "--json"],
+    )
+    .await;
+    run(
+        &mut outputs,
+        &["client", "show", "shop", "--endpoint", &other],
+    )
+    .await;
+    let sender_id = &sender[4..16];
+    run(
+        &mut outputs,
+        &[
+            "client",
+            "revoke-key",
+            "shop",
+            sender_id,
+            "--endpoint",
+            &endpoint,
+        ],
+    )
+    .await;
+    // A revoked key, a made-up secret under a real key id, and a key of no format at all:
+    // refused, and the refusals (logged, counted) must not quote what was presented.
+    let wrong = format!("hrd_{sender_id}_WrongSecret-Kq83nZt5VwXe0LmP4yR7uA2bC9dF");
+    let garbage = "not-a-key-Hv5Tq0Wm8Zr3Ls6Yp1Xn";
+    for key in [sender.as_str(), wrong.as_str(), garbage] {
+        run_as(
+            &mut outputs,
+            key,
+            &["status", "--endpoint", &endpoint, &shop_id],
+        )
+        .await;
+        let refusal = &outputs[outputs.len() - 1].1;
+        assert!(
+            refusal.to_lowercase().contains("unauthenticated"),
+            "a bad key is refused: {refusal}"
+        );
+        run_as(
+            &mut outputs,
+            key,
+            &["cluster", "status", "--endpoint", &other],
+        )
+        .await;
+    }
+    run(&mut outputs, &["audit", "--endpoint", &endpoint]).await;
+    run(&mut outputs, &["audit", "--endpoint", &other, "--json"]).await;
+
     // Replies arrived (the simulator's MOs): the links' receive paths ran too.
     wait_for("a reply recorded", Duration::from_secs(30), || {
         let cluster = &cluster;
@@ -205,15 +328,25 @@ async fn no_command_output_or_log_shows_a_configured_secret() {
         .filter(|(name, _)| name.ends_with(".log"))
         .count();
     assert!(logs >= 4, "three node logs and a simulator log: {logs}");
-    let leaks: Vec<&String> = searched
-        .iter()
-        .filter(|(_, text)| text.contains(CARRIER_SECRET))
-        .map(|(name, _)| name)
-        .collect();
-    assert!(
-        leaks.is_empty(),
-        "the carrier password appears in: {leaks:?}"
-    );
+    let secrets = [
+        ("the carrier password", CARRIER_SECRET.to_string()),
+        (
+            "the bootstrap admin key",
+            secret_of(&herald_tests::admin_key_text()),
+        ),
+        ("the sender's first key", secret_of(&sender)),
+        ("the sender's rotated key", secret_of(&rotated)),
+        ("a wrong key", secret_of(&wrong)),
+        ("a malformed key", garbage.to_string()),
+    ];
+    for (what, secret) in &secrets {
+        let leaks: Vec<&String> = searched
+            .iter()
+            .filter(|(_, text)| text.contains(secret.as_str()))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(leaks.is_empty(), "{what} appears in: {leaks:?}");
+    }
     let total: usize = searched.iter().map(|(_, text)| text.len()).sum();
     assert!(
         total > 10_000,
