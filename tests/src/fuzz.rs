@@ -635,8 +635,14 @@ fn cluster_event(u: &mut Unstructured, s: &mut Scenario) -> Drawn<Event> {
         17 => Kind::ClientCreated(ClientCreated {
             name: pick(u, &s.clients)?,
             role: one_of(u, &["sender", "admin", "viewer", "operator"])?,
-            // No first key: the draw stays as the saved seeds and regressions were made.
-            ..Default::default()
+            // With or without a first key; its id drawn from the few the key events use, so a
+            // key id already in use (refused) comes up.
+            key_id: if u.ratio(1u8, 3)? {
+                String::new()
+            } else {
+                format!("{:012x}", u.int_in_range(0u64..=3)?)
+            },
+            key_sha256: u.bytes(32)?.to_vec(),
         }),
         _ => match u.int_in_range(0u8..=2)? {
             0 => Kind::ClientKeyAdded(ClientKeyAdded {
