@@ -3,6 +3,7 @@
 # $nodes nodes (ten CMPP links to one simulator, window 64, at most 2,000/s each) on ports from
 # $base, stops it when the script exits, and returns once `herald dev` says it is up (every node
 # names the same leader).
+# Sets and exports HERALD_CA (the cluster's CA, for `herald bench` and the other client commands).
 # Sets $dir (the cluster's folder), $pids (the nodes' process ids) and $endpoints (one --endpoint
 # per node, for `herald bench`), and exports HERALD_API_KEY (the demo sender's key).
 #
@@ -45,6 +46,9 @@ case " $pids " in *" None "*)
   echo "a node of the cluster in $dir has stopped already (cluster.json: $pids); see its log there" >&2
   exit 1 ;;
 esac
+# The cluster is secure (herald dev's default): the client commands verify it with its CA.
+HERALD_CA=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['tls']; print(t['ca'] if t else '')" "$dir/cluster.json")
+if [ -n "$HERALD_CA" ]; then export HERALD_CA; else unset HERALD_CA; fi
 endpoints=""
 for node in $(seq "$nodes"); do endpoints+=" --endpoint 127.0.0.1:$((base + node))"; done
 # The bench calls as `herald dev`'s demo sender (empty for an insecure cluster).

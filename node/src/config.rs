@@ -35,6 +35,9 @@ pub struct NodeConfig {
     /// API keys that are admins without being in the log (how the first admin exists).
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Certificates for both ports; required unless `insecure = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// The `[auth]` section.
@@ -45,6 +48,47 @@ pub struct AuthConfig {
     /// key made by hand as `hrd_<12 hex>_<43 base64url>`). Only hashes: the config holds no key.
     #[serde(default)]
     pub admin_key_sha256: Vec<String>,
+}
+
+/// The `[tls]` section: the cluster's CA, this node's certificate and key (`herald cert node`
+/// makes them), optionally an operator's own certificate for the public port.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster's name: the node's identity is `herald://<cluster>/node/<node-id>`.
+    pub cluster: String,
+    /// The cluster CA's certificate (PEM): peers' certificates are verified against it.
+    pub ca: PathBuf,
+    /// This node's certificate (PEM), served on both ports and presented to peers.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Optional: a certificate for the public port instead of the node's (e.g. from the
+    /// operator's own CA), with its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The files, with relative paths taken from `base` (the config file's folder).
+    pub fn files(&self, base: &std::path::Path) -> crate::tls::store::TlsFiles {
+        let abs = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        crate::tls::store::TlsFiles {
+            ca: abs(&self.ca),
+            cert: abs(&self.cert),
+            key: abs(&self.key),
+            public_cert: self.public_cert.as_ref().map(abs),
+            public_key: self.public_key.as_ref().map(abs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,17 +250,58 @@ impl Default for PlacementConfig {
 }
 
 impl NodeConfig {
+    /// Reads and checks the file, and the `[tls]` files it names (present, PEM, key matching
+    /// certificate, identity, not expired), so a node with a broken setup refuses to start.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let config = NodeConfig::parse(path)?;
+        if let Some(tls) = &config.tls {
+            let me = crate::tls::NodeIdentity::new(&tls.cluster, config.node_id)?;
+            crate::tls::store::load(&tls.files(std::path::Path::new(".")), &me)
+                .map_err(|e| anyhow::anyhow!("config {}: tls: {e}", path.display()))?;
+        }
+        Ok(config)
+    }
+
+    /// Reads and checks the file itself, without opening the files it names.
+    pub fn parse(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        let config: NodeConfig =
+        let mut config: NodeConfig =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        // Relative certificate paths are the config file's neighbours, not the working directory's.
+        if let Some(tls) = &mut config.tls {
+            let base = path.parent().unwrap_or(std::path::Path::new("."));
+            let files = tls.files(base);
+            tls.ca = files.ca;
+            tls.cert = files.cert;
+            tls.key = files.key;
+            tls.public_cert = files.public_cert;
+            tls.public_key = files.public_key;
+        }
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks what serde cannot: cross-field rules.
+    /// Checks what serde cannot: cross-field rules. (The `[tls]` files themselves are read and
+    /// checked by [`NodeConfig::load`].)
     pub fn validate(&self) -> anyhow::Result<()> {
+        match (&self.tls, self.insecure) {
+            (Some(_), true) => anyhow::bail!(
+                "insecure = true and a [tls] section: choose one (insecure means plaintext on both ports)"
+            ),
+            (None, false) => anyhow::bail!(
+                "[tls] is required unless insecure = true: give cluster, ca, cert and key \
+                 (`herald cert ca` and `herald cert node` make them)"
+            ),
+            (Some(tls), false) => {
+                crate::tls::identity::check_cluster_name(&tls.cluster)
+                    .map_err(|e| anyhow::anyhow!("tls.cluster: {e}"))?;
+                if tls.public_cert.is_some() != tls.public_key.is_some() {
+                    anyhow::bail!("tls: public-cert and public-key go together (give both or neither)");
+                }
+            }
+            (None, true) => {}
+        }
         if !self.peers.iter().any(|p| p.id == self.node_id) {
             anyhow::bail!(
                 "node-id {} is not among the peers (ids {:?})",
@@ -288,7 +373,12 @@ mod tests {
     #[test]
     fn the_example_config_is_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
-        let config = NodeConfig::load(&path).expect("examples/node1.toml loads");
+        let config = NodeConfig::parse(&path).expect("examples/node1.toml parses");
+        let tls = config
+            .tls
+            .as_ref()
+            .expect("the example has a [tls] section");
+        assert_eq!(tls.cluster, "prod");
         let mobile = config
             .link("mobile")
             .and_then(|l| l.signature())

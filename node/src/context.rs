@@ -28,6 +28,8 @@ pub struct NodeContext {
     pub client_rates: ClientRates,
     /// Who each call is (its API key), and the throttle on failed authentications.
     pub auth: crate::service::auth::Authenticator,
+    /// The TLS configuration in force (None: an insecure node).
+    pub tls: Option<Arc<crate::tls::store::TlsStore>>,
 }
 
 pub type Ctx = Arc<NodeContext>;

@@ -8,6 +8,8 @@
 //! - `cluster/`: what keeps the cluster's writes and timers going (proposer, placement, timers).
 //! - `links/`: the carrier links this node runs.
 //! - `cli/`: the command line (a node, the dev cluster, simulators, client commands).
+//! - `tls/`: certificates, the reloadable TLS listener, peer and client connectors;
+//!   `transport_limits.rs`: the ports' ceilings (sizes, streams, connections, timeouts).
 //! - `node.rs` starts a node; `config.rs` reads its file; `context.rs` is what every part shares.
 
 pub mod cli;
@@ -19,3 +21,5 @@ pub mod links;
 pub mod node;
 pub mod policy;
 pub mod service;
+pub mod tls;
+pub mod transport_limits;

@@ -10,10 +10,11 @@ use herald_api::v1::cluster_server::ClusterServer;
 use herald_api::v1::internal_server::InternalServer;
 use herald_api::v1::messaging_server::MessagingServer;
 use herald_raft::log_store::LogStore;
-use herald_raft::network::{InternalService, NetworkFactory, MAX_INTERNAL_MESSAGE};
+use herald_raft::network::{plaintext_channels, ChannelFactory, InternalService, NetworkFactory};
 use herald_raft::reader::ProjectionReader;
 use herald_raft::state_machine::StateMachineStore;
 use herald_raft::types::{Member, Raft};
+use openraft::async_runtime::WatchReceiver as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::proposer::Proposer;
@@ -24,6 +25,10 @@ use crate::grpc::admin::AdminService;
 use crate::grpc::cluster::ClusterService;
 use crate::grpc::messaging::MessagingService;
 use crate::links::worker as link_worker;
+use crate::tls::acceptor::{self, ListenerSettings, MemberCheck, PeerNode, PeerRegistry, Port};
+use crate::tls::store::TlsStore;
+use crate::tls::NodeIdentity;
+use crate::transport_limits as limits;
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -45,12 +50,37 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate()?);
+    let tls = match &config.tls {
+        Some(section) => {
+            let me = NodeIdentity::new(&section.cluster, config.node_id)?;
+            let store = TlsStore::open(section.files(std::path::Path::new(".")), me)
+                .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+            Some(store)
+        }
+        None => {
+            tracing::warn!(
+                "insecure = true: both ports are plaintext (no TLS); \
+                 never run a node like this on a network others can reach"
+            );
+            None
+        }
+    };
+    let channels: ChannelFactory = match &tls {
+        Some(store) => {
+            let store = store.clone();
+            Arc::new(move |target, addr: &str| {
+                crate::tls::client::peer_channel(store.clone(), target, addr)
+            })
+        }
+        None => plaintext_channels(),
+    };
     let network = NetworkFactory::new(
         config
             .peers
             .iter()
             .map(|p| (p.id, p.route.clone().unwrap_or_else(|| p.raft.clone())))
             .collect(),
+        channels,
     );
     let raft: Raft = openraft::Raft::new(
         config.node_id,
@@ -75,6 +105,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             config.insecure,
             crate::service::auth::parse_admin_hashes(&config.auth.admin_key_sha256)?,
         ),
+        tls: tls.clone(),
     });
     if config.insecure {
         tracing::warn!(
@@ -84,21 +115,66 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
 
-    let internal = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(
-            InternalServer::new(InternalService::new(raft.clone(), snapshot_dir))
-                .max_decoding_message_size(MAX_INTERNAL_MESSAGE)
-                .max_encoding_message_size(MAX_INTERNAL_MESSAGE),
-        )
-        .serve_with_shutdown(config.raft_listen, shutdown.clone().cancelled_owned());
-    let public = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    if let Some(store) = &tls {
+        store.spawn_watcher(shutdown.clone());
+    }
+    let registry = PeerRegistry::default();
+    let members = member_check(&config, raft.clone());
+    let internal_listener = tokio::net::TcpListener::bind(config.raft_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("raft-listen {}: {e}", config.raft_listen))?;
+    let public_listener = tokio::net::TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("grpc-listen {}: {e}", config.grpc_listen))?;
+    let internal_incoming = acceptor::incoming(
+        internal_listener,
+        ListenerSettings {
+            port: Port::Internal,
+            tls: tls.clone(),
+            max_connections: limits::INTERNAL_MAX_CONNECTIONS,
+            handshake_timeout: limits::HANDSHAKE_TIMEOUT,
+            members: tls.as_ref().map(|_| (members.clone(), registry.clone())),
+        },
+    );
+    let public_incoming = acceptor::incoming(
+        public_listener,
+        ListenerSettings {
+            port: Port::Public,
+            tls: tls.clone(),
+            max_connections: limits::PUBLIC_MAX_CONNECTIONS,
+            handshake_timeout: limits::HANDSHAKE_TIMEOUT,
+            members: None,
+        },
+    );
+    let internal_service = InternalServer::new(InternalService::new(raft.clone(), snapshot_dir))
+        .max_decoding_message_size(limits::INTERNAL_MAX_MESSAGE)
+        .max_encoding_message_size(limits::INTERNAL_MAX_MESSAGE);
+    let peer_gate = peer_interceptor(tls.is_some(), registry, members);
+    let internal = server_builder()
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            internal_service,
+            peer_gate,
+        ))
+        .serve_with_incoming_shutdown(internal_incoming, shutdown.clone().cancelled_owned());
+    let max_request = limits::public_max_request(&config.messages);
+    let public = server_builder()
         .timeout(Duration::from_secs(30))
-        .add_service(MessagingServer::new(MessagingService::new(ctx.clone())))
-        .add_service(ClusterServer::new(ClusterService::new(ctx.clone())))
-        .add_service(AdminServer::new(AdminService::new(ctx.clone())))
-        .serve_with_shutdown(config.grpc_listen, shutdown.clone().cancelled_owned());
+        .add_service(
+            MessagingServer::new(MessagingService::new(ctx.clone()))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(limits::PUBLIC_MAX_RESPONSE),
+        )
+        .add_service(
+            ClusterServer::new(ClusterService::new(ctx.clone()))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(limits::PUBLIC_MAX_RESPONSE),
+        )
+        .add_service(
+            AdminServer::new(AdminService::new(ctx.clone()))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(limits::PUBLIC_MAX_RESPONSE),
+        )
+        .serve_with_incoming_shutdown(public_incoming, shutdown.clone().cancelled_owned());
     let internal_task = tokio::spawn(internal);
     let public_task = tokio::spawn(public);
 
@@ -150,6 +226,73 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     match failure {
         Some(reason) => Err(anyhow::anyhow!(reason)),
         None => Ok(()),
+    }
+}
+
+/// A tonic server with the per-connection limits both ports share.
+fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS)
+        .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(limits::KEEPALIVE_TIMEOUT))
+}
+
+/// Who may use the internal port: a node of this cluster that is a member now (in the Raft
+/// membership, or — before the log has one — among the configured peers).
+fn member_check(config: &NodeConfig, raft: Raft) -> MemberCheck {
+    let cluster = config
+        .tls
+        .as_ref()
+        .map(|t| t.cluster.clone())
+        .unwrap_or_default();
+    let configured: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
+    Arc::new(move |peer: &NodeIdentity| {
+        if peer.cluster != cluster {
+            return Err(format!(
+                "{peer} is a node of cluster {:?}, this is cluster {cluster:?}",
+                peer.cluster
+            ));
+        }
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        let mut members: Vec<u64> = membership.nodes().map(|(id, _)| *id).collect();
+        if members.is_empty() {
+            members = configured.clone();
+        }
+        if members.contains(&peer.node_id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{peer} is not a member of this cluster (members: {members:?})"
+            ))
+        }
+    })
+}
+
+/// Puts the verified peer's node id ([`PeerNode`]) into each internal call, and refuses a call
+/// from a connection without one or from a node that stopped being a member.
+fn peer_interceptor(
+    tls: bool,
+    registry: PeerRegistry,
+    members: MemberCheck,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut request: tonic::Request<()>| {
+        if !tls {
+            return Ok(request);
+        }
+        let peer = request
+            .remote_addr()
+            .and_then(|addr| registry.get(&addr))
+            .ok_or_else(|| {
+                tonic::Status::unauthenticated("internal port: no verified peer certificate")
+            })?;
+        members(&peer).map_err(|why| {
+            tracing::warn!("internal call refused: {why}");
+            tonic::Status::permission_denied(format!("internal port: {why}"))
+        })?;
+        request.extensions_mut().insert(PeerNode(peer.node_id));
+        Ok(request)
     }
 }
 

@@ -73,13 +73,28 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Er
     wire().with_limit(bytes.len() as u64).deserialize(bytes)
 }
 
-/// Opens a lazily connecting channel to a node's internal service.
-pub fn internal_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+/// A node's internal service endpoint with the settings every peer channel uses; the caller
+/// adds the transport (plaintext with [`internal_channel`], or the node's TLS connector).
+pub fn internal_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .connect_lazy())
+        .http2_keep_alive_interval(Duration::from_secs(5)))
+}
+
+/// Opens a lazily connecting plaintext channel to a node's internal service (an insecure node).
+pub fn internal_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(internal_endpoint(addr)?.connect_lazy())
+}
+
+/// Makes the channel to peer `target` at `addr`. The node supplies it, so this crate never
+/// learns about certificates: with TLS it dials with the node's certificate and checks that the
+/// peer is `target`.
+pub type ChannelFactory = Arc<dyn Fn(NodeId, &str) -> Result<Channel, String> + Send + Sync>;
+
+/// The channel factory of a node without TLS.
+pub fn plaintext_channels() -> ChannelFactory {
+    Arc::new(|_, addr| internal_channel(addr).map_err(|e| e.to_string()))
 }
 
 pub fn internal_client(channel: Channel) -> InternalClient<Channel> {
@@ -94,16 +109,32 @@ pub fn internal_client(channel: Channel) -> InternalClient<Channel> {
 /// else at the address recorded in the membership. The local view wins so that an operator (or a
 /// fault-injection test) can route each node's traffic to a peer through its own path — a proxy, a
 /// NAT — without changing what the cluster has agreed on.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct NetworkFactory {
     peer_addrs: std::sync::Arc<std::collections::HashMap<NodeId, String>>,
+    channels: ChannelFactory,
+}
+
+impl Default for NetworkFactory {
+    fn default() -> Self {
+        NetworkFactory::new(Default::default(), plaintext_channels())
+    }
 }
 
 impl NetworkFactory {
-    pub fn new(peer_addrs: std::collections::HashMap<NodeId, String>) -> Self {
+    pub fn new(
+        peer_addrs: std::collections::HashMap<NodeId, String>,
+        channels: ChannelFactory,
+    ) -> Self {
         NetworkFactory {
             peer_addrs: std::sync::Arc::new(peer_addrs),
+            channels,
         }
+    }
+
+    /// A channel to `target` at `addr`, made by the node's channel factory.
+    pub fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, String> {
+        (self.channels)(target, addr)
     }
 
     /// Where this node reaches `target`.
@@ -122,7 +153,13 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         let addr = self.addr_of(target, node);
         PeerClient {
             target,
-            client: internal_channel(&addr).ok().map(internal_client),
+            client: match self.channel(target, &addr) {
+                Ok(channel) => Some(internal_client(channel)),
+                Err(e) => {
+                    tracing::warn!(target, %addr, "no channel to the peer: {e}");
+                    None
+                }
+            },
             addr,
         }
     }

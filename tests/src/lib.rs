@@ -101,6 +101,93 @@ impl Default for LoopbackNet {
     }
 }
 
+/// The CA of every test cluster this process starts (made once, like [`admin_key`]), so that a
+/// command line or a channel made by a test can trust it without knowing its cluster. Each
+/// cluster's node certificates are its own, in its folder.
+pub fn test_ca() -> &'static TestCa {
+    static CA: std::sync::OnceLock<(tempfile::TempDir, TestCa)> = std::sync::OnceLock::new();
+    let (_, ca) = CA.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("herald-test-ca-")
+            .tempdir()
+            .expect("a temp dir for the test CA");
+        let ca = TestCa::new(dir.path(), "test");
+        (dir, ca)
+    });
+    ca
+}
+
+/// A CA made with the node's own library (`herald_node::tls::certs`), written as `ca.pem` and
+/// `ca.key` in `dir`, and the node certificates it signs.
+pub struct TestCa {
+    pub cluster: String,
+    pub dir: PathBuf,
+    pub ca: herald_node::tls::certs::Issued,
+}
+
+impl TestCa {
+    /// A new CA for `cluster`, written in `dir`.
+    pub fn new(dir: &Path, cluster: &str) -> TestCa {
+        use herald_node::tls::certs;
+        let ca = certs::make_ca(cluster, certs::Validity::days(30).expect("valid days"))
+            .expect("making a test CA");
+        certs::write(dir, "ca", &ca).expect("writing the test CA");
+        TestCa {
+            cluster: cluster.to_string(),
+            dir: dir.to_path_buf(),
+            ca,
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        self.ca.cert_pem.clone().into_bytes()
+    }
+
+    /// Node `id`'s certificate and key, written in `out` as `node<id>.pem`/`.key` (or
+    /// `<stem>.pem`/`.key`), valid as `validity` says, naming `hosts`.
+    pub fn node_cert(
+        &self,
+        out: &Path,
+        id: u64,
+        hosts: &[String],
+        validity: herald_node::tls::certs::Validity,
+        stem: Option<&str>,
+    ) -> (PathBuf, PathBuf) {
+        use herald_node::tls::{certs, NodeIdentity};
+        let identity = NodeIdentity::new(&self.cluster, id).expect("a valid cluster name");
+        let cert = certs::make_node(&self.ca, &identity, hosts, validity)
+            .expect("making a node certificate");
+        let stem = stem.map_or_else(|| format!("node{id}"), str::to_string);
+        certs::write(out, &stem, &cert).expect("writing a node certificate")
+    }
+
+    /// The `[tls]` section of node `id`'s configuration, with a new certificate for it in `out`.
+    pub fn node_section(&self, out: &Path, id: u64, hosts: &[String]) -> String {
+        let (cert, key) = self.node_cert(
+            out,
+            id,
+            hosts,
+            herald_node::tls::certs::Validity::days(30).expect("valid days"),
+            None,
+        );
+        tls_section(&self.cluster, &self.ca_path(), &cert, &key)
+    }
+}
+
+/// A `[tls]` TOML section.
+pub fn tls_section(cluster: &str, ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "\n[tls]\ncluster = \"{cluster}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    )
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
@@ -154,6 +241,8 @@ pub struct Options {
     pub carrier_secret: String,
     /// The nodes' `HERALD_LOG` filter.
     pub log_filter: String,
+    /// Plaintext nodes (`insecure = true`) instead of TLS with a test CA.
+    pub insecure: bool,
 }
 
 impl Default for Options {
@@ -170,6 +259,7 @@ impl Default for Options {
             link_options: String::new(),
             carrier_secret: "test-secret".into(),
             log_filter: "info,openraft=info,h2=warn,tower=warn".into(),
+            insecure: false,
         }
     }
 }
@@ -197,6 +287,9 @@ pub struct Cluster {
     /// A bootstrap admin key of every node's `[auth]`: the harness's clients use it unless a
     /// test connects with another key.
     admin_key: SecretString,
+    /// The CA of the cluster's certificates (the process's [`test_ca`]; None: an insecure
+    /// cluster).
+    pub tls: Option<&'static TestCa>,
 }
 
 impl Cluster {
@@ -286,12 +379,21 @@ impl Cluster {
                 )
             })
             .collect();
+        let tls = (!opts.insecure).then(test_ca);
+        let tls_dir = dir.path().join("tls");
         for n in &nodes {
+            let (insecure, tls_toml) = match &tls {
+                Some(ca) => {
+                    let ip = n.grpc.rsplit_once(':').map_or("", |(ip, _)| ip).to_string();
+                    ("", ca.node_section(&tls_dir, n.id, &[ip]))
+                }
+                None => ("insecure = true\n", String::new()),
+            };
             let config = format!(
-                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
+                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n{insecure}\n\
                  [raft]\nheartbeat-ms = 150\nelection-timeout-min-ms = 1000\nelection-timeout-max-ms = 2000\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = 2000\n\n\
-                 {auth_toml}{peers}{links_toml}",
+                 {auth_toml}{peers}{links_toml}{tls_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
@@ -312,6 +414,7 @@ impl Cluster {
             carrier_secret: opts.carrier_secret.clone(),
             log_filter: opts.log_filter.clone(),
             admin_key,
+            tls,
         };
         for (spec, _) in &cluster.sim_specs {
             cluster.start_sim(&spec.name);
@@ -372,7 +475,7 @@ impl Cluster {
         &self,
         id: u64,
     ) -> Option<herald_api::v1::admin_client::AdminClient<ClientChannel>> {
-        channel(&self.node(id).grpc, &self.admin_key)
+        self.channel_as(&self.node(id).grpc, &self.admin_key)
             .await
             .map(herald_api::v1::admin_client::AdminClient::new)
     }
@@ -536,7 +639,7 @@ impl Cluster {
     ) -> Option<MessagingClient<ClientChannel>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(channel) = channel(&self.node(id).grpc, key).await {
+            if let Some(channel) = self.channel_as(&self.node(id).grpc, key).await {
                 return Some(MessagingClient::new(channel));
             }
             if !self.running().contains(&id) || Instant::now() > deadline {
@@ -547,7 +650,10 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
-        let mut client = ClusterClient::new(channel(&self.node(id).grpc, &self.admin_key).await?);
+        let mut client = ClusterClient::new(
+            self.channel_as(&self.node(id).grpc, &self.admin_key)
+                .await?,
+        );
         client
             .status(ClusterStatusRequest {})
             .await
@@ -625,17 +731,59 @@ fn log_file(path: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
-/// A channel to a node as every client makes it (`herald_node::cli::connect`), with a short
-/// connect timeout (tests poll nodes that may be down) and a bound on every call (a hung call
-/// fails the test instead of hanging it).
+/// A channel to a node of a cluster this process started, as every client makes it
+/// (`herald_node::cli::connect`): the process's test CA, `key`, a short connect timeout (tests
+/// poll nodes that may be down) and a bound on every call (a hung call fails the test instead of
+/// hanging it).
 pub async fn channel(addr: &str, key: &SecretString) -> Option<ClientChannel> {
     Connector::new(addr)
+        .ca_pem(test_ca().ca_pem())
         .api_key(key.clone())
         .connect_timeout(Duration::from_millis(500))
         .request_timeout(Duration::from_secs(15))
         .channel()
         .await
         .ok()
+}
+
+impl Cluster {
+    /// A connector to `addr` as every client makes it (`herald_node::cli::connect`), with the
+    /// cluster's CA and the admin key, a short connect timeout (tests poll nodes that may be
+    /// down) and a bound on every call (a hung call fails the test instead of hanging it).
+    pub fn connector(&self, addr: &str) -> Connector {
+        let connector = Connector::new(addr)
+            .api_key(self.admin_key.clone())
+            .connect_timeout(Duration::from_millis(500))
+            .request_timeout(Duration::from_secs(15));
+        match &self.tls {
+            Some(ca) => connector.ca_pem(ca.ca_pem()),
+            None => connector,
+        }
+    }
+
+    /// A channel to `addr` calling with `key`, connected now.
+    pub async fn channel_as(&self, addr: &str, key: &SecretString) -> Option<ClientChannel> {
+        self.connector(addr)
+            .api_key(key.clone())
+            .channel()
+            .await
+            .ok()
+    }
+
+    /// A channel made by [`Cluster::connector`] (the admin key), connected now.
+    pub async fn channel(&self, addr: &str) -> Option<ClientChannel> {
+        self.connector(addr).channel().await.ok()
+    }
+
+    /// What a `herald` client command run against this cluster needs in its environment: the
+    /// CA as `HERALD_CA` and the admin key as `HERALD_API_KEY`.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("HERALD_API_KEY".to_string(), self.admin_key_text())];
+        if let Some(ca) = &self.tls {
+            env.push(("HERALD_CA".into(), ca.ca_path().display().to_string()));
+        }
+        env
+    }
 }
 
 impl Cluster {

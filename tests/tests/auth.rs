@@ -393,6 +393,7 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
         || async {
             let out = std::process::Command::new(herald_bin())
                 .args(["audit", "--endpoint", &cluster.node(2).grpc, "--json"])
+                .envs(cluster.client_env())
                 .env("HERALD_API_KEY", cluster.admin_key_text())
                 .output()
                 .ok()?;
@@ -424,6 +425,7 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
             "--principal",
             "ops",
         ])
+        .envs(cluster.client_env())
         .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()
         .expect("herald audit");
@@ -438,6 +440,7 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
     // A sender may not read it.
     let out = std::process::Command::new(herald_bin())
         .args(["audit", "--endpoint", &cluster.node(2).grpc])
+        .envs(cluster.client_env())
         .env("HERALD_API_KEY", erp.expose_secret())
         .output()
         .expect("herald audit");
@@ -551,6 +554,7 @@ async fn keys_appear_in_no_log_and_the_log_stores_only_their_hash() {
     let _ = submit(&cluster, 1, &erp, "revoked").await;
     let out = std::process::Command::new(herald_bin())
         .args(["client", "show", "erp", "--endpoint", &cluster.node(1).grpc])
+        .envs(cluster.client_env())
         .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()
         .expect("herald client show");

@@ -13,10 +13,10 @@ use herald_tests::{herald_bin, Cluster, Options};
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `herald ARGS` with `stdout`, capturing standard error (and standard output if piped).
-async fn herald(args: &[&str], stdout: Stdio) -> Output {
+async fn herald(env: &[(String, String)], args: &[&str], stdout: Stdio) -> Output {
     let child = tokio::process::Command::new(herald_bin())
         .args(args)
-        .env("HERALD_API_KEY", herald_tests::admin_key_text())
+        .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped())
@@ -63,8 +63,10 @@ async fn one_node() -> (Cluster, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_commands_end_quietly_when_their_reader_has_gone() {
-    let (_cluster, endpoint) = one_node().await;
+    let (cluster, endpoint) = one_node().await;
+    let env = cluster.client_env();
     let sent = herald(
+        &env,
         &[
             "send",
             "--endpoint",
@@ -109,7 +111,7 @@ async fn client_commands_end_quietly_when_their_reader_has_gone() {
         ],
     ];
     for args in commands {
-        let output = herald(&args, closed_pipe()).await;
+        let output = herald(&env, &args, closed_pipe()).await;
         let stderr = stderr_of(&output);
         assert!(
             !stderr.contains("panicked"),
@@ -129,11 +131,14 @@ async fn client_commands_end_quietly_when_their_reader_has_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_says_when_its_idempotency_key_matched_an_earlier_message() {
-    let (_cluster, endpoint) = one_node().await;
+    let (cluster, endpoint) = one_node().await;
+    let env = cluster.client_env();
     let send = |key: &'static str, text: &'static str| {
         let endpoint = endpoint.clone();
+        let env = env.clone();
         async move {
             let output = herald(
+                &env,
                 &[
                     "send",
                     "--endpoint",
@@ -188,7 +193,7 @@ async fn bench_refuses_options_that_would_do_nothing() {
     for (options, refusal) in cases {
         let mut args = vec!["bench", "--endpoint", "127.0.0.1:9"];
         args.extend_from_slice(options);
-        let output = herald(&args, Stdio::piped()).await;
+        let output = herald(&[], &args, Stdio::piped()).await;
         let stderr = stderr_of(&output);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
@@ -205,10 +210,12 @@ async fn bench_refuses_options_that_would_do_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fails_when_submits_fail_and_sums_the_failures_up() {
-    let (_cluster, endpoint) = one_node().await;
+    let (cluster, endpoint) = one_node().await;
+    let env = cluster.client_env();
     // Texts over the node's limit: the node refuses every one of them.
     for batch in ["1", "10"] {
         let output = herald(
+            &env,
             &[
                 "bench",
                 "--endpoint",

@@ -75,6 +75,11 @@ impl Dev {
         }
     }
 
+    /// The CA `herald dev` made for its cluster (what cluster.json's `tls.ca` names).
+    fn ca(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.pem")
+    }
+
     fn output(&self) -> String {
         self.output.lock().expect("output buffer").clone()
     }
@@ -183,8 +188,9 @@ fn alive(pid: i32) -> bool {
 }
 
 /// A channel as every client makes it, with the harness's short connect timeout and call bound.
-async fn channel(addr: &str, key: &SecretString) -> Option<ClientChannel> {
+async fn channel(ca: &Path, addr: &str, key: &SecretString) -> Option<ClientChannel> {
     Connector::new(addr)
+        .ca_file(ca)
         .api_key(key.clone())
         .connect_timeout(Duration::from_millis(500))
         .request_timeout(Duration::from_secs(10))
@@ -193,8 +199,8 @@ async fn channel(addr: &str, key: &SecretString) -> Option<ClientChannel> {
         .ok()
 }
 
-async fn leader_seen_by(addr: &str, key: &SecretString) -> Option<u64> {
-    let status = ClusterClient::new(channel(addr, key).await?)
+async fn leader_seen_by(ca: &Path, addr: &str, key: &SecretString) -> Option<u64> {
+    let status = ClusterClient::new(channel(ca, addr, key).await?)
         .status(ClusterStatusRequest {})
         .await
         .ok()?
@@ -204,7 +210,7 @@ async fn leader_seen_by(addr: &str, key: &SecretString) -> Option<u64> {
 
 /// Submits one message through any of `endpoints` until one acknowledges it (same idempotency
 /// key each time, as a real client retries).
-async fn submit(endpoints: &[String], key: &str, api_key: &SecretString) -> String {
+async fn submit(ca: &Path, endpoints: &[String], key: &str, api_key: &SecretString) -> String {
     let request = SubmitRequest {
         recipients: vec!["13800138000".into()],
         text: format!("dev cluster {key}"),
@@ -221,7 +227,7 @@ async fn submit(endpoints: &[String], key: &str, api_key: &SecretString) -> Stri
             let endpoint = endpoints[attempt % endpoints.len()].clone();
             let request = request.clone();
             async move {
-                let mut client = MessagingClient::new(channel(&endpoint, api_key).await?);
+                let mut client = MessagingClient::new(channel(ca, &endpoint, api_key).await?);
                 let response = client.submit(request).await.ok()?;
                 Some(response.into_inner().message_id)
             }
@@ -230,13 +236,19 @@ async fn submit(endpoints: &[String], key: &str, api_key: &SecretString) -> Stri
     .await
 }
 
-async fn wait_delivered(endpoint: &str, ids: &[String], limit: Duration, api_key: &SecretString) {
+async fn wait_delivered(
+    ca: &Path,
+    endpoint: &str,
+    ids: &[String],
+    limit: Duration,
+    api_key: &SecretString,
+) {
     for id in ids {
         wait_for(
             &format!("message {id} DELIVERED as {endpoint} sees it"),
             limit,
             || async {
-                let mut client = MessagingClient::new(channel(endpoint, api_key).await?);
+                let mut client = MessagingClient::new(channel(ca, endpoint, api_key).await?);
                 let message = client
                     .get_message(GetMessageRequest {
                         message_id: id.clone(),
@@ -276,8 +288,9 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
 
     let node1 = dev.grpc(1);
     let demo = dev.demo_key();
+    let ca = dev.ca();
     let leader = wait_for("a leader", Duration::from_secs(30), || {
-        leader_seen_by(&node1, &demo)
+        leader_seen_by(&ca, &node1, &demo)
     })
     .await;
     let old_pid = dev
@@ -303,9 +316,9 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
         .collect();
     let mut ids = Vec::new();
     for n in 0..5 {
-        ids.push(submit(&survivors, &format!("while-down-{n}"), &demo).await);
+        ids.push(submit(&ca, &survivors, &format!("while-down-{n}"), &demo).await);
     }
-    wait_delivered(&survivors[0], &ids, Duration::from_secs(60), &demo).await;
+    wait_delivered(&ca, &survivors[0], &ids, Duration::from_secs(60), &demo).await;
 
     // Started again through the supervisor, on its data; it catches up on what it missed.
     let started = herald(&[
@@ -326,7 +339,7 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
         .expect("cluster.json has the restarted node's pid");
     assert_ne!(new_pid, old_pid);
     assert!(alive(new_pid));
-    wait_delivered(&dev.grpc(leader), &ids, Duration::from_secs(60), &demo).await;
+    wait_delivered(&ca, &dev.grpc(leader), &ids, Duration::from_secs(60), &demo).await;
 
     // Asking again while it runs is refused, and changes nothing.
     let again = herald(&[
@@ -370,8 +383,9 @@ async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() 
     let first = Dev::start(&dir, &host);
     first.wait_up().await;
     let demo = first.demo_key();
-    let id = submit(&[first.grpc(1)], "before-the-second", &demo).await;
+    let id = submit(&first.ca(), &[first.grpc(1)], "before-the-second", &demo).await;
     wait_delivered(
+        &first.ca(),
         &first.grpc(2),
         std::slice::from_ref(&id),
         Duration::from_secs(60),
@@ -435,7 +449,14 @@ async fn a_second_dev_on_the_same_folder_or_ports_refuses_and_touches_nothing() 
         assert!(now.starts_with(before.as_str()), "{log} was rewritten");
         assert!(!now.contains("in use"), "{log} has another run's output");
     }
-    wait_delivered(&first.grpc(3), &[id], Duration::from_secs(30), &demo).await;
+    wait_delivered(
+        &first.ca(),
+        &first.grpc(3),
+        &[id],
+        Duration::from_secs(30),
+        &demo,
+    )
+    .await;
     assert!(
         !first.output().contains("exited"),
         "a child of the first cluster exited:\n{}",
@@ -546,9 +567,12 @@ async fn the_readme_first_session_prints_what_the_readme_shows() {
     let net = LoopbackNet::new();
     let dev = Dev::start(&temp.path().join("cluster"), &net.ip(1));
     dev.wait_up().await;
+    // What the README's reader gets from `.herald-dev/cluster.json` in the repository, this
+    // cluster in a temp folder gets from the environment.
     let run = Command::new(root.join("scripts/first-session"))
         .env("HERALD", herald_bin())
         .env("HERALD_API_KEY", dev.demo_key().expose_secret())
+        .env("HERALD_CA", dev.ca())
         .env("HERALD_DEV_HOST", net.ip(1))
         .env("HERALD_DEV_PORT_BASE", PORT_BASE.to_string())
         .stdin(Stdio::null())

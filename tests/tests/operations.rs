@@ -16,7 +16,7 @@ use secrecy::SecretString;
 fn herald(cluster: &Cluster, args: &[&str]) -> Output {
     std::process::Command::new(herald_bin())
         .args(args)
-        .env("HERALD_API_KEY", cluster.admin_key_text())
+        .envs(cluster.client_env())
         .output()
         .expect("herald runs")
 }

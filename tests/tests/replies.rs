@@ -275,6 +275,7 @@ async fn a_long_reply_over_two_connections_on_two_nodes_is_joined_once_and_reach
     let crm_key = key_of(&cluster, "crm").await;
     let output = std::process::Command::new(herald_tests::herald_bin())
         .args(["replies", "--endpoint", &cluster.node(2).grpc, "--json"])
+        .envs(cluster.client_env())
         .env("HERALD_API_KEY", crm_key.expose_secret())
         .args(["--after", &first[0].reply_id.to_string()])
         .output()

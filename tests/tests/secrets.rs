@@ -23,6 +23,8 @@ async fn herald(args: &[&str], key: &str) -> Output {
     tokio::process::Command::new(herald_bin())
         .args(args)
         .env("HERALD_API_KEY", key)
+        // Every test cluster of this process trusts the harness's one test CA.
+        .env("HERALD_CA", herald_tests::test_ca().ca_path())
         .output()
         .await
         .expect("herald runs")

@@ -240,6 +240,7 @@ async fn traces_show_the_pdus_of_refused_delivered_and_dropped_messages_on_any_n
 /// What `herald trace ID` prints, asking `node`.
 fn herald_trace(cluster: &Cluster, node: u64, id: &str) -> String {
     let output = std::process::Command::new(herald_bin())
+        .envs(cluster.client_env())
         .args(["trace", "--endpoint", &cluster.node(node).grpc, id])
         .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()

@@ -7,7 +7,7 @@
 //! This module knows addresses and channels, never an API: callers wrap the channel in the client
 //! of the service they call.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -92,16 +92,47 @@ pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7101";
 /// How long the CLI waits for a node to accept a connection before saying it cannot reach it.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What `herald dev` recorded about connecting to its cluster.
+#[derive(Debug, Clone, Default)]
+pub struct DevProfile {
+    /// `tls.ca`: the CA certificate to trust (`None`: the dev cluster is insecure).
+    pub ca: Option<PathBuf>,
+}
+
+impl DevProfile {
+    /// The profile in `.herald-dev/cluster.json` of the current directory, if there is one.
+    pub fn find() -> Option<DevProfile> {
+        DevProfile::read(Path::new(DEV_PROFILE))
+    }
+
+    pub fn read(path: &Path) -> Option<DevProfile> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(DevProfile {
+            ca: json
+                .pointer("/tls/ca")
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from),
+        })
+    }
+}
+
 /// Where a client command connects: flattened into every client command.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConnectArgs {
-    /// A node's gRPC address, HOST:PORT or http://HOST:PORT (any node answers).
+    /// A node's gRPC address, HOST:PORT, http://HOST:PORT or https://HOST:PORT (any node
+    /// answers).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// The API key calls are made with (hrd_…); default: $HERALD_API_KEY, else the key of
     /// `herald dev`'s .herald-dev/cluster.json in the current directory.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// The CA certificate (PEM) to verify the node with: connects with TLS. Without it (and
+    /// without HERALD_CA), the CA of `.herald-dev/cluster.json` in the current directory is used
+    /// when that file exists.
+    #[arg(long, value_name = "FILE", env = "HERALD_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 /// The key given by `--api-key`, else `$HERALD_API_KEY`, else the dev profile's for `who`.
@@ -117,6 +148,11 @@ fn api_key(flag: Option<&String>, who: DevCredential) -> Option<SecretString> {
     dev_profile_key(Path::new(DEV_PROFILE), who)
 }
 
+/// The CA a client uses: `--ca`/`HERALD_CA`, else the dev cluster's in the current directory.
+fn ca_or_dev_profile(ca: &Option<PathBuf>) -> Option<PathBuf> {
+    ca.clone().or_else(|| DevProfile::find().and_then(|p| p.ca))
+}
+
 impl ConnectArgs {
     /// The connector for `--endpoint`, with the CLI's settings and a sender's key.
     pub fn connector(&self) -> Connector {
@@ -125,7 +161,10 @@ impl ConnectArgs {
 
     /// The connector for an admin command (its key from the dev profile is the admin's).
     pub fn connector_as(&self, who: DevCredential) -> Connector {
-        let connector = Connector::new(&self.endpoint);
+        let connector = match ca_or_dev_profile(&self.ca) {
+            Some(ca) => Connector::new(&self.endpoint).ca_file(ca),
+            None => Connector::new(&self.endpoint),
+        };
         match api_key(self.api_key.as_ref(), who) {
             Some(key) => connector.api_key(key),
             None => connector,
@@ -147,25 +186,35 @@ impl ConnectArgs {
 /// repeatable because its calls go round-robin over several nodes.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConnectManyArgs {
-    /// Node gRPC addresses (HOST:PORT or http://HOST:PORT); calls go round-robin over them.
-    /// Repeatable.
+    /// Node gRPC addresses (HOST:PORT, http://HOST:PORT or https://HOST:PORT); calls go
+    /// round-robin over them. Repeatable.
     #[arg(long = "endpoint", value_name = "ADDR", default_value = DEFAULT_ENDPOINT)]
     pub endpoints: Vec<String>,
     /// The API key calls are made with; default: $HERALD_API_KEY, else the demo sender's key
     /// of `herald dev`'s .herald-dev/cluster.json in the current directory.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// The CA certificate (PEM) to verify the nodes with (see `--ca` of the other commands).
+    #[arg(long, value_name = "FILE", env = "HERALD_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 impl ConnectManyArgs {
     /// One connector per `--endpoint`, in the order given.
     pub fn connectors(&self) -> Vec<Connector> {
         let key = api_key(self.api_key.as_ref(), DevCredential::Demo);
+        let ca = ca_or_dev_profile(&self.ca);
         self.endpoints
             .iter()
-            .map(|e| match &key {
-                Some(key) => Connector::new(e).api_key(key.clone()),
-                None => Connector::new(e),
+            .map(|e| {
+                let connector = match &ca {
+                    Some(ca) => Connector::new(e).ca_file(ca.clone()),
+                    None => Connector::new(e),
+                };
+                match &key {
+                    Some(key) => connector.api_key(key.clone()),
+                    None => connector,
+                }
             })
             .collect()
     }
@@ -175,8 +224,11 @@ impl ConnectManyArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The address is not one a channel can be built for; nothing was sent.
-    #[error("--endpoint {endpoint:?}: not a valid address (expected HOST:PORT or http://HOST:PORT): {reason}")]
+    #[error("--endpoint {endpoint:?}: not a valid address (expected HOST:PORT, http://HOST:PORT or https://HOST:PORT): {reason}")]
     InvalidEndpoint { endpoint: String, reason: String },
+    /// The CA could not be used; nothing was sent.
+    #[error("--ca {path}: {reason}")]
+    Ca { path: String, reason: String },
     /// Nothing accepted the connection within the connect timeout (refused, unroutable, silent).
     /// tonic's own text is only "transport error": the cause (refused, timed out) is its source,
     /// which the CLI prints after this line's text.
@@ -200,6 +252,14 @@ pub struct Connector {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
     api_key: Option<SecretString>,
+    ca: Option<Ca>,
+}
+
+/// The CA a connector trusts: TLS is used when there is one.
+#[derive(Clone, Debug)]
+enum Ca {
+    Pem(Vec<u8>),
+    File(PathBuf),
 }
 
 impl Connector {
@@ -209,6 +269,7 @@ impl Connector {
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: None,
             api_key: None,
+            ca: None,
         }
     }
 
@@ -216,6 +277,60 @@ impl Connector {
     pub fn api_key(mut self, key: SecretString) -> Connector {
         self.api_key = Some(key);
         self
+    }
+
+    /// Connect with TLS, trusting the CA certificate(s) in `pem`.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Connector {
+        self.ca = Some(Ca::Pem(pem.into()));
+        self
+    }
+
+    /// Connect with TLS, trusting the CA certificate(s) in the PEM file `path` (read when
+    /// connecting, so a missing file is reported as the connection's error).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Connector {
+        self.ca = Some(Ca::File(path.into()));
+        self
+    }
+
+    /// The TLS client configuration for the CA, if one is set.
+    fn tls_config(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, ConnectError> {
+        let (pem, origin) = match &self.ca {
+            None => return Ok(None),
+            Some(Ca::Pem(pem)) => (pem.clone(), PathBuf::from("(CA given in memory)")),
+            Some(Ca::File(path)) => (
+                std::fs::read(path).map_err(|e| ConnectError::Ca {
+                    path: path.display().to_string(),
+                    reason: format!("cannot read: {e}"),
+                })?,
+                path.clone(),
+            ),
+        };
+        crate::tls::client::client_config(&pem, &origin)
+            .map(Some)
+            .map_err(|e| ConnectError::Ca {
+                path: origin.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The host the server's certificate must name: the endpoint's, without scheme and port.
+    fn server_name(&self) -> Result<rustls_pki_types::ServerName<'static>, ConnectError> {
+        let rest = self
+            .endpoint
+            .strip_prefix("https://")
+            .or_else(|| self.endpoint.strip_prefix("http://"))
+            .unwrap_or(&self.endpoint);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+            ConnectError::InvalidEndpoint {
+                endpoint: self.endpoint.clone(),
+                reason: format!("host {host:?}: {e}"),
+            }
+        })
     }
 
     /// How long to wait for the node to accept the connection.
@@ -232,15 +347,19 @@ impl Connector {
 
     /// The channel's settings, without connecting.
     fn endpoint_settings(&self) -> Result<Endpoint, ConnectError> {
-        // Operators write HOST:PORT; the channel needs a URI. No TLS yet (the security issue adds
-        // it here): an https:// address is refused now rather than failing as a transport error.
-        if self.endpoint.starts_with("https://") {
+        // Operators write HOST:PORT; the channel needs a URI. TLS is done by our own connector
+        // under a plain http:// URI, so https:// only says "TLS" and needs a CA.
+        if self.endpoint.starts_with("https://") && self.ca.is_none() {
             return Err(ConnectError::InvalidEndpoint {
                 endpoint: self.endpoint.clone(),
-                reason: "TLS is not supported yet; give HOST:PORT or http://HOST:PORT".into(),
+                reason:
+                    "https:// needs the CA to verify the node with: give --ca FILE (or HERALD_CA)"
+                        .into(),
             });
         }
-        let uri = if self.endpoint.starts_with("http://") {
+        let uri = if let Some(rest) = self.endpoint.strip_prefix("https://") {
+            format!("http://{rest}")
+        } else if self.endpoint.starts_with("http://") {
             self.endpoint.clone()
         } else {
             format!("http://{}", self.endpoint)
@@ -259,12 +378,23 @@ impl Connector {
     /// Connects now, so that an unreachable node is reported before anything is sent.
     pub async fn channel(&self) -> Result<ClientChannel, ConnectError> {
         let bearer = BearerKey::new(self.api_key.as_ref())?;
-        let channel = self.endpoint_settings()?.connect().await.map_err(|error| {
-            ConnectError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                error,
-            }
-        })?;
+        let endpoint = self.endpoint_settings()?;
+        let unreachable = |error| ConnectError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            error,
+        };
+        let channel = match self.tls_config()? {
+            None => endpoint.connect().await.map_err(unreachable)?,
+            Some(config) => crate::tls::client::tls_channel(
+                endpoint,
+                config,
+                self.server_name()?,
+                self.connect_timeout,
+                false,
+            )
+            .await
+            .map_err(unreachable)?,
+        };
         Ok(InterceptedService::new(channel, bearer))
     }
 }
@@ -297,11 +427,13 @@ mod tests {
         );
         let error = Connector::new("https://127.0.0.1:7101")
             .endpoint_settings()
-            .expect_err("no TLS yet");
-        assert!(
-            error.to_string().contains("TLS is not supported yet"),
-            "{error}"
-        );
+            .expect_err("https without a CA");
+        assert!(error.to_string().contains("needs the CA"), "{error}");
+        let endpoint = Connector::new("https://127.0.0.1:7101")
+            .ca_pem(Vec::new())
+            .endpoint_settings()
+            .expect("https with a CA");
+        assert_eq!(endpoint.uri().to_string(), "http://127.0.0.1:7101/");
     }
 
     #[tokio::test]

@@ -271,6 +271,15 @@ fn connection_text(l: &LinkPlacement) -> String {
     }
 }
 
+/// A certificate's expiry as RFC 3339 text; None for 0 (no TLS).
+fn tls_not_after(ms: u64) -> Option<String> {
+    (ms != 0).then(|| {
+        chrono::DateTime::from_timestamp_millis(ms as i64)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| ms.to_string())
+    })
+}
+
 pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
     let mut client = ClusterClient::new(args.connect.admin_channel().await?);
     let s = client
@@ -301,6 +310,8 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
                 "down": l.down, "congested": l.congested, "status_reason": l.status_reason,
             })).collect::<Vec<_>>(),
             "drained": s.drained,
+            // null: the node runs without TLS.
+            "tls_not_after": tls_not_after(s.tls_not_after_ms),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -344,6 +355,10 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
     }
     if !s.drained.is_empty() {
         println!("  drained nodes: {:?}", s.drained);
+    }
+    match tls_not_after(s.tls_not_after_ms) {
+        Some(at) => println!("  TLS certificate of node {} valid until {at}", s.node_id),
+        None => println!("  no TLS: node {} is insecure (plaintext)", s.node_id),
     }
     Ok(())
 }

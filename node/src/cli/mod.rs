@@ -8,6 +8,7 @@ mod output;
 
 pub mod admin;
 pub mod bench;
+pub mod cert;
 pub mod clients;
 pub mod connect;
 pub mod debug;
@@ -77,6 +78,11 @@ enum Command {
     },
     /// Who changed the policy, clients, keys, drains and cancels (from the log; any node).
     Audit(clients::AuditArgs),
+    /// Makes a CA, node and client certificates (no openssl needed).
+    Cert {
+        #[command(subcommand)]
+        command: cert::CertCommand,
+    },
     /// Read-only diagnosis of a stopped node's data directory.
     Debug {
         #[command(subcommand)]
@@ -189,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Debug {
                 command: DebugCommand::LogHashes(args),
             } => debug::log_hashes(args),
+            Command::Cert { command } => cert::run(command),
         }
     })
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use herald_api::v1::internal_client::InternalClient;
 use herald_raft::events::{Event, EventBatch};
 use herald_raft::network::{
-    internal_channel, internal_client, propose_local, propose_remote, NetworkFactory, ProposeError,
+    internal_client, propose_local, propose_remote, NetworkFactory, ProposeError,
 };
 use herald_raft::types::{EventOutcome, NodeId, Raft};
 use prost::Message as _;
@@ -286,7 +286,7 @@ impl Forwarder {
                 .get_node(&id)
                 .map(|n| self.network.addr_of(id, n))?
         };
-        let client = internal_client(internal_channel(&addr).ok()?);
+        let client = internal_client(self.network.channel(id, &addr).ok()?);
         clients.insert(id, client.clone());
         Some(client)
     }

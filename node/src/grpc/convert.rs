@@ -254,6 +254,7 @@ pub fn replies(page: ReplyPage) -> pb::ListRepliesResponse {
 
 pub fn cluster(c: ClusterView) -> pb::ClusterStatusResponse {
     pb::ClusterStatusResponse {
+        tls_not_after_ms: c.tls_not_after_ms.unwrap_or(0),
         node_id: c.node_id,
         leader: c.leader,
         term: c.term,

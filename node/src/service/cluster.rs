@@ -76,6 +76,9 @@ pub struct ClusterView {
     pub state: String,
     /// Nodes an operator drained.
     pub drained: Vec<u64>,
+    /// When the answering node's public certificate expires (ms since the Unix epoch); None
+    /// without TLS.
+    pub tls_not_after_ms: Option<u64>,
 }
 
 pub fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
@@ -129,6 +132,10 @@ pub fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
         links,
         state: format!("{:?}", m.state),
         drained: table.drained.clone(),
+        tls_not_after_ms: ctx
+            .tls
+            .as_ref()
+            .map(|t| u64::try_from(t.current().public_not_after).unwrap_or(0) * 1000),
     })
 }
 

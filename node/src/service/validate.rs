@@ -422,6 +422,7 @@ mod tests {
             grpc-listen = "127.0.0.1:1"
             raft-listen = "127.0.0.1:2"
             data-dir = "/nonexistent"
+            insecure = true
             peers = [{{ id = 1, grpc = "127.0.0.1:1", raft = "127.0.0.1:2" }}]
             messages = {{ max-text-chars = 70 }}
             [[links]]

@@ -88,6 +88,8 @@ pub struct ChaosCluster {
     sim_paused: Mutex<BTreeSet<usize>>,
     /// The bootstrap admin key of every node's `[auth]`: the workload and the checks call with it.
     admin_key: SecretString,
+    /// The cluster's CA: nodes speak TLS to each other through the proxies and to clients.
+    pub tls: crate::TestCa,
 }
 
 /// A port free on `ip` at the time of asking.
@@ -150,6 +152,7 @@ impl ChaosCluster {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        let tls = crate::TestCa::new(&dir.join("tls"), "chaos");
         let mut peer_proxies = BTreeMap::new();
         let mut sim_proxies = BTreeMap::new();
         for from in &nodes {
@@ -188,11 +191,12 @@ impl ChaosCluster {
                 ));
             }
             let t = &tuning;
+            let tls_toml = tls.node_section(&dir.join("tls"), n.id, &[node_ip(n.id)]);
             let config = format!(
                 "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
                  [raft]\nheartbeat-ms = {hb}\nelection-timeout-min-ms = {emin}\nelection-timeout-max-ms = {emax}\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = {lost}\n\n\
-                 {auth_toml}{peers}{links}",
+                 {auth_toml}{peers}{links}{tls_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
@@ -218,6 +222,7 @@ impl ChaosCluster {
             paused: Mutex::default(),
             sim_paused: Mutex::default(),
             admin_key,
+            tls,
         };
         for s in 0..cluster.sims.len() {
             cluster.start_sim(s)?;
@@ -405,7 +410,7 @@ impl ChaosCluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<ClusterStatusResponse> {
-        let channel = channel(&self.node(id).grpc, &self.admin_key, Duration::from_secs(2)).await?;
+        let channel = self.channel(id, Duration::from_secs(2)).await?;
         let mut client = ClusterClient::new(channel);
         tokio::time::timeout(
             Duration::from_secs(2),
@@ -456,13 +461,23 @@ impl ChaosCluster {
     }
 
     pub async fn messaging(&self, id: u64) -> Option<MessagingClient<ClientChannel>> {
-        channel(
-            &self.node(id).grpc,
-            &self.admin_key,
-            Duration::from_secs(30),
-        )
-        .await
-        .map(MessagingClient::new)
+        self.channel(id, Duration::from_secs(30))
+            .await
+            .map(MessagingClient::new)
+    }
+
+    /// A channel to node `id` as every client makes it (`herald_node::cli::connect`), with the
+    /// cluster's CA: a short connect timeout, since faults keep nodes away, and `timeout` on
+    /// every call.
+    pub async fn channel(&self, id: u64, timeout: Duration) -> Option<ClientChannel> {
+        Connector::new(&self.node(id).grpc)
+            .ca_pem(self.tls.ca_pem())
+            .api_key(self.admin_key.clone())
+            .connect_timeout(Duration::from_millis(500))
+            .request_timeout(timeout)
+            .channel()
+            .await
+            .ok()
     }
 }
 
@@ -485,16 +500,4 @@ impl Drop for ChaosCluster {
             }
         }
     }
-}
-
-/// A channel to a node as every client makes it (`herald_node::cli::connect`): a short connect
-/// timeout, since faults keep nodes away, and `timeout` on every call.
-pub async fn channel(addr: &str, key: &SecretString, timeout: Duration) -> Option<ClientChannel> {
-    Connector::new(addr)
-        .api_key(key.clone())
-        .connect_timeout(Duration::from_millis(500))
-        .request_timeout(timeout)
-        .channel()
-        .await
-        .ok()
 }

@@ -11,8 +11,9 @@ use crate::cli::connect::Connector;
 pub const DEMO: &str = "demo";
 
 /// A fresh key of the `demo` sender, made with the `admin` key through `endpoint`.
-pub async fn demo_key(endpoint: &str, admin: &SecretString) -> anyhow::Result<SecretString> {
-    let channel = Connector::new(endpoint)
+pub async fn demo_key(node: &Connector, admin: &SecretString) -> anyhow::Result<SecretString> {
+    let channel = node
+        .clone()
         .api_key(admin.clone())
         .request_timeout(std::time::Duration::from_secs(10))
         .channel()

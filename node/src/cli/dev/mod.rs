@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use crate::cli::connect::Connector;
 use crate::config::{
     AuthConfig, LinkConfig, MessageLimits, NodeConfig, PeerConfig, PlacementConfig, RaftTuning,
+    TlsConfig,
 };
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 
 use control::Request;
 use folder::{DevFolder, CLUSTER_FILE};
@@ -72,11 +73,15 @@ pub struct DevArgs {
     /// destinations starting 1340000 with result 13.
     #[arg(long = "sim-arg", value_name = "ARG", allow_hyphen_values = true)]
     sim_args: Vec<String>,
-    /// No API keys (and no TLS): every caller is an admin; cluster.json's credentials are
-    /// null. For a benchmark's "off" case.
+    /// Plaintext nodes without certificates or API keys (every caller is an admin; cluster.json's
+    /// tls and credentials are null): the benchmarks' "security off" case. By default the cluster
+    /// gets a CA and node certificates in DIR/tls/, an admin key and a demo sender.
     #[arg(long)]
     insecure: bool,
 }
+
+/// The dev cluster's name in its certificates.
+pub const DEV_CLUSTER_NAME: &str = "dev";
 
 #[derive(clap::Subcommand)]
 enum DevCommand {
@@ -184,20 +189,49 @@ async fn run_cluster(args: DevArgs) -> anyhow::Result<()> {
     // A bootstrap admin key for this run: its hash goes into every node config, the key into
     // cluster.json (the dev folder is the developer's own).
     let admin = (!args.insecure).then(crate::service::auth::NewKey::generate);
-    let specs = child_specs(&args, &layout, &folder, admin.as_ref())?;
+    let tls = if args.insecure {
+        None
+    } else {
+        Some(make_certificates(&layout, &folder.join("tls"))?)
+    };
+    let specs = child_specs(&args, &layout, &folder, admin.as_ref(), tls.as_ref())?;
     // Listening for the signals before any child starts: the children run in their own process
     // group, so a signal that killed this process unhandled would leave them running.
     let shutdown = stop_signals()?;
     tokio::pin!(shutdown);
     let mut supervisor = Supervisor::new(exe, folder, specs);
+    supervisor.set_field(
+        "tls",
+        match &tls {
+            Some(files) => serde_json::json!({ "ca": files.ca }),
+            None => serde_json::Value::Null,
+        },
+    );
     supervisor.start_all()?;
 
-    let endpoints: Vec<String> = layout.ids().map(|id| layout.grpc(id).to_string()).collect();
     let admin_key = admin.as_ref().map(|k| k.key.clone());
+    let ca_pem = match &tls {
+        Some(files) => Some(std::fs::read(&files.ca)?),
+        None => None,
+    };
+    let connectors: Vec<Connector> = layout
+        .ids()
+        .map(|id| {
+            let mut connector =
+                Connector::new(layout.grpc(id).to_string()).request_timeout(Duration::from_secs(1));
+            if let Some(pem) = &ca_pem {
+                connector = connector.ca_pem(pem.clone());
+            }
+            if let Some(key) = &admin_key {
+                connector = connector.api_key(key.clone());
+            }
+            connector
+        })
+        .collect();
     tokio::select! {
-        leader = wait_for_agreed_leader(&endpoints, admin_key.as_ref(), Duration::from_secs(30)) => {
+        leader = wait_for_agreed_leader(&connectors, Duration::from_secs(30)) => {
             if let (Some(admin), Some(_)) = (&admin_key, leader) {
-                match credentials::demo_key(&endpoints[0], admin).await {
+                match credentials::demo_key(&connectors[0], admin).await {
                     Ok(demo) => supervisor.set_credentials(serde_json::json!({
                         "admin": admin.expose_secret(),
                         "demo": demo.expose_secret(),
@@ -228,12 +262,49 @@ fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// The dev cluster's certificate files: one CA, one certificate per node.
+struct DevTls {
+    ca: PathBuf,
+    nodes: std::collections::BTreeMap<u64, (PathBuf, PathBuf)>,
+}
+
+/// A CA (kept across restarts of the same folder, so certificates given out stay valid) and a
+/// fresh certificate per node naming its identity and the loopback host, in `dir`.
+fn make_certificates(layout: &Layout, dir: &Path) -> anyhow::Result<DevTls> {
+    use crate::tls::certs;
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    let ca = match certs::read_ca(&dir) {
+        Ok(ca) => ca,
+        Err(_) => {
+            let ca = certs::make_ca(DEV_CLUSTER_NAME, certs::Validity::days(3650)?)?;
+            certs::write(&dir, "ca", &ca)?;
+            ca
+        }
+    };
+    let mut nodes = std::collections::BTreeMap::new();
+    for id in layout.ids() {
+        let identity = crate::tls::NodeIdentity::new(DEV_CLUSTER_NAME, id)?;
+        let hosts = vec![layout.grpc(id).ip().to_string(), "localhost".to_string()];
+        let cert = certs::make_node(&ca, &identity, &hosts, certs::Validity::days(365)?)?;
+        nodes.insert(id, certs::write(&dir, &format!("node{id}"), &cert)?);
+    }
+    Ok(DevTls {
+        ca: dir.join("ca.pem"),
+        nodes,
+    })
+}
+
 /// The simulator and the nodes, with their configuration files written.
 fn child_specs(
     args: &DevArgs,
     layout: &Layout,
     folder: &DevFolder,
     admin: Option<&crate::service::auth::NewKey>,
+    tls: Option<&DevTls>,
 ) -> anyhow::Result<Vec<ChildSpec>> {
     let dir = folder.path();
     let sim_addr = layout.sim().to_string();
@@ -312,6 +383,17 @@ fn child_specs(
                     .into_iter()
                     .collect(),
             },
+            tls: tls.and_then(|t| {
+                let (cert, key) = t.nodes.get(&peer.id)?;
+                Some(TlsConfig {
+                    cluster: DEV_CLUSTER_NAME.into(),
+                    ca: t.ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    public_cert: None,
+                    public_key: None,
+                })
+            }),
         };
         let name = format!("node{}", peer.id);
         let path = folder.join(&format!("{name}.toml"));
@@ -396,16 +478,12 @@ fn print_banner(args: &DevArgs, layout: &Layout, supervisor: &Supervisor, leader
 /// takes a call at once. One node knowing its leader is not enough: at a cold start the first
 /// candidate asks for votes before its peers listen and waits out an election timeout (1.5–3 s),
 /// and calls made meanwhile wait that long (benchmarks saw p99 of 2 s on a fresh cluster).
-async fn wait_for_agreed_leader(
-    endpoints: &[String],
-    key: Option<&SecretString>,
-    limit: Duration,
-) -> Option<u64> {
+async fn wait_for_agreed_leader(nodes: &[Connector], limit: Duration) -> Option<u64> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        let mut leaders = Vec::with_capacity(endpoints.len());
-        for endpoint in endpoints {
-            leaders.push(leader_seen_by(endpoint, key).await);
+        let mut leaders = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            leaders.push(leader_seen_by(node).await);
         }
         if let Some(Some(leader)) = leaders.first() {
             if leaders.iter().all(|l| *l == Some(*leader)) {
@@ -418,14 +496,10 @@ async fn wait_for_agreed_leader(
 }
 
 /// The leader `endpoint`'s node knows of, if it answers and knows one.
-async fn leader_seen_by(endpoint: &str, key: Option<&SecretString>) -> Option<u64> {
+/// (`node` bounds each call: a node that accepts but does not answer must not hold up the wait.)
+async fn leader_seen_by(node: &Connector) -> Option<u64> {
     use herald_api::v1::cluster_client::ClusterClient;
-    // A node that accepts but does not answer (stopped, wedged) must not hold up the wait.
-    let mut connector = Connector::new(endpoint).request_timeout(Duration::from_secs(1));
-    if let Some(key) = key {
-        connector = connector.api_key(key.clone());
-    }
-    let channel = connector.channel().await.ok()?;
+    let channel = node.channel().await.ok()?;
     let mut client = ClusterClient::new(channel);
     let status = client
         .status(herald_api::v1::ClusterStatusRequest {})

@@ -74,6 +74,8 @@ pub struct Supervisor {
     /// `cluster.json`'s `credentials`: the admin's and the demo sender's keys (null until made,
     /// and for an insecure cluster).
     credentials: serde_json::Value,
+    /// What else `cluster.json` says about connecting (`tls`).
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Supervisor {
@@ -90,6 +92,7 @@ impl Supervisor {
             exits_rx,
             stop: CancellationToken::new(),
             credentials: serde_json::Value::Null,
+            fields: serde_json::Map::new(),
         }
     }
 
@@ -98,6 +101,11 @@ impl Supervisor {
     pub fn set_credentials(&mut self, credentials: serde_json::Value) -> std::io::Result<()> {
         self.credentials = credentials;
         self.write_cluster_file()
+    }
+
+    /// Records `key: value` at the top of `cluster.json` (e.g. `"tls": {"ca": ...}`).
+    pub fn set_field(&mut self, key: &str, value: serde_json::Value) {
+        self.fields.insert(key.to_string(), value);
     }
 
     pub fn folder(&self) -> &DevFolder {
@@ -178,6 +186,12 @@ impl Supervisor {
                 "control": self.folder.join(SOCKET_FILE),
             })),
         });
+        let mut cluster = cluster;
+        if let Some(map) = cluster.as_object_mut() {
+            for (key, value) in &self.fields {
+                map.insert(key.clone(), value.clone());
+            }
+        }
         let text = serde_json::to_string_pretty(&cluster).map_err(std::io::Error::other)?;
         self.folder.write_atomically(CLUSTER_FILE, &text)
     }
