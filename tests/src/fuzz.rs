@@ -53,6 +53,8 @@ node-id = 1
 grpc-listen = "127.0.0.1:7101"
 raft-listen = "127.0.0.1:7201"
 data-dir = "/nonexistent/fuzz"
+# No node runs from this config (only its validation rules are used): no certificates needed.
+insecure = true
 peers = [{ id = 1, grpc = "127.0.0.1:7101", raft = "127.0.0.1:7201" }]
 
 [[links]]
