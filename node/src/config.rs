@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn a_link_secret_is_redacted_in_debug_and_kept_in_the_file() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
-        let mut config = NodeConfig::load(&path).expect("examples/node1.toml loads");
+        let mut config = NodeConfig::parse(&path).expect("examples/node1.toml parses");
         let secret = "Zx9-distinctive-carrier-password";
         config.links[0].secret = secret.into();
         for shown in [format!("{config:?}"), format!("{:#?}", config.links[0])] {
