@@ -80,9 +80,10 @@ async fn no_key_a_wrong_key_and_a_revoked_key_are_unauthenticated() {
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let endpoint = cluster.node(1).grpc.clone();
 
-    // No key at all: a client connecting without one.
+    // No key at all: a client connecting without one (over TLS, trusting the cluster's CA).
     let mut anonymous = herald_api::v1::messaging_client::MessagingClient::new(
         herald_node::cli::connect::Connector::new(&endpoint)
+            .ca_pem(herald_tests::test_ca().ca_pem())
             .channel()
             .await
             .expect("connects"),
