@@ -576,6 +576,7 @@ async fn keys_appear_in_no_log_and_the_log_stores_only_their_hash() {
             "--endpoint",
             &cluster.node(1).grpc,
         ])
+        .envs(cluster.client_env())
         .env("HERALD_API_KEY", cluster.admin_key_text())
         .output()
         .expect("herald client create");
