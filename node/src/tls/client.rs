@@ -111,3 +111,63 @@ pub async fn tls_channel(
         endpoint.connect_with_connector(connector).await
     }
 }
+
+/// A client configuration that trusts the CA in `ca_pem` and presents the certificate and key in
+/// the PEM files `cert` and `key` (a node's, or one made by `herald cert client`).
+pub fn client_config_with_cert(
+    ca_pem: &[u8],
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = super::pem::roots_from_pem(ca_pem, std::path::Path::new("(CA)"))?;
+    let chain = super::pem::load_certs(cert)?;
+    let key = super::pem::load_key(key)?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A channel to `addr` (HOST:PORT) over TLS with `config`, expecting the server to be
+/// `server_name`; connected now.
+pub async fn channel_to(
+    addr: &str,
+    config: Arc<ClientConfig>,
+    server_name: &str,
+    timeout: Duration,
+) -> Result<Channel, String> {
+    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    tls_channel(endpoint, config, name, timeout, false)
+        .await
+        .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
+}
+
+/// The certificate a TLS server at `addr` serves to a new connection now, as `config` verifies it
+/// against `server_name` (for checking that a reload took effect).
+pub async fn served_certificate(
+    addr: &str,
+    config: Arc<ClientConfig>,
+    server_name: &str,
+) -> Result<super::pem::CertInfo, String> {
+    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or("the server sent no certificate")?;
+    super::pem::CertInfo::parse(cert)
+}
