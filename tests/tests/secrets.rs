@@ -1,12 +1,13 @@
-//! Secrets stay secret, against real processes: a cluster whose carrier links log in with a
+//! Secrets stay secret, against real processes: a TLS cluster whose carrier links log in with a
 //! distinctive password (the nodes logging at debug level, the simulator sending replies) runs
 //! the suite's user-facing commands through the real CLI — send, status, trace, cancel, replies,
 //! cluster status, policy show and set, drain, client create/rotate-key/list/show/revoke-key,
 //! audit, and calls with a revoked, a wrong and a malformed API key — and then every command's
-//! stdout and stderr, every node log, the simulator's log and its record are searched for the
-//! carrier password and the secret part of every API key used. The password may appear only in
-//! the node config files, where the operator put it; a key only in the stdout of the one command
-//! that issues it.
+//! stdout and stderr, every node log, the simulator's log and record, and the nodes' data
+//! folders are searched for the carrier password, the secret part of every API key used and
+//! every node's private key (whole and line by line). The password may appear only in the node
+//! config files and the keys in `tls/`, where the operator put them; an API key only in the
+//! stdout of the one command that issues it.
 
 use std::path::Path;
 use std::process::Output;
@@ -72,25 +73,47 @@ fn secret_of(key: &str) -> String {
         .to_string()
 }
 
-/// Every file under `dir` but the node configs, as (name, text).
-fn files_to_search(dir: &Path) -> Vec<(String, String)> {
-    let mut found = Vec::new();
+/// Every file under `dir`, recursively, as (name, bytes): logs, the simulator's record, and the
+/// nodes' data (RocksDB's log, tables and Raft log, uncompressed) — but not the node configs
+/// and the `tls/` folder, where the operator put the secrets.
+fn files_to_search(dir: &Path, found: &mut Vec<(String, Vec<u8>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
+        return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
+        let name = path.display().to_string();
         if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "tls") {
+                files_to_search(&path, found);
+            }
             continue;
         }
-        let name = path.display().to_string();
         if name.ends_with(".toml") {
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        found.push((name, String::from_utf8_lossy(&bytes).to_string()));
+        found.push((name, std::fs::read(&path).unwrap_or_default()));
+    }
+}
+
+/// The base64 lines of a PEM private key: the whole body, and each line alone (a log that
+/// printed part of the key would show one).
+fn pem_secrets(what: &str, pem: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    assert!(!lines.is_empty(), "{what} has no PEM body");
+    let mut found = vec![(what.to_string(), lines.concat())];
+    for (i, line) in lines.iter().enumerate() {
+        found.push((format!("{what}, line {}", i + 1), line.to_string()));
     }
     found
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,14 +346,17 @@ async fn no_command_output_or_log_shows_a_configured_secret() {
     // The secret was configured where it belongs, and the links used it.
     let config = std::fs::read_to_string(&cluster.node(1).config).expect("node config");
     assert!(config.contains(CARRIER_SECRET), "the test set no secret");
-    let mut searched = outputs;
-    searched.extend(files_to_search(cluster.dir.path()));
+    let mut searched: Vec<(String, Vec<u8>)> = outputs
+        .into_iter()
+        .map(|(name, text)| (name, text.into_bytes()))
+        .collect();
+    files_to_search(cluster.dir.path(), &mut searched);
     let logs: usize = searched
         .iter()
         .filter(|(name, _)| name.ends_with(".log"))
         .count();
     assert!(logs >= 4, "three node logs and a simulator log: {logs}");
-    let secrets = [
+    let mut secrets: Vec<(String, String)> = [
         ("the carrier password", CARRIER_SECRET.to_string()),
         (
             "the bootstrap admin key",
@@ -340,11 +366,28 @@ async fn no_command_output_or_log_shows_a_configured_secret() {
         ("the sender's rotated key", secret_of(&rotated)),
         ("a wrong key", secret_of(&wrong)),
         ("a malformed key", garbage.to_string()),
-    ];
+    ]
+    .into_iter()
+    .map(|(what, secret)| (what.to_string(), secret))
+    .collect();
+    // Every node's private key (its TLS key for both ports and towards its peers).
+    for node in &cluster.nodes {
+        let key = cluster
+            .dir
+            .path()
+            .join("tls")
+            .join(format!("node{}.key", node.id));
+        let pem = std::fs::read_to_string(&key)
+            .unwrap_or_else(|e| panic!("node {}'s key {}: {e}", node.id, key.display()));
+        secrets.extend(pem_secrets(
+            &format!("node {}'s private key", node.id),
+            &pem,
+        ));
+    }
     for (what, secret) in &secrets {
         let leaks: Vec<&String> = searched
             .iter()
-            .filter(|(_, text)| text.contains(secret.as_str()))
+            .filter(|(_, text)| contains(text, secret.as_bytes()))
             .map(|(name, _)| name)
             .collect();
         assert!(leaks.is_empty(), "{what} appears in: {leaks:?}");
