@@ -4,6 +4,8 @@
 # $base, stops it when the script exits, and returns once `herald dev` says it is up (every node
 # names the same leader).
 # Sets and exports HERALD_CA (the cluster's CA, for `herald bench` and the other client commands).
+# $HERALD_DEV_ARGS, when set, is passed to `herald dev` as well (e.g. `--insecure`: no TLS and no
+# keys, the "off" side of BENCHMARKS.md's security cost).
 # Sets $dir (the cluster's folder), $pids (the nodes' process ids) and $endpoints (one --endpoint
 # per node, for `herald bench`), and exports HERALD_API_KEY (the demo sender's key).
 #
@@ -23,8 +25,9 @@ elif [ ! -x "$herald" ]; then
 fi
 work=$(mktemp -d /tmp/herald-runs.XXXXXX)
 dir=$work/cluster # a new folder; dev's output goes beside it
+# shellcheck disable=SC2086 # HERALD_DEV_ARGS is split into words on purpose
 "$herald" dev --dir "$dir" --port-base "$base" --nodes "$nodes" --links 10 --link-window 64 \
-  --link-rate 2000 >"$work/dev.out" 2>&1 </dev/null &
+  --link-rate 2000 ${HERALD_DEV_ARGS:-} >"$work/dev.out" 2>&1 </dev/null &
 dev=$!
 trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null || true' EXIT
 

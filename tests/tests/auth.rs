@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use herald_api::v1::{
     AdminListRepliesRequest, DrainNodeRequest, GetMessageRequest, GetPolicyRequest,
     ListRepliesRequest, RevokeKeyRequest, RotateKeyRequest, SetPolicyRequest, SubmitRequest,
+    SubscribeRepliesRequest,
 };
 use herald_tests::{channel, herald_bin, wait_for, Cluster, Options};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -270,6 +271,15 @@ async fn a_rotated_key_works_and_the_old_one_stops_on_every_node_when_revoked() 
         )
         .await;
     }
+    // A reply stream opened with the old key before the revocation does not outlive it.
+    let mut open_stream = cluster
+        .messaging_as(2, &old)
+        .await
+        .expect("connects")
+        .subscribe_replies(SubscribeRepliesRequest { after_id: 0 })
+        .await
+        .expect("a sender may follow its replies")
+        .into_inner();
     admin
         .revoke_key(RevokeKeyRequest {
             name: "erp".into(),
@@ -277,6 +287,12 @@ async fn a_rotated_key_works_and_the_old_one_stops_on_every_node_when_revoked() 
         })
         .await
         .expect("revoked");
+    let ended = tokio::time::timeout(Duration::from_secs(10), open_stream.message())
+        .await
+        .expect("the open stream ends within 10 s of the revocation")
+        .expect_err("it ends with an error, not a reply");
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended}");
+    assert!(ended.message().contains("was revoked"), "{ended}");
     for node in 1..=3 {
         wait_for(
             &format!("the old key to stop on node {node}"),

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use herald_raft::events::PrincipalKind;
 use herald_raft::reader::ProjectionReader;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -303,6 +304,35 @@ impl Authenticator {
     /// Sources the limiter tracks now (for tests of its pruning).
     pub fn tracked_sources(&self) -> usize {
         self.per_source.len()
+    }
+}
+
+/// Whether `caller`'s key still stands, for calls that outlive their authentication (a reply
+/// stream runs for as long as the client keeps it open): a client's key revoked, or the client
+/// deleted, since the call began ends it. Bootstrap admins and insecure callers have no
+/// replicated key to lose. Read from this node's projection, like the authentication itself.
+pub fn still_authenticated(reader: &ProjectionReader, caller: &Caller) -> Result<(), ServiceError> {
+    if caller.principal().kind != PrincipalKind::Client as i32 {
+        return Ok(());
+    }
+    let key_id = caller.key_id();
+    let client = reader
+        .client_of_key(key_id)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let live = client
+        .as_ref()
+        .filter(|c| c.name == caller.name())
+        .and_then(|c| c.key(key_id))
+        .is_some_and(|k| k.is_live());
+    if live {
+        Ok(())
+    } else {
+        Err(ServiceError::Unauthenticated {
+            reason: format!(
+                "key {key_id} of {:?} was revoked (or its client deleted) while this call was open",
+                caller.name()
+            ),
+        })
     }
 }
 

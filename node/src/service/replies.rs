@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::Stream;
 use herald_raft::records::ReplyRecord;
 
+use super::auth::still_authenticated;
 use super::caller::Caller;
 use super::error::ServiceError;
 use super::permissions::Permission;
@@ -116,9 +117,12 @@ fn addressee(whose: Addressee<'_>) -> Result<&str, ServiceError> {
 
 struct Subscription {
     ctx: Ctx,
+    caller: Caller,
     client_id: String,
     last_id: u64,
     waiting: VecDeque<ReplyRecord>,
+    /// Set once the stream has reported its end (a revoked key): the next poll ends it.
+    ended: bool,
 }
 
 /// The caller's stored replies after `after_id`, then each new one as this node applies it.
@@ -127,14 +131,26 @@ pub fn subscribe(ctx: Ctx, caller: &Caller, after_id: u64) -> Result<ReplyStream
     caller.require(Permission::ReadOwnReplies)?;
     let start = Subscription {
         ctx,
+        caller: caller.clone(),
         client_id: caller.name().to_string(),
         last_id: after_id,
         waiting: VecDeque::new(),
+        ended: false,
     };
     Ok(Box::pin(futures::stream::unfold(
         start,
         |mut sub| async move {
             loop {
+                // A key revoked while the stream is open ends it (checked at every wake-up, so
+                // within an applied entry or IDLE_RECHECK of the revocation), instead of
+                // serving its replies for as long as the connection lasts.
+                if let Err(e) = still_authenticated(&sub.ctx.reader, &sub.caller) {
+                    if sub.ended {
+                        return None;
+                    }
+                    sub.ended = true;
+                    return Some((Err(e), sub));
+                }
                 if let Some(next) = sub.waiting.pop_front() {
                     return Some((Ok(next), sub));
                 }
