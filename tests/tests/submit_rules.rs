@@ -117,10 +117,13 @@ async fn a_key_reused_for_other_content_is_refused_and_bad_submissions_name_the_
         .into_inner();
     let first_id: u64 = created.message_id.parse().expect("numeric id");
     assert_eq!(next.message_id, (first_id + 1).to_string());
-    let stored = cluster
-        .get_message(follower, &created.message_id)
-        .await
-        .expect("the first message");
+    // A follower learns of a commit with the leader's next append: read it once it has.
+    let stored = wait_for(
+        "the follower to show the first message",
+        Duration::from_secs(10),
+        || cluster.get_message(follower, &created.message_id),
+    )
+    .await;
     assert_eq!(stored.text, "Your order shipped");
     assert_eq!(stored.recipients, ["13800138000", "13900139000"]);
 
