@@ -381,41 +381,45 @@ mod tests {
     }
 
     /// A projection holding the client `erp` (role `role`) with `key` live and `revoked`
-    /// revoked, written as apply would have.
+    /// revoked, made by applying the events a node would have applied.
     fn projection_with(
         role: &str,
         key: &NewKey,
         revoked: &NewKey,
     ) -> (tempfile::TempDir, ProjectionReader) {
-        use herald_raft::db::{cf, CF_CLIENTS, CF_CLIENT_KEYS};
-        use herald_raft::records::{ClientRecord, KeyRecord};
-        use prost::Message as _;
+        use herald_raft::events::event::Kind;
+        use herald_raft::events::{ClientCreated, ClientKeyAdded, ClientKeyRevoked, Event};
+        use herald_raft::projection::{apply_event, MemKv};
+        let mut staged = MemKv::default();
+        let events = [
+            Kind::ClientCreated(ClientCreated {
+                name: "erp".into(),
+                role: role.into(),
+                key_id: key.key_id.clone(),
+                key_sha256: key.sha256(),
+            }),
+            Kind::ClientKeyAdded(ClientKeyAdded {
+                client: "erp".into(),
+                key_id: revoked.key_id.clone(),
+                key_sha256: revoked.sha256(),
+            }),
+            Kind::ClientKeyRevoked(ClientKeyRevoked {
+                client: "erp".into(),
+                key_id: revoked.key_id.clone(),
+            }),
+        ];
+        for (at_ms, kind) in (1..).zip(events) {
+            let event = Event {
+                at_ms,
+                kind: Some(kind),
+                principal: None,
+            };
+            apply_event(&mut staged, &event).expect("applies");
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let db = herald_raft::db::open(dir.path()).expect("database");
-        let record = ClientRecord {
-            name: "erp".into(),
-            role: role.into(),
-            created_at_ms: 1,
-            keys: vec![
-                KeyRecord {
-                    key_id: key.key_id.clone(),
-                    sha256: key.sha256(),
-                    added_at_ms: 1,
-                    revoked_at_ms: 0,
-                },
-                KeyRecord {
-                    key_id: revoked.key_id.clone(),
-                    sha256: revoked.sha256(),
-                    added_at_ms: 1,
-                    revoked_at_ms: 2,
-                },
-            ],
-        };
-        db.put_cf(cf(&db, CF_CLIENTS), b"erp", record.encode_to_vec())
-            .expect("put");
-        for k in [key, revoked] {
-            db.put_cf(cf(&db, CF_CLIENT_KEYS), k.key_id.as_bytes(), b"erp")
-                .expect("put");
+        for ((cf, k), v) in staged.data {
+            db.put_cf(herald_raft::db::cf(&db, cf), k, v).expect("put");
         }
         (dir, ProjectionReader::new(db))
     }
