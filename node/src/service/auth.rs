@@ -409,12 +409,7 @@ mod tests {
             }),
         ];
         for (at_ms, kind) in (1..).zip(events) {
-            let event = Event {
-                at_ms,
-                kind: Some(kind),
-                principal: None,
-            };
-            apply_event(&mut staged, &event).expect("applies");
+            apply_event(&mut staged, &Event::new(at_ms, kind)).expect("applies");
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let db = herald_raft::db::open(dir.path()).expect("database");
