@@ -54,6 +54,18 @@ async fn submit(
         .map(|r| r.into_inner().message_id)
 }
 
+/// A second key for the client `name`, made by the admin through `node` (shown once).
+async fn rotate_key(cluster: &Cluster, node: u64, name: &str) -> SecretString {
+    let mut admin = cluster.admin(node).await.expect("admin");
+    let key = admin
+        .rotate_key(RotateKeyRequest { name: name.into() })
+        .await
+        .expect("rotated")
+        .into_inner()
+        .key;
+    SecretString::from(key)
+}
+
 fn assert_unauthenticated(result: Result<String, tonic::Status>, says: &str, secret: &str) {
     let status = result.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
@@ -242,15 +254,8 @@ async fn a_rotated_key_works_and_the_old_one_stops_on_every_node_when_revoked() 
     let cluster = cluster(3);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let old = cluster.create_client(1, "erp", "sender").await;
+    let new = rotate_key(&cluster, 2, "erp").await;
     let mut admin = cluster.admin(2).await.expect("admin");
-    let new = SecretString::from(
-        admin
-            .rotate_key(RotateKeyRequest { name: "erp".into() })
-            .await
-            .expect("rotated")
-            .into_inner()
-            .key,
-    );
     // A third live key is refused: at most two.
     let third = admin
         .rotate_key(RotateKeyRequest { name: "erp".into() })
@@ -356,15 +361,8 @@ async fn herald_audit_on_another_node_lists_who_changed_what_with_principal_and_
         .await
         .expect("canceled");
     // The admin rotates and revokes erp's key.
+    let rotated = rotate_key(&cluster, 1, "erp").await;
     let mut admin = cluster.admin(1).await.expect("admin");
-    let rotated = SecretString::from(
-        admin
-            .rotate_key(RotateKeyRequest { name: "erp".into() })
-            .await
-            .expect("rotated")
-            .into_inner()
-            .key,
-    );
     admin
         .revoke_key(RevokeKeyRequest {
             name: "erp".into(),
@@ -543,15 +541,8 @@ async fn keys_appear_in_no_log_and_the_log_stores_only_their_hash() {
     let cluster = cluster(1);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let erp = cluster.create_client(1, "erp", "sender").await;
+    let rotated = rotate_key(&cluster, 1, "erp").await;
     let mut admin = cluster.admin(1).await.expect("admin");
-    let rotated = SecretString::from(
-        admin
-            .rotate_key(RotateKeyRequest { name: "erp".into() })
-            .await
-            .expect("rotated")
-            .into_inner()
-            .key,
-    );
     submit(&cluster, 1, &erp, "hello").await.expect("submitted");
     // Failures too: a wrong secret for a known id, a revoked key.
     let _ = submit(

@@ -176,7 +176,7 @@ impl Supervisor {
                 })
                 .collect()
         };
-        let cluster = serde_json::json!({
+        let mut cluster = serde_json::json!({
             "nodes": entries(Kind::Node),
             "simulators": entries(Kind::Simulator),
             "credentials": self.credentials,
@@ -186,7 +186,6 @@ impl Supervisor {
                 "control": self.folder.join(SOCKET_FILE),
             })),
         });
-        let mut cluster = cluster;
         if let Some(map) = cluster.as_object_mut() {
             for (key, value) in &self.fields {
                 map.insert(key.clone(), value.clone());
