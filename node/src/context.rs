@@ -89,17 +89,42 @@ impl NodeContext {
         }
     }
 
-    /// Waits (at most `limit`) until this node has applied everything it knows to be committed.
-    pub async fn catch_up(&self, limit: std::time::Duration) {
-        let committed = self
-            .raft
-            .metrics()
-            .borrow_watched()
-            .local_committed
-            .map(|l| l.index)
-            .unwrap_or(0);
+    /// Waits (at most `limit`) until this node has applied every write acknowledged anywhere
+    /// before the call, so that what it does not find it may call missing. A follower learns
+    /// that an entry is committed only with the leader's next append, so its own commit index
+    /// can miss a write another node acknowledged a moment ago: the target is the leader's read
+    /// index instead (etcd's ReadIndex). An error says why the node could not catch up: no
+    /// leader confirmed an index in time, or applying that far took too long.
+    pub async fn catch_up(&self, limit: std::time::Duration) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        let target = match self.proposer.read_index(limit).await {
+            Ok(index) => index,
+            Err(herald_raft::network::ProposeError::Unsupported(why)) => {
+                // A leader that predates read indexes (a rolling upgrade): the best this node
+                // can do is apply what it knows is committed, as nodes of that version did.
+                tracing::debug!("no read index from the leader ({why}); using the local commit");
+                self.raft
+                    .metrics()
+                    .borrow_watched()
+                    .local_committed
+                    .map(|l| l.index)
+                    .unwrap_or(0)
+            }
+            Err(e) => return Err(format!("no leader confirmed what is committed: {e}")),
+        };
         let mut applied = self.applied.clone();
-        let _ = tokio::time::timeout(limit, applied.wait_for(|a| *a >= committed)).await;
+        let left = limit.saturating_sub(start.elapsed());
+        let reached = tokio::time::timeout(left, applied.wait_for(|a| *a >= target))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if reached {
+            Ok(())
+        } else {
+            Err(format!(
+                "applied up to entry {} of the {target} committed",
+                *self.applied.borrow()
+            ))
+        }
     }
 
     /// Waits (at most `limit`) until `seen` holds on this node's projection: after a write the

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use herald_api::v1::internal_client::InternalClient;
 use herald_api::v1::internal_server::Internal;
-use herald_api::v1::{ProposeReply, ProposeRequest, RaftReply, RaftRequest, SnapshotChunk};
+use herald_api::v1::{
+    ProposeReply, ProposeRequest, RaftReply, RaftRequest, ReadIndexReply, ReadIndexRequest,
+    SnapshotChunk,
+};
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
@@ -447,7 +450,7 @@ impl Internal for InternalService {
             },
             Err(ProposeError::NotLeader { leader }) => ProposeReply {
                 leader_hint: leader.unwrap_or(0),
-                error: "not the leader".into(),
+                error: NOT_LEADER_REPLY.into(),
                 ..Default::default()
             },
             Err(ProposeError::Discarded { leader }) => ProposeReply {
@@ -456,6 +459,27 @@ impl Internal for InternalService {
                 ..Default::default()
             },
             Err(e) => ProposeReply {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        Ok(Response::new(match read_index_local(&self.raft).await {
+            Ok(index) => ReadIndexReply {
+                index,
+                ..Default::default()
+            },
+            Err(ProposeError::NotLeader { leader }) => ReadIndexReply {
+                leader_hint: leader.unwrap_or(0),
+                error: NOT_LEADER_REPLY.into(),
+                ..Default::default()
+            },
+            Err(e) => ReadIndexReply {
                 error: e.to_string(),
                 ..Default::default()
             },
@@ -479,6 +503,9 @@ pub enum ProposeError {
     Discarded { leader: Option<NodeId> },
     #[error("the proposal failed: {0}")]
     Failed(String),
+    /// The leader predates the call (during a rolling upgrade).
+    #[error("the leader does not support this call yet: {0}")]
+    Unsupported(String),
 }
 
 /// `ProposeReply.error` for [`ProposeError::Discarded`], so a forwarding node can tell it apart.
@@ -487,7 +514,58 @@ const DISCARDED_REPLY: &str = "entry discarded on a leader change";
 impl ProposeError {
     /// Whether the same proposal may succeed if tried again (on another node or later).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ProposeError::Failed(_))
+        !matches!(self, ProposeError::Failed(_) | ProposeError::Unsupported(_))
+    }
+}
+
+/// `ProposeReply.error` / `ReadIndexReply.error` when the answering node is not the leader.
+const NOT_LEADER_REPLY: &str = "not the leader";
+
+/// This node's read index, which it must be the leader to give: once a majority has confirmed
+/// its leadership, the index of the last entry it knows committed. Every write acknowledged
+/// anywhere before this call is at or below it, so a node that has applied this far can rule
+/// out what it does not find (a follower alone cannot: it learns of a commit only with the
+/// leader's next append).
+pub async fn read_index_local(raft: &Raft) -> Result<u64, ProposeError> {
+    use openraft::errors::LinearizableReadError;
+    match raft.get_read_log_id(openraft::ReadPolicy::ReadIndex).await {
+        Ok((read, _applied)) => Ok(read.log_id().index),
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(q))) => {
+            Err(ProposeError::Unreachable(q.to_string()))
+        }
+        Err(e) => Err(ProposeError::Failed(e.to_string())),
+    }
+}
+
+/// Asks a remote leader for its read index (see [`read_index_local`]).
+pub async fn read_index_remote(
+    client: &mut InternalClient<Channel>,
+    timeout: Duration,
+) -> Result<u64, ProposeError> {
+    let mut request = Request::new(ReadIndexRequest {});
+    request.set_timeout(timeout);
+    let reply = client
+        .read_index(request)
+        .await
+        .map_err(|s| match s.code() {
+            // A leader that predates the call: its read index cannot be had.
+            tonic::Code::Unimplemented => ProposeError::Unsupported(s.message().to_string()),
+            _ => ProposeError::Unreachable(s.message().to_string()),
+        })?
+        .into_inner();
+    if reply.error.is_empty() {
+        Ok(reply.index)
+    } else if reply.leader_hint != 0 || reply.error == NOT_LEADER_REPLY {
+        Err(ProposeError::NotLeader {
+            leader: (reply.leader_hint != 0).then_some(reply.leader_hint),
+        })
+    } else {
+        Err(ProposeError::Unreachable(reply.error))
     }
 }
 
@@ -530,7 +608,7 @@ pub async fn propose_remote(
         Err(ProposeError::Discarded {
             leader: (reply.leader_hint != 0).then_some(reply.leader_hint),
         })
-    } else if reply.leader_hint != 0 || reply.error == "not the leader" {
+    } else if reply.leader_hint != 0 || reply.error == NOT_LEADER_REPLY {
         Err(ProposeError::NotLeader {
             leader: (reply.leader_hint != 0).then_some(reply.leader_hint),
         })

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use herald_api::v1::internal_client::InternalClient;
 use herald_raft::events::{Event, EventBatch};
 use herald_raft::network::{
-    internal_client, propose_local, propose_remote, NetworkFactory, ProposeError,
+    internal_client, propose_local, propose_remote, read_index_local, read_index_remote,
+    NetworkFactory, ProposeError,
 };
 use herald_raft::types::{EventOutcome, NodeId, Raft};
 use prost::Message as _;
@@ -47,6 +48,7 @@ const GATHER_FOR: Duration = Duration::from_millis(5);
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
     gathered: mpsc::Sender<Pending>,
+    forwarder: Arc<Forwarder>,
 }
 
 impl Proposer {
@@ -59,10 +61,28 @@ impl Proposer {
             clients: Mutex::new(HashMap::new()),
             deadline,
         });
-        tokio::spawn(batch_loop(rx, forwarder));
+        tokio::spawn(batch_loop(rx, forwarder.clone()));
         let (gathered, gathered_rx) = mpsc::channel(65_536);
         tokio::spawn(gather_loop(gathered_rx, tx.clone(), GATHER_FOR));
-        Proposer { tx, gathered }
+        Proposer {
+            tx,
+            gathered,
+            forwarder,
+        }
+    }
+
+    /// The leader's read index (asked of the leader wherever it is, within `limit`): every
+    /// write acknowledged before this call is at or below it. An error when no leader could
+    /// confirm one in time, or the leader predates the call.
+    pub async fn read_index(&self, limit: Duration) -> Result<u64, ProposeError> {
+        match self
+            .forwarder
+            .on_leader(LeaderCall::ReadIndex, limit)
+            .await?
+        {
+            LeaderAnswer::ReadIndex(index) => Ok(index),
+            LeaderAnswer::Applied(_) => Err(ProposeError::Failed("a mismatched answer".into())),
+        }
     }
 
     /// Like [`Proposer::propose`], for events nobody waits on interactively (a link's dispatches,
@@ -205,10 +225,24 @@ fn clone_err(e: &ProposeError) -> ProposeError {
         ProposeError::Discarded { leader } => ProposeError::Discarded { leader: *leader },
         ProposeError::Unreachable(s) => ProposeError::Unreachable(s.clone()),
         ProposeError::Failed(s) => ProposeError::Failed(s.clone()),
+        ProposeError::Unsupported(s) => ProposeError::Unsupported(s.clone()),
     }
 }
 
-/// Sends a batch to wherever the leader is.
+/// What is asked of the leader.
+enum LeaderCall {
+    /// Commit an encoded `EventBatch`.
+    Propose(Vec<u8>),
+    /// Give its read index.
+    ReadIndex,
+}
+
+enum LeaderAnswer {
+    Applied(herald_raft::types::ApplyResponse),
+    ReadIndex(u64),
+}
+
+/// Sends batches and read-index requests to wherever the leader is.
 struct Forwarder {
     raft: Raft,
     network: NetworkFactory,
@@ -221,22 +255,51 @@ impl Forwarder {
         &self,
         batch: Vec<u8>,
     ) -> Result<herald_raft::types::ApplyResponse, ProposeError> {
+        match self
+            .on_leader(LeaderCall::Propose(batch), self.deadline)
+            .await?
+        {
+            LeaderAnswer::Applied(response) => Ok(response),
+            LeaderAnswer::ReadIndex(_) => Err(ProposeError::Failed("a mismatched answer".into())),
+        }
+    }
+
+    /// Puts `call` to the leader (this node or a remote one), following leader changes and
+    /// retrying what may succeed elsewhere until `deadline` has passed.
+    async fn on_leader(
+        &self,
+        call: LeaderCall,
+        deadline: Duration,
+    ) -> Result<LeaderAnswer, ProposeError> {
         let start = Instant::now();
         let mut last_err = ProposeError::NoLeader;
-        while start.elapsed() < self.deadline {
+        while start.elapsed() < deadline {
             let leader = self.raft.metrics().borrow_watched().current_leader;
             let result = match leader {
                 None => Err(ProposeError::NoLeader),
-                Some(id) if id == *self.raft.node_id() => {
-                    propose_local(&self.raft, batch.clone()).await
-                }
+                Some(id) if id == *self.raft.node_id() => match &call {
+                    LeaderCall::Propose(batch) => propose_local(&self.raft, batch.clone())
+                        .await
+                        .map(LeaderAnswer::Applied),
+                    LeaderCall::ReadIndex => read_index_local(&self.raft)
+                        .await
+                        .map(LeaderAnswer::ReadIndex),
+                },
                 Some(id) => match self.client_for(id).await {
                     Some(mut client) => {
-                        let left = self
-                            .deadline
+                        let left = deadline
                             .saturating_sub(start.elapsed())
                             .max(Duration::from_millis(100));
-                        propose_remote(&mut client, batch.clone(), left).await
+                        match &call {
+                            LeaderCall::Propose(batch) => {
+                                propose_remote(&mut client, batch.clone(), left)
+                                    .await
+                                    .map(LeaderAnswer::Applied)
+                            }
+                            LeaderCall::ReadIndex => read_index_remote(&mut client, left)
+                                .await
+                                .map(LeaderAnswer::ReadIndex),
+                        }
                     }
                     None => Err(ProposeError::Unreachable(format!(
                         "no address known for node {id}"
@@ -244,9 +307,9 @@ impl Forwarder {
                 },
             };
             match result {
-                Ok(resp) => return Ok(resp),
+                Ok(answer) => return Ok(answer),
                 Err(e) if e.is_retryable() => {
-                    tracing::debug!("proposal not committed yet: {e}");
+                    tracing::debug!("the leader did not answer yet: {e}");
                     last_err = e;
                     self.wait_for_leader_change(leader).await;
                 }

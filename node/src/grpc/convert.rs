@@ -35,7 +35,7 @@ pub fn code(e: &ServiceError) -> tonic::Code {
         ServiceError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
         ServiceError::Conflict(_) => tonic::Code::Aborted,
         ServiceError::Exhausted { .. } => tonic::Code::ResourceExhausted,
-        ServiceError::Unavailable(_) => tonic::Code::Unavailable,
+        ServiceError::Unavailable(_) | ServiceError::NotCaughtUp(_) => tonic::Code::Unavailable,
         ServiceError::Internal(_) => tonic::Code::Internal,
         ServiceError::Unauthenticated { .. } => tonic::Code::Unauthenticated,
         ServiceError::PermissionDenied { .. } => tonic::Code::PermissionDenied,

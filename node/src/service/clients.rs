@@ -135,7 +135,9 @@ async fn known(ctx: &Ctx, name: &str) -> Result<ClientRecord, ServiceError> {
     if let Some(r) = ctx.reader.client(name).map_err(internal)? {
         return Ok(r);
     }
-    ctx.catch_up(APPLIED_HERE).await;
+    ctx.catch_up(APPLIED_HERE)
+        .await
+        .map_err(ServiceError::NotCaughtUp)?;
     ctx.reader
         .client(name)
         .map_err(internal)?

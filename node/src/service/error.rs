@@ -32,6 +32,11 @@ pub enum ServiceError {
     /// acknowledged.
     #[error("not committed: {0}; nothing was acknowledged, retry (with the same idempotency key)")]
     Unavailable(String),
+    /// A read this node cannot answer yet: it may not have applied a write acknowledged
+    /// elsewhere (it could not learn the leader's commit index, or apply that far, in time), so
+    /// it cannot say "not found". Nothing was written.
+    #[error("not caught up: {0}; this node cannot yet rule out that it exists, retry (here or on another node)")]
+    NotCaughtUp(String),
     /// A failure of the node itself (storage, an unexpected outcome): not the caller's doing.
     #[error("{0}")]
     Internal(String),
@@ -84,6 +89,7 @@ impl ServiceError {
                 retry_after,
             },
             ServiceError::Unavailable(m) => ServiceError::Unavailable(format!("{item}.{m}")),
+            ServiceError::NotCaughtUp(m) => ServiceError::NotCaughtUp(format!("{item}.{m}")),
             ServiceError::Internal(m) => ServiceError::Internal(format!("{item}.{m}")),
             e @ (ServiceError::Unauthenticated { .. } | ServiceError::PermissionDenied { .. }) => e,
         }
@@ -93,7 +99,9 @@ impl ServiceError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ServiceError::Unavailable(_) | ServiceError::Exhausted { .. }
+            ServiceError::Unavailable(_)
+                | ServiceError::NotCaughtUp(_)
+                | ServiceError::Exhausted { .. }
         )
     }
 }

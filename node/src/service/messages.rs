@@ -43,12 +43,15 @@ fn read(ctx: &Ctx, id: u64) -> Result<Option<MessageRecord>, ServiceError> {
 }
 
 /// The message, or not found. It may be committed but not applied here yet: the node first
-/// catches up with what it knows is committed, then looks again.
+/// catches up with the leader's commit index, then looks again; a node that cannot catch up
+/// says so rather than "not found".
 async fn read_known(ctx: &Ctx, id: u64) -> Result<MessageRecord, ServiceError> {
     if let Some(record) = read(ctx, id)? {
         return Ok(record);
     }
-    ctx.catch_up(CATCH_UP).await;
+    ctx.catch_up(CATCH_UP)
+        .await
+        .map_err(ServiceError::NotCaughtUp)?;
     read(ctx, id)?.ok_or_else(|| ServiceError::NotFound(format!("message_id: no message {id}")))
 }
 
@@ -111,11 +114,7 @@ pub async fn cancel(
 ) -> Result<MessageState, ServiceError> {
     caller.require(Permission::CancelOwnMessages)?;
     let id = parse_message_id(raw_id)?;
-    if read(ctx, id)?.is_none() {
-        ctx.catch_up(CATCH_UP).await;
-    }
-    let record = read(ctx, id)?
-        .ok_or_else(|| ServiceError::NotFound(format!("message_id: no message {id}")))?;
+    let record = read_known(ctx, id).await?;
     caller.require_scope(
         &record.client_id,
         Permission::CancelOwnMessages,
@@ -231,8 +230,8 @@ fn status_of(id: u64, record: Option<&MessageRecord>) -> MessageStatus {
 }
 
 /// Where each of `raw_ids` stands, from this node's projection. An id not found is looked up
-/// again once the node has applied what it knows is committed (a message acknowledged by the
-/// leader a moment ago may not be applied here yet).
+/// again once the node has caught up with the leader's commit index (a message acknowledged a
+/// moment ago may not be applied here yet); a node that cannot catch up fails the call.
 pub async fn get_many(
     ctx: &Ctx,
     caller: &Caller,
@@ -242,7 +241,9 @@ pub async fn get_many(
     let ids = parse_ids(raw_ids)?;
     let mut records = read_all(ctx, &ids)?;
     if records.iter().any(Option::is_none) {
-        ctx.catch_up(CATCH_UP).await;
+        ctx.catch_up(CATCH_UP)
+            .await
+            .map_err(ServiceError::NotCaughtUp)?;
         // Only the ids not found are read again.
         for (id, record) in ids.iter().zip(records.iter_mut()) {
             if record.is_none() {
