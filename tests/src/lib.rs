@@ -6,6 +6,7 @@
 
 pub mod chaos;
 pub mod fuzz;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
