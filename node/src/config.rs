@@ -118,9 +118,14 @@ pub struct LinkConfig {
     pub account: String,
     /// The account's password. Held redacted (`Debug` shows `[REDACTED]`); it is exposed only
     /// where a protocol builds its login PDU, and written out only when `herald dev` writes
-    /// a node's config file.
-    #[serde(serialize_with = "expose_for_config_file")]
+    /// a node's config file. Give it here or in `secret-file`, not both.
+    #[serde(default, serialize_with = "expose_for_config_file")]
     pub secret: SecretString,
+    /// A file holding the password instead (one line; a trailing newline is not part of it),
+    /// read when the config is: so the config itself can be public (a Kubernetes ConfigMap)
+    /// and the password a mounted Secret. A relative path is the config file's neighbour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub service_id: String,
     #[serde(default)]
@@ -176,6 +181,43 @@ impl LinkConfig {
         herald_protocols::signature::Signature::from_options(&self.options)
             .ok()
             .flatten()
+    }
+
+    /// Fills `secret` from `secret-file`, if the link names one (relative to `base`).
+    fn read_secret_file(&mut self, base: &std::path::Path) -> anyhow::Result<()> {
+        let Some(file) = &self.secret_file else {
+            return Ok(());
+        };
+        if !self.secret.expose_secret().is_empty() {
+            anyhow::bail!(
+                "links.{}: both secret and secret-file are given: choose one",
+                self.name
+            );
+        }
+        let path = if file.is_absolute() {
+            file.clone()
+        } else {
+            base.join(file)
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "links.{}.secret-file: reading {}: {e}",
+                self.name,
+                path.display()
+            )
+        })?;
+        let secret = text.strip_suffix('\n').unwrap_or(&text);
+        let secret = secret.strip_suffix('\r').unwrap_or(secret);
+        if secret.is_empty() {
+            anyhow::bail!(
+                "links.{}.secret-file: {} is empty (the file must hold the account's password)",
+                self.name,
+                path.display()
+            );
+        }
+        self.secret = secret.into();
+        self.secret_file = Some(path);
+        Ok(())
     }
 
     /// Messages per second of one slot: the link's rate shared by its connections.
@@ -278,6 +320,10 @@ impl NodeConfig {
             tls.public_cert = files.public_cert;
             tls.public_key = files.public_key;
         }
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        for link in &mut config.links {
+            link.read_secret_file(base)?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -333,6 +379,12 @@ impl NodeConfig {
             if link.name.is_empty() || link.name.chars().any(|c| c.is_control() || c == '#') {
                 anyhow::bail!(
                     "links: a link name must be non-empty text without '#' or control characters"
+                );
+            }
+            if link.secret.expose_secret().is_empty() && link.secret_file.is_none() {
+                anyhow::bail!(
+                    "links.{}: give the account's password as secret or secret-file",
+                    link.name
                 );
             }
             if link.connections == 0 || link.connections > 64 {
@@ -392,6 +444,72 @@ mod tests {
             .link("international")
             .and_then(|l| l.signature())
             .is_some());
+    }
+
+    /// A config with its link password in a separate file (a mounted Kubernetes Secret): the
+    /// password is read from it, relative to the config's folder, without its final newline.
+    #[test]
+    fn a_link_secret_can_come_from_a_file() {
+        use secrecy::ExposeSecret;
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node1.toml");
+        let text = std::fs::read_to_string(&example).expect("example");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let with_file = text.replacen(
+            "secret = \"change-me\"",
+            "secret-file = \"secrets/mobile\"",
+            1,
+        );
+        let config_path = dir.path().join("node.toml");
+        std::fs::write(&config_path, &with_file).expect("write config");
+
+        let missing = NodeConfig::parse(&config_path).expect_err("no secret file yet");
+        let missing = format!("{missing:#}");
+        assert!(
+            missing.contains("links.mobile.secret-file") && missing.contains("secrets/mobile"),
+            "{missing}"
+        );
+
+        std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+        std::fs::write(dir.path().join("secrets/mobile"), "").expect("write");
+        let empty = format!(
+            "{:#}",
+            NodeConfig::parse(&config_path).expect_err("empty file")
+        );
+        assert!(empty.contains("is empty"), "{empty}");
+
+        std::fs::write(dir.path().join("secrets/mobile"), "s3cret-from-file\n").expect("write");
+        let config = NodeConfig::parse(&config_path).expect("parses");
+        let mobile = config.link("mobile").expect("mobile link");
+        assert_eq!(mobile.secret.expose_secret(), "s3cret-from-file");
+        assert_eq!(
+            config
+                .link("international")
+                .expect("link")
+                .secret
+                .expose_secret(),
+            "change-me"
+        );
+
+        let both = with_file.replacen(
+            "secret-file = \"secrets/mobile\"",
+            "secret-file = \"secrets/mobile\"\nsecret = \"inline\"",
+            1,
+        );
+        std::fs::write(&config_path, both).expect("write config");
+        let both = format!("{:#}", NodeConfig::parse(&config_path).expect_err("both"));
+        assert!(both.contains("both secret and secret-file"), "{both}");
+
+        let neither = with_file.replacen("secret-file = \"secrets/mobile\"\n", "", 1);
+        std::fs::write(&config_path, neither).expect("write config");
+        let neither = format!(
+            "{:#}",
+            NodeConfig::parse(&config_path).expect_err("neither")
+        );
+        assert!(
+            neither.contains("links.mobile: give the account's password as secret or secret-file"),
+            "{neither}"
+        );
     }
 
     /// A carrier password is read from the file and written back by `herald dev`, but neither

@@ -365,6 +365,7 @@ fn child_specs(
                     address: sim_addr.clone(),
                     account: "900001".into(),
                     secret: "dev-secret".into(),
+                    secret_file: None,
                     service_id: "HERALD".into(),
                     src_id: "10690001".into(),
                     max_window: args.link_window,
