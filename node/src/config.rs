@@ -18,8 +18,17 @@ pub struct NodeConfig {
     pub raft_listen: SocketAddr,
     /// RocksDB and snapshots live here.
     pub data_dir: PathBuf,
-    /// Every member of the initial cluster, this node included.
+    /// Every member of the initial cluster, this node included (a node added later lists the
+    /// members it may reach and itself).
     pub peers: Vec<PeerConfig>,
+    /// Initialise a new cluster of `peers` when the data directory is empty: for the very first
+    /// start of a new cluster only (`herald node --bootstrap` says the same for one start).
+    /// Without it, a node on an empty data directory waits to be added by the cluster
+    /// (`herald cluster add-node`) and votes only after that: a node that lost its data never
+    /// starts a second cluster nor helps elect a leader with entries it has forgotten. Ignored
+    /// once the data directory holds a cluster.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bootstrap: bool,
     #[serde(default)]
     pub links: Vec<LinkConfig>,
     #[serde(default)]

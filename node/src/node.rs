@@ -9,6 +9,7 @@ use herald_api::v1::admin_server::AdminServer;
 use herald_api::v1::cluster_server::ClusterServer;
 use herald_api::v1::internal_server::InternalServer;
 use herald_api::v1::messaging_server::MessagingServer;
+use herald_raft::admission::Admission;
 use herald_raft::log_store::LogStore;
 use herald_raft::network::{plaintext_channels, ChannelFactory, InternalService, NetworkFactory};
 use herald_raft::reader::ProjectionReader;
@@ -47,6 +48,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_logs),
         max_in_snapshot_log_to_keep: config.raft.keep_logs,
         purge_batch_size: 256,
+        // A voter whose data directory was lost comes back with an empty log (it then waits to
+        // be re-added and does not vote: `herald_raft::admission`). The leader must start its
+        // replication over instead of treating the shorter log as a bug.
+        allow_log_reversion: Some(true),
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate()?);
@@ -74,6 +79,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
         None => plaintext_channels(),
     };
+    let admission = Admission::open(&config.data_dir);
     let network = NetworkFactory::new(
         config
             .peers
@@ -81,7 +87,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .map(|p| (p.id, p.route.clone().unwrap_or_else(|| p.raft.clone())))
             .collect(),
         channels,
-    );
+    )
+    .with_admission(admission.clone());
     let raft: Raft = openraft::Raft::new(
         config.node_id,
         raft_config,
@@ -146,9 +153,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             members: None,
         },
     );
-    let internal_service = InternalServer::new(InternalService::new(raft.clone(), snapshot_dir))
-        .max_decoding_message_size(limits::INTERNAL_MAX_MESSAGE)
-        .max_encoding_message_size(limits::INTERNAL_MAX_MESSAGE);
+    let internal_service = InternalServer::new(
+        InternalService::new(raft.clone(), snapshot_dir).with_admission(admission.clone()),
+    )
+    .max_decoding_message_size(limits::INTERNAL_MAX_MESSAGE)
+    .max_encoding_message_size(limits::INTERNAL_MAX_MESSAGE);
     let peer_gate = peer_interceptor(tls.is_some(), registry, members);
     let internal = server_builder()
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -178,25 +187,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let internal_task = tokio::spawn(internal);
     let public_task = tokio::spawn(public);
 
-    // Every founding member proposes the same initial membership; openraft accepts it once (on an
-    // empty log) and the rest learn it by replication. A restarted node has a log and skips this.
-    if !raft.is_initialized().await? {
-        let members: BTreeMap<u64, Member> = config
-            .peers
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    Member {
-                        raft_addr: p.raft.clone(),
-                        grpc_addr: p.grpc.clone(),
-                    },
-                )
-            })
-            .collect();
-        if let Err(e) = raft.initialize(members).await {
-            tracing::info!("cluster initialisation left to another member: {e}");
-        }
+    start_or_wait(&config, &raft, &admission).await?;
+    if admission.is_awaiting() {
+        tokio::spawn(watch_admission(
+            config.node_id,
+            raft.clone(),
+            admission.clone(),
+        ));
     }
 
     tokio::spawn(placement::run(ctx.clone()));
@@ -226,6 +223,86 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     match failure {
         Some(reason) => Err(anyhow::anyhow!(reason)),
         None => Ok(()),
+    }
+}
+
+/// On an empty log: initialises the cluster of `peers` when told to bootstrap (every founding
+/// member proposes the same membership; openraft accepts it once and the rest learn it by
+/// replication), else records that this node waits to be added. A node with a log does neither.
+async fn start_or_wait(
+    config: &NodeConfig,
+    raft: &Raft,
+    admission: &Admission,
+) -> anyhow::Result<()> {
+    if raft.is_initialized().await? {
+        if config.bootstrap && !admission.is_awaiting() {
+            tracing::info!("bootstrap ignored: this data directory already holds a cluster");
+        }
+        return Ok(());
+    }
+    if admission.is_awaiting() {
+        tracing::info!(
+            node = config.node_id,
+            "still waiting to be added to the cluster; it votes once added \
+             (herald cluster add-node {} on any member)",
+            config.node_id
+        );
+        return Ok(());
+    }
+    if !config.bootstrap {
+        admission.begin_waiting()?;
+        tracing::info!(
+            node = config.node_id,
+            "empty data directory and no bootstrap: waiting to be added to the existing cluster \
+             (herald cluster add-node {} --raft {} on any member); this node votes only once \
+             added. A brand-new cluster is started with --bootstrap on its first start",
+            config.node_id,
+            config.raft_listen
+        );
+        return Ok(());
+    }
+    let members: BTreeMap<u64, Member> = config
+        .peers
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                Member {
+                    raft_addr: p.raft.clone(),
+                    grpc_addr: p.grpc.clone(),
+                },
+            )
+        })
+        .collect();
+    tracing::info!(node = config.node_id, members = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
+    if let Err(e) = raft.initialize(members).await {
+        tracing::info!("cluster initialisation left to another member: {e}");
+    }
+    Ok(())
+}
+
+/// Clears the admission marker once this node's membership names it as a learner: the cluster
+/// has added it (again), and from now on it votes when promoted.
+async fn watch_admission(me: u64, raft: Raft, admission: Arc<Admission>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let learner = {
+            let m = metrics.borrow_watched();
+            let membership = m.membership_config.membership();
+            let known = membership.nodes().any(|(id, _)| *id == me);
+            let voter = membership.voter_ids().any(|id| id == me);
+            known && !voter
+        };
+        if learner {
+            match admission.admitted() {
+                Ok(()) => tracing::info!(node = me, "added to the cluster as a learner"),
+                Err(e) => tracing::error!(node = me, "{e}"),
+            }
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Event {
     pub at_ms: u64,
     #[prost(
         oneof = "event::Kind",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22"
     )]
     pub kind: Option<event::Kind>,
     /// Who asked for the event, set where the request was authenticated (the node that received
@@ -113,6 +113,8 @@ pub mod event {
         ClientKeyRevoked(super::ClientKeyRevoked),
         #[prost(message, tag = "21")]
         ClientDeleted(super::ClientDeleted),
+        #[prost(message, tag = "22")]
+        AdminAction(super::AdminAction),
     }
 }
 
@@ -438,6 +440,23 @@ pub struct NodeDrainChanged {
     pub drained: bool,
 }
 
+/// An operator's action that changes no projected state but belongs in the audit trail:
+/// Raft membership changes (`herald cluster add-node | remove-node`: the change itself is
+/// openraft's membership entry) and backups. A node that predates it ignores it (its audit trail
+/// lacks the record).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AdminAction {
+    /// As the audit trail shows it: `member.add`, `member.promote`, `member.demote`,
+    /// `member.remove`, `cluster.backup`.
+    #[prost(string, tag = "1")]
+    pub action: String,
+    /// The node it concerns (0: none).
+    #[prost(uint64, tag = "2")]
+    pub node: u64,
+    #[prost(string, tag = "3")]
+    pub detail: String,
+}
+
 /// The leader handed a link to a node; `epoch` grows with every assignment of that link.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LinkAssigned {
@@ -617,6 +636,7 @@ impl Event {
             Some(ClientKeyAdded(_)) => "ClientKeyAdded",
             Some(ClientKeyRevoked(_)) => "ClientKeyRevoked",
             Some(ClientDeleted(_)) => "ClientDeleted",
+            Some(AdminAction(_)) => "AdminAction",
             None => "Unknown",
         }
     }

@@ -4,6 +4,7 @@
 //! This crate knows the log and the projection, never a socket to a carrier: sending is the node's
 //! job, which reads the projection and proposes events through [`proposer`]-style callers.
 
+pub mod admission;
 pub mod clients;
 pub mod db;
 pub mod events;

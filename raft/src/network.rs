@@ -32,6 +32,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admission::Admission;
 use crate::snapshot::{transfer, SnapshotDir, SnapshotFile};
 use crate::types::{
     ApplyResponse, EventsPayload, Member, NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote,
@@ -116,6 +117,8 @@ pub fn internal_client(channel: Channel) -> InternalClient<Channel> {
 pub struct NetworkFactory {
     peer_addrs: std::sync::Arc<std::collections::HashMap<NodeId, String>>,
     channels: ChannelFactory,
+    /// While this node awaits admission it asks nobody for a vote.
+    admission: Arc<Admission>,
 }
 
 impl Default for NetworkFactory {
@@ -132,7 +135,14 @@ impl NetworkFactory {
         NetworkFactory {
             peer_addrs: std::sync::Arc::new(peer_addrs),
             channels,
+            admission: Admission::admitted_always(),
         }
+    }
+
+    /// Asks for no vote while `admission` says this node awaits admission.
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// A channel to `target` at `addr`, made by the node's channel factory.
@@ -164,6 +174,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
                 }
             },
             addr,
+            admission: self.admission.clone(),
         }
     }
 }
@@ -172,6 +183,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     client: Option<InternalClient<Channel>>,
+    admission: Arc<Admission>,
 }
 
 impl PeerClient {
@@ -303,6 +315,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        if self.admission.is_awaiting() {
+            return Err(RPCError::Unreachable(Unreachable::from_string(
+                AWAITING_ADMISSION.to_string(),
+            )));
+        }
         self.call("vote", &req, &option).await
     }
 
@@ -342,6 +359,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 /// The server side of [`PeerClient`] plus write forwarding.
 pub struct InternalService {
     raft: Raft,
+    /// While this node awaits admission it grants no vote.
+    admission: Arc<Admission>,
     /// Where received snapshots are written (the state machine's snapshot directory, so that
     /// installing one is a rename).
     snapshots: Arc<SnapshotDir>,
@@ -349,7 +368,17 @@ pub struct InternalService {
 
 impl InternalService {
     pub fn new(raft: Raft, snapshots: Arc<SnapshotDir>) -> Self {
-        InternalService { raft, snapshots }
+        InternalService {
+            raft,
+            snapshots,
+            admission: Admission::admitted_always(),
+        }
+    }
+
+    /// Refuses vote requests while `admission` says this node awaits admission.
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = admission;
+        self
     }
 
     async fn install(
@@ -387,6 +416,9 @@ impl Internal for InternalService {
                 reply(&self.raft.append_entries(rpc).await)
             }
             "vote" => {
+                if self.admission.is_awaiting() {
+                    return Err(Status::failed_precondition(AWAITING_ADMISSION));
+                }
                 let rpc = decode(&req.payload).map_err(bad_payload)?;
                 reply(&self.raft.vote(rpc).await)
             }
@@ -486,6 +518,10 @@ impl Internal for InternalService {
         }))
     }
 }
+
+/// Why a node that awaits admission takes no part in elections.
+const AWAITING_ADMISSION: &str = "this node started on an empty data directory without bootstrap \
+     and votes only once the cluster has added it again (herald cluster add-node)";
 
 /// Why a proposal did not commit.
 #[derive(Debug, thiserror::Error)]

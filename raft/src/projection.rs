@@ -670,6 +670,10 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
             crate::clients::audit(kv, event, action, format!("node {}", n.node))?;
             Ok(EventOutcome::Applied)
         }
+        Kind::AdminAction(a) => {
+            crate::clients::audit(kv, event, &a.action, a.detail.clone())?;
+            Ok(EventOutcome::Applied)
+        }
         Kind::MoReceived(mo) => crate::replies::received(kv, event, mo),
         Kind::MoAssemblyClosed(c) => crate::replies::closed(kv, event, c),
         Kind::ClientCreated(c) => crate::clients::created(kv, event, c),

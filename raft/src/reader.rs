@@ -56,6 +56,15 @@ impl Kv for DbKv<'_> {
 }
 
 impl ProjectionReader {
+    /// Writes the projection as it is now to `out` in the snapshot layout (a backup's data);
+    /// returns what it covers, its length and SHA-256. Blocking.
+    pub fn export_backup(
+        &self,
+        out: impl std::io::Write,
+    ) -> std::io::Result<(crate::types::SnapshotMeta, u64, String)> {
+        crate::snapshot::backup::export(&self.db, out)
+    }
+
     pub fn new(db: Arc<DB>) -> Self {
         ProjectionReader {
             db,

@@ -304,7 +304,8 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
         | Kind::ClientCreated(_)
         | Kind::ClientKeyAdded(_)
         | Kind::ClientKeyRevoked(_)
-        | Kind::ClientDeleted(_) => {}
+        | Kind::ClientDeleted(_)
+        | Kind::AdminAction(_) => {}
     }
 }
 

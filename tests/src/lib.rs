@@ -244,6 +244,17 @@ pub struct Options {
     pub log_filter: String,
     /// Plaintext nodes (`insecure = true`) instead of TLS with a test CA.
     pub insecure: bool,
+    /// Nodes configured (ids after `nodes`, with certificates and a config naming every node)
+    /// but neither started nor members: a test starts them and adds them
+    /// (`herald cluster add-node`).
+    pub spare_nodes: u64,
+    /// Arguments every `herald node` of the cluster gets after its `--config` (e.g.
+    /// `--log-format json`).
+    pub node_args: Vec<String>,
+    /// A backup (`herald backup`) node 1 is restored from (`herald restore`) before it first
+    /// starts; the cluster then starts from it instead of bootstrapping, and the other nodes
+    /// wait to be added.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -261,6 +272,9 @@ impl Default for Options {
             carrier_secret: "test-secret".into(),
             log_filter: "info,openraft=info,h2=warn,tower=warn".into(),
             insecure: false,
+            spare_nodes: 0,
+            node_args: Vec::new(),
+            restore_from: None,
         }
     }
 }
@@ -285,6 +299,7 @@ pub struct Cluster {
     sims: std::sync::Mutex<HashMap<String, Child>>,
     carrier_secret: String,
     log_filter: String,
+    node_args: Vec<String>,
     /// A bootstrap admin key of every node's `[auth]`: the harness's clients use it unless a
     /// test connects with another key.
     admin_key: SecretString,
@@ -361,7 +376,7 @@ impl Cluster {
             })
             .collect();
 
-        let nodes: Vec<NodeSpec> = (1..=opts.nodes)
+        let nodes: Vec<NodeSpec> = (1..=opts.nodes + opts.spare_nodes)
             .map(|id| NodeSpec {
                 id,
                 grpc: net.addr(id as u8, 7101),
@@ -371,18 +386,27 @@ impl Cluster {
             })
             .collect();
         let (admin_key, auth_toml) = admin_key();
-        let peers: String = nodes
-            .iter()
-            .map(|n| {
+        let peers_of = |ids: &mut dyn Iterator<Item = &NodeSpec>| -> String {
+            ids.map(|n| {
                 format!(
                     "[[peers]]\nid = {}\ngrpc = \"{}\"\nraft = \"{}\"\n\n",
                     n.id, n.grpc, n.raft
                 )
             })
-            .collect();
+            .collect()
+        };
+        // The founding members bootstrap with their peers as the first membership: spare nodes
+        // are not in it, but know every node.
+        let founders = peers_of(&mut nodes.iter().filter(|n| n.id <= opts.nodes));
+        let everyone = peers_of(&mut nodes.iter());
         let tls = (!opts.insecure).then(test_ca);
         let tls_dir = dir.path().join("tls");
         for n in &nodes {
+            let peers = if n.id <= opts.nodes {
+                &founders
+            } else {
+                &everyone
+            };
             let (insecure, tls_toml) = match &tls {
                 Some(ca) => {
                     let ip = n.grpc.rsplit_once(':').map_or("", |(ip, _)| ip).to_string();
@@ -414,15 +438,24 @@ impl Cluster {
             sims: Default::default(),
             carrier_secret: opts.carrier_secret.clone(),
             log_filter: opts.log_filter.clone(),
+            node_args: opts.node_args.clone(),
             admin_key,
             tls,
         };
         for (spec, _) in &cluster.sim_specs {
             cluster.start_sim(&spec.name);
         }
-        for id in 1..=opts.nodes {
-            cluster.start_node(id);
+        if let Some(backup) = &opts.restore_from {
+            cluster.restore_node(1, backup);
         }
+        for id in 1..=opts.nodes {
+            if opts.restore_from.is_some() {
+                cluster.start_node(id);
+            } else {
+                cluster.spawn_node(id, &["--bootstrap"]);
+            }
+        }
+        // Spare nodes are not running: `running()` and the tests' loops skip them until started.
         cluster
     }
 
@@ -571,12 +604,47 @@ impl Cluster {
             .expect("no such node")
     }
 
-    /// Starts (or restarts, on its existing data dir) node `id`.
+    /// `herald restore`: seeds node `id`'s data dir from `backup`, as the one voter of a new
+    /// cluster. Panics with the command's output if it fails.
+    pub fn restore_node(&self, id: u64, backup: &Path) {
+        let spec = self.node(id);
+        let out = Command::new(herald_bin())
+            .args(["restore", "--from"])
+            .arg(backup)
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("node{id}")))
+            .args([
+                "--node-id",
+                &id.to_string(),
+                "--raft",
+                &spec.raft,
+                "--grpc",
+                &spec.grpc,
+            ])
+            .output()
+            .expect("herald restore runs");
+        assert!(
+            out.status.success(),
+            "herald restore: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts (or restarts, on its existing data dir) node `id`, without `--bootstrap`: only
+    /// [`Cluster::start`] bootstraps (a node started on an empty data dir waits to be added).
     pub fn start_node(&self, id: u64) {
+        self.spawn_node(id, &[]);
+    }
+
+    /// Starts node `id` with `extra` arguments after its `--config`.
+    pub fn spawn_node(&self, id: u64, extra: &[&str]) {
         let spec = self.node(id);
         let child = Command::new(herald_bin())
             .args(["node", "--config"])
             .arg(&spec.config)
+            .args(&self.node_args)
+            .args(extra)
             .env("HERALD_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))

@@ -232,7 +232,7 @@ async fn a_node_started_with_another_clusters_certificates_cannot_join() {
     let term = cluster.status(leader).await.expect("status").term;
 
     // Node 4 of cluster "other" (its own CA) names the three members and itself as peers and
-    // starts: it initialises and asks the members for votes.
+    // starts with --bootstrap: it initialises and asks the members for votes.
     let dir = cluster.dir.path().join("other");
     let other = TestCa::new(&dir, "other");
     let host = host_of(&cluster.node(1).grpc);
@@ -274,6 +274,7 @@ async fn a_node_started_with_another_clusters_certificates_cannot_join() {
     let mut intruder = std::process::Command::new(herald_bin())
         .args(["node", "--config"])
         .arg(&config)
+        .arg("--bootstrap")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log_path).expect("log file"))
         .spawn()

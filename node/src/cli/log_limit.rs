@@ -48,6 +48,25 @@ impl std::fmt::Display for Summary {
     }
 }
 
+impl Summary {
+    /// The line as a JSON object with the fields a JSON log line has.
+    pub fn to_json(&self, timestamp: &str) -> String {
+        serde_json::json!({
+            "timestamp": timestamp,
+            "level": self.level.to_string(),
+            "message": format!(
+                "{} more like this ({}) in the last {} s, not written",
+                self.dropped,
+                self.place,
+                self.window.as_secs()
+            ),
+            "target": self.target,
+            "dropped": self.dropped,
+        })
+        .to_string()
+    }
+}
+
 struct Repeats {
     since: Instant,
     dropped: u64,
@@ -136,6 +155,8 @@ pub struct RateLimitedWriter<M> {
     /// lock while nothing is (almost always).
     counting: AtomicUsize,
     clock: fn() -> Instant,
+    /// Write the "more like this" lines as JSON objects, like the rest of a JSON log.
+    json: bool,
 }
 
 /// Whether repeats of an event are limited: dependencies' warnings and errors. The flood comes
@@ -158,7 +179,14 @@ impl<M> RateLimitedWriter<M> {
             limiter: Mutex::new(RepeatLimiter::new(window)),
             counting: AtomicUsize::new(0),
             clock,
+            json: false,
         }
+    }
+
+    /// Writes its own lines as JSON objects (for `--log-format json`).
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
     }
 }
 
@@ -199,7 +227,11 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimitedWriter<M> {
             let mut out = self.inner.make_writer();
             for summary in summaries {
                 // Losing a summary line is no reason to fail the event being logged.
-                let _ = writeln!(out, "{stamp} {summary}");
+                let _ = if self.json {
+                    writeln!(out, "{}", summary.to_json(&stamp.to_string()))
+                } else {
+                    writeln!(out, "{stamp} {summary}")
+                };
             }
         }
         if write {

@@ -335,7 +335,13 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
             m.id,
             m.grpc_addr,
             m.raft_addr,
-            if m.id == s.leader { " (leader)" } else { "" }
+            if m.id == s.leader {
+                " (leader)"
+            } else if !m.voter {
+                " (learner: receives the log, does not vote)"
+            } else {
+                ""
+            }
         );
     }
     for l in &s.links {

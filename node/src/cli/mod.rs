@@ -7,6 +7,7 @@
 mod output;
 
 pub mod admin;
+pub mod backup;
 pub mod bench;
 pub mod cert;
 pub mod clients;
@@ -14,6 +15,7 @@ pub mod connect;
 pub mod debug;
 pub mod dev;
 pub mod log_limit;
+pub mod membership;
 pub mod messages;
 pub mod replies;
 pub mod sim;
@@ -41,6 +43,14 @@ enum Command {
         /// The node's TOML configuration (node id, listen addresses, data dir, peers, links).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Initialise a new cluster of the config's peers if the data directory is empty: the
+        /// very first start of a new cluster only. Without it a node on an empty data directory
+        /// waits to be added (`herald cluster add-node`) and does not vote until then.
+        #[arg(long)]
+        bootstrap: bool,
+        /// How the log is written to stderr: text, or one JSON object per line.
+        #[arg(long, value_enum, value_name = "FORMAT", env = LOG_FORMAT_ENV, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Starts a local cluster and a CMPP carrier simulator as child processes.
     Dev(dev::DevArgs),
@@ -83,6 +93,10 @@ enum Command {
         #[command(subcommand)]
         command: cert::CertCommand,
     },
+    /// Writes a consistent backup of the running cluster to a file (admins).
+    Backup(backup::BackupArgs),
+    /// Seeds a new cluster's first node's data directory from a backup (offline).
+    Restore(backup::RestoreArgs),
     /// Read-only diagnosis of a stopped node's data directory.
     Debug {
         #[command(subcommand)]
@@ -102,6 +116,10 @@ enum ClusterCommand {
     Status(messages::ClusterStatusArgs),
     /// Moves every link off a node (before stopping it) and gives it none until undrained.
     Drain(admin::DrainArgs),
+    /// Adds a node: as a learner, then, once caught up, as a voter (admins; on the leader).
+    AddNode(membership::AddNodeArgs),
+    /// Removes a node from the membership; its links move to the others (admins).
+    RemoveNode(membership::RemoveNodeArgs),
 }
 
 #[derive(Subcommand)]
@@ -117,19 +135,51 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-fn init_tracing() {
+/// How a long-running command writes its log to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event (colours only at a terminal).
+    Text,
+    /// One JSON object per line: timestamp, level, message, target and the event's fields
+    /// (`node`, `link`, `message_id` on the lines about a message), for a log pipeline.
+    Json,
+}
+
+impl LogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// The environment variable `--log-format` defaults to.
+pub const LOG_FORMAT_ENV: &str = "HERALD_LOG_FORMAT";
+
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn")
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours for a person at a terminal only: a log file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(log_limit::RateLimitedWriter::new(
-            std::io::stderr,
-            log_limit::REPEAT_WINDOW,
-        ))
-        .init();
+    let writer = log_limit::RateLimitedWriter::new(std::io::stderr, log_limit::REPEAT_WINDOW)
+        .json(format == LogFormat::Json);
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            // Colours for a person at a terminal only: a log file gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(writer)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            // `message` and the fields at the top level, where log pipelines look for them.
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init(),
+    }
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -156,22 +206,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Node { config } => {
-                init_tracing();
-                let config = crate::config::NodeConfig::load(&config)?;
+            Command::Node {
+                config,
+                bootstrap,
+                log_format,
+            } => {
+                init_tracing(log_format);
+                let mut config = crate::config::NodeConfig::load(&config)?;
+                config.bootstrap |= bootstrap;
                 crate::node::run(config).await
             }
             Command::Dev(args) => {
-                init_tracing();
+                init_tracing(args.log_format);
                 dev::run(args).await
             }
             Command::Sim { protocol } => {
-                init_tracing();
+                init_tracing(LogFormat::Text);
                 sim::run(protocol, crate::node::shutdown_signal()).await
             }
             Command::Send(args) => messages::send(args).await,
             Command::Bench(args) => {
-                init_tracing();
+                init_tracing(LogFormat::Text);
                 bench::run(args).await
             }
             Command::Status(args) => messages::status(args).await,
@@ -190,12 +245,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Cluster {
                 command: ClusterCommand::Status(args),
             } => messages::cluster_status(args).await,
+            Command::Cluster {
+                command: ClusterCommand::AddNode(args),
+            } => membership::add_node(args).await,
+            Command::Cluster {
+                command: ClusterCommand::RemoveNode(args),
+            } => membership::remove_node(args).await,
             Command::Client { command } => clients::client(command).await,
             Command::Audit(args) => clients::audit(args).await,
             Command::Debug {
                 command: DebugCommand::LogHashes(args),
             } => debug::log_hashes(args),
             Command::Cert { command } => cert::run(command),
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
         }
     })
 }

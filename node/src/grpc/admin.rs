@@ -4,18 +4,31 @@
 
 use herald_api::v1::admin_server::Admin;
 use herald_api::v1::{
-    AdminListRepliesRequest, ClientInfo, CreateClientRequest, DeleteClientRequest,
-    DeleteClientResponse, DrainNodeRequest, DrainNodeResponse, GetClientRequest, GetPolicyRequest,
-    GetPolicyResponse, ListAuditRequest, ListAuditResponse, ListClientsRequest,
-    ListClientsResponse, ListRepliesResponse, NewKeyResponse, RevokeKeyRequest, RevokeKeyResponse,
+    AddNodeProgress, AddNodeRequest, AdminListRepliesRequest, BackupChunk, BackupRequest,
+    ClientInfo, CreateClientRequest, DeleteClientRequest, DeleteClientResponse, DrainNodeRequest,
+    DrainNodeResponse, GetClientRequest, GetPolicyRequest, GetPolicyResponse, ListAuditRequest,
+    ListAuditResponse, ListClientsRequest, ListClientsResponse, ListRepliesResponse,
+    NewKeyResponse, RemoveNodeRequest, RemoveNodeResponse, RevokeKeyRequest, RevokeKeyResponse,
     RotateKeyRequest, SetPolicyRequest, SetPolicyResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::context::Ctx;
 use crate::grpc::convert::{self, caller, status};
+use crate::service::membership::{self, NewMember};
 use crate::service::replies::{self, Addressee};
-use crate::service::{admin, audit, clients};
+use crate::service::{admin, audit, backup, clients};
+
+/// `Admin.Backup`'s answer: the backup file's bytes in chunks.
+pub type BackupStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
+/// Bytes per `BackupChunk`.
+const BACKUP_CHUNK: usize = 1 << 20;
+
+/// `Admin.AddNode`'s answer: progress reports, then the end (or an error).
+pub type AddNodeStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<AddNodeProgress, Status>> + Send>>;
 
 pub struct AdminService {
     ctx: Ctx,
@@ -29,6 +42,108 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type AddNodeStream = AddNodeStream;
+    type BackupStream = BackupStream;
+
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<BackupStream>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let taken = backup::take(&self.ctx, &caller).await.map_err(status)?;
+        let mut head = Vec::new();
+        herald_raft::snapshot::backup::write_header(&mut head, &taken.header)
+            .map_err(|e| Status::internal(format!("backup header: {e}")))?;
+        let (tx, rx) = futures::channel::mpsc::channel(2);
+        // Read off the runtime; the temporary file goes with `taken` once sent (or abandoned).
+        tokio::task::spawn_blocking(move || {
+            use futures::SinkExt as _;
+            use std::io::Read as _;
+            let mut tx = tx;
+            let send = |tx: &mut futures::channel::mpsc::Sender<_>, item| {
+                futures::executor::block_on(tx.send(item)).is_ok()
+            };
+            if !send(&mut tx, Ok(BackupChunk { data: head })) {
+                return;
+            }
+            let mut file = match std::fs::File::open(&taken.data) {
+                Ok(f) => f,
+                Err(e) => {
+                    send(&mut tx, Err(Status::internal(format!("backup: {e}"))));
+                    return;
+                }
+            };
+            loop {
+                let mut buf = vec![0u8; BACKUP_CHUNK];
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if !send(&mut tx, Ok(BackupChunk { data: buf })) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        send(&mut tx, Err(Status::internal(format!("backup: {e}"))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(rx)))
+    }
+
+    async fn add_node(
+        &self,
+        request: Request<AddNodeRequest>,
+    ) -> Result<Response<AddNodeStream>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let catch_up = match req.timeout_ms {
+            0 => membership::DEFAULT_CATCH_UP,
+            ms => std::time::Duration::from_millis(ms),
+        };
+        let new = NewMember {
+            node: req.node,
+            raft_addr: req.raft_addr,
+            grpc_addr: req.grpc_addr,
+        };
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let ctx = self.ctx.clone();
+        // The change goes on when the caller goes away: a half-made change is worse than an
+        // unwatched one.
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let result = membership::add_node(&ctx, &caller, new, catch_up, |p| {
+                let _ = progress_tx.unbounded_send(Ok(AddNodeProgress {
+                    stage: p.stage.name().to_string(),
+                    node_index: p.node_index,
+                    leader_index: p.leader_index,
+                }));
+            })
+            .await;
+            if let Err(e) = result {
+                let _ = tx.unbounded_send(Err(status(e)));
+            }
+        });
+        Ok(Response::new(Box::pin(rx)))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let req = request.into_inner();
+        let view = membership::remove_node(&self.ctx, &caller, req.node, req.force)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RemoveNodeResponse {
+            voters: view.voters,
+            learners: view.learners,
+        }))
+    }
+
     async fn list_replies(
         &self,
         request: Request<AdminListRepliesRequest>,

@@ -312,6 +312,14 @@ async fn dispatch_round(
                 let run = run.clone();
                 tokio::spawn(async move {
                     let id = msg.id;
+                    tracing::debug!(
+                        node = run.ctx.id(),
+                        link = %run.link.name,
+                        slot = %run.slot,
+                        message_id = id,
+                        attempt = msg.attempts,
+                        "dispatched: sending to the carrier"
+                    );
                     let recording = send_message(&run, msg).await;
                     // The depth is about the carrier: free the slot as soon as the carrier has
                     // answered, and let the acknowledgements commit in the background. The
@@ -324,7 +332,7 @@ async fn dispatch_round(
                 });
             }
             other => {
-                tracing::debug!(link = %run.link.name, id = msg.id, "dispatch not applied: {other:?}");
+                tracing::debug!(node = run.ctx.id(), link = %run.link.name, message_id = msg.id, "dispatch not applied: {other:?}");
                 forget(&run, &[msg.id]);
             }
         }
@@ -618,7 +626,7 @@ async fn send_segment(
                     {
                         // The message stays in flight and is sent again by the link's next
                         // holder: a duplicate, never a loss.
-                        tracing::error!(link = %run.link.name, id, "carrier acknowledgement not recorded: {e}");
+                        tracing::error!(node = run.ctx.id(), link = %run.link.name, message_id = id, "carrier acknowledgement not recorded: {e}");
                     }
                 }));
                 return true;
@@ -661,7 +669,7 @@ async fn send_segment(
                     .propose_persistently(vec![event], PERSIST_FOR)
                     .await
                 {
-                    tracing::error!(%link, id = msg.id, "carrier rejection not recorded: {e}");
+                    tracing::error!(node = run.ctx.id(), %link, message_id = msg.id, "carrier rejection not recorded: {e}");
                 }
                 return false;
             }
@@ -682,7 +690,7 @@ async fn send_segment(
                 if !msg.route.is_empty() && run.down_for() >= requeue_after {
                     return false;
                 }
-                tracing::debug!(%link, id = msg.id, "segment not acknowledged: {e}; retrying");
+                tracing::debug!(node = run.ctx.id(), %link, message_id = msg.id, "segment not acknowledged: {e}; retrying");
                 tokio::select! {
                     _ = run.stop.cancelled() => return false,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -739,7 +747,7 @@ fn record_unanswered(
     let run = run.clone();
     tokio::spawn(async move {
         if let Err(e) = run.ctx.proposer.propose(vec![event]).await {
-            tracing::debug!(link = %run.link.name, message_id, "unanswered submit not traced: {e}");
+            tracing::debug!(node = run.ctx.id(), link = %run.link.name, message_id, "unanswered submit not traced: {e}");
         }
     });
 }

@@ -7,7 +7,8 @@
 //! - `messages`: one message with its copies, many at once, a trace, a cancellation.
 //! - `view`: how a message and its timeline read (the wording every transport shows).
 //! - `replies`: subscribers' replies, listed or followed.
-//! - `admin`: the dispatch policy and draining nodes; `cluster`: the cluster's status.
+//! - `admin`: the dispatch policy and draining nodes; `cluster`: the cluster's status;
+//!   `membership`: adding and removing Raft members; `backup`: a backup of the whole state.
 //! - `auth`: who a call is (its API key); `caller`: the authenticated caller; `permissions`:
 //!   what each role may do (every operation names the permission it needs).
 //! - `clients`: client systems and their keys; `audit`: the audit trail.
@@ -15,10 +16,12 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod caller;
 pub mod clients;
 pub mod cluster;
 pub mod error;
+pub mod membership;
 pub mod messages;
 pub mod permissions;
 pub mod quota;

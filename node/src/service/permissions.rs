@@ -38,10 +38,14 @@ pub enum Permission {
     ManageClients,
     /// Read the audit trail.
     ReadAudit,
+    /// Add, promote, demote and remove Raft members (`herald cluster add-node | remove-node`).
+    ChangeMembership,
+    /// Take a backup of the whole cluster state (every client's messages, keys' hashes).
+    Backup,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 15] = [
         Permission::Submit,
         Permission::ReadOwnMessages,
         Permission::ReadAllMessages,
@@ -55,6 +59,8 @@ impl Permission {
         Permission::ReadCluster,
         Permission::ManageClients,
         Permission::ReadAudit,
+        Permission::ChangeMembership,
+        Permission::Backup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +78,8 @@ impl Permission {
             Permission::ReadCluster => "cluster.status",
             Permission::ManageClients => "clients.manage",
             Permission::ReadAudit => "audit.read",
+            Permission::ChangeMembership => "cluster.membership",
+            Permission::Backup => "cluster.backup",
         }
     }
 }

@@ -262,6 +262,7 @@ pub fn detail(e: &Event) -> String {
         Some(Kind::ClientKeyAdded(k)) => format!("client {} key {}", k.client, k.key_id),
         Some(Kind::ClientKeyRevoked(k)) => format!("client {} key {} revoked", k.client, k.key_id),
         Some(Kind::ClientDeleted(d)) => format!("client {} deleted", d.name),
+        Some(Kind::AdminAction(a)) => format!("{} {}", a.action, a.detail),
         Some(Kind::MoReceived(_) | Kind::MoAssemblyClosed(_)) => String::new(),
         None => String::new(),
     }

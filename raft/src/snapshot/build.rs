@@ -72,7 +72,7 @@ pub fn build(db: &DB, dir: &SnapshotDir) -> io::Result<(SnapshotMeta, SnapshotFi
 }
 
 /// The applied state and membership the view covers.
-fn meta_of(db: &DB, view: &rocksdb::Snapshot<'_>) -> io::Result<SnapshotMeta> {
+pub(crate) fn meta_of(db: &DB, view: &rocksdb::Snapshot<'_>) -> io::Result<SnapshotMeta> {
     let meta_cf = db::cf(db, CF_SM_META);
     let last_log_id: Option<LogId> = view
         .get_cf(meta_cf, keys::META_LAST_APPLIED)

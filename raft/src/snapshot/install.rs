@@ -73,15 +73,18 @@ pub fn resume_interrupted(db: &DB, dir: &SnapshotDir) -> io::Result<Option<Snaps
     let Some((file_meta, snapshot)) = dir.open_current()? else {
         return Err(invalid(format!(
             "an install of snapshot {meta:?} was interrupted and its file {} is gone: the \
-             projection is incomplete; remove this node's data directory to rejoin it empty",
+             projection is incomplete; this node cannot start on this data directory: keep it \
+             aside for diagnosis and start the node on a new, empty one without --bootstrap, \
+             then re-add it (herald cluster add-node)",
             dir.current_path().display()
         )));
     };
     if file_meta != meta {
         return Err(invalid(format!(
             "an install of snapshot {meta:?} was interrupted but the current snapshot holds \
-             {file_meta:?}: the projection is incomplete; remove this node's data directory to \
-             rejoin it empty"
+             {file_meta:?}: the projection is incomplete; this node cannot start on this data \
+             directory: keep it aside for diagnosis and start the node on a new, empty one \
+             without --bootstrap, then re-add it (herald cluster add-node)"
         )));
     }
     tracing::warn!(last_log_id = ?meta.last_log_id, "resuming an interrupted snapshot install");

@@ -8,6 +8,7 @@
 //! held it in one buffer (to build, send, receive or install it) peaked near 0.9 GB resident; the
 //! goal is ten million messages under 1 GiB.
 
+pub mod backup;
 pub mod build;
 pub mod file;
 pub mod format;

@@ -228,7 +228,7 @@ impl ChaosCluster {
             cluster.start_sim(s)?;
         }
         for id in cluster.ids() {
-            cluster.start_node(id)?;
+            cluster.spawn_node(id, &["--bootstrap"])?;
         }
         Ok(cluster)
     }
@@ -264,12 +264,19 @@ impl ChaosCluster {
         Ok(())
     }
 
-    /// Starts (or restarts, on its data dir) node `id`.
+    /// Starts (or restarts, on its data dir) node `id`, without `--bootstrap` (only the first
+    /// start of the cluster bootstraps).
     pub fn start_node(&self, id: u64) -> anyhow::Result<()> {
+        self.spawn_node(id, &[])
+    }
+
+    /// Starts node `id` with `extra` arguments after its `--config`.
+    pub fn spawn_node(&self, id: u64, extra: &[&str]) -> anyhow::Result<()> {
         let spec = self.node(id);
         let child = Command::new(herald_bin())
             .args(["node", "--config"])
             .arg(&spec.config)
+            .args(extra)
             .env("HERALD_LOG", "info,openraft=warn,h2=warn,tower=warn")
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))

@@ -78,6 +78,10 @@ pub struct DevArgs {
     /// gets a CA and node certificates in DIR/tls/, an admin key and a demo sender.
     #[arg(long)]
     insecure: bool,
+    /// The log format of the supervisor and every node it starts (text, or one JSON object per
+    /// line).
+    #[arg(long, value_enum, value_name = "FORMAT", env = crate::cli::LOG_FORMAT_ENV, default_value = "text")]
+    pub log_format: crate::cli::LogFormat,
 }
 
 /// The dev cluster's name in its certificates.
@@ -354,6 +358,9 @@ fn child_specs(
             raft_listen: layout.raft(peer.id),
             data_dir: folder.join(&format!("node{}", peer.id)),
             peers: peers.clone(),
+            // `--bootstrap` on the first start instead (see below): a config that says it would
+            // start a second cluster from a node whose data directory was emptied.
+            bootstrap: false,
             links: (1..=args.links)
                 .map(|k| LinkConfig {
                     name: if args.links == 1 {
@@ -403,7 +410,7 @@ fn child_specs(
         specs.push(ChildSpec {
             name,
             kind: Kind::Node,
-            args: vec!["node".into(), "--config".into(), path.clone().into()],
+            args: node_args(&path, &config.data_dir, args.log_format),
             log: log.clone(),
             listens: layout.node_listens(peer.id),
             entry: serde_json::json!({
@@ -413,6 +420,27 @@ fn child_specs(
         });
     }
     Ok(specs)
+}
+
+/// A node's command line: `--bootstrap` only while its data directory does not exist yet (a new
+/// cluster's first start); the supervisor drops it once the node has started
+/// ([`supervisor::FIRST_START_ONLY`]), so a restart never bootstraps again.
+fn node_args(
+    config: &Path,
+    data_dir: &Path,
+    log_format: crate::cli::LogFormat,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "node".into(),
+        "--config".into(),
+        config.into(),
+        "--log-format".into(),
+        log_format.name().into(),
+    ];
+    if !data_dir.exists() {
+        args.push(supervisor::FIRST_START_ONLY.into());
+    }
+    args
 }
 
 /// What is running and how to use it. Bench scripts wait for the "cluster is up" line.

@@ -22,6 +22,10 @@ use super::folder::{DevFolder, CLUSTER_FILE, SOCKET_FILE};
 use super::layout::{check_free, Listen};
 
 /// How long a child has to stop after SIGTERM before it is killed.
+/// An argument a child takes on its first start only (a node's `--bootstrap`): dropped from its
+/// arguments once it has been spawned, so restarts go without it.
+pub const FIRST_START_ONLY: &str = "--bootstrap";
+
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a control client has to send its one request line.
 /// A request is one short line sent at once: the supervisor's loop (exit reports, Ctrl-C) waits
@@ -157,6 +161,10 @@ impl Supervisor {
             self.exits_tx.clone(),
         ));
         self.slots[index].pid = Some(pid);
+        self.slots[index]
+            .spec
+            .args
+            .retain(|a| a.as_os_str() != FIRST_START_ONLY);
         Ok(pid)
     }
 
