@@ -1,5 +1,5 @@
 //! Backup and restore with real processes: a cluster's messages (delivered, refused by the
-//! carrier, scheduled, canceled), subscribers' replies, the policy, client systems and their keys
+//! carrier, scheduled, canceled, queued, expired), subscribers' replies, the policy, client systems and their keys
 //! survive `herald backup` → `herald restore` into a fresh cluster; a damaged backup is refused
 //! with a clear error and writes nothing.
 
@@ -10,7 +10,7 @@ use herald_api::v1::{
     AdminListRepliesRequest, CancelMessageRequest, GetPolicyRequest, ListAuditRequest,
     MessageState, SubmitRequest,
 };
-use herald_tests::{herald_bin, wait_for, Cluster, Options, SimSpec};
+use herald_tests::{herald_bin, wait_for, Cluster, LinkSpec, Options, SimSpec};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -24,7 +24,45 @@ fn request(to: &str, key: &str) -> SubmitRequest {
         recipients: vec![to.into()],
         text: format!("backup {key}"),
         idempotency_key: key.into(),
+        link: "cmpp-sim".into(),
         ..Default::default()
+    }
+}
+
+fn link(name: &str, sim: &str) -> LinkSpec {
+    LinkSpec {
+        name: name.into(),
+        sim: sim.into(),
+        max_window: 16,
+        max_per_second: 1000,
+        connections: 1,
+    }
+}
+
+/// Both clusters: a simulator that sends MOs and refuses 1390000…, and a link whose gateway is
+/// gone (its messages wait, or expire).
+fn options() -> Options {
+    Options {
+        sims: vec![
+            SimSpec {
+                name: "cmpp".into(),
+                args: vec![
+                    "--mo-every-ms".into(),
+                    "300".into(),
+                    // Nobody wrote to this subscriber: its replies are unrouted.
+                    "--mo-from".into(),
+                    "13700000000".into(),
+                    "--reject-dest".into(),
+                    "1390000=13".into(),
+                ],
+            },
+            SimSpec {
+                name: "gone".into(),
+                args: Vec::new(),
+            },
+        ],
+        links: vec![link("cmpp-sim", "cmpp"), link("nowhere", "gone")],
+        ..Options::default()
     }
 }
 
@@ -63,21 +101,8 @@ async fn unrouted_replies(cluster: &Cluster, node: u64) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_and_clients() {
-    let old = Cluster::start(Options {
-        sims: vec![SimSpec {
-            name: "cmpp".into(),
-            args: vec![
-                "--mo-every-ms".into(),
-                "300".into(),
-                // Nobody wrote to this subscriber: its replies are unrouted.
-                "--mo-from".into(),
-                "13700000000".into(),
-                "--reject-dest".into(),
-                "1390000=13".into(),
-            ],
-        }],
-        ..Options::default()
-    });
+    let old = Cluster::start(options());
+    old.kill_sim("gone");
     old.wait_for_leader(Duration::from_secs(30)).await;
     let policy_version = old.set_policy(1, "[classes.bulk]\nweight = 3\n").await;
     let erp_key = old.create_client(1, "erp", "sender").await;
@@ -95,6 +120,23 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
     let mut canceled = request("13800138002", "canceled");
     canceled.send_at_ms = now_ms() + 3_600_000;
     for (name, req) in [("scheduled", scheduled), ("canceled", canceled)] {
+        let id = old
+            .submit_until_acked(&req, 0, Duration::from_secs(30))
+            .await
+            .expect("acknowledged");
+        ids.insert(name, id);
+    }
+    // Queued on a link nobody can run, and one that expires there.
+    let queued = SubmitRequest {
+        link: "nowhere".into(),
+        ..request("13800138004", "queued")
+    };
+    let expiring = SubmitRequest {
+        link: "nowhere".into(),
+        validity_seconds: 2,
+        ..request("13800138005", "expired")
+    };
+    for (name, req) in [("queued", queued), ("expired", expiring)] {
         let id = old
             .submit_until_acked(&req, 0, Duration::from_secs(30))
             .await
@@ -127,13 +169,14 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
     )
     .await;
     wait_for(
-        "the refusal and some replies",
+        "the refusal, the expiry and some replies",
         Duration::from_secs(60),
         || async {
             let refused = state_of(&old, 1, &ids["refused"]).await?;
             let terminal =
                 ![MessageState::Accepted as i32, MessageState::Sending as i32].contains(&refused);
-            (terminal && !unrouted_replies(&old, 1).await.is_empty()).then_some(())
+            let expired = state_of(&old, 1, &ids["expired"]).await? == MessageState::Expired as i32;
+            (terminal && expired && !unrouted_replies(&old, 1).await.is_empty()).then_some(())
         },
     )
     .await;
@@ -143,6 +186,9 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
     for (name, id) in &ids {
         states.insert(*name, state_of(&old, 1, id).await.expect("readable"));
     }
+    // Every state a message can rest in here (SENDING lasts milliseconds).
+    let distinct: std::collections::BTreeSet<i32> = states.values().copied().collect();
+    assert!(distinct.len() >= 6, "states {states:?}");
     let replies_before = unrouted_replies(&old, 1).await;
     let dir = old.dir.path().to_path_buf();
     let backup = dir.join("cluster.backup");
@@ -240,8 +286,9 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
     let new = Cluster::start(Options {
         nodes: 1,
         restore_from: Some(backup.clone()),
-        ..Options::default()
+        ..options()
     });
+    new.kill_sim("gone");
     let leader = new.wait_for_leader(Duration::from_secs(30)).await;
     assert_eq!(leader, 1);
     for (name, id) in &ids {
