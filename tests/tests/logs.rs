@@ -13,7 +13,7 @@ async fn a_json_log_is_one_object_per_line_and_a_dispatch_names_its_message_and_
         nodes: 1,
         node_args: vec!["--log-format".into(), "json".into()],
         // Each dispatch is a debug line (one per message would flood an info log).
-        log_filter: "info,herald_node::links=debug,openraft=warn,h2=warn,tower=warn".into(),
+        log_filter: "info,herald_node::links=debug,herald_node::service=debug,openraft=warn,h2=warn,tower=warn".into(),
         ..Default::default()
     });
     cluster.wait_for_leader(Duration::from_secs(30)).await;
@@ -54,6 +54,15 @@ async fn a_json_log_is_one_object_per_line_and_a_dispatch_names_its_message_and_
                     .is_some_and(|m| m.starts_with("dispatched"))
         })
         .unwrap_or_else(|| panic!("no dispatch line for message {id}: {log}"));
+    let submitted = lines
+        .iter()
+        .find(|l| l["message_id"].as_u64() == Some(numeric) && l["message"] == "submitted")
+        .unwrap_or_else(|| panic!("no submission line for message {id}: {log}"));
+    assert_eq!(submitted["node"], 1, "{submitted}");
+    assert!(
+        !log.contains("13800138000") && !log.contains("json log\""),
+        "a log line names the recipient or the text: {log}"
+    );
     assert_eq!(dispatch["link"], "cmpp-sim", "{dispatch}");
     assert_eq!(dispatch["node"], 1, "{dispatch}");
     assert_eq!(dispatch["level"], "DEBUG", "{dispatch}");

@@ -127,7 +127,16 @@ pub async fn cancel(
         .by(caller.principal());
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     match outcomes.first() {
-        Some(EventOutcome::Applied) => Ok(MessageState::Canceled),
+        Some(EventOutcome::Applied) => {
+            tracing::info!(
+                node = ctx.id(),
+                message_id = id,
+                link = %record.link,
+                by = caller.name(),
+                "message canceled"
+            );
+            Ok(MessageState::Canceled)
+        }
         Some(EventOutcome::Ignored { reason }) => {
             // A re-proposed cancellation whose first copy applied is ignored the second time:
             // the message is canceled all the same. The leader applied it; this node may not

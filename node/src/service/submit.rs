@@ -69,11 +69,26 @@ pub async fn submit(
     let event = submitted_event(&submission, &ctx.config, &policy, caller.name(), now_ms())?
         .by(caller.principal());
     admit(ctx, &policy, caller, 1)?;
+    let (link, route) = match &event.kind {
+        Some(Kind::Submitted(s)) => (s.link.clone(), s.route.clone()),
+        _ => Default::default(),
+    };
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     let outcome = outcomes.into_iter().next().ok_or_else(|| {
         ServiceError::Internal("a committed submission came back without an outcome".into())
     })?;
-    submitted(outcome, &submission.idempotency_key)
+    let done = submitted(outcome, &submission.idempotency_key)?;
+    // A debug line: one per message would flood an info log. Never the recipients or text.
+    tracing::debug!(
+        node = ctx.id(),
+        message_id = done.message_id,
+        %link,
+        %route,
+        client = caller.name(),
+        created = done.created,
+        "submitted"
+    );
+    Ok(done)
 }
 
 /// Validates each submission on its own and commits the valid ones together (one Raft entry).
