@@ -333,6 +333,83 @@ mod tests {
         }
     }
 
+    /// A backup of a store with records and an applied state: written, checked, seeded into a
+    /// new data dir with this node alone as voter; altered, refused with nothing written.
+    #[tokio::test]
+    async fn a_backup_seeds_a_new_node_and_an_altered_one_writes_nothing() {
+        use crate::types::LogId;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = db::open(&dir.path().join("old/db")).expect("db");
+        let meta_cf = db::cf(&db, crate::db::CF_SM_META);
+        let last: LogId =
+            serde_json::from_str(r#"{"leader_id":{"term":3,"node_id":2},"index":41}"#)
+                .expect("a log id");
+        db.put_cf(
+            meta_cf,
+            crate::keys::META_LAST_APPLIED,
+            serde_json::to_vec(&Some(last)).expect("json"),
+        )
+        .expect("put");
+        db.put_cf(db::cf(&db, crate::db::CF_MESSAGES), b"m1", b"record one")
+            .expect("put");
+
+        let backup = dir.path().join("b.backup");
+        let mut data = Vec::new();
+        let (meta, len, sha256) = export(&db, &mut data).expect("exported");
+        assert_eq!(meta.last_log_id, Some(last));
+        let mut file = Vec::new();
+        write_header(
+            &mut file,
+            &BackupHeader {
+                data_len: len,
+                sha256,
+                ..header()
+            },
+        )
+        .expect("header");
+        file.extend_from_slice(&data);
+        std::fs::write(&backup, &file).expect("written");
+
+        let mut altered = file.clone();
+        let at = altered.len() - 3;
+        altered[at] ^= 1;
+        let bad = dir.path().join("bad.backup");
+        std::fs::write(&bad, &altered).expect("written");
+        let member = Member {
+            raft_addr: "10.0.0.1:7151".into(),
+            grpc_addr: "10.0.0.1:7101".into(),
+        };
+        let target = dir.path().join("bad-node");
+        let e = seed(&bad, &target, 1, member.clone()).await.unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        assert!(!target.exists());
+
+        let target = dir.path().join("node1");
+        let seeded = seed(&backup, &target, 1, member).await.expect("seeded");
+        assert_eq!(seeded.node, 1);
+        let new = db::open(&target.join("db")).expect("the new node's db");
+        let got = new
+            .get_cf(db::cf(&new, crate::db::CF_MESSAGES), b"m1")
+            .expect("get");
+        assert_eq!(got.as_deref(), Some(&b"record one"[..]));
+        let membership: StoredMembership = serde_json::from_slice(
+            &new.get_cf(
+                db::cf(&new, crate::db::CF_SM_META),
+                crate::keys::META_MEMBERSHIP,
+            )
+            .expect("get")
+            .expect("a membership"),
+        )
+        .expect("json");
+        let voters: Vec<u64> = membership.membership().voter_ids().collect();
+        assert_eq!(voters, vec![1]);
+        // A second restore into the same directory is refused.
+        let e = seed(&backup, &target, 1, Member::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not empty"), "{e}");
+    }
+
     #[test]
     fn a_header_reads_back_and_a_foreign_file_is_refused() {
         let mut bytes = Vec::new();
