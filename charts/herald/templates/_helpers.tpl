@@ -44,10 +44,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if lt $spare 1 }}1{{ else }}{{ $spare }}{{ end -}}
 {{- end -}}
 
-{{/* The container's grace: the preStop drain, then the node's own drain on SIGTERM, then a
-     margin to flush and exit. */}}
+{{/* The container's grace: the node's own drain on SIGTERM, then a margin to flush and
+     exit. */}}
 {{- define "herald.terminationGrace" -}}
-{{- add (mul (int .Values.drain.timeoutSeconds) 2) 15 -}}
+{{- add (int .Values.drain.timeoutSeconds) 15 -}}
 {{- end -}}
 
 {{/* Node config of pod N (node id N+1): TOML, as `herald node --config` reads it. */}}
