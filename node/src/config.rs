@@ -16,6 +16,10 @@ pub struct NodeConfig {
     pub grpc_listen: SocketAddr,
     /// Where peers reach the internal gRPC service (Raft, forwarded writes).
     pub raft_listen: SocketAddr,
+    /// Optional: where the HTTP listener serves `/metrics`, `/livez` and `/readyz` (TLS with
+    /// the public certificate unless `insecure = true`). Absent: no HTTP listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
     /// RocksDB and snapshots live here.
     pub data_dir: PathBuf,
     /// Every member of the initial cluster, this node included (a node added later lists the

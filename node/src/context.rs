@@ -30,6 +30,8 @@ pub struct NodeContext {
     pub auth: crate::service::auth::Authenticator,
     /// The TLS configuration in force (None: an insecure node).
     pub tls: Option<Arc<crate::tls::store::TlsStore>>,
+    /// This node's metric families.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type Ctx = Arc<NodeContext>;

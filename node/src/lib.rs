@@ -12,12 +12,16 @@
 //!   `transport_limits.rs`: the ports' ceilings (sizes, streams, connections, timeouts).
 //! - `node.rs` starts a node; `config.rs` reads its file; `context.rs` is what every part shares.
 
+pub mod build_info;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod grpc;
+pub mod health;
+pub mod http;
 pub mod links;
+pub mod metrics;
 pub mod node;
 pub mod policy;
 pub mod service;

@@ -18,7 +18,8 @@ use herald_raft::types::{Member, Raft};
 use openraft::async_runtime::WatchReceiver as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::proposer::Proposer;
+use crate::build_info;
+use crate::cluster::proposer::{ProposalMetrics, Proposer};
 use crate::cluster::{placement, timers};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
@@ -26,6 +27,8 @@ use crate::grpc::admin::AdminService;
 use crate::grpc::cluster::ClusterService;
 use crate::grpc::messaging::MessagingService;
 use crate::links::worker as link_worker;
+use crate::metrics::observer::MetricsObserver;
+use crate::metrics::{Labels as MetricLabels, Metrics};
 use crate::tls::acceptor::{self, ListenerSettings, MemberCheck, PeerNode, PeerRegistry, Port};
 use crate::tls::store::TlsStore;
 use crate::tls::NodeIdentity;
@@ -35,8 +38,21 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let db = herald_raft::db::open(&config.data_dir.join("db"))
         .map_err(|e| anyhow::anyhow!("opening RocksDB in {}: {e}", config.data_dir.display()))?;
-    let log_store = LogStore::new(db.clone());
-    let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?;
+    let link_names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
+    let metrics = Arc::new(
+        Metrics::new(&MetricLabels {
+            links: &link_names,
+            classes: &crate::policy::CLASS_NAMES,
+            version: build_info::VERSION,
+            commit: build_info::COMMIT,
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let observer: herald_raft::observe::SharedObserver =
+        Arc::new(MetricsObserver::new(metrics.clone()));
+    let log_store = LogStore::observed(db.clone(), observer.clone());
+    let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?
+        .with_observer(observer);
     let applied = state_machine.subscribe_applied();
     let snapshot_dir = state_machine.snapshot_dir();
 
@@ -98,7 +114,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     )
     .await?;
 
-    let proposer = Proposer::start(raft.clone(), network, Duration::from_secs(10));
+    let proposer = Proposer::start(
+        raft.clone(),
+        network,
+        Duration::from_secs(10),
+        ProposalMetrics {
+            batch_events: metrics.raft_proposal_batch.clone(),
+            commit_seconds: metrics.raft_commit_duration.clone(),
+        },
+    );
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
         raft: raft.clone(),
@@ -111,8 +135,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         auth: crate::service::auth::Authenticator::new(
             config.insecure,
             crate::service::auth::parse_admin_hashes(&config.auth.admin_key_sha256)?,
-        ),
+        )
+        .counting_failures(metrics.auth_failures.clone()),
         tls: tls.clone(),
+        metrics: metrics.clone(),
     });
     if config.insecure {
         tracing::warn!(
@@ -166,8 +192,27 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ))
         .serve_with_incoming_shutdown(internal_incoming, shutdown.clone().cancelled_owned());
     let max_request = limits::public_max_request(&config.messages);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(crate::grpc::health::follow_readiness(
+        ctx.clone(),
+        health_reporter,
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::metrics::raft_watch::run(
+        raft.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let http_task = match config.http_listen {
+        Some(addr) => {
+            let serve = crate::http::serve(ctx.clone(), addr, shutdown.clone()).await?;
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let public = server_builder()
         .timeout(Duration::from_secs(30))
+        .add_service(health_service)
         .add_service(
             MessagingServer::new(MessagingService::new(ctx.clone()))
                 .max_decoding_message_size(max_request)
@@ -202,6 +247,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(
         node = config.node_id,
         grpc = %config.grpc_listen,
+        http = ?config.http_listen,
         raft = %config.raft_listen,
         "herald node started"
     );
@@ -211,6 +257,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let failure = tokio::select! {
         r = internal_task => Some(format!("internal gRPC server on {} stopped: {r:?}", config.raft_listen)),
         r = public_task => Some(format!("public gRPC server on {} stopped: {r:?}", config.grpc_listen)),
+        r = async { match http_task { Some(t) => t.await, None => std::future::pending().await } } => {
+            Some(format!("HTTP listener on {:?} stopped: {r:?}", config.http_listen))
+        }
         _ = shutdown_signal() => None,
     };
     match &failure {

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod log_store;
 mod log_tail;
 pub mod network;
+pub mod observe;
 pub mod projection;
 pub mod reader;
 mod record_cache;

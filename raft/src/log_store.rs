@@ -66,7 +66,12 @@ impl LogStore {
     /// A log store over `db`, which must have been opened by [`db::open`] (it has the column
     /// families). Starts the syncer thread.
     pub fn new(db: Arc<DB>) -> LogStore {
-        let syncer = Syncer::start(db.clone());
+        LogStore::observed(db, crate::observe::nothing())
+    }
+
+    /// As [`LogStore::new`], reporting each fsync's duration to `observer`.
+    pub fn observed(db: Arc<DB>, observer: crate::observe::SharedObserver) -> LogStore {
+        let syncer = Syncer::start(db.clone(), observer);
         LogStore {
             db,
             syncer: Arc::new(syncer),
@@ -301,11 +306,11 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn start(db: Arc<DB>) -> Syncer {
+    fn start(db: Arc<DB>, observer: crate::observe::SharedObserver) -> Syncer {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("raft-log-sync".to_string())
-            .spawn(move || run_syncer(&db, &rx));
+            .spawn(move || run_syncer(&db, &rx, observer.as_ref()));
         match spawned {
             Ok(thread) => Syncer {
                 tx: Some(tx),
@@ -352,12 +357,18 @@ impl Drop for Syncer {
     }
 }
 
-fn run_syncer(db: &DB, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run_syncer(
+    db: &DB,
+    rx: &mpsc::Receiver<IOFlushed<TypeConfig>>,
+    observer: &dyn crate::observe::Observer,
+) {
     let mut pending = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
         pending.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = db.flush_wal(true);
+        observer.log_synced(started.elapsed());
         tracing::trace!(
             requests = pending.len(),
             ok = result.is_ok(),

@@ -54,6 +54,9 @@ pub trait Kv {
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError>;
     fn put(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>);
     fn delete(&mut self, cf: &'static str, key: Vec<u8>);
+    /// Told what an event changed that operators count (see [`crate::observe`]); only the
+    /// state machine's apply keeps these.
+    fn note(&mut self, _note: crate::observe::ApplyNote) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +212,7 @@ pub(crate) fn save_record(
         // A fan-out copy is the platform's, not the client's: only its group counts.
         if !before.is_terminal() && msg.copy_of == 0 {
             add_pending(kv, &msg.client_id, -1)?;
+            kv.note(crate::observe::ApplyNote::Terminal(msg.state()));
         }
     }
     Ok(())
@@ -514,6 +518,9 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 // The report overtook the carrier's acknowledgement (or its commit): keep it until the
                 // CarrierAccepted with this id arrives.
                 kv.put(CF_ORPHAN_REPORTS, key, event.encode_to_vec());
+                kv.note(crate::observe::ApplyNote::UnmatchedReport {
+                    link: report.link.clone(),
+                });
                 return Ok(EventOutcome::Applied);
             };
             let (Some(id), Some(seg)) = (
@@ -535,6 +542,10 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
                 return Ok(ignored("unknown message"));
             };
             let before = msg.state();
+            kv.note(crate::observe::ApplyNote::Report {
+                link: report.link.clone(),
+                delay_ms: accepted_at(&msg, seg).map(|at| event.at_ms.saturating_sub(at)),
+            });
             record_report(&mut msg, seg, report);
             remember(&mut msg, event.clone());
             settle(kv, &mut msg)?;
@@ -737,6 +748,14 @@ fn differences(earlier: &MessageRecord, s: &crate::events::MessageSubmitted) -> 
         differs.push("link or urgent".to_string());
     }
     differs
+}
+
+/// When the carrier accepted segment `seg` of `msg`, if the timeline still holds it.
+fn accepted_at(msg: &MessageRecord, seg: u32) -> Option<u64> {
+    msg.timeline.iter().rev().find_map(|e| match &e.kind {
+        Some(Kind::CarrierAccepted(a)) if a.segment == seg => Some(e.at_ms),
+        _ => None,
+    })
 }
 
 fn record_report(msg: &mut MessageRecord, segment: u32, report: &DeliveryReported) {

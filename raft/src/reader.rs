@@ -21,6 +21,17 @@ use crate::records::{
     ReplyRecord,
 };
 
+/// RocksDB sizes in bytes, over every column family.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StorageSizes {
+    /// SST files of the current version.
+    pub live_sst: u64,
+    /// Every SST file, obsolete ones still on disk included.
+    pub total_sst: u64,
+    /// Active and immutable memtables.
+    pub memtable: u64,
+}
+
 #[derive(Clone)]
 pub struct ProjectionReader {
     db: Arc<DB>,
@@ -133,6 +144,71 @@ impl ProjectionReader {
     /// How many messages wait in `queue` (counted by the projection; no scan).
     pub fn queue_len(&self, queue: &str) -> Result<u64, ProjectionError> {
         crate::projection::queue_len(&DbKv(&self.db), queue)
+    }
+
+    /// How many messages of one priority class wait in `queue`, counting at most `cap` (a
+    /// key-only bounded scan: the projection keeps counts per queue, not per class), and the id
+    /// of the oldest (ids grow with submission, so it is the first key).
+    pub fn class_depth(
+        &self,
+        queue: &str,
+        priority: u32,
+        cap: u64,
+    ) -> Result<(u64, Option<u64>), ProjectionError> {
+        let mut count = 0u64;
+        let mut first = None;
+        self.scan(
+            CF_QUEUE,
+            &keys::queue_class_prefix(queue, priority),
+            |key, _| {
+                if first.is_none() {
+                    first = keys::id_suffix(key);
+                }
+                count += 1;
+                count < cap
+            },
+        )?;
+        Ok((count, first))
+    }
+
+    /// How many messages wait for their send time, counting at most `cap`.
+    pub fn scheduled_count(&self, cap: u64) -> Result<u64, ProjectionError> {
+        self.count_prefix(CF_SCHEDULED, &[], cap)
+    }
+
+    /// How many messages are in flight on `link`, counting at most `cap`.
+    pub fn inflight_count(&self, link: &str, cap: u64) -> Result<u64, ProjectionError> {
+        self.count_prefix(CF_INFLIGHT, &keys::inflight_prefix(link), cap)
+    }
+
+    fn count_prefix(&self, cf: &str, prefix: &[u8], cap: u64) -> Result<u64, ProjectionError> {
+        let mut count = 0u64;
+        self.scan(cf, prefix, |_, _| {
+            count += 1;
+            count < cap
+        })?;
+        Ok(count)
+    }
+
+    /// RocksDB's own size figures, summed over every column family (for operators' gauges).
+    pub fn storage_sizes(&self) -> StorageSizes {
+        let mut sizes = StorageSizes::default();
+        for name in crate::db::ALL_CFS {
+            let Some(cf) = self.db.cf_handle(name) else {
+                continue;
+            };
+            let prop = |p: &str| {
+                self.db
+                    .property_int_value_cf(&cf, p)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            sizes.live_sst += prop("rocksdb.live-sst-files-size");
+            sizes.total_sst += prop("rocksdb.total-sst-files-size");
+            sizes.memtable += prop("rocksdb.cur-size-all-mem-tables");
+        }
+        sizes
     }
 
     /// Ids of the messages dispatched on `link` and not yet fully acknowledged by the carrier.

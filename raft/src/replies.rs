@@ -289,6 +289,9 @@ impl Reply<'_> {
     ) -> Result<u64, ProjectionError> {
         parts.sort_by_key(|p| p.number);
         let (client_id, routed_by) = self.route(kv)?;
+        kv.note(crate::observe::ApplyNote::Reply {
+            routed: !client_id.is_empty(),
+        });
         let id = load_counter(kv, keys::META_NEXT_REPLY_ID, "next reply id")?.unwrap_or(1);
         store_counter(kv, keys::META_NEXT_REPLY_ID.to_vec(), id + 1);
         let first = parts.iter().map(|p| p.at_ms).min().unwrap_or(at_ms);

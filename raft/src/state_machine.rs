@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::db::{self, CF_MESSAGES, CF_SM_META};
 use crate::events::EventBatch;
 use crate::keys;
+use crate::observe::{ApplyNote, SharedObserver};
 use crate::projection::{apply_event, Kv, ProjectionError};
 use crate::record_cache::RecordCache;
 use crate::snapshot::{build, install, SnapshotDir};
@@ -35,6 +36,7 @@ pub struct StateMachineStore {
     snapshots: Arc<SnapshotDir>,
     applied_tx: Arc<watch::Sender<u64>>,
     records: Arc<Mutex<RecordCache>>,
+    observer: SharedObserver,
 }
 
 /// Memory for the message records apply keeps for the messages' next events.
@@ -57,12 +59,19 @@ impl StateMachineStore {
             snapshots,
             applied_tx: Arc::new(applied_tx),
             records: Arc::new(Mutex::new(RecordCache::new(RECORD_CACHE_BYTES))),
+            observer: crate::observe::nothing(),
         };
         let (applied, _) = store.read_applied_state()?;
         store
             .applied_tx
             .send_replace(applied.map(|l| l.index).unwrap_or(0));
         Ok(store)
+    }
+
+    /// Reports applies and snapshots to `observer` (the node's metrics).
+    pub fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Last applied log index, updated after every apply.
@@ -134,6 +143,7 @@ struct StagedKv<'a> {
     db: &'a DB,
     staged: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
     records: MutexGuard<'a, RecordCache>,
+    notes: Vec<ApplyNote>,
 }
 
 impl Kv for StagedKv<'_> {
@@ -156,12 +166,15 @@ impl Kv for StagedKv<'_> {
     fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
         self.staged.insert((cf, key), None);
     }
+    fn note(&mut self, note: ApplyNote) {
+        self.notes.push(note);
+    }
 }
 
 impl StagedKv<'_> {
     /// Writes the staged changes in one batch, then hands the message records written to the
-    /// cache (only then: the cache never holds what RocksDB does not).
-    fn write(mut self) -> Result<(), rocksdb::Error> {
+    /// cache (only then: the cache never holds what RocksDB does not). Returns the apply notes.
+    fn write(mut self) -> Result<Vec<ApplyNote>, rocksdb::Error> {
         let mut batch = WriteBatch::default();
         for ((cf, key), value) in &self.staged {
             let handle = db::cf(self.db, cf);
@@ -176,7 +189,7 @@ impl StagedKv<'_> {
                 self.records.written(&key, value);
             }
         }
-        Ok(())
+        Ok(std::mem::take(&mut self.notes))
     }
 }
 
@@ -185,9 +198,11 @@ fn apply_entries(
     db: &DB,
     records: &Mutex<RecordCache>,
     entries: &[crate::types::Entry],
+    observer: &SharedObserver,
 ) -> io::Result<Vec<Option<ApplyResponse>>> {
     let mut kv = StagedKv {
         db,
+        notes: Vec::new(),
         staged: BTreeMap::new(),
         records: records
             .lock()
@@ -234,7 +249,10 @@ fn apply_entries(
             serde_json::to_vec(&m).map_err(invalid)?,
         );
     }
-    kv.write().map_err(io::Error::other)?;
+    let notes = kv.write().map_err(io::Error::other)?;
+    if !notes.is_empty() {
+        observer.applied(&notes);
+    }
     Ok(responses)
 }
 
@@ -256,8 +274,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let (entries, responders): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         let (db, records) = (self.db.clone(), self.records.clone());
+        let observer = self.observer.clone();
         let (entries, responses) = tokio::task::spawn_blocking(move || {
-            let responses = apply_entries(&db, &records, &entries);
+            let responses = apply_entries(&db, &records, &entries, &observer);
             (entries, responses)
         })
         .await
@@ -284,6 +303,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let bytes = snapshot.data_len();
+        let started = std::time::Instant::now();
         let (db, dir, meta_owned) = (self.db.clone(), self.snapshots.clone(), meta.clone());
         let records = self.records.clone();
         tokio::task::spawn_blocking(move || {
@@ -292,6 +312,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .await
         .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes, "installed snapshot");
+        self.observer.snapshot_installed(started.elapsed(), bytes);
         self.applied_tx
             .send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
         Ok(())
@@ -311,9 +332,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (db, dir) = (self.db.clone(), self.snapshots.clone());
+        let started = std::time::Instant::now();
         let (meta, snapshot) = tokio::task::spawn_blocking(move || build::build(&db, &dir))
             .await
             .map_err(io::Error::other)??;
+        self.observer
+            .snapshot_built(started.elapsed(), snapshot.data_len());
         Ok(Snapshot { meta, snapshot })
     }
 }
@@ -387,7 +411,7 @@ mod tests {
 
         /// Applies `entries` the way the store does, through this node's record cache.
         fn apply(&self, entries: &[Entry]) {
-            apply_entries(&self.db, &self.records, entries).unwrap();
+            apply_entries(&self.db, &self.records, entries, &crate::observe::nothing()).unwrap();
         }
 
         fn marker(&self) -> Option<Vec<u8>> {
@@ -588,7 +612,7 @@ mod tests {
             ),
             Entry::new_blank(log_id(5)),
         ];
-        apply_entries(db, &fresh_cache(), &entries).unwrap();
+        apply_entries(db, &fresh_cache(), &entries, &crate::observe::nothing()).unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod chaos;
 pub mod fuzz;
 pub mod ops;
+pub mod http;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -283,6 +284,9 @@ pub struct NodeSpec {
     pub id: u64,
     pub grpc: String,
     pub raft: String,
+    /// The HTTP listener (`/metrics`, `/livez`, `/readyz`); TLS with the test CA unless the
+    /// cluster is insecure.
+    pub http: String,
     pub config: PathBuf,
     pub log: PathBuf,
 }
@@ -381,6 +385,7 @@ impl Cluster {
                 id,
                 grpc: net.addr(id as u8, 7101),
                 raft: net.addr(id as u8, 7151),
+                http: net.addr(id as u8, 7121),
                 config: dir.path().join(format!("node{id}.toml")),
                 log: dir.path().join(format!("node{id}.log")),
             })
@@ -415,13 +420,15 @@ impl Cluster {
                 None => ("insecure = true\n", String::new()),
             };
             let config = format!(
-                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n{insecure}\n\
+                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\nhttp-listen = \"{http}\"\n\
+                 data-dir = \"{data}\"\n{insecure}\n\
                  [raft]\nheartbeat-ms = 150\nelection-timeout-min-ms = 1000\nelection-timeout-max-ms = 2000\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = 2000\n\n\
                  {auth_toml}{peers}{links_toml}{tls_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
+                http = n.http,
                 data = dir.path().join(format!("node{}", n.id)).display(),
                 snap = opts.snapshot_logs,
                 keep = opts.keep_logs,

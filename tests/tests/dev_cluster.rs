@@ -102,6 +102,11 @@ impl Dev {
         format!("{}:{}", self.host, PORT_BASE + id as u16)
     }
 
+    /// Node `id`'s HTTP listener (`/metrics`, `/livez`, `/readyz`): port-base + 20 + id.
+    fn http(&self, id: u64) -> String {
+        format!("{}:{}", self.host, PORT_BASE + 20 + id as u16)
+    }
+
     fn cluster_json(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
         serde_json::from_str(&text).expect("cluster.json is JSON")
@@ -277,13 +282,23 @@ async fn a_dev_cluster_whose_leader_is_killed_keeps_delivering_and_the_node_star
     let net = LoopbackNet::new();
     let mut dev = Dev::start(&temp.path().join("cluster"), &net.ip(1));
     dev.wait_up().await;
+    let ca = std::fs::read(dev.ca()).expect("the dev CA");
     for id in 1..=3 {
         assert!(
-            dev.output()
-                .contains(&format!("node {id}  gRPC {}  pid ", dev.grpc(id))),
+            dev.output().contains(&format!(
+                "node {id}  gRPC {}  HTTP {}  pid ",
+                dev.grpc(id),
+                dev.http(id)
+            )),
             "the banner lists node {id}:\n{}",
             dev.output()
         );
+        let recorded = dev.cluster_json()["nodes"][(id - 1) as usize]["http"].clone();
+        assert_eq!(recorded, serde_json::json!(dev.http(id)), "cluster.json");
+        let live = herald_tests::http::get(&dev.http(id), "/livez", Some(&ca))
+            .await
+            .expect("GET /livez over TLS with the dev CA");
+        assert_eq!(live.status, 200, "node {id} /livez: {}", live.body);
     }
 
     let node1 = dev.grpc(1);

@@ -53,7 +53,13 @@ pub struct Proposer {
 
 impl Proposer {
     /// `deadline` bounds how long one batch keeps looking for a leader before failing retryably.
-    pub fn start(raft: Raft, network: NetworkFactory, deadline: Duration) -> Self {
+    /// `metrics`: where each batch's size and commit time are recorded.
+    pub fn start(
+        raft: Raft,
+        network: NetworkFactory,
+        deadline: Duration,
+        metrics: ProposalMetrics,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         let forwarder = Arc::new(Forwarder {
             raft,
@@ -61,7 +67,7 @@ impl Proposer {
             clients: Mutex::new(HashMap::new()),
             deadline,
         });
-        tokio::spawn(batch_loop(rx, forwarder.clone()));
+        tokio::spawn(batch_loop(rx, forwarder.clone(), metrics));
         let (gathered, gathered_rx) = mpsc::channel(65_536);
         tokio::spawn(gather_loop(gathered_rx, tx.clone(), GATHER_FOR));
         Proposer {
@@ -139,7 +145,19 @@ fn shutting_down() -> ProposeError {
     ProposeError::Failed("the node is shutting down".into())
 }
 
-async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) {
+/// The histograms of this node's proposals (`herald_raft_proposal_batch_events`,
+/// `herald_raft_commit_duration_seconds`).
+#[derive(Clone)]
+pub struct ProposalMetrics {
+    pub batch_events: prometheus::Histogram,
+    pub commit_seconds: prometheus::Histogram,
+}
+
+async fn batch_loop(
+    mut rx: mpsc::Receiver<Pending>,
+    forwarder: Arc<Forwarder>,
+    metrics: ProposalMetrics,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a free slot first: while all slots are busy, more callers pile up and the next
@@ -149,10 +167,18 @@ async fn batch_loop(mut rx: mpsc::Receiver<Pending>, forwarder: Arc<Forwarder>) 
         };
         let (events, waiting) = take_waiting(&mut rx, first);
         let forwarder = forwarder.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            metrics.batch_events.observe(events.len() as f64);
             let encoded = EventBatch { events }.encode_to_vec();
+            let started = std::time::Instant::now();
             let result = forwarder.commit(encoded).await;
+            if result.is_ok() {
+                metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
             share_out(result.map(|resp| resp.outcomes), waiting);
         });
     }

@@ -6,5 +6,6 @@
 pub mod admin;
 pub mod cluster;
 pub mod convert;
+pub mod health;
 pub mod messaging;
 pub mod replies;

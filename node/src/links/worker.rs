@@ -7,6 +7,7 @@
 //! sends every in-flight message again. Segments already acknowledged by the carrier are skipped,
 //! so duplicates are bounded by the window of segments awaiting an answer when the node died.
 
+use crate::metrics::link::LinkMetrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,6 +131,8 @@ pub(crate) struct LinkRun {
     /// This slot's share of the link's queues (none for a link of one connection).
     pub(crate) share: Option<QueueShare>,
     pub(crate) stop: CancellationToken,
+    /// This link's metric handles, resolved once.
+    pub(crate) metrics: LinkMetrics,
 }
 
 impl LinkRun {
@@ -164,7 +167,9 @@ async fn run_link(ctx: Ctx, link: LinkConfig, slot: String, epoch: u64, stop: Ca
     };
     let (client, events) = LinkClient::start(protocol, settings(&link));
     let share = QueueShare::of(&slot, link.connections);
+    let metrics = LinkMetrics::new(&ctx.metrics, &link.name);
     let run = Arc::new(LinkRun {
+        metrics,
         ctx: ctx.clone(),
         rate: AdaptiveRate::new(link.rate_per_slot()),
         link,
@@ -598,7 +603,14 @@ async fn send_segment(
             return false;
         }
         run.rate.until_ready().await;
+        let sent = Instant::now();
+        run.metrics.submits.inc();
+        run.metrics.window_in_use.inc();
         let Submitted { trace, result } = run.client.submit_traced(segment.clone()).await;
+        run.metrics.window_in_use.dec();
+        if result.is_ok() {
+            run.metrics.submit_rtt.observe(sent.elapsed().as_secs_f64());
+        }
         // The answer's (or the failure's) time: the event's, which the send time is counted back from.
         let answered_at = now_ms();
         let pdus = Some(submit_pdus(&trace, answered_at));
@@ -639,6 +651,9 @@ async fn send_segment(
                 let flow_control = run.protocol.is_flow_control(code);
                 if flow_control {
                     run.rate.throttled();
+                    run.metrics.flow_control.inc();
+                } else {
+                    run.metrics.refused(&run.protocol.to_string(), code);
                 }
                 let retry_at_ms = retry_decision(run, msg, code, retryable, flow_control);
                 let retry_link = if retry_at_ms > 0 && !flow_control {
@@ -784,9 +799,14 @@ async fn handle_client_events(
 ) {
     let link = run.link.name.clone();
     let reports_in_flight = Arc::new(Semaphore::new(1024));
+    let mut connected_before = false;
     while let Some(event) = events.recv().await {
         match event {
             ClientEvent::Connected => {
+                if connected_before {
+                    run.metrics.reconnects.inc();
+                }
+                connected_before = true;
                 tracing::info!(slot = %run.slot, "link connected");
                 run.ctx.set_link_connected(&run.slot, true);
                 if let Ok(mut d) = run.down_since.lock() {
@@ -805,6 +825,7 @@ async fn handle_client_events(
             }
             ClientEvent::Report(mut report) => {
                 let ack = std::mem::take(&mut report.ack);
+                run.metrics.report(report.delivered);
                 let event = Event::new(
                     now_ms(),
                     Kind::DeliveryReported(DeliveryReported {
@@ -834,6 +855,7 @@ async fn handle_client_events(
             }
             ClientEvent::Mo(mut part) => {
                 let ack = std::mem::take(&mut part.ack);
+                run.metrics.replies_received.inc();
                 let event = Event::new(now_ms(), Kind::MoReceived(mo_received(&run, part)));
                 let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {
                     return;

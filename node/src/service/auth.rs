@@ -163,6 +163,8 @@ pub struct Authenticator {
     log_lines: DefaultDirectRateLimiter,
     failures: AtomicU64,
     throttled: AtomicU64,
+    /// `herald_auth_failures_total` of the node's metrics (None: not counted, in tests).
+    failure_counter: Option<prometheus::IntCounterVec>,
 }
 
 impl Authenticator {
@@ -180,7 +182,14 @@ impl Authenticator {
             ),
             failures: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            failure_counter: None,
         }
+    }
+
+    /// Counts each failed authentication, by reason, in `counter` (label `reason`).
+    pub fn counting_failures(mut self, counter: prometheus::IntCounterVec) -> Authenticator {
+        self.failure_counter = Some(counter);
+        self
     }
 
     pub fn is_insecure(&self) -> bool {
@@ -208,7 +217,7 @@ impl Authenticator {
         match self.check(reader, authorization) {
             Ok(caller) => Ok(caller),
             Err(Failure::Storage(e)) => Err(e),
-            Err(Failure::Refused(reason)) => Err(self.failed(reason, source).await),
+            Err(Failure::Refused(kind, reason)) => Err(self.failed(kind, reason, source).await),
         }
     }
 
@@ -217,21 +226,25 @@ impl Authenticator {
         reader: &ProjectionReader,
         authorization: Option<&[u8]>,
     ) -> Result<Caller, Failure> {
-        let refused = |reason: String| Failure::Refused(reason);
+        let malformed = |reason: String| Failure::Refused(Refusal::Malformed, reason);
         let Some(value) = authorization else {
-            return Err(refused(format!(
-                "no API key: send the metadata {AUTHORIZATION}: {BEARER}<key>"
-            )));
+            return Err(Failure::Refused(
+                Refusal::Missing,
+                format!("no API key: send the metadata {AUTHORIZATION}: {BEARER}<key>"),
+            ));
         };
         let value = std::str::from_utf8(value)
-            .map_err(|_| refused(format!("the {AUTHORIZATION} value is not text")))?;
+            .map_err(|_| malformed(format!("the {AUTHORIZATION} value is not text")))?;
         let Some(key) = value.strip_prefix(BEARER) else {
-            return Err(refused(format!(
+            return Err(malformed(format!(
                 "the {AUTHORIZATION} value does not start with {BEARER:?}"
             )));
         };
         let key = key.trim();
-        let key_id = key_id_of(key).map_err(refused)?;
+        let key_id = key_id_of(key).map_err(malformed)?;
+        let unknown = |key_id: &str| {
+            Failure::Refused(Refusal::UnknownKey, format!("unknown key id {key_id}"))
+        };
         let digest = sha256(key);
         // Every bootstrap hash is compared, in constant time each.
         let bootstrap = self
@@ -245,16 +258,22 @@ impl Authenticator {
             .client_of_key(key_id)
             .map_err(|e| Failure::Storage(ServiceError::Internal(e.to_string())))?;
         let Some(client) = client else {
-            return Err(refused(format!("unknown key id {key_id}")));
+            return Err(unknown(key_id));
         };
         let Some(stored) = client.key(key_id) else {
-            return Err(refused(format!("unknown key id {key_id}")));
+            return Err(unknown(key_id));
         };
         if !bool::from(stored.sha256.as_slice().ct_eq(&digest)) {
-            return Err(refused(format!("wrong secret for key id {key_id}")));
+            return Err(Failure::Refused(
+                Refusal::WrongSecret,
+                format!("wrong secret for key id {key_id}"),
+            ));
         }
         if !stored.is_live() {
-            return Err(refused(format!("key {key_id} was revoked")));
+            return Err(Failure::Refused(
+                Refusal::Revoked,
+                format!("key {key_id} was revoked"),
+            ));
         }
         let Some(role) = Role::parse(&client.role) else {
             return Err(Failure::Storage(ServiceError::Internal(format!(
@@ -266,7 +285,7 @@ impl Authenticator {
     }
 
     /// Counts, logs (rate-limited) and delays a failed authentication; throttles its source.
-    async fn failed(&self, reason: String, source: Option<IpAddr>) -> ServiceError {
+    async fn failed(&self, kind: Refusal, reason: String, source: Option<IpAddr>) -> ServiceError {
         let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if count.is_multiple_of(PRUNE_EVERY) {
             self.per_source.retain_recent();
@@ -278,6 +297,10 @@ impl Authenticator {
         };
         if !allowed {
             self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(counter) = &self.failure_counter {
+            let label = if allowed { kind.label() } else { "throttled" };
+            counter.with_label_values(&[label]).inc();
         }
         if self.log_lines.check().is_ok() {
             let from = source.map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string());
@@ -337,8 +360,30 @@ pub fn still_authenticated(reader: &ProjectionReader, caller: &Caller) -> Result
 }
 
 enum Failure {
-    Refused(String),
+    Refused(Refusal, String),
     Storage(ServiceError),
+}
+
+/// Why a key did not authenticate, as `herald_auth_failures_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Missing,
+    Malformed,
+    UnknownKey,
+    WrongSecret,
+    Revoked,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::WrongSecret => "wrong_secret",
+            Refusal::Revoked => "revoked",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -503,12 +548,18 @@ mod tests {
 
     #[tokio::test]
     async fn failures_past_the_burst_from_one_source_are_throttled_and_others_are_not() {
-        let auth = Authenticator::new(false, Vec::new());
+        let counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("herald_auth_failures_total", "test"),
+            &["reason"],
+        )
+        .expect("a counter");
+        let auth = Authenticator::new(false, Vec::new()).counting_failures(counter.clone());
         let flood: IpAddr = "192.0.2.1".parse().expect("an address");
         let other: IpAddr = "192.0.2.2".parse().expect("an address");
         let started = std::time::Instant::now();
         let answers = futures::future::join_all(
-            (0..FAILURE_BURST + 10).map(|_| auth.failed("unknown key id x".into(), Some(flood))),
+            (0..FAILURE_BURST + 10)
+                .map(|_| auth.failed(Refusal::UnknownKey, "unknown key id x".into(), Some(flood))),
         )
         .await;
         assert!(
@@ -522,7 +573,9 @@ mod tests {
         assert_eq!(throttled, 10, "{answers:?}");
         assert!(answers.iter().all(|e| !e.to_string().contains("hrd_")));
         // Another source is judged on its own failures.
-        let e = auth.failed("unknown key id y".into(), Some(other)).await;
+        let e = auth
+            .failed(Refusal::WrongSecret, "unknown key id y".into(), Some(other))
+            .await;
         assert_eq!(
             e,
             ServiceError::Unauthenticated {
@@ -530,6 +583,16 @@ mod tests {
             }
         );
         assert_eq!(auth.failures(), (u64::from(FAILURE_BURST) + 11, 10));
+        let count = |reason: &str| counter.with_label_values(&[reason]).get();
+        assert_eq!(
+            (
+                count("unknown_key"),
+                count("wrong_secret"),
+                count("throttled")
+            ),
+            (u64::from(FAILURE_BURST), 1, 10),
+            "each failure counted once, by reason"
+        );
         assert_eq!(auth.tracked_sources(), 2);
     }
 

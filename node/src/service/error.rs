@@ -50,6 +50,22 @@ pub enum ServiceError {
     PermissionDenied { permission: String },
 }
 
+impl ServiceError {
+    /// The `reason` label of `herald_submissions_refused_total` for this refusal (a fixed set:
+    /// see `metrics::families::REFUSAL_REASONS`).
+    pub fn refusal_reason(&self) -> &'static str {
+        match self {
+            ServiceError::InvalidArgument { .. } | ServiceError::NotFound(_) => "invalid",
+            ServiceError::FailedPrecondition(_) | ServiceError::Conflict(_) => "conflict",
+            ServiceError::Exhausted { .. } => "quota",
+            ServiceError::Unavailable(_) | ServiceError::NotCaughtUp(_) => "unavailable",
+            ServiceError::Internal(_) => "internal",
+            ServiceError::Unauthenticated { .. } => "unauthenticated",
+            ServiceError::PermissionDenied { .. } => "permission_denied",
+        }
+    }
+}
+
 /// A retry hint in whole milliseconds, never 0 (0 would read as "at once, as often as you like").
 pub fn retry_after_ms(retry_after: Duration) -> u64 {
     (retry_after.as_millis().max(1)).min(u128::from(u64::MAX)) as u64

@@ -4,6 +4,7 @@
 
 use herald_raft::events::{event::Kind, now_ms, Event, MessageSubmitted};
 use herald_raft::types::EventOutcome;
+use std::time::Instant;
 
 use super::caller::Caller;
 use super::error::ServiceError;
@@ -64,6 +65,52 @@ pub async fn submit(
     caller: &Caller,
     submission: Submission,
 ) -> Result<Submitted, ServiceError> {
+    let started = Instant::now();
+    let class = class_of(&submission.priority);
+    let result = submit_one(ctx, caller, submission).await;
+    observe(ctx, caller, class, &result);
+    if result.is_ok() {
+        ctx.metrics
+            .submit_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// Counts one submission's outcome: accepted by client and class, or refused by reason.
+fn observe(ctx: &Ctx, caller: &Caller, class: &str, result: &Result<Submitted, ServiceError>) {
+    match result {
+        Ok(s) if s.created => ctx
+            .metrics
+            .messages_submitted
+            .with_label_values(&[caller.name(), class])
+            .inc(),
+        Ok(_) => {}
+        Err(e) => ctx
+            .metrics
+            .submissions_refused
+            .with_label_values(&[e.refusal_reason()])
+            .inc(),
+    }
+}
+
+/// The class label of a submission: a policy class name (an unknown priority is refused by
+/// validation and counted as a refusal, never under its own name).
+fn class_of(priority: &Priority) -> &'static str {
+    let p = match priority {
+        Priority::Alarm => 0,
+        Priority::Unspecified | Priority::Notification | Priority::Unknown(_) => 1,
+        Priority::CustomerService => 2,
+        Priority::Bulk => 3,
+    };
+    crate::metrics::class_label(p)
+}
+
+async fn submit_one(
+    ctx: &Ctx,
+    caller: &Caller,
+    submission: Submission,
+) -> Result<Submitted, ServiceError> {
     caller.require(Permission::Submit)?;
     let policy = ctx.policy();
     let event = submitted_event(&submission, &ctx.config, &policy, caller.name(), now_ms())?
@@ -96,6 +143,32 @@ pub async fn submit(
 /// ones, or a proposal that did not commit; otherwise each message has its own result, a refused
 /// one naming itself (`messages[3].text: …`).
 pub async fn submit_batch(
+    ctx: &Ctx,
+    caller: &Caller,
+    submissions: Vec<Submission>,
+) -> Result<Vec<Result<Submitted, ServiceError>>, ServiceError> {
+    let started = Instant::now();
+    let classes: Vec<&'static str> = submissions.iter().map(|s| class_of(&s.priority)).collect();
+    let results = submit_many(ctx, caller, submissions).await;
+    match &results {
+        Ok(each) => {
+            for (result, class) in each.iter().zip(classes) {
+                observe(ctx, caller, class, result);
+            }
+            ctx.metrics
+                .submit_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Err(e) => ctx
+            .metrics
+            .submissions_refused
+            .with_label_values(&[e.refusal_reason()])
+            .inc_by(classes.len().max(1) as u64),
+    }
+    results
+}
+
+async fn submit_many(
     ctx: &Ctx,
     caller: &Caller,
     submissions: Vec<Submission>,

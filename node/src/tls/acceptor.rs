@@ -36,6 +36,8 @@ pub enum Port {
     Public,
     /// Peers: mutual TLS, the client certificate must name a member of this cluster.
     Internal,
+    /// The HTTP listener (metrics, health): the public certificate, HTTP/1.1 or HTTP/2.
+    Http,
 }
 
 impl Port {
@@ -43,6 +45,7 @@ impl Port {
         match self {
             Port::Public => "public",
             Port::Internal => "internal",
+            Port::Http => "http",
         }
     }
 }
@@ -143,6 +146,13 @@ pub struct Conn {
     info: TcpConnectInfo,
     _slot: OwnedSemaphorePermit,
     _peer: Option<Registration>,
+}
+
+impl Conn {
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.info.remote_addr
+    }
 }
 
 impl Connected for Conn {
@@ -313,6 +323,7 @@ async fn handshake(
     let config = match settings.port {
         Port::Public => loaded.public.clone(),
         Port::Internal => loaded.internal.clone(),
+        Port::Http => loaded.http.clone(),
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let refuse = |why: String| {

@@ -47,6 +47,8 @@ impl TlsFiles {
 pub struct Loaded {
     pub internal: Arc<ServerConfig>,
     pub public: Arc<ServerConfig>,
+    /// The public certificate for the HTTP listener (ALPN offers HTTP/2 and HTTP/1.1).
+    pub http: Arc<ServerConfig>,
     pub peer_client: Arc<ClientConfig>,
     /// The node certificate's expiry (seconds since the Unix epoch).
     pub node_not_after: i64,
@@ -132,6 +134,10 @@ pub fn load(files: &TlsFiles, me: &NodeIdentity) -> Result<Loaded, TlsError> {
         .with_no_client_auth()
         .with_single_cert(public_chain, public_key)
         .map_err(config_error)?;
+    // The HTTP listener serves the public certificate to tools that may speak either version
+    // (curl, Prometheus, a browser).
+    let mut http = public.clone();
+    http.alpn_protocols = vec![ALPN_H2.to_vec(), b"http/1.1".to_vec()];
     public.alpn_protocols = vec![ALPN_H2.to_vec()];
 
     let mut peer_client = ClientConfig::builder_with_provider(provider())
@@ -145,6 +151,7 @@ pub fn load(files: &TlsFiles, me: &NodeIdentity) -> Result<Loaded, TlsError> {
     Ok(Loaded {
         internal: Arc::new(internal),
         public: Arc::new(public),
+        http: Arc::new(http),
         peer_client: Arc::new(peer_client),
         node_not_after: info.not_after_unix,
         public_not_after: public_info.not_after_unix,

@@ -59,6 +59,8 @@ pub struct Node {
     pub id: u64,
     pub grpc: String,
     pub raft: String,
+    /// The HTTP listener (`/metrics`, `/livez`, `/readyz`), TLS with the cluster's CA.
+    pub http: String,
     pub data_dir: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
@@ -146,6 +148,7 @@ impl ChaosCluster {
                     id,
                     grpc: format!("{ip}:{}", free_port_on(&ip)?),
                     raft: format!("{ip}:{}", free_port_on(&ip)?),
+                    http: format!("{ip}:{}", free_port_on(&ip)?),
                     data_dir: dir.join(format!("node{id}")),
                     config: dir.join(format!("node{id}.toml")),
                     log: dir.join(format!("node{id}.log")),
@@ -193,13 +196,14 @@ impl ChaosCluster {
             let t = &tuning;
             let tls_toml = tls.node_section(&dir.join("tls"), n.id, &[node_ip(n.id)]);
             let config = format!(
-                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\ndata-dir = \"{data}\"\n\n\
-                 [raft]\nheartbeat-ms = {hb}\nelection-timeout-min-ms = {emin}\nelection-timeout-max-ms = {emax}\n\
+                "node-id = {id}\ngrpc-listen = \"{grpc}\"\nraft-listen = \"{raft}\"\nhttp-listen = \"{http}\"\n\
+                 data-dir = \"{data}\"\n\n[raft]\nheartbeat-ms = {hb}\nelection-timeout-min-ms = {emin}\nelection-timeout-max-ms = {emax}\n\
                  snapshot-logs = {snap}\nkeep-logs = {keep}\n\n[placement]\nnode-lost-after-ms = {lost}\n\n\
                  {auth_toml}{peers}{links}{tls_toml}",
                 id = n.id,
                 grpc = n.grpc,
                 raft = n.raft,
+                http = n.http,
                 data = n.data_dir.display(),
                 hb = t.heartbeat_ms,
                 emin = t.election_min_ms,

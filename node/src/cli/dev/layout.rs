@@ -1,5 +1,6 @@
-//! Where a dev cluster's processes listen: node *i* serves gRPC on (port-base + i) and Raft on
-//! (port-base + 50 + i), the simulator listens on (port-base + 99), all on one host address.
+//! Where a dev cluster's processes listen: node *i* serves gRPC on (port-base + i), HTTP
+//! (metrics, health) on (port-base + 20 + i) and Raft on (port-base + 50 + i), the simulator
+//! listens on (port-base + 99), all on one host address.
 //! This module only computes and checks addresses; it starts nothing.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -8,6 +9,7 @@ use super::DevError;
 
 /// The most nodes a dev cluster has: their Raft ports must stay below the simulator's.
 pub const MAX_NODES: u64 = 9;
+const HTTP_OFFSET: u16 = 20;
 const RAFT_OFFSET: u16 = 50;
 const SIM_OFFSET: u16 = 99;
 
@@ -61,6 +63,11 @@ impl Layout {
         SocketAddr::new(self.host, self.port_base + id as u16)
     }
 
+    /// Node `id`'s HTTP listener (`/metrics`, `/livez`, `/readyz`).
+    pub fn http(&self, id: u64) -> SocketAddr {
+        SocketAddr::new(self.host, self.port_base + HTTP_OFFSET + id as u16)
+    }
+
     pub fn raft(&self, id: u64) -> SocketAddr {
         SocketAddr::new(self.host, self.port_base + RAFT_OFFSET + id as u16)
     }
@@ -79,6 +86,10 @@ impl Layout {
             Listen {
                 addr: self.raft(id),
                 what: format!("node {id}'s Raft"),
+            },
+            Listen {
+                addr: self.http(id),
+                what: format!("node {id}'s HTTP"),
             },
         ]
     }
@@ -128,8 +139,9 @@ mod tests {
         let layout = Layout::new(localhost(), 7100, 3).expect("a valid layout");
         assert_eq!(layout.grpc(3).to_string(), "127.0.0.1:7103");
         assert_eq!(layout.raft(1).to_string(), "127.0.0.1:7151");
+        assert_eq!(layout.http(2).to_string(), "127.0.0.1:7122");
         assert_eq!(layout.sim().to_string(), "127.0.0.1:7199");
-        assert_eq!(layout.all_listens().len(), 7);
+        assert_eq!(layout.all_listens().len(), 10);
     }
 
     #[test]

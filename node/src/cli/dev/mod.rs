@@ -355,6 +355,7 @@ fn child_specs(
         let config = NodeConfig {
             node_id: peer.id,
             grpc_listen: layout.grpc(peer.id),
+            http_listen: Some(layout.http(peer.id)),
             raft_listen: layout.raft(peer.id),
             data_dir: folder.join(&format!("node{}", peer.id)),
             peers: peers.clone(),
@@ -414,7 +415,8 @@ fn child_specs(
             log: log.clone(),
             listens: layout.node_listens(peer.id),
             entry: serde_json::json!({
-                "id": peer.id, "grpc": peer.grpc, "raft": peer.raft, "config": path, "log": log,
+                "id": peer.id, "grpc": peer.grpc, "raft": peer.raft,
+                "http": layout.http(peer.id).to_string(), "config": path, "log": log,
             }),
             restart_command: format!("herald dev start-node {} --dir {}", peer.id, dir.display()),
         });
@@ -464,8 +466,9 @@ fn print_banner(args: &DevArgs, layout: &Layout, supervisor: &Supervisor, leader
     for id in layout.ids() {
         let name = format!("node{id}");
         println!(
-            "  node {id}  gRPC {}  pid {}  log {}",
+            "  node {id}  gRPC {}  HTTP {}  pid {}  log {}",
             layout.grpc(id),
+            layout.http(id),
             pid(&name),
             dir.join(format!("{name}.log")).display()
         );
