@@ -6,8 +6,8 @@
 
 pub mod chaos;
 pub mod fuzz;
-pub mod ops;
 pub mod http;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
