@@ -137,6 +137,21 @@ fn promtool_check(text: &str) {
 }
 
 /// A label value that could be a phone number or a message id: a long run of digits.
+/// The gRPC health service's status of `service` on node `id` (None: no answer).
+async fn grpc_health(cluster: &Cluster, id: u64, service: &str) -> Option<i32> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let channel = cluster.channel(&cluster.node(id).grpc).await?;
+    let mut client = HealthClient::new(channel);
+    let reply = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .ok()?;
+    Some(reply.into_inner().status)
+}
+
 fn looks_like_a_number_or_id(value: &str) -> bool {
     let digits = value.chars().filter(|c| c.is_ascii_digit()).count();
     digits >= 7 && digits * 2 > value.len()
@@ -292,7 +307,22 @@ async fn every_node_serves_the_documented_metrics_and_health() {
         );
     }
 
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let serving = Some(ServingStatus::Serving as i32);
     for id in 1..=3 {
+        assert_eq!(
+            grpc_health(&cluster, id, "").await,
+            serving,
+            "node {id} gRPC liveness"
+        );
+        wait_for(
+            &format!("node {id}: gRPC readiness SERVING"),
+            Duration::from_secs(10),
+            || async {
+                (grpc_health(&cluster, id, "herald.v1.Messaging").await == serving).then_some(())
+            },
+        )
+        .await;
         let live = cluster.http_get(id, "/livez").await.expect("GET /livez");
         assert_eq!(live.status, 200, "node {id} /livez: {}", live.body);
         let ready = cluster.http_get(id, "/readyz").await.expect("GET /readyz");
@@ -314,6 +344,20 @@ async fn every_node_serves_the_documented_metrics_and_health() {
     assert!(reason.contains("no leader"), "the 503 says why: {reason:?}");
     let live = cluster.http_get(1, "/livez").await.expect("GET /livez");
     assert_eq!(live.status, 200, "/livez does not depend on quorum");
+    let not_serving = Some(ServingStatus::NotServing as i32);
+    wait_for(
+        "node 1: gRPC readiness NOT_SERVING without a majority",
+        Duration::from_secs(10),
+        || async {
+            (grpc_health(&cluster, 1, "herald.v1.Messaging").await == not_serving).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        grpc_health(&cluster, 1, "").await,
+        serving,
+        "gRPC liveness does not depend on quorum"
+    );
     let (samples, _) = parse(&scrape(&cluster, 1).await);
     assert_eq!(total(&samples, "herald_raft_has_leader", &[]), 0.0);
 }
