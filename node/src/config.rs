@@ -51,6 +51,26 @@ pub struct NodeConfig {
     /// Certificates for both ports; required unless `insecure = true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// How long a node told to stop (SIGTERM, SIGINT) spends draining itself first: handing
+    /// leadership and its link slots to other nodes, so that writes barely pause. It then stops
+    /// whether or not the drain completed (a supervisor's grace period must cover this).
+    #[serde(
+        default = "default_shutdown_drain_timeout_ms",
+        skip_serializing_if = "is_default_shutdown_drain_timeout"
+    )]
+    pub shutdown_drain_timeout_ms: u64,
+}
+
+/// Long enough for a leadership transfer and the link slots' moves on a busy cluster, short
+/// enough for a Kubernetes grace period of 30 s.
+pub const DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS: u64 = 15_000;
+
+fn default_shutdown_drain_timeout_ms() -> u64 {
+    DEFAULT_SHUTDOWN_DRAIN_TIMEOUT_MS
+}
+
+fn is_default_shutdown_drain_timeout(ms: &u64) -> bool {
+    *ms == default_shutdown_drain_timeout_ms()
 }
 
 /// The `[auth]` section.

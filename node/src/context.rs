@@ -32,6 +32,8 @@ pub struct NodeContext {
     pub tls: Option<Arc<crate::tls::store::TlsStore>>,
     /// This node's metric families.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set once the node was told to stop (it drains itself, then exits).
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 pub type Ctx = Arc<NodeContext>;
@@ -39,6 +41,22 @@ pub type Ctx = Arc<NodeContext>;
 impl NodeContext {
     pub fn id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// Marks the node as stopping: it reads as draining from then on.
+    pub fn set_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether this node is draining or drained: told to stop, or drained in the log (by an
+    /// operator or by itself before a stop). A draining node is not ready for new work.
+    pub fn is_draining(&self) -> bool {
+        self.is_stopping() || self.reader.links().is_ok_and(|t| t.is_drained(self.id()))
     }
 
     pub fn set_link_connected(&self, link: &str, connected: bool) {

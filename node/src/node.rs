@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build_info;
 use crate::cluster::proposer::{ProposalMetrics, Proposer};
-use crate::cluster::{placement, timers};
+use crate::cluster::{drain, placement, timers};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::grpc::admin::AdminService;
@@ -139,6 +139,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .counting_failures(metrics.auth_failures.clone()),
         tls: tls.clone(),
         metrics: metrics.clone(),
+        stopping: Default::default(),
     });
     if config.insecure {
         tracing::warn!(
@@ -242,6 +243,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
 
     tokio::spawn(placement::run(ctx.clone()));
+    tokio::spawn(drain::undrain_after_restart(ctx.clone()));
     tokio::spawn(timers::run(ctx.clone()));
     let links = tokio::spawn(link_worker::run_manager(ctx.clone(), shutdown.clone()));
     tracing::info!(
@@ -254,9 +256,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     // A server that stops on its own (e.g. its address is taken) ends the node with an error, so a
     // supervisor sees the failure instead of a node that is up but unreachable.
+    let mut internal_task = internal_task;
+    let mut public_task = public_task;
     let failure = tokio::select! {
-        r = internal_task => Some(format!("internal gRPC server on {} stopped: {r:?}", config.raft_listen)),
-        r = public_task => Some(format!("public gRPC server on {} stopped: {r:?}", config.grpc_listen)),
+        r = &mut internal_task => Some(format!("internal gRPC server on {} stopped: {r:?}", config.raft_listen)),
+        r = &mut public_task => Some(format!("public gRPC server on {} stopped: {r:?}", config.grpc_listen)),
         r = async { match http_task { Some(t) => t.await, None => std::future::pending().await } } => {
             Some(format!("HTTP listener on {:?} stopped: {r:?}", config.http_listen))
         }
@@ -264,7 +268,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     };
     match &failure {
         Some(reason) => tracing::error!("{reason}"),
-        None => tracing::info!("shutting down"),
+        None => {
+            // Both servers keep serving while the node drains: peers replicate to it and the
+            // successor's election needs its vote.
+            tracing::info!("told to stop: draining first");
+            drain::before_stop(&ctx).await;
+            tracing::info!("shutting down");
+        }
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), links).await;

@@ -299,6 +299,8 @@ pub struct Cluster {
     pub sim_addr: String,
     pub sim_record: PathBuf,
     procs: std::sync::Mutex<HashMap<u64, Child>>,
+    /// Nodes that run another binary than [`herald_bin`].
+    binaries: std::sync::Mutex<HashMap<u64, PathBuf>>,
     sim_specs: Vec<(SimSpec, String)>,
     sims: std::sync::Mutex<HashMap<String, Child>>,
     carrier_secret: String,
@@ -441,6 +443,7 @@ impl Cluster {
             sim_addr,
             sim_record,
             procs: Default::default(),
+            binaries: Default::default(),
             sim_specs,
             sims: Default::default(),
             carrier_secret: opts.carrier_secret.clone(),
@@ -647,7 +650,14 @@ impl Cluster {
     /// Starts node `id` with `extra` arguments after its `--config`.
     pub fn spawn_node(&self, id: u64, extra: &[&str]) {
         let spec = self.node(id);
-        let child = Command::new(herald_bin())
+        let bin = self
+            .binaries
+            .lock()
+            .expect("binary table")
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(herald_bin);
+        let child = Command::new(bin)
             .args(["node", "--config"])
             .arg(&spec.config)
             .args(&self.node_args)
@@ -666,6 +676,39 @@ impl Cluster {
         if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// The `herald` binary node `id` runs from its next start on (the rolling-upgrade test runs
+    /// an older build); [`herald_bin`] unless set.
+    pub fn set_binary(&self, id: u64, bin: PathBuf) {
+        self.binaries.lock().expect("binary table").insert(id, bin);
+    }
+
+    /// SIGTERM, as a supervisor stops a node (it drains itself first), then waits up to `limit`
+    /// for the process to exit. Returns its exit status; panics if it outlives `limit` (the
+    /// process is then killed).
+    pub fn stop_node(&self, id: u64, limit: Duration) -> std::process::ExitStatus {
+        let child = self.procs.lock().expect("process table").remove(&id);
+        let Some(mut child) = child else {
+            panic!("node {id} is not running");
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) with a pid of a child this harness spawned and has not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {id} did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,7 +1,8 @@
 //! Operators' commands on the Admin API: `herald policy show|set` and `herald cluster drain`.
 
 use herald_api::v1::admin_client::AdminClient;
-use herald_api::v1::{DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
+use herald_api::v1::cluster_client::ClusterClient;
+use herald_api::v1::{ClusterStatusRequest, DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
 
 use crate::cli::connect::ConnectArgs;
 use crate::cli::messages::status_error;
@@ -40,6 +41,14 @@ pub struct DrainArgs {
     /// node is undrained.
     #[arg(long, conflicts_with = "undo")]
     force: bool,
+    /// Return once the drain is recorded, without waiting for the node to hand over leadership
+    /// and its link slots.
+    #[arg(long, conflicts_with = "undo")]
+    no_wait: bool,
+    /// How long to wait for the node to hold neither leadership nor a link slot, in seconds;
+    /// the command fails (the drain stays recorded) when that takes longer.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    wait_timeout: u64,
 }
 
 pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
@@ -92,7 +101,8 @@ pub async fn policy_set(args: PolicySetArgs) -> anyhow::Result<()> {
 }
 
 pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(args.connect.admin_channel().await?);
+    let channel = args.connect.admin_channel().await?;
+    let mut client = AdminClient::new(channel.clone());
     let resp = client
         .drain_node(DrainNodeRequest {
             node: args.node,
@@ -102,6 +112,61 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
+    if !args.undo && !args.no_wait {
+        wait_until_handed_over(ClusterClient::new(channel), args.node, args.wait_timeout).await?;
+    }
     println!("drained nodes: {:?}", resp.drained);
     Ok(())
+}
+
+/// Polls the cluster's status until `node` is neither the leader nor the holder of a link slot,
+/// saying on stderr what is left each time it changes.
+async fn wait_until_handed_over(
+    mut client: ClusterClient<crate::cli::connect::ClientChannel>,
+    node: u64,
+    timeout_secs: u64,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    let mut last = String::new();
+    loop {
+        let left = match client.status(ClusterStatusRequest {}).await {
+            Ok(s) => {
+                let s = s.into_inner();
+                let slots: Vec<&str> = s
+                    .links
+                    .iter()
+                    .filter(|l| l.node == node)
+                    .map(|l| l.link.as_str())
+                    .collect();
+                match (s.leader, slots.is_empty()) {
+                    (0, _) => "no leader known yet".to_string(),
+                    (leader, true) if leader != node => {
+                        eprintln!("node {node} holds neither leadership nor a link slot (leader: node {leader})");
+                        return Ok(());
+                    }
+                    (leader, _) => {
+                        let mut parts = Vec::new();
+                        if leader == node {
+                            parts.push("leadership".to_string());
+                        }
+                        if !slots.is_empty() {
+                            parts.push(format!("link slots {}", slots.join(", ")));
+                        }
+                        format!("node {node} still holds {}", parts.join(" and "))
+                    }
+                }
+            }
+            Err(e) => format!("status unavailable: {}", e.message()),
+        };
+        if left != last {
+            eprintln!("waiting: {left}");
+            last = left.clone();
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "node {node} was drained, but after --wait-timeout {timeout_secs} s {left}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

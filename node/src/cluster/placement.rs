@@ -3,7 +3,8 @@
 //! Every half second the leader compares the link table (from the projection) with which nodes it
 //! has heard from recently. A link without a holder, or whose holder went silent for longer than
 //! `node-lost-after-ms`, is assigned to the live node holding the fewest links, with the next epoch.
-//! The epoch fences the old holder: its dispatches are ignored from then on.
+//! The epoch fences the old holder: its dispatches are ignored from then on. A drained leader
+//! also hands leadership over here (`drain.rs` picks the successor).
 
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::Instant as _;
@@ -20,6 +21,7 @@ pub async fn run(ctx: Ctx) {
     let lost_after = Duration::from_millis(ctx.config.placement.node_lost_after_ms);
     let mut leader_since: Option<Instant> = None;
     let mut parked_since: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut handed_off_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
@@ -46,6 +48,19 @@ pub async fn run(ctx: Ctx) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("reading the link table: {e}"),
+        }
+        // A drained leader hands leadership over (asked again after an election timeout if the
+        // successor has not taken it).
+        let retry = Duration::from_millis(ctx.config.raft.election_timeout_min_ms);
+        if handed_off_at.is_none_or(|at| at.elapsed() >= retry) {
+            if let Ok(table) = ctx.reader.links() {
+                if crate::cluster::drain::hand_off_leadership(&ctx, &metrics, &table)
+                    .await
+                    .is_some()
+                {
+                    handed_off_at = Some(Instant::now());
+                }
+            }
         }
     }
 }
