@@ -59,6 +59,33 @@ pub struct NodeConfig {
         skip_serializing_if = "is_default_shutdown_drain_timeout"
     )]
     pub shutdown_drain_timeout_ms: u64,
+    /// Rolling upgrades: whether the leader raises the cluster version by itself.
+    #[serde(default, skip_serializing_if = "UpgradeConfig::is_default")]
+    pub upgrades: UpgradeConfig,
+}
+
+/// The `[upgrades]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct UpgradeConfig {
+    /// The leader raises the cluster version (the log format level every member may write) as
+    /// soon as every member runs a build that applies it. Off: only `herald cluster finalize`
+    /// does, so that a rolling upgrade can still be rolled back until the operator decides.
+    pub auto_finalize: bool,
+}
+
+impl Default for UpgradeConfig {
+    fn default() -> Self {
+        UpgradeConfig {
+            auto_finalize: true,
+        }
+    }
+}
+
+impl UpgradeConfig {
+    fn is_default(&self) -> bool {
+        *self == UpgradeConfig::default()
+    }
 }
 
 /// Long enough for a leadership transfer and the link slots' moves on a busy cluster, short

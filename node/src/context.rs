@@ -34,6 +34,8 @@ pub struct NodeContext {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set once the node was told to stop (it drains itself, then exits).
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Channels to peers' internal service (to ask them their build: `cluster/versions.rs`).
+    pub network: herald_raft::network::NetworkFactory,
 }
 
 pub type Ctx = Arc<NodeContext>;
@@ -41,6 +43,17 @@ pub type Ctx = Arc<NodeContext>;
 impl NodeContext {
     pub fn id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// The cluster version in force: the log format level every member may write. Check it
+    /// before writing a new kind of event: `ctx.cluster_level() >= N` (N the level that
+    /// introduced it); below N, keep the old behaviour. An unreadable level counts as the base
+    /// level (nothing new is written), loudly.
+    pub fn cluster_level(&self) -> u32 {
+        self.reader.cluster_level().unwrap_or_else(|e| {
+            tracing::error!("reading the cluster version: {e}");
+            herald_raft::events::BASE_FORMAT_LEVEL
+        })
     }
 
     /// Marks the node as stopping: it reads as draining from then on.

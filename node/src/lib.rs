@@ -27,3 +27,4 @@ pub mod policy;
 pub mod service;
 pub mod tls;
 pub mod transport_limits;
+pub mod version;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build_info;
 use crate::cluster::proposer::{ProposalMetrics, Proposer};
-use crate::cluster::{drain, placement, timers};
+use crate::cluster::{drain, placement, timers, versions};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::grpc::admin::AdminService;
@@ -116,7 +116,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     let proposer = Proposer::start(
         raft.clone(),
-        network,
+        network.clone(),
         Duration::from_secs(10),
         ProposalMetrics {
             batch_events: metrics.raft_proposal_batch.clone(),
@@ -140,6 +140,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         tls: tls.clone(),
         metrics: metrics.clone(),
         stopping: Default::default(),
+        network,
     });
     if config.insecure {
         tracing::warn!(
@@ -181,7 +182,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         },
     );
     let internal_service = InternalServer::new(
-        InternalService::new(raft.clone(), snapshot_dir).with_admission(admission.clone()),
+        InternalService::new(raft.clone(), snapshot_dir)
+            .with_admission(admission.clone())
+            .with_node_info(crate::version::node_info(config.node_id)),
     )
     .max_decoding_message_size(limits::INTERNAL_MAX_MESSAGE)
     .max_encoding_message_size(limits::INTERNAL_MAX_MESSAGE);
@@ -244,6 +247,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     tokio::spawn(placement::run(ctx.clone()));
     tokio::spawn(drain::undrain_after_restart(ctx.clone()));
+    tokio::spawn(versions::run_auto_finalize(ctx.clone()));
     tokio::spawn(timers::run(ctx.clone()));
     let links = tokio::spawn(link_worker::run_manager(ctx.clone(), shutdown.clone()));
     tracing::info!(
@@ -251,6 +255,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         grpc = %config.grpc_listen,
         http = ?config.http_listen,
         raft = %config.raft_listen,
+        version = %crate::version::describe(),
+        format_level = crate::version::FORMAT_LEVEL,
+        cluster_version = ctx.cluster_level(),
         "herald node started"
     );
 
@@ -265,6 +272,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             Some(format!("HTTP listener on {:?} stopped: {r:?}", config.http_listen))
         }
         _ = shutdown_signal() => None,
+        fatal = raft_stopped(raft.clone()) => Some(format!(
+            "Raft stopped (herald {}, format level {}): {fatal}",
+            crate::version::describe(),
+            crate::version::FORMAT_LEVEL
+        )),
     };
     match &failure {
         Some(reason) => tracing::error!("{reason}"),
@@ -361,6 +373,21 @@ async fn watch_admission(me: u64, raft: Raft, admission: Arc<Admission>) {
         }
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Resolves when Raft stops on its own with a fatal error, e.g. an entry this build cannot apply
+/// (written by a newer version): the node must stop rather than serve a projection that no
+/// longer follows the log.
+async fn raft_stopped(raft: Raft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "its metrics channel closed".into();
         }
     }
 }

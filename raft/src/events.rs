@@ -19,7 +19,7 @@ pub struct Event {
     pub at_ms: u64,
     #[prost(
         oneof = "event::Kind",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23"
     )]
     pub kind: Option<event::Kind>,
     /// Who asked for the event, set where the request was authenticated (the node that received
@@ -115,7 +115,28 @@ pub mod event {
         ClientDeleted(super::ClientDeleted),
         #[prost(message, tag = "22")]
         AdminAction(super::AdminAction),
+        #[prost(message, tag = "23")]
+        ClusterVersionRaised(super::ClusterVersionRaised),
     }
+}
+
+/// The newest log format this build can apply. Level 1 is every format up to issue 17; level 2
+/// adds [`AdminAction`] (tag 22) and [`ClusterVersionRaised`] (tag 23). A build that writes a new kind of event (or a field whose
+/// absence changes meaning) raises this, and writes it only once the cluster's level (the last
+/// [`ClusterVersionRaised`] applied) is at least the new level: an older node never meets it.
+pub const FORMAT_LEVEL: u32 = 2;
+
+/// The level of a cluster whose log has no [`ClusterVersionRaised`]: the formats every version
+/// since the log began can apply.
+pub const BASE_FORMAT_LEVEL: u32 = 1;
+
+/// The cluster's format level raised to `level`: from this entry on, every member may write
+/// events of that level. Proposed only when every member reported a build that applies it
+/// (automatically by the leader, or `herald cluster finalize`); the caller's principal stamped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterVersionRaised {
+    #[prost(uint32, tag = "1")]
+    pub level: u32,
 }
 
 /// A client's submission, validated before it was proposed.
@@ -637,6 +658,7 @@ impl Event {
             Some(ClientKeyRevoked(_)) => "ClientKeyRevoked",
             Some(ClientDeleted(_)) => "ClientDeleted",
             Some(AdminAction(_)) => "AdminAction",
+            Some(ClusterVersionRaised(_)) => "ClusterVersionRaised",
             None => "Unknown",
         }
     }

@@ -169,6 +169,8 @@ pub const META_NEXT_REPLY_ID: &[u8] = b"next_reply_id";
 
 /// The last audit record's sequence number.
 pub const META_AUDIT_SEQ: &[u8] = b"audit_seq";
+/// The cluster's format level (u32, big-endian); absent: level 1.
+pub const META_CLUSTER_LEVEL: &[u8] = b"cluster_level";
 
 pub fn client(name: &str) -> Vec<u8> {
     name.as_bytes().to_vec()

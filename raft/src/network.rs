@@ -14,8 +14,8 @@ use std::time::Duration;
 use herald_api::v1::internal_client::InternalClient;
 use herald_api::v1::internal_server::Internal;
 use herald_api::v1::{
-    ProposeReply, ProposeRequest, RaftReply, RaftRequest, ReadIndexReply, ReadIndexRequest,
-    SnapshotChunk,
+    NodeInfoReply, NodeInfoRequest, ProposeReply, ProposeRequest, RaftReply, RaftRequest,
+    ReadIndexReply, ReadIndexRequest, SnapshotChunk,
 };
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -364,6 +364,8 @@ pub struct InternalService {
     /// Where received snapshots are written (the state machine's snapshot directory, so that
     /// installing one is a rename).
     snapshots: Arc<SnapshotDir>,
+    /// What `NodeInfo` answers: this node's build and format level.
+    info: NodeInfoReply,
 }
 
 impl InternalService {
@@ -372,7 +374,17 @@ impl InternalService {
             raft,
             snapshots,
             admission: Admission::admitted_always(),
+            info: NodeInfoReply {
+                format_level: crate::events::FORMAT_LEVEL,
+                ..Default::default()
+            },
         }
+    }
+
+    /// Sets what `NodeInfo` answers (the node knows its build; this crate does not).
+    pub fn with_node_info(mut self, info: NodeInfoReply) -> Self {
+        self.info = info;
+        self
     }
 
     /// Refuses vote requests while `admission` says this node awaits admission.
@@ -497,6 +509,13 @@ impl Internal for InternalService {
         }))
     }
 
+    async fn node_info(
+        &self,
+        _request: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoReply>, Status> {
+        Ok(Response::new(self.info.clone()))
+    }
+
     async fn read_index(
         &self,
         _request: Request<ReadIndexRequest>,
@@ -575,6 +594,38 @@ pub async fn read_index_local(raft: &Raft) -> Result<u64, ProposeError> {
             Err(ProposeError::Unreachable(q.to_string()))
         }
         Err(e) => Err(ProposeError::Failed(e.to_string())),
+    }
+}
+
+/// What a peer reports of its build (`Internal.NodeInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerBuild {
+    /// The peer answered.
+    Known(NodeInfoReply),
+    /// The peer predates the call (UNIMPLEMENTED): a build of format level 1.
+    Older,
+}
+
+impl PeerBuild {
+    pub fn format_level(&self) -> u32 {
+        match self {
+            PeerBuild::Known(info) => info.format_level,
+            PeerBuild::Older => crate::events::BASE_FORMAT_LEVEL,
+        }
+    }
+}
+
+/// Asks a peer for its build and format level. An error when it cannot be reached.
+pub async fn node_info_remote(
+    client: &mut InternalClient<Channel>,
+    timeout: Duration,
+) -> Result<PeerBuild, String> {
+    let mut request = Request::new(NodeInfoRequest {});
+    request.set_timeout(timeout);
+    match client.node_info(request).await {
+        Ok(reply) => Ok(PeerBuild::Known(reply.into_inner())),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(PeerBuild::Older),
+        Err(s) => Err(s.message().to_string()),
     }
 }
 

@@ -65,6 +65,18 @@ pub enum ProjectionError {
     Storage(String),
     #[error("stored record {what} is corrupt: {detail}")]
     Corrupt { what: String, detail: String },
+    /// An entry written by a newer version: applying past it (or skipping it) would make this
+    /// node's projection diverge from its peers', so the node stops instead.
+    #[error(
+        "this node's version (format level {here}) cannot apply {what}: upgrade it to a \
+         version that applies format level {needs} or newer"
+    )]
+    TooNew {
+        what: String,
+        /// The level the entry needs (this node's level + 1 when only "newer" is known).
+        needs: u32,
+        here: u32,
+    },
 }
 
 /// An in-memory [`Kv`], for tests and for staging writes.
@@ -82,6 +94,25 @@ impl Kv for MemKv {
     }
     fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
         self.data.remove(&(cf, key));
+    }
+}
+
+/// The cluster's format level in force: the last [`crate::events::ClusterVersionRaised`] applied,
+/// or [`crate::events::BASE_FORMAT_LEVEL`].
+pub fn load_cluster_level(kv: &impl Kv) -> Result<u32, ProjectionError> {
+    match kv.get(CF_SM_META, keys::META_CLUSTER_LEVEL)? {
+        None => Ok(crate::events::BASE_FORMAT_LEVEL),
+        Some(bytes) => {
+            let raw: [u8; 4] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ProjectionError::Corrupt {
+                        what: "cluster format level".into(),
+                        detail: format!("{} bytes, not 4", bytes.len()),
+                    })?;
+            Ok(u32::from_be_bytes(raw))
+        }
     }
 }
 
@@ -304,7 +335,12 @@ pub(crate) fn ignored(reason: impl Into<String>) -> EventOutcome {
 /// answered with [`EventOutcome::Ignored`] and changes nothing.
 pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, ProjectionError> {
     let Some(kind) = &event.kind else {
-        return Ok(ignored("event of a kind this node does not know"));
+        // prost decodes a oneof tag it does not know to no kind at all.
+        return Err(ProjectionError::TooNew {
+            what: "an event of a kind it does not know".into(),
+            needs: crate::events::FORMAT_LEVEL + 1,
+            here: crate::events::FORMAT_LEVEL,
+        });
     };
     match kind {
         Kind::Submitted(s) => {
@@ -683,6 +719,37 @@ pub fn apply_event(kv: &mut impl Kv, event: &Event) -> Result<EventOutcome, Proj
         }
         Kind::AdminAction(a) => {
             crate::clients::audit(kv, event, &a.action, a.detail.clone())?;
+            Ok(EventOutcome::Applied)
+        }
+        Kind::ClusterVersionRaised(raised) => {
+            if raised.level > crate::events::FORMAT_LEVEL {
+                return Err(ProjectionError::TooNew {
+                    what: format!(
+                        "the cluster version raised to format level {}",
+                        raised.level
+                    ),
+                    needs: raised.level,
+                    here: crate::events::FORMAT_LEVEL,
+                });
+            }
+            let current = load_cluster_level(kv)?;
+            if raised.level <= current {
+                // Raised by a re-proposal or a second finalize: levels never go down.
+                return Ok(ignored(format!(
+                    "the cluster is at format level {current} already"
+                )));
+            }
+            kv.put(
+                CF_SM_META,
+                keys::META_CLUSTER_LEVEL.to_vec(),
+                raised.level.to_be_bytes().to_vec(),
+            );
+            crate::clients::audit(
+                kv,
+                event,
+                "cluster.version",
+                format!("format level {current} -> {}", raised.level),
+            )?;
             Ok(EventOutcome::Applied)
         }
         Kind::MoReceived(mo) => crate::replies::received(kv, event, mo),

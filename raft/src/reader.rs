@@ -233,6 +233,11 @@ impl ProjectionReader {
     }
 
     /// The policy's version alone: cheap enough to check on every submission.
+    /// The cluster's format level in force (see [`crate::events::ClusterVersionRaised`]).
+    pub fn cluster_level(&self) -> Result<u32, ProjectionError> {
+        crate::projection::load_cluster_level(&DbKv(&self.db))
+    }
+
     pub fn policy_version(&self) -> Result<u64, ProjectionError> {
         crate::projection::load_policy_version(&DbKv(&self.db))
     }

@@ -26,8 +26,7 @@ use crate::projection::{apply_event, Kv, ProjectionError};
 use crate::record_cache::RecordCache;
 use crate::snapshot::{build, install, SnapshotDir};
 use crate::types::{
-    ApplyResponse, EventOutcome, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
-    TypeConfig,
+    ApplyResponse, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 #[derive(Clone)]
@@ -214,19 +213,32 @@ fn apply_entries(
         match &entry.payload {
             EntryPayload::Blank => responses.push(Some(ApplyResponse::default())),
             EntryPayload::Normal(payload) => {
-                let outcomes = match EventBatch::decode(payload.0.as_slice()) {
-                    Ok(batch) => batch
-                        .events
-                        .iter()
-                        .map(|e| apply_event(&mut kv, e))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(projection_err)?,
-                    // A batch this node cannot decode was written by a newer version; applying
-                    // nothing keeps this node consistent until it is upgraded too.
-                    Err(e) => vec![EventOutcome::Ignored {
-                        reason: format!("undecodable event batch: {e}"),
-                    }],
-                };
+                // A batch this node cannot decode, or an event it cannot apply, was written by a
+                // newer version: skipping it would leave this node's projection different from
+                // its peers' for good, so apply fails and the node stops (nothing of this call's
+                // entries is written) until it is upgraded.
+                let batch = EventBatch::decode(payload.0.as_slice()).map_err(|e| {
+                    io::Error::other(format!(
+                        "log entry {}: {}",
+                        entry.log_id.index,
+                        ProjectionError::TooNew {
+                            what: format!("an event batch it cannot decode ({e})"),
+                            needs: crate::events::FORMAT_LEVEL + 1,
+                            here: crate::events::FORMAT_LEVEL,
+                        }
+                    ))
+                })?;
+                let outcomes = batch
+                    .events
+                    .iter()
+                    .map(|e| apply_event(&mut kv, e))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| match e {
+                        ProjectionError::TooNew { .. } => {
+                            io::Error::other(format!("log entry {}: {e}", entry.log_id.index))
+                        }
+                        e => projection_err(e),
+                    })?;
                 responses.push(Some(ApplyResponse { outcomes }));
             }
             EntryPayload::Membership(m) => {
@@ -613,6 +625,81 @@ mod tests {
             Entry::new_blank(log_id(5)),
         ];
         apply_entries(db, &fresh_cache(), &entries, &crate::observe::nothing()).unwrap();
+    }
+
+    /// An entry written by a newer version stops apply (the node stops) instead of being
+    /// skipped: nothing of the call is written, and the error names the entry and the upgrade.
+    #[test]
+    fn an_entry_of_a_newer_format_stops_apply_instead_of_diverging() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(dir.path()).unwrap();
+        let records = fresh_cache();
+        apply_entries(&db, &records, &[normal(1, vec![submit("a")])]).unwrap();
+        let before = projection(&db);
+        // A oneof tag this build does not know (prost decodes it to no kind at all), after an
+        // event it knows in the same entry.
+        let mut unknown_kind = EventBatch {
+            events: vec![Event::new(2, submit("b"))],
+        }
+        .encode_to_vec();
+        // Event { at_ms: 1, <field 99, length-delimited>: empty } inside EventBatch field 1.
+        let event = [0x08, 0x01, 0x9a, 0x06, 0x00];
+        unknown_kind.extend([0x0a, event.len() as u8]);
+        unknown_kind.extend(event);
+        let raised = EventBatch {
+            events: vec![Event::new(
+                3,
+                Kind::ClusterVersionRaised(crate::events::ClusterVersionRaised {
+                    level: crate::events::FORMAT_LEVEL + 1,
+                }),
+            )],
+        }
+        .encode_to_vec();
+        let cases = [
+            (unknown_kind, "an event of a kind it does not know"),
+            (vec![0x0a, 0xff, 0xff], "an event batch it cannot decode"),
+            (raised, "the cluster version raised to format level 3"),
+        ];
+        for (bytes, what) in cases {
+            let entry = Entry::new_normal(log_id(7), EventsPayload(bytes));
+            let e = apply_entries(&db, &records, &[normal(6, vec![submit("c")]), entry])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("log entry 7: this node's version (format level 2) cannot apply"),
+                "{e}"
+            );
+            assert!(e.contains(what), "{e}");
+            assert!(e.contains("upgrade it"), "{e}");
+            assert_eq!(projection(&db), before, "a failed apply wrote something");
+        }
+    }
+
+    #[test]
+    fn the_cluster_version_only_rises() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(dir.path()).unwrap();
+        let reader = crate::reader::ProjectionReader::new(db.clone());
+        assert_eq!(reader.cluster_level().unwrap(), 1);
+        let raise =
+            |level| Kind::ClusterVersionRaised(crate::events::ClusterVersionRaised { level });
+        let responses = apply_entries(
+            &db,
+            &fresh_cache(),
+            &[normal(1, vec![raise(2), raise(1), raise(2)])],
+        )
+        .unwrap();
+        assert_eq!(reader.cluster_level().unwrap(), 2);
+        let outcomes = &responses[0].as_ref().unwrap().outcomes;
+        assert!(matches!(outcomes[0], crate::types::EventOutcome::Applied));
+        assert!(matches!(
+            outcomes[1],
+            crate::types::EventOutcome::Ignored { .. }
+        ));
+        assert!(matches!(
+            outcomes[2],
+            crate::types::EventOutcome::Ignored { .. }
+        ));
     }
 
     #[test]

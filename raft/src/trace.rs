@@ -305,7 +305,8 @@ fn lines_of(event: &Event, lines: &mut Vec<TraceLine>) {
         | Kind::ClientKeyAdded(_)
         | Kind::ClientKeyRevoked(_)
         | Kind::ClientDeleted(_)
-        | Kind::AdminAction(_) => {}
+        | Kind::AdminAction(_)
+        | Kind::ClusterVersionRaised(_) => {}
     }
 }
 

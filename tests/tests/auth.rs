@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use herald_api::v1::{
-    AdminListRepliesRequest, DrainNodeRequest, GetMessageRequest, GetPolicyRequest,
-    ListRepliesRequest, RevokeKeyRequest, RotateKeyRequest, SetPolicyRequest, SubmitRequest,
-    SubscribeRepliesRequest,
+    AdminListRepliesRequest, DrainNodeRequest, FinalizeUpgradeRequest, GetMessageRequest,
+    GetPolicyRequest, ListRepliesRequest, RevokeKeyRequest, RotateKeyRequest, SetPolicyRequest,
+    SubmitRequest, SubscribeRepliesRequest,
 };
 use herald_tests::{channel, herald_bin, wait_for, Cluster, Options};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -167,6 +167,10 @@ async fn a_sender_setting_the_policy_or_draining_a_node_is_denied_naming_the_per
             })
             .await,
         "nodes.drain",
+    );
+    assert_denied(
+        admin.finalize_upgrade(FinalizeUpgradeRequest {}).await,
+        "cluster.finalize",
     );
     assert_denied(admin.get_policy(GetPolicyRequest {}).await, "policy.read");
     // Nothing changed: the policy is still at version 0 and nobody is drained.

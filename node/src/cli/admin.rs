@@ -2,7 +2,10 @@
 
 use herald_api::v1::admin_client::AdminClient;
 use herald_api::v1::cluster_client::ClusterClient;
-use herald_api::v1::{ClusterStatusRequest, DrainNodeRequest, GetPolicyRequest, SetPolicyRequest};
+use herald_api::v1::{
+    ClusterStatusRequest, DrainNodeRequest, FinalizeUpgradeRequest, GetPolicyRequest,
+    SetPolicyRequest,
+};
 
 use crate::cli::connect::ConnectArgs;
 use crate::cli::messages::status_error;
@@ -49,6 +52,12 @@ pub struct DrainArgs {
     /// the command fails (the drain stays recorded) when that takes longer.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     wait_timeout: u64,
+}
+
+#[derive(clap::Args)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 pub async fn policy_show(args: PolicyShowArgs) -> anyhow::Result<()> {
@@ -169,4 +178,25 @@ async fn wait_until_handed_over(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+pub async fn finalize(args: FinalizeArgs) -> anyhow::Result<()> {
+    let mut client = AdminClient::new(args.connect.admin_channel().await?);
+    let resp = client
+        .finalize_upgrade(FinalizeUpgradeRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if resp.cluster_version > resp.previous_version {
+        println!(
+            "cluster version raised from {} to {}",
+            resp.previous_version, resp.cluster_version
+        );
+    } else {
+        println!(
+            "cluster version {}: already the newest every member applies",
+            resp.cluster_version
+        );
+    }
+    Ok(())
 }

@@ -297,7 +297,13 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
             "applied_index": s.applied_index,
             "members": s.members.iter().map(|m| serde_json::json!({
                 "id": m.id, "grpc": m.grpc_addr, "raft": m.raft_addr, "voter": m.voter,
+                // null: the member could not be asked; "older": it predates the report.
+                "version": (!m.version.is_empty()).then_some(&m.version),
+                "format_level": (m.format_level != 0).then_some(m.format_level),
             })).collect::<Vec<_>>(),
+            "cluster_version": s.cluster_version,
+            // null: some member could not be asked.
+            "finalizable_version": (s.finalizable_version != 0).then_some(s.finalizable_version),
             "links": s.links.iter().map(|l| serde_json::json!({
                 "link": l.link, "node": l.node, "epoch": l.epoch,
                 // null: the answering node does not hold the slot and cannot know.
@@ -329,12 +335,33 @@ pub async fn cluster_status(args: ClusterStatusArgs) -> anyhow::Result<()> {
         s.commit_index,
         s.applied_index
     );
+    println!(
+        "  cluster version {}{}",
+        s.cluster_version,
+        match s.finalizable_version {
+            0 => " (some member could not be asked for its version)".to_string(),
+            v if v > s.cluster_version => format!(
+                " (every member applies {v}: `herald cluster finalize` raises it; no rollback after)"
+            ),
+            _ => String::new(),
+        }
+    );
     for m in &s.members {
         println!(
-            "  member {} grpc {} raft {}{}",
+            "  member {} grpc {} raft {} version {} format level {}{}",
             m.id,
             m.grpc_addr,
             m.raft_addr,
+            if m.version.is_empty() {
+                "unknown (not reachable)"
+            } else {
+                &m.version
+            },
+            if m.format_level == 0 {
+                "?".to_string()
+            } else {
+                m.format_level.to_string()
+            },
             if m.id == s.leader {
                 " (leader)"
             } else if !m.voter {

@@ -28,7 +28,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "herald",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HERALD_GIT_COMMIT"), ")"),
     about = "Herald: a clustered enterprise SMS platform"
 )]
 struct Cli {
@@ -114,12 +114,16 @@ enum DebugCommand {
 enum ClusterCommand {
     /// Members, leader, term, commit index and link placement.
     Status(messages::ClusterStatusArgs),
-    /// Moves every link off a node (before stopping it) and gives it none until undrained.
+    /// Moves leadership and every link off a node (before stopping it) and gives it none until
+    /// undrained.
     Drain(admin::DrainArgs),
     /// Adds a node: as a learner, then, once caught up, as a voter (admins; on the leader).
     AddNode(membership::AddNodeArgs),
     /// Removes a node from the membership; its links move to the others (admins).
     RemoveNode(membership::RemoveNodeArgs),
+    /// Raises the cluster version once every member runs the new version (the last step of a
+    /// rolling upgrade: no rollback to the older binary after it).
+    Finalize(admin::FinalizeArgs),
 }
 
 #[derive(Subcommand)]
@@ -242,6 +246,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Cluster {
                 command: ClusterCommand::Drain(args),
             } => admin::drain(args).await,
+            Command::Cluster {
+                command: ClusterCommand::Finalize(args),
+            } => admin::finalize(args).await,
             Command::Cluster {
                 command: ClusterCommand::Status(args),
             } => messages::cluster_status(args).await,

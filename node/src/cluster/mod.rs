@@ -5,3 +5,4 @@ pub mod drain;
 pub mod placement;
 pub mod proposer;
 pub mod timers;
+pub mod versions;

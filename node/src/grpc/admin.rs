@@ -6,10 +6,11 @@ use herald_api::v1::admin_server::Admin;
 use herald_api::v1::{
     AddNodeProgress, AddNodeRequest, AdminListRepliesRequest, BackupChunk, BackupRequest,
     ClientInfo, CreateClientRequest, DeleteClientRequest, DeleteClientResponse, DrainNodeRequest,
-    DrainNodeResponse, GetClientRequest, GetPolicyRequest, GetPolicyResponse, ListAuditRequest,
-    ListAuditResponse, ListClientsRequest, ListClientsResponse, ListRepliesResponse,
-    NewKeyResponse, RemoveNodeRequest, RemoveNodeResponse, RevokeKeyRequest, RevokeKeyResponse,
-    RotateKeyRequest, SetPolicyRequest, SetPolicyResponse,
+    DrainNodeResponse, FinalizeUpgradeRequest, FinalizeUpgradeResponse, GetClientRequest,
+    GetPolicyRequest, GetPolicyResponse, ListAuditRequest, ListAuditResponse, ListClientsRequest,
+    ListClientsResponse, ListRepliesResponse, NewKeyResponse, RemoveNodeRequest,
+    RemoveNodeResponse, RevokeKeyRequest, RevokeKeyResponse, RotateKeyRequest, SetPolicyRequest,
+    SetPolicyResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -197,6 +198,19 @@ impl Admin for AdminService {
             .await
             .map_err(status)?;
         Ok(Response::new(DrainNodeResponse { drained }))
+    }
+
+    async fn finalize_upgrade(
+        &self,
+        request: Request<FinalizeUpgradeRequest>,
+    ) -> Result<Response<FinalizeUpgradeResponse>, Status> {
+        let caller = caller(&self.ctx, &request).await?;
+        let (previous_version, cluster_version) =
+            admin::finalize(&self.ctx, &caller).await.map_err(status)?;
+        Ok(Response::new(FinalizeUpgradeResponse {
+            previous_version,
+            cluster_version,
+        }))
     }
 
     async fn create_client(

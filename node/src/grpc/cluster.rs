@@ -26,6 +26,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<ClusterStatusResponse>, Status> {
         let caller = caller(&self.ctx, &request).await?;
         cluster::status(&self.ctx, &caller)
+            .await
             .map(|c| Response::new(convert::cluster(c)))
             .map_err(status)
     }

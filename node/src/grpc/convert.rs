@@ -255,6 +255,8 @@ pub fn replies(page: ReplyPage) -> pb::ListRepliesResponse {
 pub fn cluster(c: ClusterView) -> pb::ClusterStatusResponse {
     pb::ClusterStatusResponse {
         tls_not_after_ms: c.tls_not_after_ms.unwrap_or(0),
+        cluster_version: c.cluster_version,
+        finalizable_version: c.finalizable_version,
         node_id: c.node_id,
         leader: c.leader,
         term: c.term,
@@ -268,6 +270,8 @@ pub fn cluster(c: ClusterView) -> pb::ClusterStatusResponse {
                 grpc_addr: m.grpc_addr,
                 raft_addr: m.raft_addr,
                 voter: m.voter,
+                version: m.version,
+                format_level: m.format_level,
             })
             .collect(),
         links: c

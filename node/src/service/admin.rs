@@ -1,5 +1,6 @@
-//! Operators' changes to the running cluster — the dispatch policy and draining nodes — each one
-//! an event in the log, so it takes effect on every node at the same log position.
+//! Operators' changes to the running cluster — the dispatch policy, draining nodes, raising the
+//! cluster version — each one an event in the log, so it takes effect on every node at the same
+//! log position.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -139,6 +140,20 @@ pub async fn drain(
         .links()
         .map_err(|e| ServiceError::Internal(e.to_string()))?
         .drained)
+}
+
+/// Raises the cluster version to the format level of this build once every member applies it
+/// (the end of a rolling upgrade: older binaries cannot rejoin after it). Refused, naming the
+/// members, while any runs an older version or cannot be asked. Returns (before, after).
+pub async fn finalize(ctx: &Ctx, caller: &Caller) -> Result<(u32, u32), ServiceError> {
+    caller.require(Permission::FinalizeUpgrade)?;
+    use crate::cluster::versions::{raise, RaiseError};
+    raise(ctx, Some(caller.principal()))
+        .await
+        .map_err(|e| match e {
+            RaiseError::Not(why) => ServiceError::FailedPrecondition(format!("finalize: {why}")),
+            RaiseError::NotCommitted(why) => ServiceError::Unavailable(why),
+        })
 }
 
 /// The rule of a drain without force: some voter other than `node`, not drained and live (when

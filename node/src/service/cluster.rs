@@ -1,5 +1,6 @@
 //! The cluster as one node sees it: members, leader, term, commit and apply positions, where each
-//! link's connections run and how they fare, and the drained nodes.
+//! link's connections run and how they fare, the drained nodes, each member's build and the
+//! cluster version.
 
 use std::collections::BTreeSet;
 
@@ -16,6 +17,11 @@ pub struct MemberView {
     pub grpc_addr: String,
     pub raft_addr: String,
     pub voter: bool,
+    /// Its build as it reported it: "0.1.0 (abc1234)", "older" (predates the report), "" (not
+    /// reachable).
+    pub version: String,
+    /// The newest log format level it applies; 0: unknown.
+    pub format_level: u32,
 }
 
 /// Whether a slot's carrier connection is up, as far as the answering node can know: a node
@@ -79,20 +85,32 @@ pub struct ClusterView {
     /// When the answering node's public certificate expires (ms since the Unix epoch); None
     /// without TLS.
     pub tls_not_after_ms: Option<u64>,
+    /// The cluster version in force (the log format level every member may write).
+    pub cluster_version: u32,
+    /// The level every member applies (the cluster version can be raised to it); 0 when some
+    /// member could not be asked.
+    pub finalizable_version: u32,
 }
 
-pub fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
+pub async fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
     caller.require(Permission::ReadCluster)?;
+    let builds = crate::cluster::versions::member_builds(ctx).await;
+    let finalizable_version = crate::cluster::versions::finalizable(&builds).unwrap_or(0);
     let m = ctx.raft.metrics().borrow_watched().clone();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     let members = membership
         .nodes()
-        .map(|(id, node)| MemberView {
-            id: *id,
-            grpc_addr: node.grpc_addr.clone(),
-            raft_addr: node.raft_addr.clone(),
-            voter: voters.contains(id),
+        .map(|(id, node)| {
+            let build = builds.iter().find(|b| b.id == *id);
+            MemberView {
+                id: *id,
+                grpc_addr: node.grpc_addr.clone(),
+                raft_addr: node.raft_addr.clone(),
+                voter: voters.contains(id),
+                version: build.map(|b| b.version_text()).unwrap_or_default(),
+                format_level: build.map(|b| b.format_level()).unwrap_or(0),
+            }
         })
         .collect();
     let table = ctx
@@ -136,6 +154,8 @@ pub fn status(ctx: &Ctx, caller: &Caller) -> Result<ClusterView, ServiceError> {
             .tls
             .as_ref()
             .map(|t| u64::try_from(t.current().public_not_after).unwrap_or(0) * 1000),
+        cluster_version: ctx.cluster_level(),
+        finalizable_version,
     })
 }
 

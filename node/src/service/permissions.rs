@@ -34,6 +34,8 @@ pub enum Permission {
     DrainNode,
     /// Read the cluster's status (members, leader, links).
     ReadCluster,
+    /// Raise the cluster version at the end of a rolling upgrade (no way back after it).
+    FinalizeUpgrade,
     /// Create, list, show and delete clients; add and revoke their keys.
     ManageClients,
     /// Read the audit trail.
@@ -45,7 +47,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::Submit,
         Permission::ReadOwnMessages,
         Permission::ReadAllMessages,
@@ -57,6 +59,7 @@ impl Permission {
         Permission::SetPolicy,
         Permission::DrainNode,
         Permission::ReadCluster,
+        Permission::FinalizeUpgrade,
         Permission::ManageClients,
         Permission::ReadAudit,
         Permission::ChangeMembership,
@@ -76,6 +79,7 @@ impl Permission {
             Permission::SetPolicy => "policy.set",
             Permission::DrainNode => "nodes.drain",
             Permission::ReadCluster => "cluster.status",
+            Permission::FinalizeUpgrade => "cluster.finalize",
             Permission::ManageClients => "clients.manage",
             Permission::ReadAudit => "audit.read",
             Permission::ChangeMembership => "cluster.membership",
@@ -135,6 +139,7 @@ impl Role {
                 SetPolicy,
                 DrainNode,
                 ReadCluster,
+                FinalizeUpgrade,
                 ReadAudit,
             ],
             Role::Sender => &[
@@ -186,6 +191,7 @@ mod tests {
                 "policy.set",
                 "nodes.drain",
                 "cluster.status",
+                "cluster.finalize",
                 "audit.read"
             ]
         );

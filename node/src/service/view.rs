@@ -263,6 +263,7 @@ pub fn detail(e: &Event) -> String {
         Some(Kind::ClientKeyRevoked(k)) => format!("client {} key {} revoked", k.client, k.key_id),
         Some(Kind::ClientDeleted(d)) => format!("client {} deleted", d.name),
         Some(Kind::AdminAction(a)) => format!("{} {}", a.action, a.detail),
+        Some(Kind::ClusterVersionRaised(v)) => format!("cluster version raised to {}", v.level),
         Some(Kind::MoReceived(_) | Kind::MoAssemblyClosed(_)) => String::new(),
         None => String::new(),
     }

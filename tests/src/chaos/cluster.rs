@@ -85,6 +85,9 @@ pub struct ChaosCluster {
     /// (node, simulator index) → the proxy that node's link uses.
     pub sim_proxies: BTreeMap<(u64, usize), Proxy>,
     procs: Mutex<HashMap<u64, Child>>,
+    /// Nodes that run another `herald` than [`herald_bin`] (the rolling-upgrade test's older
+    /// build), from their next start on.
+    binaries: Mutex<HashMap<u64, PathBuf>>,
     paused: Mutex<BTreeSet<u64>>,
     sim_procs: Mutex<Vec<Option<Child>>>,
     sim_paused: Mutex<BTreeSet<usize>>,
@@ -99,6 +102,29 @@ fn free_port_on(ip: &str) -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind(format!("{ip}:0"))
         .with_context(|| format!("binding an ephemeral port on {ip}"))?;
     Ok(l.local_addr()?.port())
+}
+
+/// The node config an older build reads: without the keys it does not know (it refuses
+/// unknown keys), written beside the config as `nodeN.older.toml`. `http-listen` came with the
+/// metrics issue, `[upgrades]` and `shutdown-drain-timeout-ms` with the lifecycle one.
+fn older_config(config: &Path) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(config)?;
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            skipping = t.starts_with("[upgrades]");
+        }
+        if skipping || t.starts_with("http-listen") || t.starts_with("shutdown-drain-timeout-ms") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let path = config.with_extension("older.toml");
+    std::fs::write(&path, out)?;
+    Ok(path)
 }
 
 fn node_ip(id: u64) -> String {
@@ -128,7 +154,19 @@ impl ChaosCluster {
         sims: usize,
         tuning: Tuning,
     ) -> anyhow::Result<ChaosCluster> {
+        Self::start_with_binary(dir, nodes, sims, tuning, None).await
+    }
+
+    /// [`ChaosCluster::start`] with every node running `binary` (None: [`herald_bin`]).
+    pub async fn start_with_binary(
+        dir: &Path,
+        nodes: u64,
+        sims: usize,
+        tuning: Tuning,
+        start_binary: Option<PathBuf>,
+    ) -> anyhow::Result<ChaosCluster> {
         std::fs::create_dir_all(dir)?;
+        let ids: Vec<u64> = (1..=nodes).collect();
         let sims: Vec<Sim> = (0..sims)
             .map(|i| -> anyhow::Result<Sim> {
                 let letter = (b'a' + i as u8) as char;
@@ -223,6 +261,11 @@ impl ChaosCluster {
             peer_proxies,
             sim_proxies,
             procs: Mutex::default(),
+            binaries: Mutex::new(
+                start_binary
+                    .map(|bin| ids.iter().map(|id| (*id, bin.clone())).collect())
+                    .unwrap_or_default(),
+            ),
             paused: Mutex::default(),
             sim_paused: Mutex::default(),
             admin_key,
@@ -277,10 +320,24 @@ impl ChaosCluster {
     /// Starts node `id` with `extra` arguments after its `--config`.
     pub fn spawn_node(&self, id: u64, extra: &[&str]) -> anyhow::Result<()> {
         let spec = self.node(id);
-        let child = Command::new(herald_bin())
+        let other = self.binaries.lock().ok().and_then(|b| b.get(&id).cloned());
+        // An older build bootstraps by itself and knows no `--bootstrap`.
+        let (bin, config, args): (PathBuf, PathBuf, Vec<&str>) = match other {
+            Some(bin) => (
+                bin,
+                older_config(&spec.config)?,
+                extra
+                    .iter()
+                    .copied()
+                    .filter(|a| *a != "--bootstrap")
+                    .collect(),
+            ),
+            None => (herald_bin(), spec.config.clone(), extra.to_vec()),
+        };
+        let child = Command::new(bin)
             .args(["node", "--config"])
-            .arg(&spec.config)
-            .args(extra)
+            .arg(&config)
+            .args(args)
             .env("HERALD_LOG", "info,openraft=warn,h2=warn,tower=warn")
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))
@@ -290,6 +347,16 @@ impl ChaosCluster {
             p.insert(id, child);
         }
         Ok(())
+    }
+
+    /// Node `id` runs `binary` from its next start on; None: [`herald_bin`].
+    pub fn set_binary(&self, id: u64, binary: Option<PathBuf>) {
+        if let Ok(mut b) = self.binaries.lock() {
+            match binary {
+                Some(bin) => b.insert(id, bin),
+                None => b.remove(&id),
+            };
+        }
     }
 
     /// SIGKILL, as a power cut of the process: no shutdown code runs.

@@ -406,6 +406,7 @@ fn child_specs(
             // `herald dev` stops every node at once, when handing over helps nobody: short, so
             // the supervisor's grace period covers it.
             shutdown_drain_timeout_ms: 5_000,
+            upgrades: Default::default(),
         };
         let name = format!("node{}", peer.id);
         let path = folder.join(&format!("{name}.toml"));
