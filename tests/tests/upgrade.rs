@@ -153,13 +153,13 @@ async fn wait_ready(cluster: &ChaosCluster, node: u64) {
 
 /// One step of the rolling upgrade: drain `node`, wait until its link slots moved, SIGTERM it,
 /// start it with `binary` (None: the new one) and wait until it is ready, then undrain it.
-/// Returns the longest time no submission was acknowledged from the stop to ready.
+/// Returns when (history ms) the node was stopped and when it was ready again.
 async fn replace(
     cluster: &ChaosCluster,
     history: &History,
     node: u64,
     binary: Option<PathBuf>,
-) -> Duration {
+) -> (u64, u64) {
     let via = other(cluster, node);
     admin(cluster, via)
         .await
@@ -195,12 +195,15 @@ async fn replace(
         })
         .await
         .unwrap_or_else(|e| panic!("undraining node {node}: {e}"));
-    let gap = ack_gap(&history.records(), stopped_at, ready_at);
-    eprintln!("node {node} now runs the {which} binary; write gap {gap:?}");
-    gap
+    eprintln!(
+        "node {node} now runs the {which} binary (stopped to ready: {} ms)",
+        ready_at - stopped_at
+    );
+    (stopped_at, ready_at)
 }
 
-/// The longest time without an acknowledged attempt between `from` and `until` (history ms).
+/// The longest time without an acknowledged attempt from `from` to the first acknowledgement
+/// after `until` (history ms).
 fn ack_gap(records: &[Record], from: u64, until: u64) -> Duration {
     let mut acks: Vec<u64> = records
         .iter()
@@ -337,6 +340,11 @@ async fn a_rolling_upgrade_under_load_loses_nothing_and_can_roll_back_before_fin
     load.await.expect("the workload ends");
     history.flush();
     let upgrade_took = started.elapsed();
+    let records = history.records();
+    let gaps: Vec<(u64, &str, Duration)> = gaps
+        .into_iter()
+        .map(|(node, which, (from, until))| (node, which, ack_gap(&records, from, until)))
+        .collect();
 
     let report = checker::check(
         &cluster,
