@@ -40,8 +40,12 @@ pub fn readiness(ctx: &NodeContext) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether an operator drained this node (it holds no links then).
+/// Whether this node is drained (by an operator, or by itself to stop: it holds no links then)
+/// or stopping.
 pub fn draining(ctx: &NodeContext) -> bool {
+    if ctx.is_stopping() {
+        return true;
+    }
     match ctx.reader.links() {
         Ok(table) => table.is_drained(ctx.id()),
         Err(e) => {

@@ -67,6 +67,7 @@ pub fn refresh(ctx: &NodeContext) {
             .set(loaded.public_not_after);
     }
     m.node_draining.set(i64::from(crate::health::draining(ctx)));
+    m.set_cluster_version(u64::from(ctx.cluster_level()));
 }
 
 /// Depth and oldest age of each class of one queue (a link's or a route's).
