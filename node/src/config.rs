@@ -560,7 +560,11 @@ mod tests {
         let both = format!("{:#}", NodeConfig::parse(&config_path).expect_err("both"));
         assert!(both.contains("both secret and secret-file"), "{both}");
 
-        let neither = with_file.replacen("secret-file = \"secrets/mobile\"\n", "", 1);
+        let neither: String = with_file
+            .lines()
+            .filter(|l| !l.starts_with("secret-file = \"secrets/mobile\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
         std::fs::write(&config_path, neither).expect("write config");
         let neither = format!(
             "{:#}",

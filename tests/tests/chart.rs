@@ -448,7 +448,6 @@ fn bootstrap_is_rendered_by_install_only() {
 /// Each pod's node config is a config the node accepts, naming its own id, every peer at its
 /// stable address, and its own certificate.
 #[test]
-#[ignore = "until shutdown-drain-timeout-ms (issue 18, lifecycle) is on main"]
 fn every_rendered_node_config_is_one_the_node_accepts() {
     let (_, docs) = render(&["--set", "replicas=5"], Some(FULL_VALUES));
     let dir = tempfile::tempdir().expect("temp dir");
