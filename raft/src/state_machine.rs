@@ -634,7 +634,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = db::open(dir.path()).unwrap();
         let records = fresh_cache();
-        apply_entries(&db, &records, &[normal(1, vec![submit("a")])]).unwrap();
+        apply_entries(
+            &db,
+            &records,
+            &[normal(1, vec![submit("a")])],
+            &crate::observe::nothing(),
+        )
+        .unwrap();
         let before = projection(&db);
         // A oneof tag this build does not know (prost decodes it to no kind at all), after an
         // event it knows in the same entry.
@@ -662,9 +668,14 @@ mod tests {
         ];
         for (bytes, what) in cases {
             let entry = Entry::new_normal(log_id(7), EventsPayload(bytes));
-            let e = apply_entries(&db, &records, &[normal(6, vec![submit("c")]), entry])
-                .unwrap_err()
-                .to_string();
+            let e = apply_entries(
+                &db,
+                &records,
+                &[normal(6, vec![submit("c")]), entry],
+                &crate::observe::nothing(),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(
                 e.starts_with("log entry 7: this node's version (format level 2) cannot apply"),
                 "{e}"
@@ -687,6 +698,7 @@ mod tests {
             &db,
             &fresh_cache(),
             &[normal(1, vec![raise(2), raise(1), raise(2)])],
+            &crate::observe::nothing(),
         )
         .unwrap();
         assert_eq!(reader.cluster_level().unwrap(), 2);
