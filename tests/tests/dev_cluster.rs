@@ -642,6 +642,20 @@ fn shape(line: &str) -> String {
             .replace(", not connected", ", CONNECTION")
             .replace(", connected", ", CONNECTION"),
     };
+    // Auto-finalize raises a new cluster's version a few seconds after it starts: before that,
+    // status adds a hint that the README, read later, does not show.
+    let line = match line.split_once(" (every member applies") {
+        Some((head, _)) => head.to_string(),
+        None => line,
+    };
+    // A member's build names its git commit, which changes with every commit.
+    let line = match (line.find(" version "), line.find(") format level")) {
+        (Some(start), Some(end)) if start < end => match line[start..end].find('(') {
+            Some(open) => format!("{}(COMMIT{}", &line[..start + open], &line[end..]),
+            None => line,
+        },
+        _ => line,
+    };
     let line = line
         .replace(" (leader)", "")
         .replace("Leader", "ROLE")

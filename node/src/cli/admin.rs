@@ -41,7 +41,7 @@ pub struct DrainArgs {
     undo: bool,
     /// Drain even when no other undrained live node could hold the carrier links (refused
     /// otherwise): the links are then held by nobody and messages wait in their queues until a
-    /// node is undrained.
+    /// node is undrained. A forced drain does not wait for the hand-over.
     #[arg(long, conflicts_with = "undo")]
     force: bool,
     /// Return once the drain is recorded, without waiting for the node to hand over leadership
@@ -121,7 +121,11 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    if !args.undo && !args.no_wait {
+    if args.force && !args.undo && !args.no_wait {
+        // A forced drain may leave no undrained node to take leadership or the links over:
+        // waiting for the hand-over could then never end.
+        eprintln!("not waiting for the hand-over: a forced drain may leave nobody to take it");
+    } else if !args.undo && !args.no_wait {
         wait_until_handed_over(ClusterClient::new(channel), args.node, args.wait_timeout).await?;
     }
     println!("drained nodes: {:?}", resp.drained);
