@@ -903,6 +903,21 @@ impl Cluster {
         }
         env
     }
+
+    /// `herald ARGS` as an operator runs it against this cluster (its CA and the admin key in
+    /// the environment; `--api-key` in `args` overrides the key).
+    pub fn herald(&self, args: &[&str]) -> std::process::Output {
+        Command::new(herald_bin())
+            .args(args)
+            .envs(self.client_env())
+            .output()
+            .expect("herald runs")
+    }
+}
+
+/// A command's output as text (lossy: a test shows whatever bytes came).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
 }
 
 impl Cluster {

@@ -10,7 +10,7 @@ use herald_api::v1::{
     AdminListRepliesRequest, CancelMessageRequest, GetPolicyRequest, ListAuditRequest,
     MessageState, SubmitRequest,
 };
-use herald_tests::{herald_bin, wait_for, Cluster, LinkSpec, Options, SimSpec};
+use herald_tests::{text, wait_for, Cluster, LinkSpec, Options, SimSpec};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -64,18 +64,6 @@ fn options() -> Options {
         links: vec![link("cmpp-sim", "cmpp"), link("nowhere", "gone")],
         ..Options::default()
     }
-}
-
-fn herald(cluster: &Cluster, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(herald_bin())
-        .args(args)
-        .envs(cluster.client_env())
-        .output()
-        .expect("herald runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
 }
 
 async fn state_of(cluster: &Cluster, node: u64, id: &str) -> Option<i32> {
@@ -192,16 +180,13 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
     let replies_before = unrouted_replies(&old, 1).await;
     let dir = old.dir.path().to_path_buf();
     let backup = dir.join("cluster.backup");
-    let out = herald(
-        &old,
-        &[
-            "backup",
-            "--endpoint",
-            &old.node(2).grpc,
-            "--out",
-            backup.to_str().expect("a UTF-8 path"),
-        ],
-    );
+    let out = old.herald(&[
+        "backup",
+        "--endpoint",
+        &old.node(2).grpc,
+        "--out",
+        backup.to_str().expect("a UTF-8 path"),
+    ]);
     assert!(
         out.status.success(),
         "herald backup: {}{}",
@@ -258,20 +243,17 @@ async fn a_backup_restored_into_a_fresh_cluster_keeps_messages_replies_policy_an
         let file = dir.join(format!("{name}.backup"));
         std::fs::write(&file, content).expect("writing a damaged copy");
         let target = dir.join(format!("restored-{name}"));
-        let out = herald(
-            &old,
-            &[
-                "restore",
-                "--from",
-                file.to_str().expect("UTF-8"),
-                "--data-dir",
-                target.to_str().expect("UTF-8"),
-                "--node-id",
-                "1",
-                "--raft",
-                "127.0.0.1:1",
-            ],
-        );
+        let out = old.herald(&[
+            "restore",
+            "--from",
+            file.to_str().expect("UTF-8"),
+            "--data-dir",
+            target.to_str().expect("UTF-8"),
+            "--node-id",
+            "1",
+            "--raft",
+            "127.0.0.1:1",
+        ]);
         assert!(!out.status.success(), "{name} accepted");
         let stderr = text(&out.stderr);
         assert!(stderr.contains(why), "{name}: {stderr}");

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_api::v1::SubmitRequest;
-use herald_tests::{herald_bin, wait_for, Cluster, LinkSpec, Options, SimSpec};
+use herald_tests::{wait_for, Cluster, LinkSpec, Options, SimSpec};
 
 /// Three nodes and one link of three connections, so that every node holds a slot.
 fn three_slot_cluster() -> Cluster {
@@ -28,14 +28,6 @@ fn three_slot_cluster() -> Cluster {
         }],
         ..Options::default()
     })
-}
-
-fn herald(cluster: &Cluster, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(herald_bin())
-        .args(args)
-        .envs(cluster.client_env())
-        .output()
-        .expect("herald runs")
 }
 
 /// Waits until every slot is held by a running node and every node holds one.
@@ -71,10 +63,7 @@ async fn draining_the_leader_moves_leadership_and_slots_before_the_command_retur
     let endpoint = cluster.node(via).grpc.clone();
     let node = leader.to_string();
     let started = Instant::now();
-    let out = herald(
-        &cluster,
-        &["cluster", "drain", "--endpoint", &endpoint, &node],
-    );
+    let out = cluster.herald(&["cluster", "drain", "--endpoint", &endpoint, &node]);
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "drain failed: {stderr}");
@@ -113,10 +102,7 @@ async fn draining_the_leader_moves_leadership_and_slots_before_the_command_retur
         .await;
 
     // --no-wait returns at once; undrain gives the node slots again.
-    let out = herald(
-        &cluster,
-        &["cluster", "drain", "--endpoint", &endpoint, &node, "--undo"],
-    );
+    let out = cluster.herald(&["cluster", "drain", "--endpoint", &endpoint, &node, "--undo"]);
     assert!(
         out.status.success(),
         "{}",
@@ -131,17 +117,14 @@ async fn draining_the_leader_moves_leadership_and_slots_before_the_command_retur
         },
     )
     .await;
-    let out = herald(
-        &cluster,
-        &[
-            "cluster",
-            "drain",
-            "--endpoint",
-            &endpoint,
-            &node,
-            "--no-wait",
-        ],
-    );
+    let out = cluster.herald(&[
+        "cluster",
+        "drain",
+        "--endpoint",
+        &endpoint,
+        &node,
+        "--no-wait",
+    ]);
     assert!(
         out.status.success(),
         "{}",

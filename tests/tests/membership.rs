@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_api::v1::{ListAuditRequest, SubmitRequest};
-use herald_tests::{herald_bin, wait_for, Cluster, Options};
+use herald_tests::{text, wait_for, Cluster, Options};
 
 fn request(tag: &str, i: usize) -> SubmitRequest {
     SubmitRequest {
@@ -19,38 +19,22 @@ fn request(tag: &str, i: usize) -> SubmitRequest {
     }
 }
 
-/// `herald ARGS` as an operator runs it against the cluster (its CA and admin key).
-fn herald(cluster: &Cluster, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(herald_bin())
-        .args(args)
-        .envs(cluster.client_env())
-        .output()
-        .expect("herald runs")
-}
-
 fn add_node(cluster: &Cluster, endpoint_node: u64, id: u64) -> std::process::Output {
     let spec = cluster.node(id);
     let endpoint = cluster.node(endpoint_node).grpc.clone();
-    herald(
-        cluster,
-        &[
-            "cluster",
-            "add-node",
-            "--endpoint",
-            &endpoint,
-            &id.to_string(),
-            "--raft",
-            &spec.raft,
-            "--grpc",
-            &spec.grpc,
-            "--timeout-secs",
-            "120",
-        ],
-    )
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
+    cluster.herald(&[
+        "cluster",
+        "add-node",
+        "--endpoint",
+        &endpoint,
+        &id.to_string(),
+        "--raft",
+        &spec.raft,
+        "--grpc",
+        &spec.grpc,
+        "--timeout-secs",
+        "120",
+    ])
 }
 
 async fn audit_actions(cluster: &Cluster, node: u64) -> Vec<(String, String)> {
@@ -262,16 +246,13 @@ async fn nodes_added_under_load_catch_up_and_vote_and_a_removed_one_loses_nothin
     // Remove a founding follower (asked of a node that may not be the leader).
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let removed = (1..=3).find(|id| *id != leader).expect("a follower");
-    let out = herald(
-        &cluster,
-        &[
-            "cluster",
-            "remove-node",
-            "--endpoint",
-            &cluster.node(removed).grpc,
-            &removed.to_string(),
-        ],
-    );
+    let out = cluster.herald(&[
+        "cluster",
+        "remove-node",
+        "--endpoint",
+        &cluster.node(removed).grpc,
+        &removed.to_string(),
+    ]);
     assert!(
         out.status.success(),
         "remove-node: {}{}",
@@ -326,28 +307,22 @@ async fn a_bad_address_or_an_unknown_node_is_refused_and_changes_nothing() {
     let cluster = Cluster::start(Options::default());
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let endpoint = cluster.node(leader).grpc.clone();
-    let out = herald(
-        &cluster,
-        &[
-            "cluster",
-            "add-node",
-            "--endpoint",
-            &endpoint,
-            "4",
-            "--raft",
-            "no-port",
-        ],
-    );
+    let out = cluster.herald(&[
+        "cluster",
+        "add-node",
+        "--endpoint",
+        &endpoint,
+        "4",
+        "--raft",
+        "no-port",
+    ]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("raft_addr: \"no-port\": must be HOST:PORT"),
         "{stderr}"
     );
-    let out = herald(
-        &cluster,
-        &["cluster", "remove-node", "--endpoint", &endpoint, "9"],
-    );
+    let out = cluster.herald(&["cluster", "remove-node", "--endpoint", &endpoint, "9"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(

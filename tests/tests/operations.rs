@@ -3,27 +3,13 @@
 //! events it left out, `cluster status` says when the answering node cannot know a link's
 //! connection, and draining refuses to leave the links to nobody unless forced.
 
-use std::process::Output;
 use std::time::Duration;
 
 use herald_api::v1::{
     DrainNodeRequest, LinkConnection, MessageState, SubmitRequest, SubmitResponse,
 };
-use herald_tests::{herald_bin, wait_for, Cluster, Options};
+use herald_tests::{text, wait_for, Cluster, Options};
 use secrecy::SecretString;
-
-/// `herald ARGS` as the cluster's admin (its key in `HERALD_API_KEY`; `--api-key` overrides).
-fn herald(cluster: &Cluster, args: &[&str]) -> Output {
-    std::process::Command::new(herald_bin())
-        .args(args)
-        .envs(cluster.client_env())
-        .output()
-        .expect("herald runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
 
 async fn submit_as(
     cluster: &Cluster,
@@ -81,20 +67,17 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
     );
 
     // The command line says so too, without echoing the key.
-    let out = herald(
-        &cluster,
-        &[
-            "send",
-            "--endpoint",
-            &endpoint,
-            "--api-key",
-            "hrd_secretsecret",
-            "--to",
-            "13800138000",
-            "--text",
-            "hi",
-        ],
-    );
+    let out = cluster.herald(&[
+        "send",
+        "--endpoint",
+        &endpoint,
+        "--api-key",
+        "hrd_secretsecret",
+        "--to",
+        "13800138000",
+        "--text",
+        "hi",
+    ]);
     assert!(!out.status.success(), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(
@@ -130,7 +113,7 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         m.dropped_events
     );
 
-    let out = herald(&cluster, &["status", "--endpoint", &endpoint, &id]);
+    let out = cluster.herald(&["status", "--endpoint", &endpoint, &id]);
     assert!(out.status.success(), "{out:?}");
     let printed = text(&out.stdout);
     let lines: Vec<&str> = printed.lines().collect();
@@ -143,10 +126,7 @@ async fn a_caller_names_itself_properly_and_a_long_status_says_what_it_left_out(
         format!("… {} older events not kept", m.dropped_events),
         "{printed}"
     );
-    let out = herald(
-        &cluster,
-        &["status", "--endpoint", &endpoint, "--json", &id],
-    );
+    let out = cluster.herald(&["status", "--endpoint", &endpoint, "--json", &id]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["dropped_events"], m.dropped_events);
 }
@@ -183,7 +163,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
             assert!(!link.connected);
         }
         let endpoint = &cluster.node(node).grpc;
-        let out = herald(&cluster, &["cluster", "status", "--endpoint", endpoint]);
+        let out = cluster.herald(&["cluster", "status", "--endpoint", endpoint]);
         let printed = text(&out.stdout);
         let want = if node == holder {
             "connected".to_string()
@@ -196,10 +176,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
                 .any(|l| l.trim_start().starts_with("link cmpp-sim") && l.ends_with(&want)),
             "node {node}: {printed}"
         );
-        let out = herald(
-            &cluster,
-            &["cluster", "status", "--endpoint", endpoint, "--json"],
-        );
+        let out = cluster.herald(&["cluster", "status", "--endpoint", endpoint, "--json"]);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
         let connected = &json["links"][0]["connected"];
         if node == holder {
@@ -239,10 +216,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
         "{refused}"
     );
     let endpoint = cluster.node(3).grpc.clone();
-    let out = herald(
-        &cluster,
-        &["cluster", "drain", "--endpoint", &endpoint, "3"],
-    );
+    let out = cluster.herald(&["cluster", "drain", "--endpoint", &endpoint, "3"]);
     assert!(!out.status.success(), "{out:?}");
     assert!(
         text(&out.stderr).contains("FailedPrecondition: node: draining node 3"),
@@ -250,10 +224,7 @@ async fn every_node_says_what_it_knows_of_a_link_and_the_last_holder_is_not_drai
     );
     let status = cluster.status(3).await.expect("status");
     assert_eq!(status.drained, [1, 2], "a refused drain changed nothing");
-    let out = herald(
-        &cluster,
-        &["cluster", "drain", "--endpoint", &endpoint, "--force", "3"],
-    );
+    let out = cluster.herald(&["cluster", "drain", "--endpoint", &endpoint, "--force", "3"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout).trim(), "drained nodes: [1, 2, 3]");
 }

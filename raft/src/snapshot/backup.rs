@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use openraft::storage::RaftLogStorage;
 use openraft::Membership;
-use rocksdb::{IteratorMode, ReadOptions, DB};
+use rocksdb::DB;
 use sha2::{Digest, Sha256};
 
 use super::file::{write_meta, SnapshotDir, SnapshotFile, IO_BUFFER};
-use super::format::{validate, RecordWriter};
-use crate::db::{self, PROJECTION_CFS};
+use super::format::validate;
+use crate::db;
 use crate::types::{Member, SnapshotMeta, StoredMembership, Vote};
 
 /// The first bytes of every backup file.
@@ -67,17 +67,7 @@ pub fn export(db: &DB, out: impl Write) -> io::Result<(SnapshotMeta, u64, String
     let view = db.snapshot();
     let meta = super::build::meta_of(db, &view)?;
     let hashing = HashingWriter::new(BufWriter::with_capacity(IO_BUFFER, out));
-    let mut hashing = hashing;
-    write_meta(&mut hashing, &meta)?;
-    let mut records = RecordWriter::new(hashing)?;
-    for (index, name) in PROJECTION_CFS.iter().enumerate() {
-        let mut opts = ReadOptions::default();
-        opts.fill_cache(false);
-        for item in view.iterator_cf_opt(db::cf(db, name), opts, IteratorMode::Start) {
-            let (key, value) = item.map_err(io::Error::other)?;
-            records.write(index, &key, &value)?;
-        }
-    }
+    let records = super::build::write_projection(db, &view, &meta, hashing)?;
     let mut hashing = records.into_inner();
     hashing.flush()?;
     let (len, digest) = (hashing.len, hex(&hashing.hasher.finalize()));

@@ -27,18 +27,7 @@ pub fn build(db: &DB, dir: &SnapshotDir) -> io::Result<(SnapshotMeta, SnapshotFi
     drop(guard);
     let meta = meta_of(db, &view)?;
 
-    let mut out = BufWriter::with_capacity(IO_BUFFER, file);
-    write_meta(&mut out, &meta)?;
-    let mut records = RecordWriter::new(out)?;
-    for (index, name) in PROJECTION_CFS.iter().enumerate() {
-        // A scan of everything: keep it from evicting what the node reads while applying.
-        let mut opts = ReadOptions::default();
-        opts.fill_cache(false);
-        for item in view.iterator_cf_opt(db::cf(db, name), opts, IteratorMode::Start) {
-            let (key, value) = item.map_err(io::Error::other)?;
-            records.write(index, &key, &value)?;
-        }
-    }
+    let records = write_projection(db, &view, &meta, BufWriter::with_capacity(IO_BUFFER, file))?;
     drop(view);
     let bytes = records.written();
     let file = records
@@ -69,6 +58,28 @@ pub fn build(db: &DB, dir: &SnapshotDir) -> io::Result<(SnapshotMeta, SnapshotFi
         return Err(invalid("the snapshot file changed under its builder"));
     }
     Ok((meta, snapshot))
+}
+
+/// Writes the snapshot file layout of `view` to `out`: `meta`, then every projection record, one
+/// at a time. The snapshot builder and the backup export share it, so a backup is a snapshot.
+pub(crate) fn write_projection<W: io::Write>(
+    db: &DB,
+    view: &rocksdb::Snapshot<'_>,
+    meta: &SnapshotMeta,
+    mut out: W,
+) -> io::Result<RecordWriter<W>> {
+    write_meta(&mut out, meta)?;
+    let mut records = RecordWriter::new(out)?;
+    for (index, name) in PROJECTION_CFS.iter().enumerate() {
+        // A scan of everything: keep it from evicting what the node reads while applying.
+        let mut opts = ReadOptions::default();
+        opts.fill_cache(false);
+        for item in view.iterator_cf_opt(db::cf(db, name), opts, IteratorMode::Start) {
+            let (key, value) = item.map_err(io::Error::other)?;
+            records.write(index, &key, &value)?;
+        }
+    }
+    Ok(records)
 }
 
 /// The applied state and membership the view covers.
