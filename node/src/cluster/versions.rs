@@ -199,15 +199,38 @@ pub async fn run_auto_finalize(ctx: Ctx) {
         return;
     }
     let mut tick = tokio::time::interval(AUTO_FINALIZE_EVERY);
+    let mut metrics = ctx.raft.metrics();
+    let mut was_leader = false;
     loop {
-        tick.tick().await;
+        // Every few seconds, and at once when this node becomes leader: a new cluster's first
+        // leader raises the version as soon as it is elected, not a tick later.
+        let became_leader = tokio::select! {
+            _ = tick.tick() => false,
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let leader = metrics.borrow_watched().state == ServerState::Leader;
+                let became = leader && !was_leader;
+                was_leader = leader;
+                if !became {
+                    continue;
+                }
+                true
+            }
+        };
         if ctx.is_stopping() {
             return;
         }
         let state = ctx.raft.metrics().borrow_watched().state;
-        if state != ServerState::Leader || ctx.cluster_level() >= crate::version::FORMAT_LEVEL {
+        was_leader = state == ServerState::Leader;
+        if !was_leader || ctx.cluster_level() >= crate::version::FORMAT_LEVEL {
             continue;
         }
+        tracing::debug!(
+            became_leader,
+            "checking whether every member applies this build's level"
+        );
         match raise(&ctx, None).await {
             Ok((before, after)) if after > before => {
                 tracing::info!(
