@@ -21,6 +21,7 @@ pub mod grpc;
 pub mod health;
 pub mod http;
 pub mod links;
+pub mod log_sync;
 pub mod metrics;
 pub mod node;
 pub mod policy;

@@ -35,6 +35,15 @@ use crate::tls::NodeIdentity;
 use crate::transport_limits as limits;
 
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let log_sync = crate::log_sync::from_env()?;
+    if log_sync == herald_raft::log_store::LogSync::UnsafeSkip {
+        tracing::error!(
+            "UNSAFE: {}={} is set: the raft log is never fsynced, so a power loss LOSES \
+             ACKNOWLEDGED MESSAGES; this switch exists only for the power-loss test's teeth",
+            herald_raft::log_store::UNSAFE_SKIP_LOG_FSYNC_ENV,
+            herald_raft::log_store::UNSAFE_SKIP_LOG_FSYNC_VALUE
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let db = herald_raft::db::open(&config.data_dir.join("db"))
         .map_err(|e| anyhow::anyhow!("opening RocksDB in {}: {e}", config.data_dir.display()))?;
@@ -50,7 +59,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     );
     let observer: herald_raft::observe::SharedObserver =
         Arc::new(MetricsObserver::new(metrics.clone()));
-    let log_store = LogStore::observed(db.clone(), observer.clone());
+    let log_store = LogStore::with_sync(db.clone(), observer.clone(), log_sync);
     let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?
         .with_observer(observer);
     let applied = state_machine.subscribe_applied();
@@ -273,9 +282,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
         _ = shutdown_signal() => None,
         fatal = raft_stopped(raft.clone()) => Some(format!(
-            "Raft stopped (herald {}, format level {}): {fatal}",
+            "Raft stopped (herald {}, format level {}, data directory {}): {fatal}",
             crate::version::describe(),
-            crate::version::FORMAT_LEVEL
+            crate::version::FORMAT_LEVEL,
+            config.data_dir.display()
         )),
     };
     match &failure {

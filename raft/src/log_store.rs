@@ -44,6 +44,23 @@ const KEY_COMMITTED: &[u8] = b"committed_log_id";
 /// Sorts after every 8-byte index key, so a range ending here covers index `u64::MAX` too.
 const KEY_PAST_LAST_INDEX: [u8; 9] = [0xff; 9];
 
+/// How the syncer makes what it acknowledges durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSync {
+    /// `FlushWAL(true)` before every acknowledgement: the only mode a real node runs in.
+    Fsync,
+    /// Acknowledges without fsyncing. It exists so the power-loss test can prove that its checker
+    /// sees the bug it exists for (a power cut then loses acknowledged messages); the node turns
+    /// it on only from [`UNSAFE_SKIP_LOG_FSYNC_ENV`] and says so in an ERROR line.
+    UnsafeSkip,
+}
+
+/// The hidden switch of [`LogSync::UnsafeSkip`]: the variable must hold exactly
+/// [`UNSAFE_SKIP_LOG_FSYNC_VALUE`], so nobody turns it on by accident with `1` or `true`.
+pub const UNSAFE_SKIP_LOG_FSYNC_ENV: &str = "HERALD_UNSAFE_SKIP_LOG_FSYNC";
+/// The one value [`UNSAFE_SKIP_LOG_FSYNC_ENV`] accepts: it says what it does.
+pub const UNSAFE_SKIP_LOG_FSYNC_VALUE: &str = "lose-acknowledged-messages";
+
 /// The Raft log and vote of this node, stored in RocksDB.
 ///
 /// Cheap to clone: clones share the database and the syncer thread, and openraft's log readers are
@@ -71,7 +88,16 @@ impl LogStore {
 
     /// As [`LogStore::new`], reporting each fsync's duration to `observer`.
     pub fn observed(db: Arc<DB>, observer: crate::observe::SharedObserver) -> LogStore {
-        let syncer = Syncer::start(db.clone(), observer);
+        LogStore::with_sync(db, observer, LogSync::Fsync)
+    }
+
+    /// As [`LogStore::observed`], with the given [`LogSync`] mode.
+    pub fn with_sync(
+        db: Arc<DB>,
+        observer: crate::observe::SharedObserver,
+        mode: LogSync,
+    ) -> LogStore {
+        let syncer = Syncer::start(db.clone(), observer, mode);
         LogStore {
             db,
             syncer: Arc::new(syncer),
@@ -306,11 +332,11 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn start(db: Arc<DB>, observer: crate::observe::SharedObserver) -> Syncer {
+    fn start(db: Arc<DB>, observer: crate::observe::SharedObserver, mode: LogSync) -> Syncer {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("raft-log-sync".to_string())
-            .spawn(move || run_syncer(&db, &rx, observer.as_ref()));
+            .spawn(move || run_syncer(&db, &rx, observer.as_ref(), mode));
         match spawned {
             Ok(thread) => Syncer {
                 tx: Some(tx),
@@ -357,27 +383,57 @@ impl Drop for Syncer {
     }
 }
 
+/// Answers queued requests, one fsync for all those waiting.
+///
+/// After a failed fsync the thread never fsyncs again and fails every later request: Linux may
+/// have dropped the dirty pages the failed writeback held and marked them clean, so a later fsync
+/// that succeeds proves nothing about the data before it (PostgreSQL's "fsyncgate"). openraft turns
+/// the error into a fatal storage error and the node stops; a restart replays the WAL from what
+/// is really on disk, and the cluster supplies the rest.
 fn run_syncer(
     db: &DB,
     rx: &mpsc::Receiver<IOFlushed<TypeConfig>>,
     observer: &dyn crate::observe::Observer,
+    mode: LogSync,
 ) {
     let mut pending = Vec::new();
+    let mut failed: Option<String> = None;
     while let Ok(first) = rx.recv() {
         pending.push(first);
         pending.extend(rx.try_iter());
+        if let Some(first_failure) = &failed {
+            for callback in pending.drain(..) {
+                callback.io_completed(Err(io::Error::other(format!(
+                    "the raft log WAL fsync failed earlier and is not retried ({first_failure})"
+                ))));
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
-        let result = db.flush_wal(true);
+        let result = match mode {
+            LogSync::Fsync => db.flush_wal(true),
+            LogSync::UnsafeSkip => Ok(()),
+        };
         observer.log_synced(started.elapsed());
         tracing::trace!(
             requests = pending.len(),
             ok = result.is_ok(),
             "raft log WAL fsync"
         );
+        if let Err(e) = &result {
+            let reason = format!(
+                "fsyncing the raft log WAL in {} failed: {e}; nothing written since the last \
+                 good fsync is acknowledged, and the fsync is not retried (a failed fsync may \
+                 have dropped the written data): the node must stop and restart",
+                db.path().display()
+            );
+            tracing::error!("{reason}");
+            failed = Some(reason);
+        }
         for callback in pending.drain(..) {
-            let outcome = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(rocks_err("fsyncing the raft log WAL", e.clone())),
+            let outcome = match &failed {
+                None => Ok(()),
+                Some(reason) => Err(io::Error::other(reason.clone())),
             };
             callback.io_completed(outcome);
         }
