@@ -1,5 +1,5 @@
 //! What every part of a running node shares: its configuration, its Raft handle, the proposer,
-//! read access to the projection, and the dispatch policy in force.
+//! read access to the projection, the dispatch policy in force, and the cluster clock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,8 @@ pub struct NodeContext {
     pub stopping: std::sync::atomic::AtomicBool,
     /// Channels to peers' internal service (to ask them their build: `cluster/versions.rs`).
     pub network: herald_raft::network::NetworkFactory,
+    /// The cluster clock: the "now" of every decision and event stamp (`cluster/clock.rs`).
+    pub clock: crate::cluster::clock::ClusterClock,
 }
 
 pub type Ctx = Arc<NodeContext>;

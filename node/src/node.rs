@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build_info;
 use crate::cluster::proposer::{ProposalMetrics, Proposer};
-use crate::cluster::{drain, placement, timers, versions};
+use crate::cluster::{clock, drain, placement, timers, versions};
 use crate::config::NodeConfig;
 use crate::context::NodeContext;
 use crate::grpc::admin::AdminService;
@@ -150,6 +150,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         stopping: Default::default(),
         network,
+        clock: crate::cluster::clock::ClusterClock::new(config.node_id),
     });
     if config.insecure {
         tracing::warn!(
@@ -254,6 +255,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ));
     }
 
+    tokio::spawn(clock::run(ctx.clone()));
     tokio::spawn(placement::run(ctx.clone()));
     tokio::spawn(drain::undrain_after_restart(ctx.clone()));
     tokio::spawn(versions::run_auto_finalize(ctx.clone()));

@@ -20,5 +20,7 @@ pub fn node_info(node_id: u64) -> herald_api::v1::NodeInfoReply {
         version: VERSION.into(),
         commit: COMMIT.into(),
         format_level: FORMAT_LEVEL,
+        // Filled in when answering (`InternalService::node_info`).
+        wall_clock_ms: 0,
     }
 }

@@ -513,7 +513,10 @@ impl Internal for InternalService {
         &self,
         _request: Request<NodeInfoRequest>,
     ) -> Result<Response<NodeInfoReply>, Status> {
-        Ok(Response::new(self.info.clone()))
+        let mut info = self.info.clone();
+        // Read as late as possible: the asker measures its offset to this clock.
+        info.wall_clock_ms = crate::events::now_ms();
+        Ok(Response::new(info))
     }
 
     async fn read_index(

@@ -5,6 +5,7 @@
 //! Nothing here is mocked: what the tests check is what an operator would run.
 
 pub mod chaos;
+pub mod faketime;
 pub mod fuzz;
 pub mod http;
 pub mod ops;

@@ -22,7 +22,7 @@ async fn three_nodes_every_fault_kind_nothing_lost() {
         let config = ChaosConfig::new(3, Duration::from_secs(150), seed, dir.clone());
         let report = chaos::run(&config).await.expect("the chaos harness runs");
         eprintln!("{}", report.summary());
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::all() {
             assert!(
                 report.faults.contains_key(kind.name()),
                 "seed {seed}: the schedule never injected {}",

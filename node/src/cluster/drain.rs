@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use herald_raft::events::{event::Kind, now_ms, Event, NodeDrainChanged};
+use herald_raft::events::{event::Kind, Event, NodeDrainChanged};
 use herald_raft::records::LinkTable;
 use herald_raft::types::{NodeId, RaftMetrics};
 use openraft::async_runtime::WatchReceiver as _;
@@ -158,7 +158,7 @@ async fn drain_and_wait(ctx: &Ctx) -> Result<(), String> {
         )
         .map_err(|e| format!("writing {}: {e}", marker(ctx).display()))?;
         let event = Event::new(
-            now_ms(),
+            ctx.clock.now_ms(),
             Kind::NodeDrain(NodeDrainChanged {
                 node: me,
                 drained: true,
@@ -229,7 +229,7 @@ pub async fn undrain_after_restart(ctx: Ctx) {
                 Ok(table) if !table.is_drained(ctx.id()) => break,
                 Ok(_) => {
                     let event = Event::new(
-                        now_ms(),
+                        ctx.clock.now_ms(),
                         Kind::NodeDrain(NodeDrainChanged {
                             node: ctx.id(),
                             drained: false,

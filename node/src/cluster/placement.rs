@@ -11,7 +11,7 @@ use openraft::Instant as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use herald_raft::events::{event::Kind, now_ms, Event, LinkAssigned};
+use herald_raft::events::{event::Kind, Event, LinkAssigned};
 use herald_raft::types::NodeId;
 use openraft::ServerState;
 
@@ -124,7 +124,7 @@ fn plan(
             .into_iter()
             .map(|(slot, node, epoch)| {
                 Event::new(
-                    now_ms(),
+                    ctx.clock.now_ms(),
                     Kind::LinkAssigned(LinkAssigned {
                         link: slot,
                         node,

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use herald_raft::events::{event::Kind, now_ms, Event, MessageExpired, MessageReleased};
+use herald_raft::events::{event::Kind, Event, MessageExpired, MessageReleased};
 use herald_raft::reader::ProjectionReader;
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::ServerState;
@@ -28,7 +28,7 @@ pub async fn run(ctx: Ctx) {
         if ctx.raft.metrics().borrow_watched().state != ServerState::Leader {
             continue;
         }
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         close_old_mo_assemblies(&ctx, now).await;
         let expired = ctx.reader.expired(now, SWEEP_BATCH);
         let due = ctx.reader.due_scheduled(now, SWEEP_BATCH);

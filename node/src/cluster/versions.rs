@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use herald_raft::events::{event::Kind, now_ms, ClusterVersionRaised, Event, Principal};
+use herald_raft::events::{event::Kind, ClusterVersionRaised, Event, Principal};
 use herald_raft::network::{node_info_remote, PeerBuild};
 use herald_raft::types::EventOutcome;
 use openraft::async_runtime::WatchReceiver as _;
@@ -161,7 +161,7 @@ pub async fn raise(ctx: &Ctx, principal: Option<Principal>) -> Result<(u32, u32)
         )));
     }
     let mut event = Event::new(
-        now_ms(),
+        ctx.clock.now_ms(),
         Kind::ClusterVersionRaised(ClusterVersionRaised { level: target }),
     );
     if let Some(p) = principal {
@@ -258,6 +258,7 @@ mod tests {
                 version: "0.1.0".into(),
                 commit: "abc".into(),
                 format_level: level,
+                wall_clock_ms: 0,
             })),
         }
     }

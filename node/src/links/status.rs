@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_raft::events::{event::Kind, now_ms, Event, LinkStatusChanged, MessageRequeued};
+use herald_raft::events::{event::Kind, Event, LinkStatusChanged, MessageRequeued};
 use herald_raft::records::{queue_name, MessageState};
 
 use crate::links::worker::{inflight_of_slot, LinkRun};
@@ -60,7 +60,7 @@ pub(crate) async fn run(run: Arc<LinkRun>) {
         };
         tracing::info!(slot = %run.slot, up, congested, %reason, "recording link status");
         let event = Event::new(
-            now_ms(),
+            run.ctx.clock.now_ms(),
             Kind::LinkStatus(LinkStatusChanged {
                 link: run.link.name.clone(),
                 slot: run.slot_field(),
@@ -100,7 +100,7 @@ pub(crate) async fn give_back_if_down(run: &Arc<LinkRun>, resend: &mut Vec<u64>)
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
-    let now = now_ms();
+    let now = run.ctx.clock.now_ms();
     let mut events = Vec::new();
     // What this slot has in flight, and the retries sent this link's way that it cannot take.
     let own_queue = queue_name("", &run.link.name);

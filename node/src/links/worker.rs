@@ -19,8 +19,8 @@ use herald_protocols::link::{LinkClient, Protocol};
 use herald_protocols::trace::{SubmitTrace, Submitted};
 use herald_protocols::MoPart;
 use herald_raft::events::{
-    event::Kind, now_ms, CarrierAccepted, CarrierRejected, CarrierUnanswered, DeliveryReported,
-    Event, MessageDispatched, MessageExpired, MoConcat, MoReceived, SubmitPdus,
+    event::Kind, CarrierAccepted, CarrierRejected, CarrierUnanswered, DeliveryReported, Event,
+    MessageDispatched, MessageExpired, MoConcat, MoReceived, SubmitPdus,
 };
 use herald_raft::records::{queue_name, slot_link, LinkTable, MessageRecord, SegmentStatus};
 use herald_raft::types::EventOutcome;
@@ -248,7 +248,7 @@ async fn dispatch_loop(run: Arc<LinkRun>) {
             }
             continue;
         }
-        let now = now_ms();
+        let now = run.ctx.clock.now_ms();
         let mut events = Vec::new();
         let mut planned = Vec::new();
         for msg in candidates {
@@ -510,7 +510,7 @@ fn next_candidates(run: &LinkRun, resend: &mut Vec<u64>, limit: usize) -> Vec<Me
             .into_iter()
             .filter(|queue| run.ctx.reader.queue_len(queue).map_or(true, |len| len > 0))
             .collect();
-        let now = now_ms();
+        let now = run.ctx.clock.now_ms();
         let room = limit - ids.len();
         let mut waiting: [Vec<u64>; 4] = Default::default();
         for (priority, class_ids) in waiting.iter_mut().enumerate() {
@@ -612,7 +612,7 @@ async fn send_segment(
             run.metrics.submit_rtt.observe(sent.elapsed().as_secs_f64());
         }
         // The answer's (or the failure's) time: the event's, which the send time is counted back from.
-        let answered_at = now_ms();
+        let answered_at = run.ctx.clock.now_ms();
         let pdus = Some(submit_pdus(&trace, answered_at));
         match result {
             Ok(SubmitOutcome::Accepted { carrier_id }) => {
@@ -779,7 +779,7 @@ fn retry_decision(
     flow_control: bool,
 ) -> u64 {
     let policy = run.ctx.policy();
-    let now = now_ms();
+    let now = run.ctx.clock.now_ms();
     if flow_control {
         return now + 200;
     }
@@ -827,7 +827,7 @@ async fn handle_client_events(
                 let ack = std::mem::take(&mut report.ack);
                 run.metrics.report(report.delivered);
                 let event = Event::new(
-                    now_ms(),
+                    run.ctx.clock.now_ms(),
                     Kind::DeliveryReported(DeliveryReported {
                         link: link.clone(),
                         carrier_id: report.carrier_id,
@@ -856,7 +856,10 @@ async fn handle_client_events(
             ClientEvent::Mo(mut part) => {
                 let ack = std::mem::take(&mut part.ack);
                 run.metrics.replies_received.inc();
-                let event = Event::new(now_ms(), Kind::MoReceived(mo_received(&run, part)));
+                let event = Event::new(
+                    run.ctx.clock.now_ms(),
+                    Kind::MoReceived(mo_received(&run, part)),
+                );
                 let Ok(permit) = reports_in_flight.clone().acquire_owned().await else {
                     return;
                 };

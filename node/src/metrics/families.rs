@@ -155,6 +155,7 @@ pub struct Metrics {
     pub disk_total: IntGauge,
     pub tls_certificate_expiry: IntGaugeVec,
     pub auth_failures: IntCounterVec,
+    pub clock_offset: prometheus::Gauge,
 }
 
 /// Registers a collector and hands it back.
@@ -468,6 +469,14 @@ impl Metrics {
                 &r,
                 "herald_disk_free_bytes",
                 "Free space for this node on the data directory's filesystem.",
+            )?,
+            clock_offset: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "herald_clock_offset_seconds",
+                    "This node's wall clock minus the cluster clock (the median of the voters' \
+                     clocks); 0 until a majority of voters has been sampled.",
+                )?,
             )?,
             disk_total: gauge(
                 &r,

@@ -13,7 +13,7 @@ pub const SCAN_CAP: u64 = 100_000;
 /// Refreshes every scrape-time value.
 pub fn refresh(ctx: &NodeContext) {
     let m = &ctx.metrics;
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let now_ms = ctx.clock.now_ms();
     let table = ctx.reader.links().ok();
     for link in &ctx.config.links {
         let name = link.name.as_str();

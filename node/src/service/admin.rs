@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use herald_raft::events::{event::Kind, now_ms, Event, NodeDrainChanged, PolicyChanged};
+use herald_raft::events::{event::Kind, Event, NodeDrainChanged, PolicyChanged};
 use herald_raft::types::EventOutcome;
 use openraft::async_runtime::WatchReceiver as _;
 
@@ -60,7 +60,7 @@ pub async fn set_policy(
         ServiceError::invalid("expected_version", "not a version this cluster can have")
     })?;
     let event = Event::new(
-        now_ms(),
+        ctx.clock.now_ms(),
         Kind::PolicyChanged(PolicyChanged {
             version,
             document: policy.to_json(),
@@ -116,7 +116,7 @@ pub async fn drain(
         check_drain_leaves_a_holder(node, &voters, &table.drained, live.as_ref())?;
     }
     let event = Event::new(
-        now_ms(),
+        ctx.clock.now_ms(),
         Kind::NodeDrain(NodeDrainChanged { node, drained }),
     )
     .by(caller.principal());

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_raft::events::{event::Kind, now_ms, AdminAction, Event};
+use herald_raft::events::{event::Kind, AdminAction, Event};
 use herald_raft::snapshot::backup::{BackupHeader, FORMAT_LEVEL};
 
 use super::caller::Caller;
@@ -79,14 +79,14 @@ pub async fn take(ctx: &Ctx, caller: &Caller) -> Result<TakenBackup, ServiceErro
                 .unwrap_or_default(),
             index,
             term,
-            created_at_ms: now_ms(),
+            created_at_ms: ctx.clock.now_ms(),
             data_len,
             sha256,
         },
         data: path,
     };
     let event = Event::new(
-        now_ms(),
+        ctx.clock.now_ms(),
         Kind::AdminAction(AdminAction {
             action: "cluster.backup".into(),
             node: ctx.id(),

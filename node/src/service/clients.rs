@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use herald_raft::events::{
-    event::Kind, now_ms, ClientCreated, ClientDeleted, ClientKeyAdded, ClientKeyRevoked, Event,
+    event::Kind, ClientCreated, ClientDeleted, ClientKeyAdded, ClientKeyRevoked, Event,
 };
 use herald_raft::records::ClientRecord;
 use herald_raft::types::EventOutcome;
@@ -66,7 +66,7 @@ async fn propose(
     kinds: Vec<Kind>,
     refused: impl Fn(String) -> ServiceError,
 ) -> Result<(), ServiceError> {
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     let events: Vec<Event> = kinds
         .into_iter()
         .map(|k| Event::new(now, k).by(caller.principal()))

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use herald_raft::events::{event::Kind, now_ms, AdminAction, Event};
+use herald_raft::events::{event::Kind, AdminAction, Event};
 use herald_raft::types::{Member, RaftMetrics};
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::ChangeMembers;
@@ -330,7 +330,7 @@ async fn audit(
         format!("node {node} at {raft_addr}")
     };
     let event = Event::new(
-        now_ms(),
+        ctx.clock.now_ms(),
         Kind::AdminAction(AdminAction {
             action: format!("member.{action}"),
             node,

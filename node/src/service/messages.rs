@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use herald_raft::events::{event::Kind, now_ms, Event, MessageCanceled};
+use herald_raft::events::{event::Kind, Event, MessageCanceled};
 use herald_raft::records::{MessageRecord, MessageState};
 use herald_raft::trace::Trace;
 use herald_raft::types::EventOutcome;
@@ -123,8 +123,11 @@ pub async fn cancel(
     if record.state() == MessageState::Canceled {
         return Ok(MessageState::Canceled);
     }
-    let event = Event::new(now_ms(), Kind::Canceled(MessageCanceled { message_id: id }))
-        .by(caller.principal());
+    let event = Event::new(
+        ctx.clock.now_ms(),
+        Kind::Canceled(MessageCanceled { message_id: id }),
+    )
+    .by(caller.principal());
     let outcomes = ctx.proposer.propose(vec![event]).await?;
     match outcomes.first() {
         Some(EventOutcome::Applied) => {

@@ -2,7 +2,7 @@
 //! submission is validated (`validate.rs`), admitted under the client's quota (`quota.rs`),
 //! turned into a `MessageSubmitted` event and proposed; the answer comes once it is committed.
 
-use herald_raft::events::{event::Kind, now_ms, Event, MessageSubmitted};
+use herald_raft::events::{event::Kind, Event, MessageSubmitted};
 use herald_raft::types::EventOutcome;
 use std::time::Instant;
 
@@ -113,8 +113,14 @@ async fn submit_one(
 ) -> Result<Submitted, ServiceError> {
     caller.require(Permission::Submit)?;
     let policy = ctx.policy();
-    let event = submitted_event(&submission, &ctx.config, &policy, caller.name(), now_ms())?
-        .by(caller.principal());
+    let event = submitted_event(
+        &submission,
+        &ctx.config,
+        &policy,
+        caller.name(),
+        ctx.clock.now_ms(),
+    )?
+    .by(caller.principal());
     admit(ctx, &policy, caller, 1)?;
     let (link, route) = match &event.kind {
         Some(Kind::Submitted(s)) => (s.link.clone(), s.route.clone()),
@@ -175,7 +181,7 @@ async fn submit_many(
 ) -> Result<Vec<Result<Submitted, ServiceError>>, ServiceError> {
     caller.require(Permission::Submit)?;
     check_batch_size(submissions.len())?;
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     let policy = ctx.policy();
     let mut results: Vec<Result<Submitted, ServiceError>> = Vec::with_capacity(submissions.len());
     let mut events = Vec::with_capacity(submissions.len());

@@ -90,7 +90,7 @@ pub fn send_time(send_at_ms: u64, now_ms: u64) -> Result<u64, ServiceError> {
         return Err(invalid(
             "send_at_ms",
             format!(
-                "{send_at_ms} is {} s in the past (the node's clock reads {now_ms}); a send time \
+                "{send_at_ms} is {} s in the past (the cluster's clock reads {now_ms}); a send time \
                  may be at most {} s earlier than now, for clock skew, or 0 to send at once",
                 (now_ms - send_at_ms) / 1000,
                 SEND_TIME_SKEW_MS / 1000
@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(send_time(now + 5_000, now), Ok(now + 5_000));
         assert_eq!(
             send_time(now - 125_000, now).unwrap_err().to_string(),
-            "send_at_ms: 1799999875000 is 125 s in the past (the node's clock reads \
+            "send_at_ms: 1799999875000 is 125 s in the past (the cluster's clock reads \
              1800000000000); a send time may be at most 60 s earlier than now, for clock skew, \
              or 0 to send at once"
         );

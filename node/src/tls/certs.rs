@@ -58,14 +58,16 @@ pub struct Validity {
 }
 
 impl Validity {
-    /// From an hour ago (clocks differ a little between machines) to `days` from now.
+    /// From a day ago to `days` from now. The day back is for clocks: a node whose wall clock
+    /// was stepped back (hours, not days) still accepts certificates made today, as its peers
+    /// with a right clock do (OPERATIONS.md, "Clocks").
     pub fn days(days: u32) -> Result<Validity, CertError> {
         if !(1..=36_500).contains(&days) {
             return Err(CertError::BadDays(days));
         }
         let now = OffsetDateTime::now_utc();
         Ok(Validity {
-            not_before: now - Duration::hours(1),
+            not_before: now - Duration::days(1),
             not_after: now + Duration::days(i64::from(days)),
         })
     }

@@ -12,7 +12,10 @@
 //!   at all; a refused one not at all; no message exists that no client asked for;
 //! - every delivery report a simulator sent for a carrier id a message kept is recorded on that
 //!   message's segment with the simulator's status;
-//! - the committed prefixes of the nodes' Raft logs agree entry by entry.
+//! - the committed prefixes of the nodes' Raft logs agree entry by entry;
+//! - clocks: no short-validity message expired, and no scheduled message reached its carrier,
+//!   earlier than its time by more than [`CLOCK_BOUND_MS`] of the harness's true clock, whatever
+//!   clock faults did to a node's wall clock.
 //!
 //! It never tolerates a loss to make a run pass: a problem is a line in `problems`, and any line
 //! fails the run.
@@ -28,6 +31,12 @@ use super::cluster::ChaosCluster;
 use super::faults::FaultKind;
 use super::history::{Outcome, Phase, Record};
 use super::workload::reference_in;
+
+/// How much earlier than its time (by the true clock) a message may expire or be released: the
+/// bound RELIABILITY.md and OPERATIONS.md ("Clocks") document while a minority of the voters'
+/// clocks is off — half a sample's round trip (at most 400 ms), plus the spread of the majority's
+/// clocks (nil here: one machine), plus margin.
+pub const CLOCK_BOUND_MS: u64 = 1000;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
@@ -64,6 +73,18 @@ pub struct Report {
     pub minority_acks: usize,
     /// The longest a minority node took to refuse a submission.
     pub minority_refusal_max_ms: u64,
+    /// Short-validity messages whose expiry was checked (seen terminal by a watcher).
+    pub clock_expiry_checked: usize,
+    /// Of those, expired earlier than their time less the bound.
+    pub expired_early: usize,
+    /// Scheduled messages whose release was checked (received by their carrier).
+    pub clock_release_checked: usize,
+    /// Of those, at the carrier earlier than their send time less the bound.
+    pub released_early: usize,
+    /// The earliest a scheduled message reached its carrier relative to its send time (ms;
+    /// negative: early) and the latest.
+    pub release_offset_min_ms: i64,
+    pub release_offset_max_ms: i64,
     pub problems: Vec<String>,
 }
 
@@ -87,7 +108,8 @@ impl Report {
              raft log entries compared {}\n\
              faults {:?}\n\
              unavailability after leader loss (ms): {:?} (max {}) | longest gap between acks {} ms\n\
-             minority side: refusals {:?} (slowest {} ms), acks {}\n",
+             minority side: refusals {:?} (slowest {} ms), acks {}\n\
+             clocks: expiry checked {} (early {}) | release checked {} (early {}; at the carrier {}..{} ms from the send time)\n",
             self.operations,
             self.acknowledged,
             self.unknown,
@@ -116,6 +138,12 @@ impl Report {
             self.minority_refusals,
             self.minority_refusal_max_ms,
             self.minority_acks,
+            self.clock_expiry_checked,
+            self.expired_early,
+            self.clock_release_checked,
+            self.released_early,
+            self.release_offset_min_ms,
+            self.release_offset_max_ms,
         ));
         if self.passed() {
             s.push_str("PASS\n");
@@ -139,6 +167,12 @@ struct Op {
     link: String,
     acked: BTreeSet<String>,
     outcome: Option<Outcome>,
+    /// When the first attempt was sent (history ms): no message of the op existed before.
+    first_invoke_ms: Option<u64>,
+    validity_s: u32,
+    send_at_ms: u64,
+    /// When a watcher first saw it terminal, and in which state.
+    terminal: Option<(u64, String)>,
 }
 
 fn ops_of(history: &[Record]) -> BTreeMap<u64, Op> {
@@ -146,14 +180,26 @@ fn ops_of(history: &[Record]) -> BTreeMap<u64, Op> {
     for r in history {
         match r {
             Record::Invoke {
+                t_ms,
                 op,
                 reference,
                 link,
+                validity_s,
+                send_at_ms,
                 ..
             } => {
                 let o = ops.entry(*op).or_default();
                 o.reference = reference.clone();
                 o.link = link.clone();
+                o.validity_s = *validity_s;
+                o.send_at_ms = *send_at_ms;
+                o.first_invoke_ms.get_or_insert(*t_ms);
+            }
+            Record::Terminal { t_ms, op, state } => {
+                ops.entry(*op)
+                    .or_default()
+                    .terminal
+                    .get_or_insert((*t_ms, state.clone()));
             }
             Record::Ok { op, message_id, .. } => {
                 ops.entry(*op).or_default().acked.insert(message_id.clone());
@@ -262,6 +308,8 @@ struct SimRecords {
     submits: HashMap<String, String>,
     /// reference → submits received
     per_ref: HashMap<String, usize>,
+    /// reference → when the carrier first received it (its true clock, ms since the epoch)
+    first_at_ms: HashMap<String, u64>,
     /// (msg_id, stat)
     reports: Vec<(String, String)>,
     total_submits: usize,
@@ -272,6 +320,7 @@ fn read_sim(path: &Path) -> SimRecords {
     let mut out = SimRecords {
         submits: HashMap::new(),
         per_ref: HashMap::new(),
+        first_at_ms: HashMap::new(),
         reports: Vec::new(),
         total_submits: 0,
     };
@@ -287,6 +336,10 @@ fn read_sim(path: &Path) -> SimRecords {
                     .to_string();
                 out.total_submits += 1;
                 *out.per_ref.entry(reference.clone()).or_default() += 1;
+                if let Some(at) = v["at_ms"].as_u64() {
+                    let first = out.first_at_ms.entry(reference.clone()).or_insert(at);
+                    *first = (*first).min(at);
+                }
                 out.submits.insert(msg_id, reference);
             }
             Some("report") => {
@@ -500,6 +553,8 @@ pub async fn check(cluster: &ChaosCluster, history: &[Record], config: &CheckCon
         }
     }
 
+    check_clocks(&ops, &sims, &mut report);
+
     // Delivery reports: each one for a carrier id a message kept must be on that segment.
     let mut segment_of: HashMap<(String, String), (u64, String)> = HashMap::new();
     for (id, m) in &reference_view {
@@ -558,6 +613,59 @@ pub async fn check(cluster: &ChaosCluster, history: &[Record], config: &CheckCon
 
     compare_logs(cluster, &mut report).await;
     report
+}
+
+/// No message expired or was released earlier than its time by more than [`CLOCK_BOUND_MS`],
+/// by the true clocks of the harness and the simulators (never faked).
+fn check_clocks(ops: &BTreeMap<u64, Op>, sims: &HashMap<String, SimRecords>, report: &mut Report) {
+    for (op_id, op) in ops {
+        if op.acked.is_empty() {
+            continue;
+        }
+        if op.validity_s > 0 {
+            if let (Some((seen, state)), Some(first)) = (&op.terminal, op.first_invoke_ms) {
+                report.clock_expiry_checked += 1;
+                // It was submitted at `first` at the earliest, so it may expire at
+                // `first + validity` at the earliest; it expired before `seen`.
+                let due = first + u64::from(op.validity_s) * 1000;
+                if state == "expired" && seen + CLOCK_BOUND_MS < due {
+                    report.expired_early += 1;
+                    report.problem(format!(
+                        "EARLY EXPIRY: op {op_id} ({}) with {} s validity was expired {} ms \
+                         after its first attempt (at most {} ms early allowed)",
+                        op.reference,
+                        op.validity_s,
+                        seen.saturating_sub(first),
+                        CLOCK_BOUND_MS
+                    ));
+                }
+            }
+        }
+        if op.send_at_ms > 0 {
+            let at = sims
+                .get(&op.link)
+                .and_then(|s| s.first_at_ms.get(&op.reference))
+                .copied();
+            if let Some(at) = at {
+                report.clock_release_checked += 1;
+                let offset = at as i64 - op.send_at_ms as i64;
+                if report.clock_release_checked == 1 {
+                    report.release_offset_min_ms = offset;
+                    report.release_offset_max_ms = offset;
+                }
+                report.release_offset_min_ms = report.release_offset_min_ms.min(offset);
+                report.release_offset_max_ms = report.release_offset_max_ms.max(offset);
+                if offset < -(CLOCK_BOUND_MS as i64) {
+                    report.released_early += 1;
+                    report.problem(format!(
+                        "EARLY RELEASE: op {op_id} ({}) reached {} {} ms before its send time \
+                         (at most {} ms early allowed)",
+                        op.reference, op.link, -offset, CLOCK_BOUND_MS
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Faults, unavailability windows, minority behaviour: from the history alone.
@@ -625,7 +733,7 @@ fn analyse_history(history: &[Record], report: &mut Report) {
         match phase {
             Phase::Start => {
                 *report.faults.entry(kind.clone()).or_default() += 1;
-                let loses_leader = FaultKind::ALL
+                let loses_leader = FaultKind::KNOWN
                     .iter()
                     .any(|k| k.name() == kind && k.hits_leader());
                 if loses_leader {

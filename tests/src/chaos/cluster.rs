@@ -37,6 +37,9 @@ pub struct Tuning {
     pub max_window: usize,
     pub max_per_second: u32,
     pub report_delay_ms: u64,
+    /// Every node runs under libfaketime with its own clock file, so its wall clock can be
+    /// jumped ([`ChaosCluster::set_clock_offset`]); the clock-skew faults need it.
+    pub clock_skew: bool,
 }
 
 impl Default for Tuning {
@@ -51,6 +54,7 @@ impl Default for Tuning {
             max_window: 16,
             max_per_second: 300,
             report_delay_ms: 100,
+            clock_skew: false,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct ChaosCluster {
     admin_key: SecretString,
     /// The cluster's CA: nodes speak TLS to each other through the proxies and to clients.
     pub tls: crate::TestCa,
+    /// Each node's wall-clock offset file (empty unless `tuning.clock_skew`).
+    clocks: BTreeMap<u64, crate::faketime::ClockFile>,
 }
 
 /// A port free on `ip` at the time of asking.
@@ -252,7 +258,17 @@ impl ChaosCluster {
             );
             std::fs::write(&n.config, config)?;
         }
+        let mut clocks = BTreeMap::new();
+        if tuning.clock_skew {
+            for n in &nodes {
+                let file =
+                    crate::faketime::ClockFile::create(&dir.join(format!("node{}.faketime", n.id)))
+                        .map_err(|e| anyhow::anyhow!("clock skew: {e}"))?;
+                clocks.insert(n.id, file);
+            }
+        }
         let cluster = ChaosCluster {
+            clocks,
             dir: dir.to_path_buf(),
             sim_procs: Mutex::new((0..sims.len()).map(|_| None).collect()),
             nodes,
@@ -334,10 +350,12 @@ impl ChaosCluster {
             ),
             None => (herald_bin(), spec.config.clone(), extra.to_vec()),
         };
+        let faketime = self.clocks.get(&id).map(|c| c.env()).unwrap_or_default();
         let child = Command::new(bin)
             .args(["node", "--config"])
             .arg(&config)
             .args(args)
+            .envs(faketime)
             .env("HERALD_LOG", "info,openraft=warn,h2=warn,tower=warn")
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))
@@ -452,6 +470,17 @@ impl ChaosCluster {
             .collect()
     }
 
+    /// Jumps node `id`'s wall clock to `secs` from the true time (0: the true time again), as an
+    /// NTP step would; within a second. Only with `tuning.clock_skew`.
+    pub fn set_clock_offset(&self, id: u64, secs: i64) -> anyhow::Result<()> {
+        let clock = self.clocks.get(&id).ok_or_else(|| {
+            anyhow::anyhow!("node {id} runs without a fake clock (tuning.clock_skew)")
+        })?;
+        clock
+            .set_offset_secs(secs)
+            .with_context(|| format!("setting node {id}'s clock offset"))
+    }
+
     /// Cuts every link from a node in `a` to a node in `b`, both ways.
     pub fn partition(&self, a: &[u64], b: &[u64]) {
         for (&(from, to), proxy) in &self.peer_proxies {
@@ -473,6 +502,9 @@ impl ChaosCluster {
     /// Undoes every fault: network healed, everything resumed, dead nodes restarted.
     pub fn heal_all(&self) -> anyhow::Result<()> {
         self.heal_network();
+        for id in self.clocks.keys() {
+            self.set_clock_offset(*id, 0)?;
+        }
         for s in 0..self.sims.len() {
             self.resume_sim(s);
         }

@@ -30,10 +30,16 @@ pub enum FaultKind {
     FlappingBridge,
     SimDisconnect,
     SimStall,
+    /// A random node's wall clock jumps forward, then back, by minutes to hours (libfaketime).
+    ClockSkewNode,
+    /// The leader's wall clock jumps forward, then back.
+    ClockSkewLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    /// Every kind the harness knows, whether or not this machine can inject it; a run uses
+    /// [`FaultKind::all`].
+    pub const KNOWN: [FaultKind; 13] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::KillRandom,
@@ -45,7 +51,41 @@ impl FaultKind {
         FaultKind::FlappingBridge,
         FaultKind::SimDisconnect,
         FaultKind::SimStall,
+        FaultKind::ClockSkewNode,
+        FaultKind::ClockSkewLeader,
     ];
+
+    /// Every kind this machine can inject: [`FaultKind::KNOWN`] less those whose capability is
+    /// missing ([`FaultKind::skipped`] says why).
+    pub fn all() -> Vec<FaultKind> {
+        FaultKind::KNOWN
+            .into_iter()
+            .filter(|k| k.missing_capability().is_none())
+            .collect()
+    }
+
+    /// The kinds this machine cannot inject, and why.
+    pub fn skipped() -> Vec<(FaultKind, String)> {
+        FaultKind::KNOWN
+            .into_iter()
+            .filter_map(|k| k.missing_capability().map(|why| (k, why)))
+            .collect()
+    }
+
+    /// Why this machine cannot inject this kind (None: it can).
+    pub fn missing_capability(self) -> Option<String> {
+        match self {
+            FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => {
+                crate::faketime::library().err()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether nodes must run under a fake clock for this kind.
+    pub fn needs_fake_clock(self) -> bool {
+        matches!(self, FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,10 +100,12 @@ impl FaultKind {
             FaultKind::FlappingBridge => "flapping-bridge",
             FaultKind::SimDisconnect => "sim-disconnect",
             FaultKind::SimStall => "sim-stall",
+            FaultKind::ClockSkewNode => "clock-skew-node",
+            FaultKind::ClockSkewLeader => "clock-skew-leader",
         }
     }
 
-    /// The `--faults` family: kill, pause, partition, sim.
+    /// The `--faults` family: kill, pause, partition, sim, clock.
     pub fn family(self) -> &'static str {
         match self {
             FaultKind::KillLeader
@@ -75,22 +117,31 @@ impl FaultKind {
                 "partition"
             }
             FaultKind::SimDisconnect | FaultKind::SimStall => "sim",
+            FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => "clock",
         }
     }
 
-    /// Kinds of the given families (`kill`, `pause`, `partition`, `sim`) or exact names.
+    /// Kinds of the given families (`kill`, `pause`, `partition`, `sim`, `clock`) or exact
+    /// names. A family or `all` takes the kinds this machine can inject (the run prints the
+    /// others); a kind named on its own that cannot be injected here is an error saying why.
     pub fn parse_list(list: &str) -> Result<Vec<FaultKind>, String> {
         let mut kinds = Vec::new();
         for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let matched: Vec<FaultKind> = FaultKind::ALL
+            if let Some(k) = FaultKind::KNOWN.into_iter().find(|k| k.name() == word) {
+                if let Some(why) = k.missing_capability() {
+                    return Err(format!("--faults: {word} cannot be injected here: {why}"));
+                }
+            }
+            let matched: Vec<FaultKind> = FaultKind::all()
                 .into_iter()
                 .filter(|k| word == "all" || k.family() == word || k.name() == word)
                 .collect();
-            if matched.is_empty() {
+            let family = FaultKind::KNOWN.iter().any(|k| k.family() == word);
+            if matched.is_empty() && !family {
                 return Err(format!(
-                    "--faults: {word:?} is not a fault family (kill, pause, partition, sim, all) \
-                     or a fault name ({})",
-                    FaultKind::ALL.map(|k| k.name()).join(", ")
+                    "--faults: {word:?} is not a fault family (kill, pause, partition, sim, \
+                     clock, all) or a fault name ({})",
+                    FaultKind::KNOWN.map(|k| k.name()).join(", ")
                 ));
             }
             for k in matched {
@@ -100,7 +151,14 @@ impl FaultKind {
             }
         }
         if kinds.is_empty() {
-            return Err("--faults: name at least one fault family".into());
+            let skipped: Vec<String> = FaultKind::skipped()
+                .into_iter()
+                .map(|(k, why)| format!("{}: {why}", k.name()))
+                .collect();
+            return Err(format!(
+                "--faults: no fault of {list:?} can be injected here (skipped: {})",
+                skipped.join("; ")
+            ));
         }
         Ok(kinds)
     }
@@ -155,6 +213,8 @@ pub fn schedule(
             // Some partitions outlast the node's 10 s proposal deadline, so the minority's
             // refusals are seen while it is still cut off.
             FaultKind::PartitionHalves | FaultKind::IsolateLeader => rng.gen_range(4000..14000),
+            // Each half (ahead, then behind) outlasts a few clock samples (1 s) and timer ticks.
+            FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => rng.gen_range(6000..12000),
             _ => rng.gen_range(3000..7000),
         });
         let gap = Duration::from_millis(rng.gen_range(3000..6000));
@@ -362,6 +422,41 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
                 "reconnects allowed".into(),
             );
         }
+        FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => {
+            let target = match fault.kind {
+                FaultKind::ClockSkewLeader => leader.or_else(|| pick(&mut rng, &ids)),
+                _ => pick(&mut rng, &ids),
+            };
+            let Some(target) = target else { return };
+            // Minutes to hours, ahead and then behind: an NTP step, a VM resume, a typo.
+            const STEPS_SECS: [i64; 6] = [120, 600, 1800, 3600, 2 * 3600, 6 * 3600];
+            let ahead = STEPS_SECS[rng.gen_range(0..STEPS_SECS.len())];
+            let behind = -STEPS_SECS[rng.gen_range(0..STEPS_SECS.len())];
+            let detail = format!(
+                "wall clock {ahead:+} s, then {behind:+} s, {:?} in all (leader was {leader:?})",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &[target], &[], detail);
+            if let Err(e) = cluster.set_clock_offset(target, ahead) {
+                eprintln!("chaos: {e:#}");
+            }
+            tokio::time::sleep(fault.hold / 2).await;
+            if let Err(e) = cluster.set_clock_offset(target, behind) {
+                eprintln!("chaos: {e:#}");
+            }
+            tokio::time::sleep(fault.hold - fault.hold / 2).await;
+            if let Err(e) = cluster.set_clock_offset(target, 0) {
+                eprintln!("chaos: {e:#}");
+            }
+            record(
+                history,
+                fault,
+                Phase::End,
+                &[target],
+                &[],
+                "wall clock back to the true time".into(),
+            );
+        }
         FaultKind::SimStall => {
             let s = rng.gen_range(0..cluster.sims.len());
             let detail = format!("{} SIGSTOPped for {:?}", cluster.sims[s].link, fault.hold);
@@ -382,13 +477,13 @@ mod tests {
     fn the_same_seed_draws_the_same_schedule() {
         let a = schedule(
             7,
-            &FaultKind::ALL,
+            &FaultKind::KNOWN,
             Duration::from_secs(300),
             Duration::from_secs(5),
         );
         let b = schedule(
             7,
-            &FaultKind::ALL,
+            &FaultKind::KNOWN,
             Duration::from_secs(300),
             Duration::from_secs(5),
         );
@@ -400,7 +495,7 @@ mod tests {
             key(&a),
             key(&schedule(
                 8,
-                &FaultKind::ALL,
+                &FaultKind::KNOWN,
                 Duration::from_secs(300),
                 Duration::from_secs(5)
             ))
@@ -412,11 +507,11 @@ mod tests {
         // The seed and span of tests/chaos_short.rs.
         let s = schedule(
             20261125,
-            &FaultKind::ALL,
+            &FaultKind::KNOWN,
             Duration::from_secs(145),
             Duration::from_secs(5),
         );
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::KNOWN {
             assert!(s.iter().any(|f| f.kind == kind), "{} missing", kind.name());
         }
     }
@@ -426,6 +521,13 @@ mod tests {
         let k = FaultKind::parse_list("kill,sim-stall").expect("valid");
         assert_eq!(k.len(), 5);
         assert!(FaultKind::parse_list("kill,bogus").is_err());
-        assert_eq!(FaultKind::parse_list("all").expect("valid").len(), 11);
+        assert_eq!(
+            FaultKind::parse_list("all").expect("valid").len(),
+            FaultKind::all().len()
+        );
+        assert_eq!(
+            FaultKind::all().len() + FaultKind::skipped().len(),
+            FaultKind::KNOWN.len()
+        );
     }
 }

@@ -26,6 +26,13 @@ pub enum Record {
         reference: String,
         key: String,
         link: String,
+        /// The validity asked for, in seconds (0: the default). Short ones check expiry under
+        /// clock faults.
+        #[serde(default, skip_serializing_if = "is_zero_u32")]
+        validity_s: u32,
+        /// The send time asked for (ms since the epoch by the harness's true clock; 0: at once).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        send_at_ms: u64,
     },
     /// The attempt was acknowledged.
     Ok {
@@ -61,6 +68,9 @@ pub enum Record {
         outcome: Outcome,
         message_id: Option<String>,
     },
+    /// A watcher first saw the acknowledged message of `op` in a terminal state (read from a
+    /// node every second: at most a second and a follower's lag after it became so).
+    Terminal { t_ms: u64, op: u64, state: String },
     /// A fault began or ended. `minority`: nodes cut off from the majority, for partitions.
     Fault {
         t_ms: u64,
@@ -71,6 +81,14 @@ pub enum Record {
         minority: Vec<u64>,
         detail: String,
     },
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ impl ChaosConfig {
             sims: 2,
             duration,
             seed,
-            faults: FaultKind::ALL.to_vec(),
+            faults: FaultKind::all(),
             clients: 6,
             rate: 40.0,
             dir,
@@ -66,7 +66,12 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
     let warmup = Duration::from_secs(5);
     // The last stretch is fault-free, so the run ends on a cluster that had time to settle.
     let span = config.duration.saturating_sub(Duration::from_secs(5));
+    for (kind, why) in FaultKind::skipped() {
+        eprintln!("chaos: fault kind {} skipped: {why}", kind.name());
+    }
     let schedule = faults::schedule(config.seed, &config.faults, span, warmup);
+    let mut tuning = config.tuning.clone();
+    tuning.clock_skew |= config.faults.iter().any(|k| k.needs_fake_clock());
     eprintln!(
         "chaos: seed {} | {} nodes | {} simulators | {:?} | {} faults scheduled | dir {}",
         config.seed,
@@ -77,13 +82,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
         config.dir.display()
     );
     let cluster = Arc::new(
-        cluster::ChaosCluster::start(
-            &config.dir,
-            config.nodes,
-            config.sims,
-            config.tuning.clone(),
-        )
-        .await?,
+        cluster::ChaosCluster::start(&config.dir, config.nodes, config.sims, tuning).await?,
     );
     if cluster
         .wait_for_leader(Duration::from_secs(60))

@@ -27,6 +27,23 @@ pub struct WorkloadConfig {
     pub op_limit: Duration,
 }
 
+/// Every `CLOCK_EVERY`th operation (offset 1) asks for a short validity, and every one at offset
+/// `CLOCK_EVERY / 2 + 1` for a send time a little ahead: under clock faults the checker finds
+/// whether any expired or was released before its time (RELIABILITY.md, "Clocks").
+pub const CLOCK_EVERY: u64 = 10;
+/// The short validity, seconds: far longer than a fault keeps a message from its carrier.
+pub const SHORT_VALIDITY_S: u32 = 90;
+/// How far ahead the scheduled operations ask to be sent.
+pub const SCHEDULE_AHEAD: Duration = Duration::from_secs(20);
+
+/// The harness's wall clock (never faked), ms since the epoch.
+pub fn true_wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The unique reference carried in an operation's text; the checker finds it at the carrier.
 pub fn reference(seed: u64, op: u64) -> String {
     format!("chaos-{seed}-{op}")
@@ -85,12 +102,24 @@ async fn client(
         let op = next_op.fetch_add(1, Ordering::SeqCst);
         let reference = reference(config.seed, op);
         let link = links[rng.gen_range(0..links.len())].clone();
+        let validity_s = if op % CLOCK_EVERY == 1 {
+            SHORT_VALIDITY_S
+        } else {
+            0
+        };
+        let send_at_ms = if op % CLOCK_EVERY == CLOCK_EVERY / 2 + 1 {
+            true_wall_ms() + SCHEDULE_AHEAD.as_millis() as u64
+        } else {
+            0
+        };
         let request = SubmitRequest {
             recipients: vec![format!("139{:08}", rng.gen_range(0..100_000_000u32))],
             text: text_of(&reference),
             idempotency_key: format!("key-{reference}"),
             client_ref: reference.clone(),
             link: link.clone(),
+            validity_seconds: validity_s,
+            send_at_ms,
             ..Default::default()
         };
         let mut attempt = 0u32;
@@ -107,6 +136,8 @@ async fn client(
                 reference: reference.clone(),
                 key: request.idempotency_key.clone(),
                 link: link.clone(),
+                validity_s,
+                send_at_ms,
             });
             match submit_once(&cluster, node, &request, config.attempt_timeout).await {
                 Ok((id, created)) => {
@@ -118,6 +149,15 @@ async fn client(
                         message_id: id.clone(),
                         created,
                     });
+                    if validity_s > 0 {
+                        tokio::spawn(watch_terminal(
+                            cluster.clone(),
+                            history.clone(),
+                            op,
+                            id.clone(),
+                            Duration::from_secs(u64::from(validity_s) + 60),
+                        ));
+                    }
                     outcome = (Outcome::Ok, Some(id));
                     break;
                 }
@@ -156,6 +196,55 @@ async fn client(
         if let Some(rest) = interval.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }
+    }
+}
+
+/// Reads message `id` from a live node every second until it is terminal (recorded with the time
+/// first seen) or `limit` passes: when a short-validity message expired, by the true clock.
+async fn watch_terminal(
+    cluster: Arc<ChaosCluster>,
+    history: Arc<History>,
+    op: u64,
+    id: String,
+    limit: Duration,
+) {
+    use herald_api::v1::{GetMessageRequest, MessageState};
+    let start = Instant::now();
+    let mut turn = 0usize;
+    while start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let live = cluster.live();
+        if live.is_empty() {
+            continue;
+        }
+        turn += 1;
+        let node = live[turn % live.len()];
+        let Some(mut client) = cluster.messaging(node).await else {
+            continue;
+        };
+        let read = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_message(GetMessageRequest {
+                message_id: id.clone(),
+            }),
+        )
+        .await;
+        let Ok(Ok(m)) = read else { continue };
+        let state = m.into_inner().state;
+        let terminal = match MessageState::try_from(state) {
+            Ok(MessageState::Delivered) => "delivered",
+            Ok(MessageState::Undelivered) => "undelivered",
+            Ok(MessageState::Failed) => "failed",
+            Ok(MessageState::Expired) => "expired",
+            Ok(MessageState::Canceled) => "canceled",
+            _ => continue,
+        };
+        history.push(Record::Terminal {
+            t_ms: history.now(),
+            op,
+            state: terminal.into(),
+        });
+        return;
     }
 }
 
