@@ -69,6 +69,25 @@ impl ClockFile {
         ]
     }
 
+    /// The offset a process started now with this clock sees (seconds, by running `date` under
+    /// it): proof that the library reads the file. A running process sees a change up to a
+    /// second later (the library's cache).
+    pub fn observed_offset_secs(&self) -> std::io::Result<i64> {
+        let out = std::process::Command::new("date")
+            .arg("+%s")
+            .envs(self.env())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let faked: i64 = text.trim().parse().map_err(|_| {
+            std::io::Error::other(format!("date under libfaketime printed {text:?}"))
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(faked - now)
+    }
+
     /// Jumps the process's wall clock to `secs` from the true time (negative: back). Takes
     /// effect within a second (the library's cache). Written whole, then renamed, so the library
     /// never reads half a line.

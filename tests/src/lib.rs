@@ -257,6 +257,10 @@ pub struct Options {
     /// starts; the cluster then starts from it instead of bootstrapping, and the other nodes
     /// wait to be added.
     pub restore_from: Option<PathBuf>,
+    /// Every node runs under libfaketime with its own clock file, so a test can jump its wall
+    /// clock ([`Cluster::set_clock_offset`]). Panics at start where libfaketime is missing
+    /// (`scripts/install-deps` installs it).
+    pub fake_clocks: bool,
 }
 
 impl Default for Options {
@@ -277,6 +281,7 @@ impl Default for Options {
             spare_nodes: 0,
             node_args: Vec::new(),
             restore_from: None,
+            fake_clocks: false,
         }
     }
 }
@@ -313,6 +318,8 @@ pub struct Cluster {
     /// The CA of the cluster's certificates (the process's [`test_ca`]; None: an insecure
     /// cluster).
     pub tls: Option<&'static TestCa>,
+    /// Each node's wall-clock offset file (empty unless `Options::fake_clocks`).
+    clocks: HashMap<u64, faketime::ClockFile>,
 }
 
 impl Cluster {
@@ -438,7 +445,21 @@ impl Cluster {
             );
             std::fs::write(&n.config, config).expect("writing a node config");
         }
+        let clocks: HashMap<u64, faketime::ClockFile> = if opts.fake_clocks {
+            nodes
+                .iter()
+                .map(|n| {
+                    let file = dir.path().join(format!("node{}.faketime", n.id));
+                    let clock = faketime::ClockFile::create(&file)
+                        .unwrap_or_else(|e| panic!("fake clocks: {e}"));
+                    (n.id, clock)
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let cluster = Cluster {
+            clocks,
             dir,
             nodes,
             sim_addr,
@@ -658,17 +679,35 @@ impl Cluster {
             .get(&id)
             .cloned()
             .unwrap_or_else(herald_bin);
+        let faketime = self.clocks.get(&id).map(|c| c.env()).unwrap_or_default();
         let child = Command::new(bin)
             .args(["node", "--config"])
             .arg(&spec.config)
             .args(&self.node_args)
             .args(extra)
+            .envs(faketime)
             .env("HERALD_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))
             .spawn()
             .expect("starting a herald node");
         self.procs.lock().expect("process table").insert(id, child);
+    }
+
+    /// Jumps node `id`'s wall clock to `secs` from the true time (0: back to it), as an NTP
+    /// step would; the node sees it within a second. Needs `Options::fake_clocks`.
+    pub fn set_clock_offset(&self, id: u64, secs: i64) {
+        self.clocks
+            .get(&id)
+            .unwrap_or_else(|| panic!("node {id} has no fake clock (Options::fake_clocks)"))
+            .set_offset_secs(secs)
+            .unwrap_or_else(|e| panic!("setting node {id}'s clock offset: {e}"));
+    }
+
+    /// The wall-clock offset a process under node `id`'s fake clock sees now (see
+    /// [`faketime::ClockFile::observed_offset_secs`]).
+    pub fn observed_clock_offset(&self, id: u64) -> Option<i64> {
+        self.clocks.get(&id)?.observed_offset_secs().ok()
     }
 
     /// SIGKILL: no shutdown code runs, as in a power cut of the process.
