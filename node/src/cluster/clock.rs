@@ -112,9 +112,10 @@ impl ClusterClock {
                     offsets.push(sample.offset_ms);
                 }
             }
-            // A majority of the voters, this node counted once whether it votes or not.
-            let voters = s.voters.len().max(1);
-            (offsets.len() > voters / 2).then_some(offsets)
+            // A majority of the voters, this node counted once whether it votes or not. Before
+            // the first sampling round the voters are not known: no majority.
+            let voters = s.voters.len();
+            (voters > 0 && offsets.len() > voters / 2).then_some(offsets)
         });
         match offsets {
             Some(offsets) => {
@@ -155,6 +156,13 @@ impl ClusterClock {
             s.samples.retain(|id, _| voters.contains(id));
             s.voters = voters;
         }
+    }
+
+    /// Whether a majority of the voters' clocks votes now (false: "now" is this node's own wall
+    /// clock). The leader's timers wait for it, so a leader elected in the first second after a
+    /// start with a stepped clock does not expire or release by that clock.
+    pub fn has_majority(&self) -> bool {
+        self.read().majority
     }
 
     /// The largest measurement error (half a round trip) among the fresh samples, in ms.
@@ -278,6 +286,17 @@ mod tests {
         let r = c.read();
         assert!(!r.majority);
         assert!(close(r.now_ms, wall_ms(), 50));
+    }
+
+    #[test]
+    fn before_the_voters_are_known_there_is_no_majority() {
+        let c = ClusterClock::new(1);
+        assert!(!c.has_majority());
+        c.set_voters([1].into_iter().collect());
+        assert!(
+            c.has_majority(),
+            "a single-voter cluster is its own majority"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - MO assemblies older than the policy's `replies.incomplete-after-ms` are closed
 //!   (`MoAssemblyClosed`): a long reply still missing parts is passed on marked incomplete, and
 //!   the memory of a finished one (which recognises a carrier's resends) is forgotten.
+//!
+//! "Now" is the cluster clock, and nothing is decided until it holds a majority's samples.
 
 use std::time::Duration;
 
@@ -26,6 +28,11 @@ pub async fn run(ctx: Ctx) {
     loop {
         tick.tick().await;
         if ctx.raft.metrics().borrow_watched().state != ServerState::Leader {
+            continue;
+        }
+        // A leader reaches a majority, so its clock samples arrive within a second; until then
+        // its own wall clock may be the stepped one (`cluster/clock.rs`).
+        if !ctx.clock.has_majority() {
             continue;
         }
         let now = ctx.clock.now_ms();
