@@ -59,6 +59,15 @@ pub struct NodeConfig {
         skip_serializing_if = "is_default_shutdown_drain_timeout"
     )]
     pub shutdown_drain_timeout_ms: u64,
+    /// Bytes that must stay free on the data directory's filesystem: below it the node refuses
+    /// writes (clients get UNAVAILABLE naming the node, the free bytes and this reserve), refuses
+    /// the leader's appends, hands leadership over, and keeps serving reads; it takes writes again
+    /// by itself once space returns. Room for RocksDB to flush and compact meanwhile.
+    #[serde(
+        default = "default_min_free_space",
+        skip_serializing_if = "is_default_min_free_space"
+    )]
+    pub min_free_space: u64,
     /// Rolling upgrades: whether the leader raises the cluster version by itself.
     #[serde(default, skip_serializing_if = "UpgradeConfig::is_default")]
     pub upgrades: UpgradeConfig,
@@ -98,6 +107,14 @@ fn default_shutdown_drain_timeout_ms() -> u64 {
 
 fn is_default_shutdown_drain_timeout(ms: &u64) -> bool {
     *ms == default_shutdown_drain_timeout_ms()
+}
+
+fn default_min_free_space() -> u64 {
+    crate::disk_space::DEFAULT_MIN_FREE_SPACE
+}
+
+fn is_default_min_free_space(bytes: &u64) -> bool {
+    *bytes == default_min_free_space()
 }
 
 /// The `[auth]` section.

@@ -38,6 +38,8 @@ pub struct NodeContext {
     pub network: herald_raft::network::NetworkFactory,
     /// The cluster clock: the "now" of every decision and event stamp (`cluster/clock.rs`).
     pub clock: crate::cluster::clock::ClusterClock,
+    /// The data directory's free space against `min-free-space`: below it, writes are refused.
+    pub disk: Arc<crate::disk_space::DiskSpace>,
 }
 
 pub type Ctx = Arc<NodeContext>;
@@ -72,6 +74,13 @@ impl NodeContext {
     /// operator or by itself before a stop). A draining node is not ready for new work.
     pub fn is_draining(&self) -> bool {
         self.is_stopping() || self.reader.links().is_ok_and(|t| t.is_drained(self.id()))
+    }
+
+    /// Refuses a write while this node's disk is below its reserve (`crate::disk_space`).
+    pub fn check_disk(&self) -> Result<(), crate::service::error::ServiceError> {
+        self.disk
+            .check()
+            .map_err(|low| crate::service::error::ServiceError::Unavailable(low.to_string()))
     }
 
     pub fn set_link_connected(&self, link: &str, connected: bool) {

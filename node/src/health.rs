@@ -15,6 +15,10 @@ pub const MAX_APPLY_LAG: u64 = 1_000;
 
 /// Whether this node is ready to serve; `Err` says why not, in words for an operator.
 pub fn readiness(ctx: &NodeContext) -> Result<(), String> {
+    // First: the one reason an operator must act on, whatever else is true.
+    if let Err(low) = ctx.disk.check() {
+        return Err(low.to_string());
+    }
     let (leader, committed) = {
         let m = ctx.raft.metrics();
         let m = m.borrow_watched();

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod context;
+pub mod disk_space;
 pub mod grpc;
 pub mod health;
 pub mod http;

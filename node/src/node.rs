@@ -45,6 +45,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    let disk =
+        crate::disk_space::DiskSpace::new(config.node_id, &config.data_dir, config.min_free_space);
+    if let Err(low) = disk.check() {
+        tracing::error!("{low}");
+    }
     let db = herald_raft::db::open(&config.data_dir.join("db"))
         .map_err(|e| anyhow::anyhow!("opening RocksDB in {}: {e}", config.data_dir.display()))?;
     let link_names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
@@ -62,6 +67,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let log_store = LogStore::with_sync(db.clone(), observer.clone(), log_sync);
     let state_machine = StateMachineStore::new(db.clone(), &config.data_dir.join("snapshots"))?
         .with_observer(observer);
+    // RocksDB fsyncs its own directory, not the entry naming it: without this, a power cut soon
+    // after the first start loses `db/` and `snapshots/` whole (and the node its whole log).
+    for dir in [config.data_dir.as_path(), data_dir_parent(&config.data_dir)] {
+        sync_dir(dir)
+            .map_err(|e| anyhow::anyhow!("fsyncing the directory {}: {e}", dir.display()))?;
+    }
     let applied = state_machine.subscribe_applied();
     let snapshot_dir = state_machine.snapshot_dir();
 
@@ -151,6 +162,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         stopping: Default::default(),
         network,
         clock: crate::cluster::clock::ClusterClock::new(config.node_id),
+        disk: disk.clone(),
     });
     if config.insecure {
         tracing::warn!(
@@ -194,6 +206,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let internal_service = InternalServer::new(
         InternalService::new(raft.clone(), snapshot_dir)
             .with_admission(admission.clone())
+            .with_write_gate({
+                let disk = disk.clone();
+                Arc::new(move || disk.check().map_err(|low| low.to_string()))
+            })
             .with_node_info(crate::version::node_info(config.node_id)),
     )
     .max_decoding_message_size(limits::INTERNAL_MAX_MESSAGE)
@@ -212,6 +228,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         health_reporter,
         shutdown.clone(),
     ));
+    tokio::spawn(crate::disk_space::watch(ctx.clone(), shutdown.clone()));
     tokio::spawn(crate::metrics::raft_watch::run(
         raft.clone(),
         metrics.clone(),
@@ -402,6 +419,19 @@ async fn raft_stopped(raft: Raft) -> String {
             return "its metrics channel closed".into();
         }
     }
+}
+
+/// The directory holding `data_dir` (itself when it has none: `/`).
+fn data_dir_parent(data_dir: &std::path::Path) -> &std::path::Path {
+    match data_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// Makes the entries of `dir` durable (the files and directories created in it).
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A tonic server with the per-connection limits both ports share.

@@ -49,9 +49,12 @@ const KEY_PAST_LAST_INDEX: [u8; 9] = [0xff; 9];
 pub enum LogSync {
     /// `FlushWAL(true)` before every acknowledgement: the only mode a real node runs in.
     Fsync,
-    /// Acknowledges without fsyncing. It exists so the power-loss test can prove that its checker
-    /// sees the bug it exists for (a power cut then loses acknowledged messages); the node turns
-    /// it on only from [`UNSAFE_SKIP_LOG_FSYNC_ENV`] and says so in an ERROR line.
+    /// Acknowledges appended entries without fsyncing. It exists so the power-loss test can prove
+    /// that its checker sees the bug it exists for (a power cut then loses acknowledged
+    /// messages); the node turns it on only from [`UNSAFE_SKIP_LOG_FSYNC_ENV`] and says so in an
+    /// ERROR line. Votes are still fsynced (each such fsync also makes the entries before it
+    /// durable): the bug it plants is the hot path's, and a cluster whose very first entries
+    /// vanished would only show amnesia (no node could lead again), not the loss.
     UnsafeSkip,
 }
 
@@ -135,7 +138,10 @@ impl LogStore {
     /// Returns once every write made before the call is on disk.
     async fn sync(&self) -> io::Result<()> {
         let (tx, rx) = TypeConfig::oneshot();
-        self.syncer.request(IOFlushed::signal(tx));
+        self.syncer.request(SyncRequest {
+            callback: IOFlushed::signal(tx),
+            vote: true,
+        });
         rx.await
             .map_err(|_| io::Error::other("the raft log syncer thread dropped an fsync request"))?
     }
@@ -287,7 +293,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Readable from the tail only once they are in RocksDB: the tail never holds an entry
         // the log does not.
         self.with_tail(|tail| tail.push(written));
-        self.syncer.request(callback);
+        self.syncer.request(SyncRequest {
+            callback,
+            vote: false,
+        });
         Ok(())
     }
 
@@ -327,7 +336,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 /// fills during each fsync and the number of fsyncs stays near the disk's rate, whatever the
 /// number of appends.
 struct Syncer {
-    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    tx: Option<mpsc::Sender<SyncRequest>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -355,15 +364,15 @@ impl Syncer {
     }
 
     /// Queues `callback` for the next fsync. The caller must have finished its write first.
-    fn request(&self, callback: IOFlushed<TypeConfig>) {
+    fn request(&self, request: SyncRequest) {
         let Some(tx) = &self.tx else {
-            callback.io_completed(Err(io::Error::other(
+            request.callback.io_completed(Err(io::Error::other(
                 "the raft log syncer thread is not running",
             )));
             return;
         };
-        if let Err(mpsc::SendError(callback)) = tx.send(callback) {
-            callback.io_completed(Err(io::Error::other(
+        if let Err(mpsc::SendError(request)) = tx.send(request) {
+            request.callback.io_completed(Err(io::Error::other(
                 "the raft log syncer thread has stopped",
             )));
         }
@@ -383,6 +392,13 @@ impl Drop for Syncer {
     }
 }
 
+/// One wait for the disk: an append's callback, or a saved vote.
+struct SyncRequest {
+    callback: IOFlushed<TypeConfig>,
+    /// A vote: fsynced even under [`LogSync::UnsafeSkip`] (see there).
+    vote: bool,
+}
+
 /// Answers queued requests, one fsync for all those waiting.
 ///
 /// After a failed fsync the thread never fsyncs again and fails every later request: Linux may
@@ -392,7 +408,7 @@ impl Drop for Syncer {
 /// is really on disk, and the cluster supplies the rest.
 fn run_syncer(
     db: &DB,
-    rx: &mpsc::Receiver<IOFlushed<TypeConfig>>,
+    rx: &mpsc::Receiver<SyncRequest>,
     observer: &dyn crate::observe::Observer,
     mode: LogSync,
 ) {
@@ -402,8 +418,8 @@ fn run_syncer(
         pending.push(first);
         pending.extend(rx.try_iter());
         if let Some(first_failure) = &failed {
-            for callback in pending.drain(..) {
-                callback.io_completed(Err(io::Error::other(format!(
+            for request in pending.drain(..) {
+                request.callback.io_completed(Err(io::Error::other(format!(
                     "the raft log WAL fsync failed earlier and is not retried ({first_failure})"
                 ))));
             }
@@ -411,8 +427,8 @@ fn run_syncer(
         }
         let started = std::time::Instant::now();
         let result = match mode {
-            LogSync::Fsync => db.flush_wal(true),
-            LogSync::UnsafeSkip => Ok(()),
+            LogSync::UnsafeSkip if !pending.iter().any(|r| r.vote) => Ok(()),
+            _ => db.flush_wal(true),
         };
         observer.log_synced(started.elapsed());
         tracing::trace!(
@@ -430,12 +446,12 @@ fn run_syncer(
             tracing::error!("{reason}");
             failed = Some(reason);
         }
-        for callback in pending.drain(..) {
+        for request in pending.drain(..) {
             let outcome = match &failed {
                 None => Ok(()),
                 Some(reason) => Err(io::Error::other(reason.clone())),
             };
-            callback.io_completed(outcome);
+            request.callback.io_completed(outcome);
         }
     }
 }

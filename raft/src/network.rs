@@ -366,7 +366,14 @@ pub struct InternalService {
     snapshots: Arc<SnapshotDir>,
     /// What `NodeInfo` answers: this node's build and format level.
     info: NodeInfoReply,
+    /// Whether this node may take writes now ([`WriteGate`]).
+    write_gate: WriteGate,
 }
+
+/// Ok when this node may store what the leader sends; Err(why not), e.g. its disk is below its
+/// reserve. Appends that carry entries and snapshots are refused while it says no (the leader
+/// retries them); heartbeats and votes are not.
+pub type WriteGate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl InternalService {
     pub fn new(raft: Raft, snapshots: Arc<SnapshotDir>) -> Self {
@@ -378,7 +385,14 @@ impl InternalService {
                 format_level: crate::events::FORMAT_LEVEL,
                 ..Default::default()
             },
+            write_gate: Arc::new(|| Ok(())),
         }
+    }
+
+    /// Refuses appends with entries and snapshots while `gate` says no.
+    pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
+        self.write_gate = gate;
+        self
     }
 
     /// Sets what `NodeInfo` answers (the node knows its build; this crate does not).
@@ -424,7 +438,11 @@ impl Internal for InternalService {
         let req = request.into_inner();
         match req.method.as_str() {
             "append" => {
-                let rpc = decode(&req.payload).map_err(bad_payload)?;
+                let rpc: AppendEntriesRequest<TypeConfig> =
+                    decode(&req.payload).map_err(bad_payload)?;
+                if !rpc.entries.is_empty() {
+                    (self.write_gate)().map_err(Status::resource_exhausted)?;
+                }
                 reply(&self.raft.append_entries(rpc).await)
             }
             "vote" => {
@@ -435,6 +453,7 @@ impl Internal for InternalService {
                 reply(&self.raft.vote(rpc).await)
             }
             "snapshot" => {
+                (self.write_gate)().map_err(Status::resource_exhausted)?;
                 // Sent whole by a node that predates `InstallSnapshot`.
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
                     decode(&req.payload).map_err(bad_payload)?;
@@ -466,6 +485,7 @@ impl Internal for InternalService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftReply>, Status> {
+        (self.write_gate)().map_err(Status::resource_exhausted)?;
         let received = transfer::receive(&self.snapshots, request.into_inner())
             .await
             .map_err(|e| {

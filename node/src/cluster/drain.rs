@@ -85,6 +85,32 @@ pub async fn hand_off_leadership(
     if metrics.state != ServerState::Leader || !table.is_drained(ctx.id()) {
         return None;
     }
+    transfer_to_successor(ctx, metrics, table, "this node is drained").await
+}
+
+/// On the leader: asks the best successor to take over because of `why` (a full disk), whether
+/// or not this node is drained. Returns the node asked, if any.
+pub async fn hand_off_leadership_because(ctx: &Ctx, why: &str) -> Option<NodeId> {
+    let metrics = ctx.raft.metrics().borrow_watched().clone();
+    if metrics.state != ServerState::Leader {
+        return None;
+    }
+    let table = match ctx.reader.links() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("reading the link table to hand leadership over: {e}");
+            return None;
+        }
+    };
+    transfer_to_successor(ctx, &metrics, &table, why).await
+}
+
+async fn transfer_to_successor(
+    ctx: &Ctx,
+    metrics: &RaftMetrics,
+    table: &LinkTable,
+    why: &str,
+) -> Option<NodeId> {
     let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
     let lost_after = Duration::from_millis(ctx.config.placement.node_lost_after_ms);
     let live = crate::cluster::placement::live_nodes(ctx, metrics, lost_after);
@@ -97,7 +123,7 @@ pub async fn hand_off_leadership(
             .unwrap_or(0)
     };
     let to = successor(ctx.id(), &voters, &table.drained, &live, &matched)?;
-    tracing::info!(to, "this node is drained: handing leadership over");
+    tracing::info!(to, "{why}: handing leadership over");
     if let Err(e) = ctx.raft.trigger().transfer_leader(to).await {
         tracing::warn!("leadership transfer to node {to} not started: {e}");
         return None;

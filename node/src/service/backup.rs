@@ -98,6 +98,7 @@ pub async fn take(ctx: &Ctx, caller: &Caller) -> Result<TakenBackup, ServiceErro
         }),
     )
     .by(caller.principal());
+    ctx.check_disk()?;
     ctx.proposer.propose(vec![event]).await?;
     Ok(taken)
 }

@@ -27,9 +27,8 @@ struct Args {
     /// Seeds the fault schedule and the workload: the same seed, the same faults at the same times.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Fault families (kill, pause, partition, sim, clock, all) or fault names, comma-separated;
-    /// kinds this machine cannot inject (clock: no libfaketime) are left out with a reason.
-    #[arg(long, default_value = "all")]
+    /// Fault families or fault names, comma-separated (the full list: --help).
+    #[arg(long, default_value = "all", long_help = FaultKind::help())]
     faults: String,
     /// Carrier simulators (one link each).
     #[arg(long, default_value_t = 2)]

@@ -68,6 +68,9 @@ pub struct Report {
     pub faults: BTreeMap<String, usize>,
     /// Per leader-losing fault: ms from the fault to the first acknowledgement of a later attempt.
     pub leader_loss_unavailable_ms: Vec<(String, u64)>,
+    /// Per fault kind, per fault: ms from the fault's start to the first acknowledgement of an
+    /// attempt made at or after it (how long new submissions went unanswered).
+    pub unavailable_ms_by_kind: BTreeMap<String, Vec<u64>>,
     pub longest_ack_gap_ms: u64,
     pub minority_refusals: BTreeMap<String, usize>,
     pub minority_acks: usize,
@@ -85,6 +88,8 @@ pub struct Report {
     /// negative: early) and the latest.
     pub release_offset_min_ms: i64,
     pub release_offset_max_ms: i64,
+    /// Fault kinds asked for that this machine could not inject, with the reason.
+    pub skipped_faults: BTreeMap<String, String>,
     pub problems: Vec<String>,
 }
 
@@ -109,7 +114,8 @@ impl Report {
              faults {:?}\n\
              unavailability after leader loss (ms): {:?} (max {}) | longest gap between acks {} ms\n\
              minority side: refusals {:?} (slowest {} ms), acks {}\n\
-             clocks: expiry checked {} (early {}) | release checked {} (early {}; at the carrier {}..{} ms from the send time)\n",
+             clocks: expiry checked {} (early {}) | release checked {} (early {}; at the carrier {}..{} ms from the send time)\n\
+             unavailability per fault kind (ms, from the fault to the next acknowledged submission):\n{}",
             self.operations,
             self.acknowledged,
             self.unknown,
@@ -144,7 +150,11 @@ impl Report {
             self.released_early,
             self.release_offset_min_ms,
             self.release_offset_max_ms,
+            self.unavailability_table(),
         ));
+        for (kind, why) in &self.skipped_faults {
+            s.push_str(&format!("skipped fault kind {kind}: {why}\n"));
+        }
         if self.passed() {
             s.push_str("PASS\n");
         } else {
@@ -154,6 +164,22 @@ impl Report {
             }
         }
         s
+    }
+
+    /// One line per fault kind: how many, median and max unavailability.
+    pub fn unavailability_table(&self) -> String {
+        let mut out = String::new();
+        for (kind, windows) in &self.unavailable_ms_by_kind {
+            let mut w = windows.clone();
+            w.sort();
+            let median = w.get(w.len() / 2).copied().unwrap_or(0);
+            let max = w.last().copied().unwrap_or(0);
+            out.push_str(&format!(
+                "  {kind:<20} faults {:>3} | median {median:>6} | max {max:>6}\n",
+                w.len()
+            ));
+        }
+        out
     }
 
     fn problem(&mut self, p: String) {
@@ -725,6 +751,7 @@ fn analyse_history(history: &[Record], report: &mut Report) {
             kind,
             phase,
             minority,
+            detail,
             ..
         } = r
         else {
@@ -733,6 +760,18 @@ fn analyse_history(history: &[Record], report: &mut Report) {
         match phase {
             Phase::Start => {
                 *report.faults.entry(kind.clone()).or_default() += 1;
+                let next_ack = acks
+                    .iter()
+                    .filter(|(t0, _)| *t0 >= *t_ms)
+                    .map(|(_, t1)| *t1)
+                    .min();
+                if let Some(t1) = next_ack {
+                    report
+                        .unavailable_ms_by_kind
+                        .entry(kind.clone())
+                        .or_default()
+                        .push(t1 - t_ms);
+                }
                 let loses_leader = FaultKind::KNOWN
                     .iter()
                     .any(|k| k.name() == kind && k.hits_leader());
@@ -751,6 +790,11 @@ fn analyse_history(history: &[Record], report: &mut Report) {
                 open.insert(*seq, (*t_ms, kind.clone(), minority.clone()));
             }
             Phase::End => {
+                if let Some(what) = detail.strip_prefix(super::faults::PROBLEM_MARK) {
+                    report
+                        .problems
+                        .push(format!("fault {seq} ({kind}): {what}"));
+                }
                 let Some((start, kind, minority)) = open.remove(seq) else {
                     continue;
                 };

@@ -5,6 +5,10 @@
 //! Each node gets its own config whose `[[peers]] route` points at the proxy `i → j`, so blocking
 //! that proxy cuts exactly node i's traffic to node j; the membership (`raft`) is the same
 //! everywhere. Nodes and simulators can be SIGKILLed, restarted, SIGSTOPped and SIGCONTed.
+//!
+//! With [`Tuning::lossy_fs`], each node's data directory is its own [`LossyFs`] mount (held by
+//! this process), so a node's machine can lose power ([`ChaosCluster::power_cut`]), fill its
+//! disk or fail its fsyncs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use anyhow::Context as _;
 use herald_api::v1::cluster_client::ClusterClient;
 use herald_api::v1::messaging_client::MessagingClient;
 use herald_api::v1::{ClusterStatusRequest, ClusterStatusResponse};
+use herald_lossyfs::{Fault, LossyFs, Tear};
 use herald_node::cli::connect::{ClientChannel, Connector};
 use secrecy::SecretString;
 
@@ -40,6 +45,11 @@ pub struct Tuning {
     /// Every node runs under libfaketime with its own clock file, so its wall clock can be
     /// jumped ([`ChaosCluster::set_clock_offset`]); the clock-skew faults need it.
     pub clock_skew: bool,
+    /// Each node's data directory on its own [`LossyFs`] mount (the power, disk and fsync faults
+    /// need it; FUSE must be usable).
+    pub lossy_fs: bool,
+    /// Environment variables every node is started with (the teeth test's unsafe switch).
+    pub node_env: Vec<(String, String)>,
 }
 
 impl Default for Tuning {
@@ -55,6 +65,8 @@ impl Default for Tuning {
             max_per_second: 300,
             report_delay_ms: 100,
             clock_skew: false,
+            lossy_fs: false,
+            node_env: Vec::new(),
         }
     }
 }
@@ -93,6 +105,9 @@ pub struct ChaosCluster {
     /// build), from their next start on.
     binaries: Mutex<HashMap<u64, PathBuf>>,
     paused: Mutex<BTreeSet<u64>>,
+    /// Each node's data directory when [`Tuning::lossy_fs`]; unmounted when the cluster drops
+    /// (after its processes are killed).
+    filesystems: BTreeMap<u64, LossyFs>,
     sim_procs: Mutex<Vec<Option<Child>>>,
     sim_paused: Mutex<BTreeSet<usize>>,
     /// The bootstrap admin key of every node's `[auth]`: the workload and the checks call with it.
@@ -214,6 +229,15 @@ impl ChaosCluster {
                 sim_proxies.insert((from.id, s), p);
             }
         }
+        let mut filesystems = BTreeMap::new();
+        if tuning.lossy_fs {
+            for n in &nodes {
+                std::fs::create_dir_all(&n.data_dir)?;
+                let fs = LossyFs::mount(&n.data_dir)
+                    .with_context(|| format!("node {}'s data directory", n.id))?;
+                filesystems.insert(n.id, fs);
+            }
+        }
         let (admin_key, auth_toml) = crate::admin_key();
         for n in &nodes {
             let mut peers = String::new();
@@ -283,6 +307,7 @@ impl ChaosCluster {
                     .unwrap_or_default(),
             ),
             paused: Mutex::default(),
+            filesystems,
             sim_paused: Mutex::default(),
             admin_key,
             tls,
@@ -357,6 +382,7 @@ impl ChaosCluster {
             .args(args)
             .envs(faketime)
             .env("HERALD_LOG", "info,openraft=warn,h2=warn,tower=warn")
+            .envs(self.tuning.node_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log_file(&spec.log))
             .spawn()
@@ -386,6 +412,45 @@ impl ChaosCluster {
         }
         if let Ok(mut p) = self.paused.lock() {
             p.remove(&id);
+        }
+    }
+
+    /// Node `id`'s filesystem, when the data directories are on LossyFs.
+    pub fn filesystem(&self, id: u64) -> Option<&LossyFs> {
+        self.filesystems.get(&id)
+    }
+
+    /// The machines of `ids` lose power together: every process SIGKILLed first, then every
+    /// filesystem cut (what was not fsynced is gone, `tear` decides about the last writes). The
+    /// nodes stay down until [`ChaosCluster::start_node`].
+    pub fn power_cut(&self, ids: &[u64], tear: Tear) -> anyhow::Result<()> {
+        for &id in ids {
+            self.kill_node(id);
+        }
+        for &id in ids {
+            let fs = self
+                .filesystem(id)
+                .with_context(|| format!("node {id}'s data directory is not on LossyFs"))?;
+            fs.power_cut(tear)
+                .with_context(|| format!("cutting node {id}'s power"))?;
+        }
+        Ok(())
+    }
+
+    /// Has node `id`'s process ended by itself? Its exit status if so (it is then no longer
+    /// running, and [`ChaosCluster::start_node`] may start it again).
+    pub fn exited(&self, id: u64) -> Option<std::process::ExitStatus> {
+        let mut procs = self.procs.lock().ok()?;
+        let status = procs.get_mut(&id)?.try_wait().ok()??;
+        procs.remove(&id);
+        Some(status)
+    }
+
+    /// Clears every injected filesystem fault and capacity.
+    pub fn clear_disk_faults(&self) {
+        for fs in self.filesystems.values() {
+            fs.set_fault(Fault::None);
+            fs.set_capacity(None);
         }
     }
 
@@ -499,9 +564,14 @@ impl ChaosCluster {
         }
     }
 
-    /// Undoes every fault: network healed, everything resumed, dead nodes restarted.
+    /// Undoes every fault: network healed, disks cleared, everything resumed, dead nodes
+    /// (killed or stopped by themselves) restarted.
     pub fn heal_all(&self) -> anyhow::Result<()> {
         self.heal_network();
+        self.clear_disk_faults();
+        for id in self.ids() {
+            self.exited(id);
+        }
         for id in self.clocks.keys() {
             self.set_clock_offset(*id, 0)?;
         }

@@ -3,8 +3,13 @@
 //! Who the leader or a link holder *is* at that moment is read from the cluster, so a rerun with the
 //! same seed injects the same sequence of faults against the same roles.
 //!
-//! Faults run one at a time; each ends by undoing itself (restart, SIGCONT, heal), and the run ends
-//! with a heal of everything.
+//! Faults run one at a time; each ends by undoing itself (restart, SIGCONT, heal, fault cleared),
+//! and the run ends with a heal of everything.
+//!
+//! Some kinds need a capability of the machine ([`FaultKind::missing_capability`]): the clock
+//! kinds libfaketime, the power, disk and fsync kinds FUSE (each node's data directory is a
+//! [`herald_lossyfs::LossyFs`]). A run leaves out the kinds the machine cannot inject and says
+//! which and why.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +18,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+use herald_lossyfs::{Fault, Tear};
 
 use super::cluster::ChaosCluster;
 use super::history::{History, Phase, Record};
@@ -34,12 +41,22 @@ pub enum FaultKind {
     ClockSkewNode,
     /// The leader's wall clock jumps forward, then back.
     ClockSkewLeader,
+    /// SIGKILL one node and cut its filesystem's power: what it had not fsynced is gone.
+    PowerLossOne,
+    /// The same for a minority of the nodes at once.
+    PowerLossMinority,
+    /// The same for every node at once: only what reached a disk survives anywhere.
+    PowerLossAll,
+    /// One node's filesystem is full for a while.
+    DiskFull,
+    /// fsync fails with EIO on one node: it must stop, and restarts once the fault is cleared.
+    FsyncEio,
 }
 
 impl FaultKind {
     /// Every kind the harness knows, whether or not this machine can inject it; a run uses
     /// [`FaultKind::all`].
-    pub const KNOWN: [FaultKind; 13] = [
+    pub const KNOWN: [FaultKind; 18] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::KillRandom,
@@ -53,7 +70,21 @@ impl FaultKind {
         FaultKind::SimStall,
         FaultKind::ClockSkewNode,
         FaultKind::ClockSkewLeader,
+        FaultKind::PowerLossOne,
+        FaultKind::PowerLossMinority,
+        FaultKind::PowerLossAll,
+        FaultKind::DiskFull,
+        FaultKind::FsyncEio,
     ];
+
+    /// The kinds of the short run (`tests/chaos_short.rs`): [`FaultKind::all`] less the power,
+    /// disk and fsync kinds, which have their own short run (`tests/power_loss.rs`).
+    pub fn short_run() -> Vec<FaultKind> {
+        FaultKind::all()
+            .into_iter()
+            .filter(|k| !k.needs_lossy_fs())
+            .collect()
+    }
 
     /// Every kind this machine can inject: [`FaultKind::KNOWN`] less those whose capability is
     /// missing ([`FaultKind::skipped`] says why).
@@ -78,8 +109,21 @@ impl FaultKind {
             FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => {
                 crate::faketime::library().err()
             }
+            k if k.needs_lossy_fs() => herald_lossyfs::LossyFs::available().err(),
             _ => None,
         }
+    }
+
+    /// Whether the nodes' data directories must be on LossyFs for this kind.
+    pub fn needs_lossy_fs(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PowerLossOne
+                | FaultKind::PowerLossMinority
+                | FaultKind::PowerLossAll
+                | FaultKind::DiskFull
+                | FaultKind::FsyncEio
+        )
     }
 
     /// Whether nodes must run under a fake clock for this kind.
@@ -102,10 +146,15 @@ impl FaultKind {
             FaultKind::SimStall => "sim-stall",
             FaultKind::ClockSkewNode => "clock-skew-node",
             FaultKind::ClockSkewLeader => "clock-skew-leader",
+            FaultKind::PowerLossOne => "power-loss-one",
+            FaultKind::PowerLossMinority => "power-loss-minority",
+            FaultKind::PowerLossAll => "power-loss-all",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::FsyncEio => "fsync-eio",
         }
     }
 
-    /// The `--faults` family: kill, pause, partition, sim, clock.
+    /// The `--faults` family: one of [`FaultKind::FAMILIES`].
     pub fn family(self) -> &'static str {
         match self {
             FaultKind::KillLeader
@@ -118,11 +167,44 @@ impl FaultKind {
             }
             FaultKind::SimDisconnect | FaultKind::SimStall => "sim",
             FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => "clock",
+            FaultKind::PowerLossOne | FaultKind::PowerLossMinority | FaultKind::PowerLossAll => {
+                "power"
+            }
+            FaultKind::DiskFull | FaultKind::FsyncEio => "disk",
         }
     }
 
-    /// Kinds of the given families (`kill`, `pause`, `partition`, `sim`, `clock`) or exact
-    /// names. A family or `all` takes the kinds this machine can inject (the run prints the
+    /// The family names, for help and errors.
+    pub const FAMILIES: [&'static str; 7] = [
+        "kill",
+        "pause",
+        "partition",
+        "sim",
+        "clock",
+        "power",
+        "disk",
+    ];
+
+    /// The `--faults` help: every family with its kinds, and what is skipped where.
+    pub fn help() -> String {
+        let mut out = format!(
+            "Fault families ({}, all) or fault names, comma-separated. A family or all takes the \
+             kinds this machine can inject (clock needs libfaketime; power and disk need FUSE); \
+             the run prints the others with the reason.\n",
+            FaultKind::FAMILIES.join(", ")
+        );
+        for family in FaultKind::FAMILIES {
+            let names: Vec<&str> = FaultKind::KNOWN
+                .iter()
+                .filter(|k| k.family() == family)
+                .map(|k| k.name())
+                .collect();
+            out.push_str(&format!("  {family}: {}\n", names.join(", ")));
+        }
+        out
+    }
+
+    /// Kinds of the given families ([`FaultKind::FAMILIES`]) or exact names. A family or `all` takes the kinds this machine can inject (the run prints the
     /// others); a kind named on its own that cannot be injected here is an error saying why.
     pub fn parse_list(list: &str) -> Result<Vec<FaultKind>, String> {
         let mut kinds = Vec::new();
@@ -139,8 +221,8 @@ impl FaultKind {
             let family = FaultKind::KNOWN.iter().any(|k| k.family() == word);
             if matched.is_empty() && !family {
                 return Err(format!(
-                    "--faults: {word:?} is not a fault family (kill, pause, partition, sim, \
-                     clock, all) or a fault name ({})",
+                    "--faults: {word:?} is not a fault family ({}, all) or a fault name ({})",
+                    FaultKind::FAMILIES.join(", "),
                     FaultKind::KNOWN.map(|k| k.name()).join(", ")
                 ));
             }
@@ -167,10 +249,24 @@ impl FaultKind {
     pub fn hits_leader(self) -> bool {
         matches!(
             self,
-            FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::IsolateLeader
+            FaultKind::KillLeader
+                | FaultKind::PauseLeader
+                | FaultKind::IsolateLeader
+                | FaultKind::PowerLossAll
         )
     }
 }
+
+/// A disk-full fault leaves this much room: below any sensible reserve (the node's
+/// `min-free-space` defaults to 64 MiB), so the node must refuse writes before RocksDB runs out.
+const DISK_FULL_HEADROOM: u64 = 16 << 20;
+
+/// How long a node whose fsyncs fail may keep running before the run calls it a failure.
+pub const FSYNC_EIO_STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// How a fault's end record starts when the fault saw the product misbehave (a node that kept
+/// running on failed fsyncs, one that crashed on a disk below its reserve): the checker reports it.
+pub const PROBLEM_MARK: &str = "PROBLEM: ";
 
 #[derive(Debug, Clone)]
 pub struct ScheduledFault {
@@ -215,6 +311,14 @@ pub fn schedule(
             FaultKind::PartitionHalves | FaultKind::IsolateLeader => rng.gen_range(4000..14000),
             // Each half (ahead, then behind) outlasts a few clock samples (1 s) and timer ticks.
             FaultKind::ClockSkewNode | FaultKind::ClockSkewLeader => rng.gen_range(6000..12000),
+            // How long the machines stay dark.
+            FaultKind::PowerLossOne | FaultKind::PowerLossMinority | FaultKind::PowerLossAll => {
+                rng.gen_range(1000..5000)
+            }
+            // Long enough for the node to see it (its space check) and hand over leadership.
+            FaultKind::DiskFull => rng.gen_range(5000..12000),
+            // From the node's stop (it needs an fsync to fail first) to its restart.
+            FaultKind::FsyncEio => rng.gen_range(2000..5000),
             _ => rng.gen_range(3000..7000),
         });
         let gap = Duration::from_millis(rng.gen_range(3000..6000));
@@ -457,6 +561,156 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
                 "wall clock back to the true time".into(),
             );
         }
+        FaultKind::PowerLossOne | FaultKind::PowerLossMinority | FaultKind::PowerLossAll => {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(&mut rng);
+            let count = match fault.kind {
+                FaultKind::PowerLossOne => 1,
+                FaultKind::PowerLossMinority => ((ids.len() - 1) / 2).max(1),
+                _ => ids.len(),
+            };
+            let mut targets = shuffled[..count].to_vec();
+            targets.sort();
+            let tear = if rng.gen_bool(0.5) {
+                Tear::LastWrite
+            } else {
+                Tear::None
+            };
+            let detail = format!(
+                "SIGKILL and power cut (tear {tear:?}; leader was {leader:?}), dark for {:?}",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &targets, &[], detail);
+            if let Err(e) = cluster.power_cut(&targets, tear) {
+                eprintln!("chaos: power cut of {targets:?}: {e:#}");
+            }
+            tokio::time::sleep(fault.hold).await;
+            for &id in &targets {
+                if let Err(e) = cluster.start_node(id) {
+                    eprintln!("chaos: restarting node {id}: {e:#}");
+                }
+            }
+            record(
+                history,
+                fault,
+                Phase::End,
+                &targets,
+                &[],
+                "power back, restarted".into(),
+            );
+        }
+        FaultKind::DiskFull => {
+            let target = if rng.gen_bool(0.5) {
+                leader.or_else(|| pick(&mut rng, &ids))
+            } else {
+                let followers: Vec<u64> =
+                    ids.iter().copied().filter(|i| Some(*i) != leader).collect();
+                pick(&mut rng, &followers)
+            };
+            let Some(target) = target else { return };
+            let Some(fs) = cluster.filesystem(target) else {
+                return;
+            };
+            // Mostly a disk nearly full (below the node's reserve, where it must refuse writes
+            // by itself); sometimes one that is full at once (every write ENOSPC).
+            let hard = rng.gen_bool(0.3);
+            let detail = if hard {
+                fs.set_fault(Fault::NoSpace);
+                format!(
+                    "every write ENOSPC, 0 bytes free (leader was {leader:?}) for {:?}",
+                    fault.hold
+                )
+            } else {
+                let stats = fs.stats();
+                let used = stats.durable_bytes + stats.unsynced_bytes;
+                fs.set_capacity(Some(used + DISK_FULL_HEADROOM));
+                format!(
+                    "capacity {} MiB used + {} MiB (leader was {leader:?}) for {:?}",
+                    used >> 20,
+                    DISK_FULL_HEADROOM >> 20,
+                    fault.hold
+                )
+            };
+            record(history, fault, Phase::Start, &[target], &[], detail);
+            tokio::time::sleep(fault.hold).await;
+            fs.set_fault(Fault::None);
+            fs.set_capacity(None);
+            // Survived: nothing to do. Stopped by itself (allowed only for the hard variant,
+            // where RocksDB's own write failed): started again.
+            let end = match cluster.exited(target) {
+                None => "space back; the node stayed up".to_string(),
+                Some(status) => {
+                    if let Err(e) = cluster.start_node(target) {
+                        eprintln!("chaos: restarting node {target}: {e:#}");
+                    }
+                    let mark = if hard { "" } else { PROBLEM_MARK };
+                    format!(
+                        "{mark}space back; node {target} had stopped ({status}) on a disk \
+                         {}, restarted",
+                        if hard {
+                            "with 0 bytes free"
+                        } else {
+                            "below its reserve"
+                        }
+                    )
+                }
+            };
+            record(history, fault, Phase::End, &[target], &[], end);
+        }
+        FaultKind::FsyncEio => {
+            let target = if rng.gen_bool(0.5) {
+                leader.or_else(|| pick(&mut rng, &ids))
+            } else {
+                let followers: Vec<u64> =
+                    ids.iter().copied().filter(|i| Some(*i) != leader).collect();
+                pick(&mut rng, &followers)
+            };
+            let Some(target) = target else { return };
+            let Some(fs) = cluster.filesystem(target) else {
+                return;
+            };
+            let detail = format!(
+                "fsync fails EIO until the node stops (leader was {leader:?}); restart {:?} later",
+                fault.hold
+            );
+            record(history, fault, Phase::Start, &[target], &[], detail);
+            fs.set_fault(Fault::FsyncEio);
+            // It needs an fsync to fail first: the workload's writes (or a heartbeat's vote)
+            // bring one within moments.
+            let deadline = tokio::time::Instant::now() + FSYNC_EIO_STOP_LIMIT;
+            let mut stopped = None;
+            while tokio::time::Instant::now() < deadline {
+                if let Some(status) = cluster.exited(target) {
+                    stopped = Some(status);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let outcome = match stopped {
+                Some(status) => format!("stopped by itself ({status})"),
+                None => {
+                    // A problem for the checker to report: it kept running on a failed fsync.
+                    cluster.kill_node(target);
+                    format!(
+                        "{PROBLEM_MARK}node {target} still running {FSYNC_EIO_STOP_LIMIT:?} after \
+                         its fsyncs began to fail; killed"
+                    )
+                }
+            };
+            fs.set_fault(Fault::None);
+            tokio::time::sleep(fault.hold).await;
+            if let Err(e) = cluster.start_node(target) {
+                eprintln!("chaos: restarting node {target}: {e:#}");
+            }
+            record(
+                history,
+                fault,
+                Phase::End,
+                &[target],
+                &[],
+                format!("{outcome}; fault cleared, restarted"),
+            );
+        }
         FaultKind::SimStall => {
             let s = rng.gen_range(0..cluster.sims.len());
             let detail = format!("{} SIGSTOPped for {:?}", cluster.sims[s].link, fault.hold);
@@ -507,11 +761,14 @@ mod tests {
         // The seed and span of tests/chaos_short.rs.
         let s = schedule(
             20261125,
-            &FaultKind::KNOWN,
+            &FaultKind::KNOWN
+                .into_iter()
+                .filter(|k| !k.needs_lossy_fs())
+                .collect::<Vec<_>>(),
             Duration::from_secs(145),
             Duration::from_secs(5),
         );
-        for kind in FaultKind::KNOWN {
+        for kind in FaultKind::KNOWN.into_iter().filter(|k| !k.needs_lossy_fs()) {
             assert!(s.iter().any(|f| f.kind == kind), "{} missing", kind.name());
         }
     }
@@ -529,5 +786,13 @@ mod tests {
             FaultKind::all().len() + FaultKind::skipped().len(),
             FaultKind::KNOWN.len()
         );
+        for family in FaultKind::FAMILIES {
+            assert!(FaultKind::KNOWN.iter().any(|k| k.family() == family));
+            assert!(FaultKind::help().contains(family));
+        }
+        for kind in FaultKind::KNOWN {
+            assert!(FaultKind::FAMILIES.contains(&kind.family()));
+            assert!(FaultKind::help().contains(kind.name()), "{}", kind.name());
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Herald's fault-injection harness and history checker, in the manner of Jepsen: start a real
 //! cluster on loopback, run a workload of concurrent clients that record every invocation and
 //! outcome in a history, inject faults on a seeded schedule (SIGKILL, SIGSTOP, partitions through
-//! per-pair TCP proxies, carrier disconnects and stalls), heal, drain, and check every message
+//! per-pair TCP proxies, carrier disconnects and stalls, power cuts, full disks and failing fsyncs
+//! on the nodes' lossy filesystems), heal, drain, and check every message
 //! against the history, the carrier simulators' records and the nodes' Raft logs.
 //!
 //! The binary `herald-chaos` and the test `tests/chaos_short.rs` drive [`run`]. What is checked
@@ -66,12 +67,26 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
     let warmup = Duration::from_secs(5);
     // The last stretch is fault-free, so the run ends on a cluster that had time to settle.
     let span = config.duration.saturating_sub(Duration::from_secs(5));
-    for (kind, why) in FaultKind::skipped() {
+    let skipped = FaultKind::skipped();
+    for (kind, why) in &skipped {
         eprintln!("chaos: fault kind {} skipped: {why}", kind.name());
     }
-    let schedule = faults::schedule(config.seed, &config.faults, span, warmup);
+    let kinds: Vec<FaultKind> = config
+        .faults
+        .iter()
+        .copied()
+        .filter(|k| k.missing_capability().is_none())
+        .collect();
+    if kinds.is_empty() {
+        anyhow::bail!(
+            "no fault kind of {:?} can be injected on this machine",
+            config.faults
+        );
+    }
+    let schedule = faults::schedule(config.seed, &kinds, span, warmup);
     let mut tuning = config.tuning.clone();
-    tuning.clock_skew |= config.faults.iter().any(|k| k.needs_fake_clock());
+    tuning.clock_skew |= kinds.iter().any(|k| k.needs_fake_clock());
+    tuning.lossy_fs |= kinds.iter().any(|k| k.needs_lossy_fs());
     eprintln!(
         "chaos: seed {} | {} nodes | {} simulators | {:?} | {} faults scheduled | dir {}",
         config.seed,
@@ -127,6 +142,11 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<Report> {
         },
     )
     .await;
+    let mut report = report;
+    report.skipped_faults = skipped
+        .into_iter()
+        .map(|(kind, why)| (kind.name().to_string(), why))
+        .collect();
     std::fs::write(
         config.dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,

@@ -385,6 +385,7 @@ fn child_specs(
             raft: RaftTuning::default(),
             messages: MessageLimits::default(),
             placement: PlacementConfig::default(),
+            min_free_space: crate::disk_space::DEFAULT_MIN_FREE_SPACE,
             insecure: args.insecure,
             auth: AuthConfig {
                 admin_key_sha256: admin
