@@ -18,7 +18,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::model::{Attr, Model};
+use crate::model::{Attr, Model, NodeKind};
 use crate::Shared;
 
 const TTL: Duration = Duration::ZERO;
@@ -38,18 +38,23 @@ fn file_attr(a: &Attr) -> FileAttr {
         mtime: a.meta.mtime,
         ctime: a.meta.ctime,
         crtime: a.meta.ctime,
-        kind: if a.is_dir {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
+        kind: file_type(a.kind),
         perm: a.meta.perm,
-        nlink: if a.is_dir { 2 } else { 1 },
+        nlink: if a.kind == NodeKind::Dir { 2 } else { 1 },
         uid: a.meta.uid,
         gid: a.meta.gid,
         rdev: 0,
         blksize: BLOCK as u32,
         flags: 0,
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::Socket => FileType::Socket,
+        NodeKind::Fifo => FileType::NamedPipe,
     }
 }
 
@@ -112,7 +117,7 @@ impl Filesystem for LossyFilesystem {
         if self.stale() {
             let attr = Attr {
                 ino: ino.0,
-                is_dir: false,
+                kind: NodeKind::File,
                 size: size.unwrap_or(0),
                 meta: crate::model::Meta::new(0o644, 0, 0),
             };
@@ -150,6 +155,32 @@ impl Filesystem for LossyFilesystem {
     ) {
         let perm = (mode & !umask & 0o7777) as u16;
         match self.with(|m| m.mkdir(parent.0, name, perm, req.uid(), req.gid())) {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFSOCK => NodeKind::Socket,
+            libc::S_IFIFO => NodeKind::Fifo,
+            libc::S_IFREG => NodeKind::File,
+            _ => {
+                reply.error(Errno::EPERM);
+                return;
+            }
+        };
+        let perm = (mode & !umask & 0o7777) as u16;
+        match self.with(|m| m.mknod(parent.0, name, kind, perm, req.uid(), req.gid())) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -313,21 +344,16 @@ impl Filesystem for LossyFilesystem {
             }
         };
         let dots = [
-            (OsStr::new(".").to_owned(), ino.0, true),
-            (OsStr::new("..").to_owned(), ino.0, true),
+            (OsStr::new(".").to_owned(), ino.0, NodeKind::Dir),
+            (OsStr::new("..").to_owned(), ino.0, NodeKind::Dir),
         ];
-        for (i, (name, child, is_dir)) in dots
+        for (i, (name, child, kind)) in dots
             .into_iter()
             .chain(entries)
             .enumerate()
             .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         {
-            let kind = if is_dir {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            };
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, &name) {
+            if reply.add(INodeNo(child), (i + 1) as u64, file_type(kind), &name) {
                 break;
             }
         }

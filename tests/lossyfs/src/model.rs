@@ -46,6 +46,28 @@ struct DirBody {
 enum Body {
     File(FileBody),
     Dir(DirBody),
+    /// A Unix socket or a FIFO: an inode with no content of its own (the kernel keeps the
+    /// endpoint), durable like any entry.
+    Special(NodeKind),
+}
+
+/// What an inode is, as `getattr` and `readdir` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    File,
+    Dir,
+    Socket,
+    Fifo,
+}
+
+impl Body {
+    fn kind(&self) -> NodeKind {
+        match self {
+            Body::File(_) => NodeKind::File,
+            Body::Dir(_) => NodeKind::Dir,
+            Body::Special(k) => *k,
+        }
+    }
 }
 
 /// Attributes are not part of the durability model: a power cut keeps them as they were.
@@ -83,7 +105,7 @@ struct Node {
 #[derive(Debug, Clone)]
 pub(crate) struct Attr {
     pub ino: u64,
-    pub is_dir: bool,
+    pub kind: NodeKind,
     pub size: u64,
     pub meta: Meta,
 }
@@ -157,14 +179,14 @@ impl Model {
     fn dir(&self, ino: u64) -> Result<&DirBody, Errno> {
         match &self.node(ino)?.body {
             Body::Dir(d) => Ok(d),
-            Body::File(_) => Err(Errno::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
     fn dir_mut(&mut self, ino: u64) -> Result<&mut DirBody, Errno> {
         match &mut self.node_mut(ino)?.body {
             Body::Dir(d) => Ok(d),
-            Body::File(_) => Err(Errno::ENOTDIR),
+            _ => Err(Errno::ENOTDIR),
         }
     }
 
@@ -172,6 +194,7 @@ impl Model {
         match &mut self.node_mut(ino)?.body {
             Body::File(f) => Ok(f),
             Body::Dir(_) => Err(Errno::EISDIR),
+            Body::Special(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -181,7 +204,7 @@ impl Model {
             .values()
             .map(|n| match &n.body {
                 Body::File(f) => f.current.len() as u64,
-                Body::Dir(_) => 0,
+                _ => 0,
             })
             .sum()
     }
@@ -210,13 +233,14 @@ impl Model {
 
     pub(crate) fn attr(&self, ino: u64) -> Result<Attr, Errno> {
         let node = self.node(ino)?;
-        let (is_dir, size) = match &node.body {
-            Body::File(f) => (false, f.current.len() as u64),
-            Body::Dir(d) => (true, d.current.len() as u64),
+        let size = match &node.body {
+            Body::File(f) => f.current.len() as u64,
+            Body::Dir(d) => d.current.len() as u64,
+            Body::Special(_) => 0,
         };
         Ok(Attr {
             ino,
-            is_dir,
+            kind: node.body.kind(),
             size,
             meta: node.meta.clone(),
         })
@@ -272,6 +296,26 @@ impl Model {
         self.attr(ino)
     }
 
+    /// Creates a socket or FIFO inode (what bind(2) on a Unix socket path asks for).
+    pub(crate) fn mknod(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        kind: NodeKind,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Attr, Errno> {
+        self.check_space(0, false)?;
+        let body = match kind {
+            NodeKind::File => Body::File(FileBody::default()),
+            NodeKind::Socket | NodeKind::Fifo => Body::Special(kind),
+            NodeKind::Dir => return Err(Errno::EINVAL),
+        };
+        let ino = self.add_node(parent, name, Meta::new(perm, uid, gid), body)?;
+        self.attr(ino)
+    }
+
     /// Creates a file (or opens the existing one unless `exclusive`) and returns it open.
     pub(crate) fn create(
         &mut self,
@@ -321,6 +365,7 @@ impl Model {
                 Ok(&f.current[start..end])
             }
             Body::Dir(_) => Err(Errno::EISDIR),
+            Body::Special(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -424,6 +469,7 @@ impl Model {
                 }
                 d.durable = d.current.clone();
             }
+            Body::Special(_) => {}
         }
         self.fsyncs += 1;
         Ok(())
@@ -431,7 +477,7 @@ impl Model {
 
     pub(crate) fn unlink(&mut self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         let ino = *self.dir(parent)?.current.get(name).ok_or(Errno::ENOENT)?;
-        if self.attr(ino)?.is_dir {
+        if self.attr(ino)?.kind == NodeKind::Dir {
             return Err(Errno::EISDIR);
         }
         self.dir_mut(parent)?.current.remove(name);
@@ -461,7 +507,7 @@ impl Model {
         no_replace: bool,
     ) -> Result<(), Errno> {
         let ino = *self.dir(parent)?.current.get(name).ok_or(Errno::ENOENT)?;
-        let moving_dir = self.attr(ino)?.is_dir;
+        let moving_dir = self.attr(ino)?.kind == NodeKind::Dir;
         if let Some(&target) = self.dir(new_parent)?.current.get(new_name) {
             if target == ino {
                 return Ok(());
@@ -469,7 +515,7 @@ impl Model {
             if no_replace {
                 return Err(Errno::EEXIST);
             }
-            match (moving_dir, self.attr(target)?.is_dir) {
+            match (moving_dir, self.attr(target)?.kind == NodeKind::Dir) {
                 (false, true) => return Err(Errno::EISDIR),
                 (true, false) => return Err(Errno::ENOTDIR),
                 (true, true) if !self.dir(target)?.current.is_empty() => {
@@ -509,21 +555,18 @@ impl Model {
         false
     }
 
-    /// The current entries of a directory, sorted by name, with whether each is a directory.
-    pub(crate) fn entries(&self, ino: u64) -> Result<Vec<(OsString, u64, bool)>, Errno> {
+    /// The current entries of a directory, sorted by name, with what each is.
+    pub(crate) fn entries(&self, ino: u64) -> Result<Vec<(OsString, u64, NodeKind)>, Errno> {
         let dir = self.dir(ino)?;
         Ok(dir
             .current
             .iter()
             .map(|(name, &child)| {
-                let is_dir = matches!(
-                    self.nodes.get(&child),
-                    Some(Node {
-                        body: Body::Dir(_),
-                        ..
-                    })
-                );
-                (name.clone(), child, is_dir)
+                let kind = self
+                    .nodes
+                    .get(&child)
+                    .map_or(NodeKind::File, |n| n.body.kind());
+                (name.clone(), child, kind)
             })
             .collect())
     }
@@ -568,6 +611,7 @@ impl Model {
                     f.current = f.durable.clone();
                 }
                 Body::Dir(d) => d.current = d.durable.clone(),
+                Body::Special(_) => {}
             }
         }
         self.open.clear();

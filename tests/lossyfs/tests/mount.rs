@@ -296,3 +296,17 @@ fn rocksdb_directory_not_fsynced_in_its_parent_vanishes() {
         "the DB directory survived without its parent's fsync"
     );
 }
+
+/// A Unix socket can be bound on it (`herald dev`'s control socket), and its entry follows the
+/// same durability rule as a file's.
+#[test]
+fn unix_sockets_bind_and_follow_the_entry_rules() {
+    let Some(m) = mount() else { return };
+    let path = m.path("dev.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    drop((client, listener));
+    assert!(path.exists());
+    m.fs.power_cut(Tear::None).unwrap();
+    assert!(!path.exists(), "the socket's entry was never made durable");
+}
