@@ -1008,4 +1008,92 @@ mod tests {
             .expect("opened over a half-installed projection");
         assert!(err.to_string().contains("interrupted"), "{err}");
     }
+
+    /// A follower installs a snapshot that conflicts with its log tail: openraft truncates the
+    /// tail (a write it does not wait to be synced), then installs. Power is lost once the install
+    /// has kept the snapshot file as current (renamed, directory synced) and before its first
+    /// synced batch. On a filesystem that loses what was not fsynced, the node must still start:
+    /// openraft's own start-up check refuses a snapshot beside the tail it replaced ("inverted log
+    /// order").
+    #[tokio::test]
+    async fn a_power_cut_during_an_install_leaves_log_and_snapshot_consistent() {
+        use herald_lossyfs::{LossyFs, Tear};
+        use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
+        use openraft::type_config::TypeConfigExt;
+
+        if let Err(reason) = LossyFs::available() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+        let source = Node::new();
+        populated(&source.db);
+        let (meta, built) = source.build();
+        let snap_last = meta.last_log_id.expect("a snapshot of applied entries");
+
+        let mount = tempfile::tempdir().unwrap();
+        let fs = LossyFs::mount(mount.path()).unwrap();
+        let (db_dir, snap_dir) = (mount.path().join("db"), mount.path().join("snapshots"));
+        // The directories themselves are made durable here: this test is about the install.
+        std::fs::create_dir(&db_dir).unwrap();
+        std::fs::create_dir(&snap_dir).unwrap();
+        std::fs::File::open(mount.path())
+            .unwrap()
+            .sync_all()
+            .unwrap();
+
+        let db = db::open(&db_dir).unwrap();
+        let mut log = crate::log_store::LogStore::new(db.clone());
+        // An old leader's tail, at a lower term and past the snapshot's index, acknowledged
+        // (fsynced) when it was appended.
+        let old_tail: Vec<Entry> = (1..=snap_last.index + 3)
+            .map(|i| {
+                Entry::new_normal(
+                    openraft::testing::log_id::<TypeConfig>(0, 2, i),
+                    EventsPayload(Vec::new()),
+                )
+            })
+            .collect();
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(old_tail, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+        log.save_vote(&crate::types::Vote::new(1, 1)).await.unwrap();
+        db.flush_wal(true).unwrap();
+
+        let store = StateMachineStore::new(db.clone(), &snap_dir).unwrap();
+        let received = {
+            let (path, mut file) = store.snapshot_dir().create_temporary("received").unwrap();
+            std::io::copy(&mut std::fs::File::open(built.path()).unwrap(), &mut file).unwrap();
+            let (_, mut snapshot) = SnapshotFile::open(&path).unwrap();
+            snapshot.mark_temporary();
+            snapshot
+        };
+        // openraft: the local entry at the snapshot's index differs, so the uncommitted tail goes.
+        log.truncate_after(None).await.unwrap();
+        // The install's steps 1–2, then the power cut (before step 3's synced batch).
+        let dir = store.snapshot_dir();
+        let (kept, _) = install::keep(&db, &dir, &meta, received).unwrap();
+        drop(kept);
+        fs.power_cut(Tear::None).unwrap();
+        drop((store, log, dir, db));
+
+        let db = db::open(&db_dir).unwrap();
+        let mut log = crate::log_store::LogStore::new(db.clone());
+        let mut store = StateMachineStore::new(db.clone(), &snap_dir).unwrap();
+        let state = openraft::StorageHelper::new(&mut log, &mut store)
+            .with_id(1)
+            .get_initial_state()
+            .await;
+        if let Err(e) = state {
+            panic!("the node cannot start after the power cut: {e}");
+        }
+        let log_state = log.get_log_state().await.unwrap();
+        assert_eq!(log_state.last_log_id, Some(snap_last));
+        let (applied, _) = store.read_applied_state().unwrap();
+        assert_eq!(applied, Some(snap_last));
+        let entries = log.try_get_log_entries(0..100).await.unwrap();
+        assert!(
+            entries.iter().all(|e| e.log_id.leader_id.term >= 1),
+            "the old tail is still in the log: {entries:?}"
+        );
+    }
 }

@@ -6,8 +6,9 @@
 //!
 //! 1. the whole file is read once and checked: a malformed snapshot is refused before anything
 //!    changes;
-//! 2. the file becomes the node's current snapshot (synced, renamed into place), so it is still
-//!    there after a crash;
+//! 2. the log's unsynced writes (openraft's truncation of a conflicting tail) are synced, then
+//!    the file becomes the node's current snapshot (synced, renamed into place, its directory
+//!    synced), so it is still there after a crash, never beside a log tail it contradicts;
 //! 3. one synced batch writes the marker ([`INSTALLING`] in `raft_meta_v1`, holding the
 //!    snapshot's meta) and clears every projection column family (range deletions: a few bytes
 //!    whatever their size);
@@ -42,9 +43,30 @@ pub fn install(
     db: &DB,
     dir: &SnapshotDir,
     meta: &SnapshotMeta,
-    mut snapshot: SnapshotFile,
+    snapshot: SnapshotFile,
 ) -> io::Result<()> {
     let _guard = dir.lock_swap();
+    let (snapshot, records) = keep(db, dir, meta, snapshot)?;
+    load(db, meta, &snapshot)?;
+    tracing::debug!(records, "snapshot records loaded");
+    Ok(())
+}
+
+/// Steps 1–2: checks the file and makes it the current snapshot; returns it and its record
+/// count. The caller holds the swap lock.
+///
+/// Before the rename, the log's unsynced writes are made durable: openraft truncates a
+/// conflicting log tail and purges without waiting for the disk, then hands over the snapshot.
+/// A power loss that kept the renamed snapshot but lost that truncation would leave the old
+/// tail (lower term, higher index) beside a newer snapshot, and openraft refuses to start on
+/// that ("inverted log order"). The log and the projection share one WAL, so one WAL sync
+/// covers every earlier truncation and purge.
+pub(crate) fn keep(
+    db: &DB,
+    dir: &SnapshotDir,
+    meta: &SnapshotMeta,
+    mut snapshot: SnapshotFile,
+) -> io::Result<(SnapshotFile, u64)> {
     let (file_meta, _) = SnapshotFile::open(snapshot.path())?;
     if &file_meta != meta {
         return Err(invalid(format!(
@@ -53,11 +75,10 @@ pub fn install(
     }
     let records = validate(snapshot.data_reader()?, snapshot.data_len())?;
     snapshot.sync()?;
+    db.flush_wal(true).map_err(io::Error::other)?;
     let current = dir.make_current(snapshot.path())?;
     snapshot.moved_to(current);
-    load(db, meta, &snapshot)?;
-    tracing::debug!(records, "snapshot records loaded");
-    Ok(())
+    Ok((snapshot, records))
 }
 
 /// Completes an install a crash interrupted, if there was one; returns its meta. Blocking.
