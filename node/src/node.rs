@@ -44,7 +44,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             herald_raft::log_store::UNSAFE_SKIP_LOG_FSYNC_VALUE
         );
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    // The data directory and the database's own, durably (RocksDB syncs what is inside its
+    // directory, never that directory's entry): a power loss must not take the whole store.
+    herald_raft::durable_fs::create_dir_durable(&config.data_dir.join("db")).map_err(|e| {
+        anyhow::anyhow!(
+            "creating the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let disk =
         crate::disk_space::DiskSpace::new(config.node_id, &config.data_dir, config.min_free_space);
     if let Err(low) = disk.check() {
@@ -69,10 +76,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .with_observer(observer);
     // RocksDB fsyncs its own directory, not the entry naming it: without this, a power cut soon
     // after the first start loses `db/` and `snapshots/` whole (and the node its whole log).
-    for dir in [config.data_dir.as_path(), data_dir_parent(&config.data_dir)] {
-        sync_dir(dir)
-            .map_err(|e| anyhow::anyhow!("fsyncing the directory {}: {e}", dir.display()))?;
-    }
+    // What the node created is durable already (durable_fs); a data directory made by someone
+    // else (an operator, a mount) is synced here too, with its entry in its parent.
+    herald_raft::durable_fs::fsync_dir(&config.data_dir)
+        .and_then(|()| herald_raft::durable_fs::sync_parent(&config.data_dir))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "fsyncing the data directory {} and its parent: {e}",
+                config.data_dir.display()
+            )
+        })?;
     let applied = state_machine.subscribe_applied();
     let snapshot_dir = state_machine.snapshot_dir();
 
@@ -419,19 +432,6 @@ async fn raft_stopped(raft: Raft) -> String {
             return "its metrics channel closed".into();
         }
     }
-}
-
-/// The directory holding `data_dir` (itself when it has none: `/`).
-fn data_dir_parent(data_dir: &std::path::Path) -> &std::path::Path {
-    match data_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    }
-}
-
-/// Makes the entries of `dir` durable (the files and directories created in it).
-fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A tonic server with the per-connection limits both ports share.

@@ -93,13 +93,7 @@ impl Admission {
     }
 }
 
-/// A new or removed file survives a power cut only once its folder is synced.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
-        _ => Ok(()),
-    }
-}
+use crate::durable_fs::sync_parent;
 
 #[cfg(test)]
 mod tests {

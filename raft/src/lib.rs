@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod clients;
 pub mod db;
+pub mod durable_fs;
 pub mod events;
 mod fan_out;
 pub mod idempotency;

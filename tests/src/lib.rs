@@ -261,6 +261,9 @@ pub struct Options {
     /// clock ([`Cluster::set_clock_offset`]). Panics at start where libfaketime is missing
     /// (`scripts/install-deps` installs it).
     pub fake_clocks: bool,
+    /// Where the nodes' data directories go (`ROOT/nodeN`, created by the nodes themselves);
+    /// None: the cluster's temporary directory. E.g. a path not yet made under a LossyFs mount.
+    pub data_root: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -282,6 +285,7 @@ impl Default for Options {
             node_args: Vec::new(),
             restore_from: None,
             fake_clocks: false,
+            data_root: None,
         }
     }
 }
@@ -295,6 +299,7 @@ pub struct NodeSpec {
     pub http: String,
     pub config: PathBuf,
     pub log: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 /// A running cluster of `herald node` processes plus CMPP simulators.
@@ -398,6 +403,11 @@ impl Cluster {
                 http: net.addr(id as u8, 7121),
                 config: dir.path().join(format!("node{id}.toml")),
                 log: dir.path().join(format!("node{id}.log")),
+                data_dir: opts
+                    .data_root
+                    .as_deref()
+                    .unwrap_or(dir.path())
+                    .join(format!("node{id}")),
             })
             .collect();
         let (admin_key, auth_toml) = admin_key();
@@ -439,7 +449,7 @@ impl Cluster {
                 grpc = n.grpc,
                 raft = n.raft,
                 http = n.http,
-                data = dir.path().join(format!("node{}", n.id)).display(),
+                data = n.data_dir.display(),
                 snap = opts.snapshot_logs,
                 keep = opts.keep_logs,
             );
@@ -644,7 +654,7 @@ impl Cluster {
             .args(["restore", "--from"])
             .arg(backup)
             .arg("--data-dir")
-            .arg(self.dir.path().join(format!("node{id}")))
+            .arg(&spec.data_dir)
             .args([
                 "--node-id",
                 &id.to_string(),

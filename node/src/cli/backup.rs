@@ -66,7 +66,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let checked = received.and_then(|()| Ok(backup::check(&partial)?));
     match checked {
         Ok((header, _)) => {
-            std::fs::rename(&partial, &args.out)?;
+            herald_raft::durable_fs::rename_durable(&partial, &args.out)?;
             println!(
                 "backup of cluster {:?} up to index {} (term {}), {} bytes, sha256 {}: {}",
                 header.cluster,

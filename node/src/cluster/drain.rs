@@ -178,8 +178,8 @@ async fn drain_and_wait(ctx: &Ctx) -> Result<(), String> {
         }
         // Written before the drain is proposed: a crash in between leaves a marker for a node
         // that is not drained, which the restart merely removes.
-        std::fs::write(
-            marker(ctx),
+        herald_raft::durable_fs::write_durable(
+            &marker(ctx),
             b"drained by this node to stop; undrained when it is back\n",
         )
         .map_err(|e| format!("writing {}: {e}", marker(ctx).display()))?;
@@ -274,7 +274,9 @@ pub async fn undrain_after_restart(ctx: Ctx) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    if let Err(e) = std::fs::remove_file(&path) {
+    // Durably: a marker a power loss brought back would undrain this node after a later
+    // restart, undoing an operator's drain made meanwhile.
+    if let Err(e) = herald_raft::durable_fs::remove_file_durable(&path) {
         tracing::warn!("removing {}: {e}", path.display());
     }
 }

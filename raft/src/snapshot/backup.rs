@@ -213,7 +213,7 @@ pub async fn seed(
         last_membership: StoredMembership::new(Some(last_log_id), membership),
     };
 
-    std::fs::create_dir_all(data_dir)?;
+    crate::durable_fs::create_dir_durable(&data_dir.join("db"))?;
     let db = db::open(&data_dir.join("db")).map_err(io::Error::other)?;
     let dir = SnapshotDir::open(&data_dir.join("snapshots"))?;
     let (path, file) = dir.create_temporary("restore")?;

@@ -149,7 +149,7 @@ pub struct SnapshotDir {
 impl SnapshotDir {
     /// Creates the directory if needed and removes what a crash left of temporary files.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::durable_fs::create_dir_durable(dir)?;
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             let leftover = path
@@ -200,8 +200,7 @@ impl SnapshotDir {
     pub(crate) fn make_current(&self, from: &Path) -> io::Result<PathBuf> {
         let to = self.current_path();
         if from != to {
-            std::fs::rename(from, &to)?;
-            File::open(&self.dir)?.sync_all()?;
+            crate::durable_fs::rename_durable(from, &to)?;
         }
         Ok(to)
     }
