@@ -297,6 +297,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         http = ?config.http_listen,
         raft = %config.raft_listen,
         version = %crate::version::describe(),
+        rocksdb = herald_raft::db::ROCKSDB_VERSION,
         format_level = crate::version::FORMAT_LEVEL,
         cluster_version = ctx.cluster_level(),
         "herald node started"

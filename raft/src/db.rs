@@ -12,6 +12,10 @@ use rocksdb::{
     Options, DB,
 };
 
+/// The RocksDB this build links (checked at build time to be at least
+/// [`crate::rocksdb_version::MINIMUM`]: group commit's `FlushWAL(true)` needs it).
+pub const ROCKSDB_VERSION: &str = env!("HERALD_ROCKSDB_VERSION");
+
 /// Raft log entries, keyed by big-endian log index.
 pub const CF_LOG: &str = "raft_log_v1";
 /// Raft metadata: vote, last purged log id, committed log id; and the marker of a snapshot install

@@ -21,6 +21,7 @@ pub mod reader;
 mod record_cache;
 pub mod records;
 pub mod replies;
+pub mod rocksdb_version;
 pub mod snapshot;
 pub mod state_machine;
 pub mod trace;

@@ -25,10 +25,19 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+/// `herald --version`: the build, and the RocksDB it links (durability depends on its version).
+static VERSION_TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (RocksDB {})",
+        crate::version::describe(),
+        herald_raft::db::ROCKSDB_VERSION
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "herald",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HERALD_GIT_COMMIT"), ")"),
+    version = VERSION_TEXT.as_str(),
     about = "Herald: a clustered enterprise SMS platform"
 )]
 struct Cli {
