@@ -62,6 +62,9 @@ struct State {
     /// The voters, as of the last sampling round (empty: not known yet).
     voters: BTreeSet<NodeId>,
     samples: BTreeMap<NodeId, Sample>,
+    /// Voters that answered without a clock (a build before the cluster clock, during a rolling
+    /// upgrade): they cannot vote, so the majority is counted without them.
+    without_clock: BTreeSet<NodeId>,
 }
 
 /// How "now" was read, for the metric and the logs.
@@ -114,7 +117,7 @@ impl ClusterClock {
             }
             // A majority of the voters, this node counted once whether it votes or not. Before
             // the first sampling round the voters are not known: no majority.
-            let voters = s.voters.len();
+            let voters = s.voters.difference(&s.without_clock).count();
             (voters > 0 && offsets.len() > voters / 2).then_some(offsets)
         });
         match offsets {
@@ -147,6 +150,15 @@ impl ClusterClock {
         };
         if let Ok(mut s) = self.state.lock() {
             s.samples.insert(id, sample);
+            s.without_clock.remove(&id);
+        }
+    }
+
+    /// Peer `id` answered but reports no clock (a build before the cluster clock).
+    pub fn record_without_clock(&self, id: NodeId) {
+        if let Ok(mut s) = self.state.lock() {
+            s.samples.remove(&id);
+            s.without_clock.insert(id);
         }
     }
 
@@ -154,6 +166,7 @@ impl ClusterClock {
     pub fn set_voters(&self, voters: BTreeSet<NodeId>) {
         if let Ok(mut s) = self.state.lock() {
             s.samples.retain(|id, _| voters.contains(id));
+            s.without_clock.retain(|id| voters.contains(id));
             s.voters = voters;
         }
     }
@@ -251,11 +264,15 @@ async fn sample(ctx: &Ctx, id: NodeId, member: &herald_raft::types::Member) {
     let answer =
         tokio::time::timeout(ASK_TIMEOUT, node_info_remote(&mut client, ASK_TIMEOUT)).await;
     let received = Instant::now();
-    // A peer that predates the field answers 0: its clock is not known, and does not vote.
-    if let Ok(Ok(PeerBuild::Known(info))) = answer {
-        if info.wall_clock_ms > 0 {
+    // A peer that predates the field answers 0 (or predates NodeInfo): its clock is not known,
+    // and it does not vote — nor count toward the majority, so that during a rolling upgrade
+    // the upgraded nodes keep deciding (by their own clocks, as the old build does).
+    match answer {
+        Ok(Ok(PeerBuild::Known(info))) if info.wall_clock_ms > 0 => {
             ctx.clock.record(id, sent, received, info.wall_clock_ms);
         }
+        Ok(Ok(_)) => ctx.clock.record_without_clock(id),
+        _ => {}
     }
 }
 
@@ -297,6 +314,20 @@ mod tests {
             c.has_majority(),
             "a single-voter cluster is its own majority"
         );
+    }
+
+    #[test]
+    fn peers_without_a_clock_do_not_count_toward_the_majority() {
+        // One upgraded node among two of an older build: it decides by its own clock.
+        let c = clock_with(&[1, 2, 3]);
+        assert!(!c.has_majority());
+        c.record_without_clock(2);
+        c.record_without_clock(3);
+        assert!(c.has_majority());
+        // Node 2 upgraded: its clock votes again, and two of two voters with clocks agree.
+        peer(&c, 2, 10);
+        assert!(c.has_majority());
+        assert!(close(c.now_ms(), wall_ms(), 100));
     }
 
     #[test]
