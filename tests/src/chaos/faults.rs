@@ -723,9 +723,36 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
     }
 }
 
+/// The seed and length of `tests/power_loss.rs`'s short run (its kinds: power, disk and fsync
+/// faults and `clock-skew-leader`); here so that a unit test checks its schedule holds them all.
+pub const POWER_LOSS_SEED: u64 = 20261206;
+pub const POWER_LOSS_RUN_S: u64 = 75;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_power_loss_run_schedules_every_kind_and_the_clock_jump() {
+        let kinds = [
+            FaultKind::PowerLossOne,
+            FaultKind::PowerLossMinority,
+            FaultKind::PowerLossAll,
+            FaultKind::DiskFull,
+            FaultKind::FsyncEio,
+            FaultKind::ClockSkewLeader,
+        ];
+        // The run's span: its length less the fault-free 5 s at the end (`chaos::run`).
+        let s = schedule(
+            POWER_LOSS_SEED,
+            &kinds,
+            Duration::from_secs(POWER_LOSS_RUN_S - 5),
+            Duration::from_secs(5),
+        );
+        for kind in kinds {
+            assert!(s.iter().any(|f| f.kind == kind), "{} missing", kind.name());
+        }
+    }
 
     #[test]
     fn the_same_seed_draws_the_same_schedule() {
