@@ -580,10 +580,13 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
                 "SIGKILL and power cut (tear {tear:?}; leader was {leader:?}), dark for {:?}",
                 fault.hold
             );
-            record(history, fault, Phase::Start, &targets, &[], detail);
+            // Recorded once the nodes are dark, not before: a submission that commits on nodes
+            // the kill loop has not reached yet is not a recovery, and would make the kind's
+            // unavailability look like a few milliseconds.
             if let Err(e) = cluster.power_cut(&targets, tear) {
                 eprintln!("chaos: power cut of {targets:?}: {e:#}");
             }
+            record(history, fault, Phase::Start, &targets, &[], detail);
             tokio::time::sleep(fault.hold).await;
             for &id in &targets {
                 if let Err(e) = cluster.start_node(id) {
