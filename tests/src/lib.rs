@@ -849,6 +849,27 @@ impl Cluster {
         .await
     }
 
+    /// A leader every running node agrees on, with the term they agree on: an election that has
+    /// settled. Right after a cluster starts, two nodes can both campaign in the first term and
+    /// the first leader may step down for a second election a moment later; a test that compares
+    /// the leader or the term before and after something must start from a settled one.
+    pub async fn wait_for_settled_leader(&self, limit: Duration) -> (u64, u64) {
+        wait_for("a leader every running node agrees on", limit, || async {
+            let mut seen = None;
+            for id in self.running() {
+                let s = self.status(id).await?;
+                if s.leader == 0 || seen.is_some_and(|agreed| agreed != (s.leader, s.term)) {
+                    return None;
+                }
+                seen = Some((s.leader, s.term));
+            }
+            let (leader, term) = seen?;
+            let ls = self.status(leader).await?;
+            (ls.state == "Leader" && ls.term == term).then_some((leader, term))
+        })
+        .await
+    }
+
     pub async fn get_message(&self, node: u64, id: &str) -> Option<GetMessageResponse> {
         let mut client = self.messaging(node).await?;
         client

@@ -228,8 +228,9 @@ async fn a_peer_whose_identity_is_not_a_member_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_with_another_clusters_certificates_cannot_join() {
     let cluster = Cluster::start(Options::default());
-    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let term = cluster.status(leader).await.expect("status").term;
+    let (leader, term) = cluster
+        .wait_for_settled_leader(Duration::from_secs(30))
+        .await;
 
     // Node 4 of cluster "other" (its own CA) names the three members and itself as peers and
     // starts with --bootstrap: it initialises and asks the members for votes.
