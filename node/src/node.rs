@@ -101,6 +101,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         // be re-added and does not vote: `herald_raft::admission`). The leader must start its
         // replication over instead of treating the shorter log as a bug.
         allow_log_reversion: Some(true),
+        // A leader that restarts must win an election again rather than resume at once: a
+        // resumed leader's commit index comes from storage, where it is not fsynced, so after a
+        // power loss its read index could lie below writes it had acknowledged, and a follower
+        // reading through it would call an acknowledged message unknown. An elected leader
+        // commits a fresh entry of its own term first, and its read index covers everything.
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate()?);

@@ -607,7 +607,15 @@ const NOT_LEADER_REPLY: &str = "not the leader";
 pub async fn read_index_local(raft: &Raft) -> Result<u64, ProposeError> {
     use openraft::errors::LinearizableReadError;
     match raft.get_read_log_id(openraft::ReadPolicy::ReadIndex).await {
-        Ok((read, _applied)) => Ok(read.log_id().index),
+        // Never below the leader's last log entry either: every acknowledged write is in the
+        // leader's log (a leader holds every committed entry), whatever the commit index it
+        // happens to know, so a reader that waits for this much can miss none of them. The
+        // entries above the commit index commit within a round under a live leader.
+        Ok((read, _applied)) => {
+            use openraft::async_runtime::WatchReceiver as _;
+            let last = raft.metrics().borrow_watched().last_log_index.unwrap_or(0);
+            Ok(read.log_id().index.max(last))
+        }
         Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
             Err(ProposeError::NotLeader {
                 leader: f.leader_id,
