@@ -76,11 +76,18 @@ impl NodeContext {
         self.is_stopping() || self.reader.links().is_ok_and(|t| t.is_drained(self.id()))
     }
 
-    /// Refuses a write while this node's disk is below its reserve (`crate::disk_space`).
-    pub fn check_disk(&self) -> Result<(), crate::service::error::ServiceError> {
+    /// The service layer's one way to write: proposes `events`, unless this node's disk is below
+    /// its reserve (`crate::disk_space`), in which case nothing is proposed and the caller is told
+    /// why (UNAVAILABLE naming the node, the free bytes and the reserve). Every operation that
+    /// writes goes through here, so none can forget the check.
+    pub async fn propose(
+        &self,
+        events: Vec<herald_raft::events::Event>,
+    ) -> Result<Vec<herald_raft::types::EventOutcome>, crate::service::error::ServiceError> {
         self.disk
             .check()
-            .map_err(|low| crate::service::error::ServiceError::Unavailable(low.to_string()))
+            .map_err(|low| crate::service::error::ServiceError::Unavailable(low.to_string()))?;
+        Ok(self.proposer.propose(events).await?)
     }
 
     pub fn set_link_connected(&self, link: &str, connected: bool) {

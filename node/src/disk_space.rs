@@ -51,6 +51,8 @@ pub struct DiskSpace {
     dir: PathBuf,
     reserve: u64,
     free: AtomicU64,
+    /// The filesystem's size at the last measurement (0 before the first).
+    total: AtomicU64,
     low: AtomicBool,
 }
 
@@ -62,6 +64,7 @@ impl DiskSpace {
             dir: dir.to_path_buf(),
             reserve,
             free: AtomicU64::new(u64::MAX),
+            total: AtomicU64::new(0),
             low: AtomicBool::new(false),
         });
         space.measure();
@@ -86,17 +89,27 @@ impl DiskSpace {
         self.free.load(Ordering::SeqCst)
     }
 
-    /// Reads the filesystem's free space (for unprivileged writers: `f_bavail`) and records it.
-    /// Returns whether the state changed. A failed statvfs keeps the last state: it says
-    /// nothing about the space.
+    /// The filesystem's size at the last measurement (0 before the first succeeded).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// Reads the filesystem's free space (for unprivileged writers: `f_bavail`) and size, and
+    /// records them: the one measurement both the write refusals and the disk gauges of
+    /// `/metrics` read. Returns whether the low/not-low state changed. A failed statvfs keeps
+    /// the last state: it says nothing about the space.
     pub fn measure(&self) -> bool {
-        let free = match rustix::fs::statvfs(&self.dir) {
-            Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
+        let (free, total) = match rustix::fs::statvfs(&self.dir) {
+            Ok(st) => (
+                st.f_bavail.saturating_mul(st.f_frsize),
+                st.f_blocks.saturating_mul(st.f_frsize),
+            ),
             Err(e) => {
                 tracing::warn!("statvfs of {}: {e}", self.dir.display());
                 return false;
             }
         };
+        self.total.store(total, Ordering::SeqCst);
         self.record(free)
     }
 

@@ -48,14 +48,11 @@ pub fn refresh(ctx: &NodeContext) {
     ] {
         m.rocksdb_size.with_label_values(&[kind]).set(gauge(v));
     }
-    match rustix::fs::statvfs(&ctx.config.data_dir) {
-        Ok(st) => {
-            m.disk_free
-                .set(gauge(st.f_bavail.saturating_mul(st.f_frsize)));
-            m.disk_total
-                .set(gauge(st.f_blocks.saturating_mul(st.f_frsize)));
-        }
-        Err(e) => tracing::warn!("metrics: statvfs of {}: {e}", ctx.config.data_dir.display()),
+    // The disk watcher's last measurement (every 250 ms), the one the write refusals act on.
+    let total = ctx.disk.total();
+    if total > 0 {
+        m.disk_free.set(gauge(ctx.disk.free()));
+        m.disk_total.set(gauge(total));
     }
     if let Some(tls) = &ctx.tls {
         let loaded = tls.current();

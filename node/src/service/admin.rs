@@ -68,8 +68,7 @@ pub async fn set_policy(
         }),
     )
     .by(caller.principal());
-    ctx.check_disk()?;
-    let outcomes = ctx.proposer.propose(vec![event]).await?;
+    let outcomes = ctx.propose(vec![event]).await?;
     match outcomes.first() {
         Some(EventOutcome::Applied) => Ok(version),
         Some(EventOutcome::Ignored { reason }) => Err(ServiceError::Conflict(format!(
@@ -121,8 +120,7 @@ pub async fn drain(
         Kind::NodeDrain(NodeDrainChanged { node, drained }),
     )
     .by(caller.principal());
-    ctx.check_disk()?;
-    ctx.proposer.propose(vec![event]).await?;
+    ctx.propose(vec![event]).await?;
     let applied_here = || {
         ctx.reader
             .links()

@@ -98,7 +98,6 @@ pub async fn take(ctx: &Ctx, caller: &Caller) -> Result<TakenBackup, ServiceErro
         }),
     )
     .by(caller.principal());
-    ctx.check_disk()?;
-    ctx.proposer.propose(vec![event]).await?;
+    ctx.propose(vec![event]).await?;
     Ok(taken)
 }

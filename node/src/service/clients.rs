@@ -71,8 +71,7 @@ async fn propose(
         .into_iter()
         .map(|k| Event::new(now, k).by(caller.principal()))
         .collect();
-    ctx.check_disk()?;
-    let outcomes = ctx.proposer.propose(events).await?;
+    let outcomes = ctx.propose(events).await?;
     for outcome in outcomes {
         match outcome {
             EventOutcome::Applied => {}

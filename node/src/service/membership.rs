@@ -338,8 +338,7 @@ async fn audit(
         }),
     )
     .by(caller.principal());
-    ctx.check_disk()?;
-    ctx.proposer.propose(vec![event]).await?;
+    ctx.propose(vec![event]).await?;
     Ok(())
 }
 

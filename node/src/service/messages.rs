@@ -128,8 +128,7 @@ pub async fn cancel(
         Kind::Canceled(MessageCanceled { message_id: id }),
     )
     .by(caller.principal());
-    ctx.check_disk()?;
-    let outcomes = ctx.proposer.propose(vec![event]).await?;
+    let outcomes = ctx.propose(vec![event]).await?;
     match outcomes.first() {
         Some(EventOutcome::Applied) => {
             tracing::info!(

@@ -126,8 +126,7 @@ async fn submit_one(
         Some(Kind::Submitted(s)) => (s.link.clone(), s.route.clone()),
         _ => Default::default(),
     };
-    ctx.check_disk()?;
-    let outcomes = ctx.proposer.propose(vec![event]).await?;
+    let outcomes = ctx.propose(vec![event]).await?;
     let outcome = outcomes.into_iter().next().ok_or_else(|| {
         ServiceError::Internal("a committed submission came back without an outcome".into())
     })?;
@@ -201,8 +200,7 @@ async fn submit_many(
     if !events.is_empty() {
         admit(ctx, &policy, caller, events.len() as u32)?;
         let proposed = events.len();
-        ctx.check_disk()?;
-        let outcomes = ctx.proposer.propose(events).await?;
+        let outcomes = ctx.propose(events).await?;
         if outcomes.len() != proposed {
             // Committed, but which message is which cannot be told: the whole call fails, so
             // that no committed message reads as refused (and is retried without its key).

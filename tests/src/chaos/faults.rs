@@ -375,6 +375,22 @@ fn record(
     });
 }
 
+/// A random follower of `leader` (any node when there is none known).
+fn follower(rng: &mut StdRng, ids: &[u64], leader: Option<u64>) -> Option<u64> {
+    let followers: Vec<u64> = ids.iter().copied().filter(|i| Some(*i) != leader).collect();
+    followers.choose(rng).copied()
+}
+
+/// The leader or a random follower, half each: the storage faults hit both roles, which fail
+/// differently (a leader must hand over or stop; a follower only falls behind).
+fn leader_or_follower(rng: &mut StdRng, ids: &[u64], leader: Option<u64>) -> Option<u64> {
+    if rng.gen_bool(0.5) {
+        leader.or_else(|| ids.choose(rng).copied())
+    } else {
+        follower(rng, ids, leader)
+    }
+}
+
 fn tracing_line(fault: &ScheduledFault, phase: Phase, nodes: &[u64], detail: &str) {
     eprintln!(
         "chaos: fault {} {} {:?} nodes {nodes:?} {detail}",
@@ -396,11 +412,7 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
         | FaultKind::KillLinkHolder => {
             let target = match fault.kind {
                 FaultKind::KillLeader => leader.or_else(|| pick(&mut rng, &ids)),
-                FaultKind::KillFollower => {
-                    let followers: Vec<u64> =
-                        ids.iter().copied().filter(|i| Some(*i) != leader).collect();
-                    pick(&mut rng, &followers)
-                }
+                FaultKind::KillFollower => follower(&mut rng, &ids, leader),
                 FaultKind::KillLinkHolder => {
                     let holders = cluster.link_holders().await;
                     pick(&mut rng, &holders).or_else(|| pick(&mut rng, &ids))
@@ -603,13 +615,7 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
             );
         }
         FaultKind::DiskFull => {
-            let target = if rng.gen_bool(0.5) {
-                leader.or_else(|| pick(&mut rng, &ids))
-            } else {
-                let followers: Vec<u64> =
-                    ids.iter().copied().filter(|i| Some(*i) != leader).collect();
-                pick(&mut rng, &followers)
-            };
+            let target = leader_or_follower(&mut rng, &ids, leader);
             let Some(target) = target else { return };
             let Some(fs) = cluster.filesystem(target) else {
                 return;
@@ -661,13 +667,7 @@ async fn inject(cluster: &ChaosCluster, history: &History, fault: &ScheduledFaul
             record(history, fault, Phase::End, &[target], &[], end);
         }
         FaultKind::FsyncEio => {
-            let target = if rng.gen_bool(0.5) {
-                leader.or_else(|| pick(&mut rng, &ids))
-            } else {
-                let followers: Vec<u64> =
-                    ids.iter().copied().filter(|i| Some(*i) != leader).collect();
-                pick(&mut rng, &followers)
-            };
+            let target = leader_or_follower(&mut rng, &ids, leader);
             let Some(target) = target else { return };
             let Some(fs) = cluster.filesystem(target) else {
                 return;
